@@ -1,0 +1,18 @@
+# The two commands the README opens with, plus helpers. Each installs what it needs.
+.PHONY: demo test lint bench
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+lint:
+	scripts/bootstrap.sh
+	.venv/bin/ruff check lbctl providers tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+bench:
+	scripts/bootstrap.sh
+	.venv/bin/python bench/sandbox_api.py

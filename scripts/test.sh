@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is needed, lint, type-check, layer contracts, tests.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k watch).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/bootstrap.sh
+V="$ROOT/.venv/bin"
+echo "== ruff";          "$V/ruff" check lbctl providers tests bench
+echo "== mypy --strict"; "$V/mypy"
+echo "== import-linter"; "$V/lint-imports"
+echo "== pytest"
+"$V/pytest" -n 2 --dist loadfile "$@"
