@@ -1,0 +1,1 @@
+"""lbctl: LoadBalancer Services made real on AWS, GCP, Azure and bare metal."""
