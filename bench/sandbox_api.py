@@ -1,0 +1,167 @@
+"""Benchmark of the sandbox API server (issue 2): prints figures, asserts nothing.
+
+Starts `lbctl sandbox` as its own process (so its RSS is its own), opens 3 watchers on
+services, creates N ClusterIP Services from several concurrent HTTP clients, and reports:
+creates/s, watch delivery latency (create sent -> event received at each watcher) p50/p99,
+time to list 10,000 objects (raw JSON, in one call and in pages of 500, and through the official
+Python client), and the server's RSS before and after.
+
+    .venv/bin/python bench/sandbox_api.py [--services 5000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import psutil
+import yaml
+from kubernetes import client, config
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _watch(session: aiohttp.ClientSession, url: str, rv: str, want: int,
+                 seen: dict[str, float], ready: asyncio.Event) -> None:
+    params = {"watch": "true", "resourceVersion": rv, "timeoutSeconds": "600"}
+    async with session.get(f"{url}/api/v1/namespaces/bench/services", params=params) as resp:
+        ready.set()
+        buf = b""
+        async for chunk in resp.content.iter_any():
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            now = time.perf_counter()
+            for line in lines:
+                event = orjson.loads(line)
+                if event["type"] == "ADDED":
+                    seen[event["object"]["metadata"]["name"]] = now
+            if len(seen) >= want:
+                return
+
+
+async def _create_all(session: aiohttp.ClientSession, url: str, names: list[str],
+                      concurrency: int, sent: dict[str, float]) -> None:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for name in names:
+        queue.put_nowait(name)
+
+    async def worker() -> None:
+        while not queue.empty():
+            name = queue.get_nowait()
+            body = {"apiVersion": "v1", "kind": "Service", "metadata": {
+                "name": name, "labels": {"app": name}},
+                "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
+            sent[name] = time.perf_counter()
+            async with session.post(f"{url}/api/v1/namespaces/bench/services",
+                                    data=orjson.dumps(body)) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"create {name}: {resp.status} {await resp.text()}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _run(url: str, token: str, services: int, concurrency: int) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        await session.post(f"{url}/api/v1/namespaces", data=orjson.dumps(
+            {"metadata": {"name": "bench"}}))
+        async with session.get(f"{url}/api/v1/namespaces/bench/services") as resp:
+            rv = (await resp.json())["metadata"]["resourceVersion"]
+        seen = [dict[str, float]() for _ in range(3)]
+        ready = [asyncio.Event() for _ in range(3)]
+        watchers = [asyncio.create_task(_watch(session, url, rv, services, s, r))
+                    for s, r in zip(seen, ready, strict=True)]
+        for r in ready:
+            await r.wait()
+        names = [f"svc-{i:05d}" for i in range(services)]
+        sent: dict[str, float] = {}
+        t0 = time.perf_counter()
+        await _create_all(session, url, names, concurrency, sent)
+        elapsed = time.perf_counter() - t0
+        await asyncio.wait_for(asyncio.gather(*watchers), 120)
+        out["creates_per_s"] = services / elapsed
+        lat = [(s[n] - sent[n]) * 1000 for s in seen for n in names]
+        out["watch_p50_ms"] = statistics.median(lat)
+        out["watch_p99_ms"] = _quantile(lat, 0.99)
+        # Fill up to 10,000 objects of one type, then list them.
+        more = [f"svc-{i:05d}" for i in range(services, 10_000)]
+        await _create_all(session, url, more, concurrency, {})
+        t0 = time.perf_counter()
+        async with session.get(f"{url}/api/v1/namespaces/bench/services") as resp:
+            body = await resp.read()
+        out["list_10k_raw_s"] = time.perf_counter() - t0
+        out["list_10k_items"] = len(orjson.loads(body)["items"])
+        t0 = time.perf_counter()
+        token_ = ""
+        count = 0
+        while True:
+            params = {"limit": "500", **({"continue": token_} if token_ else {})}
+            async with session.get(f"{url}/api/v1/namespaces/bench/services",
+                                   params=params) as resp:
+                page = await resp.json()
+            count += len(page["items"])
+            token_ = page["metadata"].get("continue", "")
+            if not token_:
+                break
+        out["list_10k_paged_s"] = time.perf_counter() - t0
+        out["list_10k_paged_items"] = count
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        kc = Path(tmp) / "kc"
+        proc = subprocess.Popen([sys.executable, "-m", "lbctl", "sandbox", "--nodes", "3",
+                                 "--kubeconfig", str(kc)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "ready" not in line:
+            raise SystemExit(f"sandbox did not start: {line!r}")
+        doc = yaml.safe_load(kc.read_text())
+        url = doc["clusters"][0]["cluster"]["server"]
+        token = doc["users"][0]["user"]["token"]
+        server = psutil.Process(proc.pid)
+        rss0 = server.memory_info().rss / 2**20
+        try:
+            figures = asyncio.run(_run(url, token, args.services, args.concurrency))
+            rss1 = server.memory_info().rss / 2**20
+            api = config.new_client_from_config(config_file=str(kc))
+            t0 = time.perf_counter()
+            items = client.CoreV1Api(api).list_namespaced_service("bench").items
+            official = time.perf_counter() - t0
+            api.close()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"sandbox API benchmark: {args.services} ClusterIP services, 3 watchers, "
+          f"{args.concurrency} concurrent creators")
+    print(f"  creates/s                       {figures['creates_per_s']:10.0f}")
+    print(f"  watch delivery p50 / p99 (ms)   {figures['watch_p50_ms']:10.1f} / "
+          f"{figures['watch_p99_ms']:.1f}")
+    print(f"  list {figures['list_10k_items']:.0f} services, raw JSON (s)   "
+          f"{figures['list_10k_raw_s']:10.3f}")
+    print(f"  same, pages of 500 (s)          {figures['list_10k_paged_s']:10.3f}  "
+          f"(x{figures['list_10k_paged_s'] / figures['list_10k_raw_s']:.2f} of one call)")
+    print(f"  same, official client (s)       {official:10.3f}  "
+          f"(x{official / figures['list_10k_raw_s']:.2f} of raw; {len(items)} models)")
+    print(f"  server RSS idle -> after (MiB)  {rss0:10.1f} -> {rss1:.1f}")
+
+
+if __name__ == "__main__":
+    main()

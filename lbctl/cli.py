@@ -1,0 +1,85 @@
+"""The `lbctl` command line: one entry point for the sandbox, the demo and (later) the controller.
+
+Commands print plain lines meant for people and exit non-zero with a message naming the bad
+flag or file on bad input; long-running ones stop cleanly on SIGTERM and SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from .sandbox.app import Sandbox, SandboxOptions
+from .sandbox.nodes import NodesFileError, from_file, simulated
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (port 0 picks a free one)",
+                                 param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """lbctl: LoadBalancer Services made real on AWS, GCP, Azure and bare metal."""
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:0", show_default=True,
+              help="HOST:PORT to serve on; port 0 picks a free port.")
+@click.option("--nodes", "node_count", type=int, default=3, show_default=True,
+              help="How many simulated nodes (sandbox-node-1..N on 127.0.10.1..N).")
+@click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML list of nodes (name, providerID, addresses, labels, simulate).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a kubeconfig (admin token) for this sandbox here.")
+@click.option("--token", default="", help="Admin bearer token (default: random).")
+@click.option("--bookmark-interval", type=float, default=10.0, show_default=True,
+              help="Seconds between watch bookmarks.")
+def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: Path | None,
+            token: str, bookmark_interval: float) -> None:
+    """Serve an embedded Kubernetes API (no cluster needed)."""
+    host, port = _listen(listen)
+    try:
+        nodes = from_file(nodes_file) if nodes_file else simulated(node_count)
+    except NodesFileError as exc:
+        raise click.UsageError(str(exc)) from exc
+    options = SandboxOptions(host=host, port=port, nodes=nodes, kubeconfig=kubeconfig,
+                             token=token, bookmark_interval=bookmark_interval)
+    try:
+        asyncio.run(_serve(options))
+    except OSError as exc:
+        raise click.ClickException(f"--listen {listen}: {exc.strerror or exc}") from exc
+
+
+async def _serve(options: SandboxOptions) -> None:
+    box = Sandbox(options)
+    url = await box.start()
+    where = f" kubeconfig={options.kubeconfig}" if options.kubeconfig else ""
+    click.echo(f"sandbox ready at {url} (Kubernetes v1.33, {len(options.nodes)} nodes){where}")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await box.stop()
+    click.echo("sandbox stopped")
+
+
+@main.command()
+def demo() -> None:
+    """Run the story on this machine: sandbox, nodes, Services (more with each release)."""
+    from .demo import run_demo  # noqa: PLC0415  (keeps `lbctl --help` fast)
+
+    run_demo()
+
+
+if __name__ == "__main__":
+    main()

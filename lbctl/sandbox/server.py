@@ -1,0 +1,357 @@
+"""The HTTP face of the sandbox: kube-apiserver's REST API on aiohttp.
+
+One catch-all handler parses the URL into a Target, authenticates, consults the fault hooks,
+runs the verb through the registry and writes either the object or a `Status`; every request is
+audited. Watches stream chunked JSON lines (one event per line) with bookmarks and timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import discovery, errors, schema
+from .faults import FaultConfig, Faults
+from .listing import list_objects, open_watch
+from .patch import json_patch, merge_patch, strategic_merge_patch
+from .registry import Registry
+from .requests import MAX_BODY, Target, decode_body, object_body, parse_path, patch_type, verb_of
+from .store import Obj
+from .watch import INITIAL_EVENTS_END, Watcher
+
+JSON = "application/json"
+AUDIT_NAME = web.RequestKey("audit_name", str)
+"""The created object's name (it may come from generateName), for the audit log."""
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON,
+                        headers=headers)
+
+
+def _error(err: errors.ApiError) -> web.Response:
+    return _json(err.status(), err.code, err.headers or None)
+
+
+class ApiServer:
+    """Request handling over a Registry; `app()` gives the aiohttp application."""
+
+    def __init__(self, registry: Registry, admin_token: str, *,
+                 bookmark_interval: float = 10.0, faults: Faults | None = None) -> None:
+        self.registry = registry
+        self.admin_token = admin_token
+        self.bookmark_interval = bookmark_interval
+        self.faults = faults or Faults()
+        self.watchers: set[Watcher] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_shutdown.append(self._close_watches)
+        return app
+
+    async def _close_watches(self, _app: web.Application) -> None:
+        for watcher in list(self.watchers):
+            watcher.close()
+
+    # -- entry -----------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        identity = self._authenticate(request)
+        if identity is None:
+            return _error(errors.ApiError(401, "Unauthorized", "Unauthorized"))
+        parts = [p for p in request.path.split("/") if p]
+        if parts and parts[0] == "sandbox":
+            return await self._admin(request, parts[1:])
+        static = self._static(request, parts)
+        if static is not None:
+            return static
+        target = parse_path(parts)
+        if target is None:
+            return _error(errors.no_such_resource())
+        watch = request.query.get("watch") in ("true", "1")
+        verb = verb_of(request.method, target, watch)
+        code = 200
+        try:
+            injected = self.faults.injected_error(verb, target.resource.plural)
+            if injected is not None:
+                raise injected
+            if verb == "watch":
+                return await self._watch(request, target)
+            response = await self._serve(request, target, verb)
+            code = response.status
+            return response
+        except errors.ApiError as err:
+            code = err.code
+            return _error(err)
+        finally:
+            self.faults.record(identity, verb, target.resource.plural, target.subresource,
+                               target.namespace or "", target.name or request.get(AUDIT_NAME, ""),
+                               code)
+
+    def _authenticate(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if header == f"Bearer {self.admin_token}":
+            return "admin"
+        return None
+
+    def _static(self, request: web.Request, parts: list[str]) -> web.Response | None:
+        path = "/" + "/".join(parts)
+        if path == "/version":
+            return _json(discovery.version())
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/api":
+            return _json(discovery.core_versions(request.host))
+        if path == "/apis":
+            return _json(discovery.group_list())
+        if len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.group(parts[1])
+            return _json(doc) if doc else _error(errors.no_such_resource())
+        if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+            doc = discovery.resource_list(group, version)
+            return _json(doc) if doc else _error(errors.no_such_resource())
+        return None
+
+    # -- verbs -----------------------------------------------------------------------------
+    async def _read(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise errors.too_large(MAX_BODY) from exc
+
+    async def _serve(self, request: web.Request, t: Target, verb: str) -> web.Response:
+        reg, res, q = self.registry, t.resource, request.query
+        ns = t.namespace or ""
+        if t.subresource == "scale":
+            return await self._scale(request, t, verb)
+        if verb == "get":
+            return _json(reg.get(res, ns, t.name))
+        if verb == "list":
+            return _json(list_objects(
+                reg, res, t.namespace, label=q.get("labelSelector", ""),
+                field=q.get("fieldSelector", ""), limit=_int(q, "limit"),
+                cont=q.get("continue", ""), rv=q.get("resourceVersion", ""),
+                rv_match=q.get("resourceVersionMatch", "")))
+        dry_run = q.get("dryRun") == "All"
+        if verb in ("create", "update"):
+            body = object_body(await self._read(request), request.content_type, res)
+            body, warnings = schema.decode(body, res.api_version, res.kind,
+                                           _field_validation(q))
+            headers = _warning_headers(warnings)
+            if verb == "create":
+                created = reg.create(res, ns, body, dry_run)
+                request[AUDIT_NAME] = created["metadata"]["name"]
+                return _json(created, 201, headers)
+            return _json(reg.update(res, ns, t.name, body, t.subresource, dry_run), 200, headers)
+        if verb == "patch":
+            return self._patch(t, await self._read(request), request.headers.get(
+                "Content-Type", ""), _field_validation(q))
+        if verb == "delete":
+            return _json(reg.delete(res, ns, t.name, await self._delete_options(request)))
+        if verb == "deletecollection":
+            listed = list_objects(reg, res, t.namespace, label=q.get("labelSelector", ""),
+                                  field=q.get("fieldSelector", ""))
+            options = await self._delete_options(request)
+            deleted = [reg.delete(res, o["metadata"].get("namespace", ""),
+                                  o["metadata"]["name"], options) for o in listed["items"]]
+            listed["items"] = deleted
+            return _json(listed)
+        raise errors.method_not_allowed(request.method, res.plural)
+
+    def _patch(self, t: Target, raw: bytes, content_type: str, validation: str) -> web.Response:
+        res = t.resource
+        patch = decode_body(raw, content_type)
+        kind = patch_type(content_type, patch)
+        if kind == "apply":
+            raise errors.unsupported_media_type("application/apply-patch+yaml")
+        if kind != "json" and not isinstance(patch, dict):
+            raise errors.bad_request("the patch must be a JSON object")
+        warnings: list[str] = []
+
+        def change(current: Obj) -> Obj:
+            if kind == "json":
+                patched = json_patch(current, patch)
+            elif kind == "merge":
+                patched = merge_patch(current, patch)
+            else:
+                patched = strategic_merge_patch(current, patch, res.api_version, res.kind)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce a JSON object")
+            decoded, found = schema.decode(patched, res.api_version, res.kind, validation)
+            warnings.extend(found)
+            return decoded
+
+        obj = self.registry.update_with(res, t.namespace or "", t.name, t.subresource, change)
+        return _json(obj, 200, _warning_headers(warnings))
+
+    async def _delete_options(self, request: web.Request) -> Obj:
+        raw = await self._read(request)
+        options: Obj = {}
+        if raw.strip():
+            body = decode_body(raw, request.content_type)
+            if not isinstance(body, dict):
+                raise errors.bad_request("DeleteOptions must be a JSON object")
+            options = body
+        if request.query.get("dryRun") == "All":
+            options["dryRun"] = ["All"]
+        return options
+
+    async def _scale(self, request: web.Request, t: Target, verb: str) -> web.Response:
+        """Deployments' scale subresource (autoscaling/v1 Scale)."""
+        reg, res, ns = self.registry, t.resource, t.namespace or ""
+        if verb in ("update", "patch"):
+            body = decode_body(await self._read(request), request.headers.get("Content-Type", ""))
+            current = _scale_of(reg.get(res, ns, t.name))
+            if verb == "patch":
+                body = merge_patch(current, body)
+            replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.invalid_object("Scale", "autoscaling", t.name, [errors.invalid(
+                    "spec.replicas", replicas, "must be greater than or equal to 0")])
+            reg.update_with(res, ns, t.name, "", lambda obj: {
+                **obj, "spec": {**obj.get("spec", {}), "replicas": replicas}})
+        return _json(_scale_of(reg.get(res, ns, t.name)))
+
+    # -- watch -----------------------------------------------------------------------------
+    async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        q = request.query
+        response = web.StreamResponse(headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            if self.faults.take_watch_gone():
+                raise errors.gone("too old resource version: forced by the sandbox's faults")
+            watcher = open_watch(self.registry, t.resource, t.namespace,
+                                 label=q.get("labelSelector", ""),
+                                 field=q.get("fieldSelector", ""),
+                                 rv=q.get("resourceVersion", ""),
+                                 send_initial=q.get("sendInitialEvents") == "true")
+        except errors.ApiError as err:
+            if err.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+            return response
+        self.watchers.add(watcher)
+        try:
+            await response.prepare(request)
+            await self._pump(request, response, t, watcher)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.watchers.discard(watcher)
+            self.registry.store.unsubscribe(watcher.key, watcher.offer)
+            watcher.close()
+        return response
+
+    async def _pump(self, request: web.Request, response: web.StreamResponse, t: Target,
+                    watcher: Watcher) -> None:
+        q = request.query
+        timeout = _int(q, "timeoutSeconds") or random.randint(1800, 3600)  # noqa: S311
+        deadline = time.monotonic() + timeout
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+        next_mark = time.monotonic() + self.bookmark_interval
+        outward = t.resource.store_as and t.resource.group
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or request.transport is None or request.transport.is_closing():
+                return
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), min(left, 1.0))
+            except TimeoutError:
+                if bookmarks and time.monotonic() >= next_mark:
+                    await self._bookmark(response, t, None, watcher)
+                    next_mark = time.monotonic() + self.bookmark_interval
+                continue
+            if item is None:
+                return
+            kind, obj, change = item
+            if kind == INITIAL_EVENTS_END:
+                await self._bookmark(response, t, {"k8s.io/initial-events-end": "true"}, None)
+                continue
+            if outward:
+                raw = orjson.dumps(self.registry.outward(t.resource, obj))
+            else:
+                raw = change.raw if change is not None else orjson.dumps(obj)
+            await response.write(b'{"type":"' + kind.encode() + b'","object":' + raw + b"}\n")
+
+    async def _bookmark(self, response: web.StreamResponse, t: Target,
+                        annotations: dict[str, str] | None, watcher: Watcher | None) -> None:
+        if watcher is not None and not watcher.queue.empty():
+            return  # a bookmark must never overtake events still queued for this client
+        meta: Obj = {"resourceVersion": str(self.registry.store.rv)}
+        if annotations:
+            meta["annotations"] = annotations
+        obj = {"kind": t.resource.kind, "apiVersion": t.resource.api_version, "metadata": meta}
+        await response.write(orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n")
+
+    # -- admin -----------------------------------------------------------------------------
+    async def _admin(self, request: web.Request, parts: list[str]) -> web.Response:
+        try:
+            what = "/".join(parts)
+            if what == "faults" and request.method == "GET":
+                return _json(self.faults.config.to_json())
+            if what == "faults" and request.method == "PUT":
+                self.faults.configure(FaultConfig.parse(decode_body(
+                    await self._read(request), request.content_type)))
+                return _json(self.faults.config.to_json())
+            if what == "faults/drop-watches" and request.method == "POST":
+                dropped = list(self.watchers)
+                for watcher in dropped:
+                    watcher.close()
+                return _json({"dropped": len(dropped)})
+            if what == "compact" and request.method == "POST":
+                self.registry.store.compact()
+                return _json({"compactedResourceVersion": str(self.registry.store.compacted_rv)})
+            if what == "audit" and request.method == "GET":
+                return _json({"items": list(self.faults.audit)})
+            if what == "audit" and request.method == "DELETE":
+                self.faults.audit.clear()
+                return _json({"items": []})
+            raise errors.no_such_resource()
+        except errors.ApiError as err:
+            return _error(err)
+
+
+def _int(q: Any, name: str) -> int:
+    text = q.get(name, "")
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise errors.bad_request(f"{name}: invalid value {text!r}: must be an integer") from exc
+    if value < 0:
+        raise errors.bad_request(f"{name}: must not be negative")
+    return value
+
+
+def _field_validation(q: Any) -> str:
+    value = q.get("fieldValidation", "Warn") or "Warn"
+    if value not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(f"fieldValidation: invalid value {value!r}: must be one of "
+                                 "Ignore, Warn, Strict")
+    return str(value)
+
+
+def _warning_headers(warnings: list[str]) -> dict[str, str] | None:
+    if not warnings:
+        return None
+    return {"Warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in warnings)}
+
+
+def _scale_of(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace", ""),
+                         "uid": meta["uid"], "resourceVersion": meta["resourceVersion"],
+                         "creationTimestamp": meta.get("creationTimestamp")},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}

@@ -1,0 +1,86 @@
+"""`lbctl sandbox` as a process: the design's contract (ready line, kubeconfig, /version,
+nodes, clean exit on SIGTERM), and clear errors for bad flags and files."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+pytestmark = pytest.mark.integration
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "sandbox", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def test_sandbox_process_contract(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    proc, line = _start(["--listen", "127.0.0.1:0", "--nodes", "2",
+                         "--kubeconfig", str(kubeconfig)])
+    try:
+        assert "ready" in line and "http://127.0.0.1:" in line
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        version = client.VersionApi(api).get_code()
+        assert (version.major, version.minor) == ("1", "33")
+        nodes = [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
+        assert nodes == ["sandbox-node-1", "sandbox-node-2"]
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+        api.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+
+
+def test_nodes_file(tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(
+        "nodes:\n"
+        "- name: ip-10-0-1-5\n"
+        "  providerID: aws:///us-east-1a/i-0abc\n"
+        "  addresses: [{type: InternalIP, address: 10.0.1.5}]\n"
+        "  labels: {topology.kubernetes.io/zone: us-east-1a}\n"
+        "  simulate: false\n")
+    kubeconfig = tmp_path / "kc"
+    proc, line = _start(["--nodes-file", str(nodes), "--kubeconfig", str(kubeconfig)])
+    try:
+        assert "ready" in line
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        node = client.CoreV1Api(api).read_node("ip-10-0-1-5")
+        assert node.spec.provider_id == "aws:///us-east-1a/i-0abc"
+        assert node.status.addresses[0].address == "10.0.1.5"
+        assert node.metadata.labels["topology.kubernetes.io/zone"] == "us-east-1a"
+        api.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(("args", "content", "needle"), [
+    (["--listen", "nonsense"], None, "--listen"),
+    ([], "nodes:\n- providerID: x\n", "nodes[0].name"),
+    ([], "nodes:\n- {name: a, simulate: maybe}\n", "nodes[0].simulate"),
+    ([], "nodes:\n- {name: a}\n- {name: a}\n", "duplicate node name"),
+    ([], "nodes: [\n", "nodes.yaml"),
+])
+def test_bad_flags_and_files(tmp_path: Path, args: list[str], content: str | None,
+                             needle: str) -> None:
+    if content is not None:
+        (tmp_path / "nodes.yaml").write_text(content)
+        args = [*args, "--nodes-file", str(tmp_path / "nodes.yaml")]
+    proc = subprocess.run([sys.executable, "-m", "lbctl", "sandbox", *args],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
