@@ -8,6 +8,7 @@ were at the first page's resourceVersion, which the `continue` token carries, or
 from __future__ import annotations
 
 import base64
+import bisect
 import binascii
 from collections.abc import Callable
 
@@ -100,7 +101,7 @@ def list_objects(reg: Registry, res: Resource, ns: str | None, *, label: str = "
             raise errors.gone(f"too old resource version: {at} ({store.compacted_rv})")
         pairs = sorted((k, o) for k, o in snap.items() if ns is None or k[0] == ns)
     if start is not None:
-        pairs = [(k, o) for k, o in pairs if k > start]
+        pairs = pairs[bisect.bisect_right(pairs, start, key=lambda pair: pair[0]):]
     picked: list[Obj] = []
     last: Key | None = None
     more = False
@@ -115,7 +116,7 @@ def list_objects(reg: Registry, res: Resource, ns: str | None, *, label: str = "
     token = _encode_continue(at, last) if more and last is not None else ""
     remaining = None
     if more and not label and not field and last is not None:
-        remaining = sum(1 for k, _ in pairs if k > last)
+        remaining = len(pairs) - bisect.bisect_right(pairs, last, key=lambda pair: pair[0])
     return list_object(res, picked, at, token, remaining)
 
 

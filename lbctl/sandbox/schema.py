@@ -12,6 +12,7 @@ Stored form, as the Go round trip leaves it: `null` struct fields are dropped; `
 list items become their zero value ("" for strings); timestamps are normalised to UTC seconds
 (`v1.Time`) or microseconds (`v1.MicroTime`); numeric quantities become strings.
 
+`decode_patched` is the same for the result of a PATCH, whose failures upstream words differently.
 `validate_full` is the slow, complete check (jsonschema via kubernetes-validate), for tests.
 """
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any
 
 import orjson
@@ -22,7 +21,8 @@ from .patch import json_patch, merge_patch, strategic_merge_patch
 from .registry import Registry
 from .requests import MAX_BODY, Target, decode_body, object_body, parse_path, patch_type, verb_of
 from .store import Obj
-from .watch import INITIAL_EVENTS_END, Watcher
+from .watch import Watcher
+from .watch_stream import WatchStream
 
 JSON = "application/json"
 AUDIT_NAME = web.RequestKey("audit_name", str)
@@ -240,7 +240,11 @@ class ApiServer:
         self.watchers.add(watcher)
         try:
             await response.prepare(request)
-            await self._pump(request, response, t, watcher)
+            timeout = _int(q, "timeoutSeconds") or random.randint(1800, 3600)  # noqa: S311
+            stream = WatchStream(self.registry, t, watcher, response, timeout=timeout,
+                                 bookmarks=q.get("allowWatchBookmarks") == "true",
+                                 bookmark_interval=self.bookmark_interval)
+            await stream.run(request)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -248,47 +252,6 @@ class ApiServer:
             self.registry.store.unsubscribe(watcher.key, watcher.offer)
             watcher.close()
         return response
-
-    async def _pump(self, request: web.Request, response: web.StreamResponse, t: Target,
-                    watcher: Watcher) -> None:
-        q = request.query
-        timeout = _int(q, "timeoutSeconds") or random.randint(1800, 3600)  # noqa: S311
-        deadline = time.monotonic() + timeout
-        bookmarks = q.get("allowWatchBookmarks") == "true"
-        next_mark = time.monotonic() + self.bookmark_interval
-        outward = t.resource.store_as and t.resource.group
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or request.transport is None or request.transport.is_closing():
-                return
-            try:
-                item = await asyncio.wait_for(watcher.queue.get(), min(left, 1.0))
-            except TimeoutError:
-                if bookmarks and time.monotonic() >= next_mark:
-                    await self._bookmark(response, t, None, watcher)
-                    next_mark = time.monotonic() + self.bookmark_interval
-                continue
-            if item is None:
-                return
-            kind, obj, change = item
-            if kind == INITIAL_EVENTS_END:
-                await self._bookmark(response, t, {"k8s.io/initial-events-end": "true"}, None)
-                continue
-            if outward:
-                raw = orjson.dumps(self.registry.outward(t.resource, obj))
-            else:
-                raw = change.raw if change is not None else orjson.dumps(obj)
-            await response.write(b'{"type":"' + kind.encode() + b'","object":' + raw + b"}\n")
-
-    async def _bookmark(self, response: web.StreamResponse, t: Target,
-                        annotations: dict[str, str] | None, watcher: Watcher | None) -> None:
-        if watcher is not None and not watcher.queue.empty():
-            return  # a bookmark must never overtake events still queued for this client
-        meta: Obj = {"resourceVersion": str(self.registry.store.rv)}
-        if annotations:
-            meta["annotations"] = annotations
-        obj = {"kind": t.resource.kind, "apiVersion": t.resource.api_version, "metadata": meta}
-        await response.write(orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n")
 
     # -- admin -----------------------------------------------------------------------------
     async def _admin(self, request: web.Request, parts: list[str]) -> web.Response:
