@@ -127,9 +127,10 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:  # Go omits an empty reason (e.g. raw internal errors)
+            body["reason"] = self.reason
         if self.details:
             body["details"] = self.details
         return body

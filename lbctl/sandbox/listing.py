@@ -8,8 +8,8 @@ were at the first page's resourceVersion, which the `continue` token carries, or
 from __future__ import annotations
 
 import base64
-import bisect
 import binascii
+import bisect
 from collections.abc import Callable
 
 import orjson

@@ -21,6 +21,7 @@ from .patch import json_patch, merge_patch, strategic_merge_patch
 from .registry import Registry
 from .requests import MAX_BODY, Target, decode_body, object_body, parse_path, patch_type, verb_of
 from .store import Obj
+from .strategic_merge_lists import go_format
 from .watch import Watcher
 from .watch_stream import WatchStream
 
@@ -170,8 +171,6 @@ class ApiServer:
         kind = patch_type(content_type, patch)
         if kind == "apply":
             raise errors.unsupported_media_type("application/apply-patch+yaml")
-        if kind != "json" and not isinstance(patch, dict):
-            raise errors.bad_request("the patch must be a JSON object")
         warnings: list[str] = []
 
         def change(current: Obj) -> Obj:
@@ -183,7 +182,11 @@ class ApiServer:
                 patched = strategic_merge_patch(current, patch, res.api_version, res.kind)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce a JSON object")
-            decoded, found = schema.decode(patched, res.api_version, res.kind, validation)
+            # Upstream names the patch in a decode failure: the patched JSON, or for a
+            # strategic merge patch Go's rendering of the patch itself.
+            shown = go_format(patch) if kind == "strategic" else orjson.dumps(patched).decode()
+            decoded, found = schema.decode_patched(patched, res.api_version, res.kind,
+                                                   validation, shown)
             warnings.extend(found)
             return decoded
 
