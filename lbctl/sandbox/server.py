@@ -26,6 +26,7 @@ from .watch import Watcher
 from .watch_stream import WatchStream
 
 JSON = "application/json"
+ANONYMOUS = "system:anonymous"
 AUDIT_NAME = web.RequestKey("audit_name", str)
 """The created object's name (it may come from generateName), for the audit log."""
 
@@ -43,8 +44,10 @@ class ApiServer:
     """Request handling over a Registry; `app()` gives the aiohttp application."""
 
     def __init__(self, registry: Registry, admin_token: str, *,
-                 bookmark_interval: float = 10.0, faults: Faults | None = None) -> None:
+                 bookmark_interval: float = 10.0, faults: Faults | None = None,
+                 anonymous_is_admin: bool = True) -> None:
         self.registry = registry
+        self.anonymous_is_admin = anonymous_is_admin
         self.admin_token = admin_token
         self.bookmark_interval = bookmark_interval
         self.faults = faults or Faults()
@@ -95,7 +98,15 @@ class ApiServer:
                                code)
 
     def _authenticate(self, request: web.Request) -> str | None:
+        """The caller's identity, or None for a bad credential (401).
+
+        A presented bearer token must be valid. With no credential at all the caller is
+        `system:anonymous`; on plain HTTP it acts with full rights, like kube-apiserver's old
+        insecure port, because kubectl never sends credentials over plain HTTP.
+        """
         header = request.headers.get("Authorization", "")
+        if not header:
+            return ANONYMOUS if self.anonymous_is_admin else None
         if header == f"Bearer {self.admin_token}":
             return "admin"
         return None

@@ -98,10 +98,17 @@ def test_bad_query_parameters(admin: Admin, ns: str) -> None:
     assert status == 400 and "fieldValidation" in body["message"]
 
 
-def test_unauthenticated_is_401(sandbox: Any) -> None:
+def test_bad_token_is_401_and_no_token_is_the_insecure_port(sandbox: Any) -> None:
+    import json
     import urllib.error
     import urllib.request
 
+    req = urllib.request.Request(sandbox.url + "/api/v1/namespaces",
+                                 headers={"Authorization": "Bearer wrong"})
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(sandbox.url + "/api/v1/namespaces", timeout=10)
+        urllib.request.urlopen(req, timeout=10)
     assert info.value.code == 401
+    assert json.loads(info.value.read())["reason"] == "Unauthorized"
+    # kubectl sends no credentials over plain HTTP: served like kube's old insecure port.
+    with urllib.request.urlopen(sandbox.url + "/api/v1/namespaces", timeout=10) as resp:
+        assert resp.status == 200
