@@ -57,9 +57,7 @@ class Sandbox:
         """What a fresh cluster has: system namespaces, the kubernetes Service, the nodes."""
         ns_res = by_key("namespaces")
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self.registry.create(ns_res, "", {"metadata": {"name": name},
-                                              "spec": {"finalizers": ["kubernetes"]},
-                                              "status": {"phase": "Active"}})
+            self.registry.create(ns_res, "", {"metadata": {"name": name}})
         self.registry.create(by_key("services"), "default", {
             "metadata": {"name": "kubernetes", "labels": {
                 "component": "apiserver", "provider": "kubernetes"}},

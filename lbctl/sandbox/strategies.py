@@ -54,10 +54,35 @@ class NodeStrategy:
         return None
 
 
+class NamespaceStrategy:
+    """Namespaces start Active with the `kubernetes` finalizer (the namespace controller's)."""
+
+    def create(self, res: Resource, obj: Obj, problems: list[FieldError],
+               dry_run: bool) -> Obj:
+        refuse(res, obj, problems)
+        spec = dict(obj.get("spec") or {})
+        spec.setdefault("finalizers", ["kubernetes"])
+        return {**obj, "spec": spec, "status": {"phase": "Active"}}
+
+    def update(self, res: Resource, old: Obj, new: Obj, problems: list[FieldError],
+               dry_run: bool) -> Obj:
+        refuse(res, new, problems)
+        return {**new, "spec": old.get("spec", {})}  # spec.finalizers change only via /finalize
+
+    def update_status(self, res: Resource, old: Obj, new: Obj,
+                      problems: list[FieldError]) -> Obj:
+        refuse(res, new, problems)
+        return new
+
+    def release(self, res: Resource, obj: Obj) -> None:
+        return None
+
+
 def default_strategies(service_cidr: str = "10.96.0.0/12",
                        node_port_range: tuple[int, int] = (30000, 32767)) -> dict[str, Strategy]:
     return {
         "services": ServiceStrategy(ServiceAdmission(service_cidr=service_cidr,
                                                      node_port_range=node_port_range)),
         "nodes": NodeStrategy(),
+        "namespaces": NamespaceStrategy(),
     }

@@ -102,7 +102,9 @@ def test_delete_preconditions(core: client.CoreV1Api, ns: str) -> None:
 
 
 def test_namespace_delete_empties_then_removes(core: client.CoreV1Api) -> None:
-    core.create_namespace({"metadata": {"name": "doomed"}})
+    created = core.create_namespace({"metadata": {"name": "doomed"}})
+    assert created.status.phase == "Active"
+    assert created.spec.finalizers == ["kubernetes"]
     core.create_namespaced_config_map("doomed", {"metadata": {"name": "c"}})
     core.delete_namespace("doomed")
     with pytest.raises(ApiException) as info:
