@@ -7,7 +7,10 @@ so a resource added there is discoverable without more code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .resources import RESOURCES, Resource, group_versions
 
@@ -77,3 +80,44 @@ def resource_list(group_name: str, version_name: str) -> dict[str, Any] | None:
     entries = [e for r in found for e in _entries(r)]
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
             "resources": entries}
+
+
+@dataclass(frozen=True)
+class Document:
+    """A non-resource answer: status, content type and the encoded body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+def _json_doc(doc: dict[str, Any] | None) -> Document:
+    if doc is None:
+        return Document(404, "application/json", orjson.dumps(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": "the server could not find the requested resource",
+             "reason": "NotFound", "details": {}, "code": 404}))
+    return Document(200, "application/json", orjson.dumps(doc))
+
+
+def document(parts: list[str], accept: str, host: str) -> Document | None:
+    """The document at a non-resource path, or None when the path names a resource.
+
+    `accept` is the request's Accept header (clients ask for aggregated discovery or protobuf
+    OpenAPI through it).
+    """
+    path = "/" + "/".join(parts)
+    if path == "/version":
+        return _json_doc(version())
+    if path in ("/healthz", "/readyz", "/livez"):
+        return Document(200, "text/plain", b"ok")
+    if path == "/api":
+        return _json_doc(core_versions(host))
+    if path == "/apis":
+        return _json_doc(group_list())
+    if len(parts) == 2 and parts[0] == "apis":
+        return _json_doc(group(parts[1]))
+    if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
+        group_name, version_name = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+        return _json_doc(resource_list(group_name, version_name))
+    return None

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 ZONES = ("sandbox-zone-a", "sandbox-zone-b", "sandbox-zone-c")
+SIMULATED = "sandbox.lbctl.io/simulated"
+"""Node annotation: "true" when the sandbox serves this node's traffic (kube-proxy role)."""
 
 
 class NodesFileError(ValueError):
@@ -102,7 +104,8 @@ def node_object(spec: NodeSpec) -> dict[str, Any]:
               "kubernetes.io/arch": "amd64", **spec.labels}
     node: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": spec.name, "labels": labels},
+        "metadata": {"name": spec.name, "labels": labels,
+                     "annotations": {SIMULATED: "true" if spec.simulate else "false"}},
         "spec": {},
         "status": {
             "addresses": [{"type": t, "address": a} for t, a in spec.addresses],

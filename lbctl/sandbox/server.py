@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import discovery, errors, schema
+from . import discovery, errors, negotiation, schema
 from .faults import FaultConfig, Faults
 from .listing import list_objects, open_watch
 from .patch import json_patch, merge_patch, strategic_merge_patch
@@ -112,23 +112,11 @@ class ApiServer:
         return None
 
     def _static(self, request: web.Request, parts: list[str]) -> web.Response | None:
-        path = "/" + "/".join(parts)
-        if path == "/version":
-            return _json(discovery.version())
-        if path in ("/healthz", "/readyz", "/livez"):
-            return web.Response(text="ok")
-        if path == "/api":
-            return _json(discovery.core_versions(request.host))
-        if path == "/apis":
-            return _json(discovery.group_list())
-        if len(parts) == 2 and parts[0] == "apis":
-            doc = discovery.group(parts[1])
-            return _json(doc) if doc else _error(errors.no_such_resource())
-        if (len(parts) == 2 and parts[0] == "api") or (len(parts) == 3 and parts[0] == "apis"):
-            group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
-            doc = discovery.resource_list(group, version)
-            return _json(doc) if doc else _error(errors.no_such_resource())
-        return None
+        """Non-resource paths: version, health, discovery, OpenAPI."""
+        doc = discovery.document(parts, request.headers.get("Accept", ""), request.host)
+        if doc is None:
+            return None
+        return web.Response(body=doc.body, status=doc.status, content_type=doc.content_type)
 
     # -- verbs -----------------------------------------------------------------------------
     async def _read(self, request: web.Request) -> bytes:
@@ -142,14 +130,15 @@ class ApiServer:
         ns = t.namespace or ""
         if t.subresource == "scale":
             return await self._scale(request, t, verb)
+        accept = request.headers.get("Accept", "")
         if verb == "get":
-            return _json(reg.get(res, ns, t.name))
+            return _json(negotiation.render(accept, res, reg.get(res, ns, t.name), q))
         if verb == "list":
-            return _json(list_objects(
+            return _json(negotiation.render(accept, res, list_objects(
                 reg, res, t.namespace, label=q.get("labelSelector", ""),
                 field=q.get("fieldSelector", ""), limit=_int(q, "limit"),
                 cont=q.get("continue", ""), rv=q.get("resourceVersion", ""),
-                rv_match=q.get("resourceVersionMatch", "")))
+                rv_match=q.get("resourceVersionMatch", "")), q))
         dry_run = q.get("dryRun") == "All"
         if verb in ("create", "update"):
             body = object_body(await self._read(request), request.content_type, res)
