@@ -1,0 +1,99 @@
+"""Decoding API objects (raw JSON dicts) into the slim records the controller caches.
+
+Client models cost ~2.5x the memory of what a LoadBalancer controller needs (see the reference
+figures), so informers decode each Service and Node straight into frozen `ServiceView` /
+`NodeView` records: only the fields used, no managedFields, no last-applied annotation.
+Decoding is total: a malformed field becomes a default, never an exception, because one bad
+object must not stop the informer for every other Service.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from providers.cluster import Ingress, NodeView, ServicePort, ServiceView
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _str_map(value: Any, drop: tuple[str, ...] = ()) -> MappingProxyType[str, str]:
+    if not isinstance(value, dict):
+        return MappingProxyType({})
+    return MappingProxyType({str(k): str(v) for k, v in value.items()
+                             if k not in drop and isinstance(v, str)})
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _port(raw: Any) -> ServicePort | None:
+    if not isinstance(raw, dict) or _int(raw.get("port")) is None:
+        return None
+    target = raw.get("targetPort", raw["port"])
+    return ServicePort(
+        name=str(raw.get("name", "")), protocol=str(raw.get("protocol", "TCP")),
+        port=raw["port"], node_port=_int(raw.get("nodePort")),
+        target_port=target if isinstance(target, int | str) else raw["port"],
+        app_protocol=raw.get("appProtocol") if isinstance(raw.get("appProtocol"), str) else None)
+
+
+def _ingress(raw: Any) -> Ingress | None:
+    if not isinstance(raw, dict):
+        return None
+    return Ingress(raw.get("ip"), raw.get("hostname"), raw.get("ipMode"))
+
+
+def service_view(obj: dict[str, Any]) -> ServiceView:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = (obj.get("status") or {}).get("loadBalancer") or {}
+    affinity = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+    ports = tuple(p for p in (_port(r) for r in spec.get("ports") or []) if p is not None)
+    ingress = tuple(i for i in (_ingress(r) for r in status.get("ingress") or [])
+                    if i is not None)
+    return ServiceView(
+        namespace=str(meta.get("namespace", "")), name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")), resource_version=str(meta.get("resourceVersion", "")),
+        type=str(spec.get("type", "ClusterIP")), ports=ports,
+        annotations=_str_map(meta.get("annotations"), (LAST_APPLIED,)),
+        labels=_str_map(meta.get("labels")), finalizers=_strs(meta.get("finalizers")),
+        deleting=bool(meta.get("deletionTimestamp")),
+        load_balancer_class=spec.get("loadBalancerClass") or None,
+        load_balancer_ip=spec.get("loadBalancerIP") or None,
+        source_ranges=_strs(spec.get("loadBalancerSourceRanges")),
+        session_affinity=str(spec.get("sessionAffinity", "None")),
+        affinity_timeout=_int(affinity.get("timeoutSeconds")),
+        external_traffic_policy=str(spec.get("externalTrafficPolicy") or "Cluster"),
+        health_check_node_port=_int(spec.get("healthCheckNodePort")),
+        ip_families=_strs(spec.get("ipFamilies")) or ("IPv4",),
+        ip_family_policy=str(spec.get("ipFamilyPolicy") or "SingleStack"),
+        cluster_ips=_strs(spec.get("clusterIPs")), external_ips=_strs(spec.get("externalIPs")),
+        allocate_node_ports=spec.get("allocateLoadBalancerNodePorts", True) is not False,
+        ingress=ingress, generation=_int(meta.get("generation")) or 0,
+    )
+
+
+def node_view(obj: dict[str, Any]) -> NodeView:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    addresses = tuple((str(a.get("type")), str(a.get("address")))
+                      for a in status.get("addresses") or []
+                      if isinstance(a, dict) and a.get("type") and a.get("address"))
+    taints = tuple((str(t.get("key", "")), str(t.get("effect", "")))
+                   for t in spec.get("taints") or [] if isinstance(t, dict))
+    ready = any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or [])
+    return NodeView(
+        name=str(meta.get("name", "")), uid=str(meta.get("uid", "")),
+        provider_id=str(spec.get("providerID", "")), addresses=addresses,
+        labels=_str_map(meta.get("labels")), taints=taints,
+        deleting=bool(meta.get("deletionTimestamp")), ready=ready,
+        unschedulable=bool(spec.get("unschedulable")),
+    )

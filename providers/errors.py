@@ -1,0 +1,62 @@
+"""The provider error taxonomy: what the controller should do next, not what went wrong.
+
+Every provider maps its SDK's errors into these four, so the controller's retry policy is the
+same for every cloud:
+
+    ProviderError
+     |- RetryAfter       still converging (e.g. provisioning): poll again after `seconds`
+     |- TransientError   throttled, 5xx, network: exponential backoff with jitter
+     |- PermanentError   bad input (names the offending `field`): no hot retry until it changes
+     |- NotOwnedError    the object exists but is not ours: never touched
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base of every error a provider raises on purpose."""
+
+    reason = "ProviderError"
+
+
+class RetryAfter(ProviderError):
+    """Not failed, not done: ask again after `seconds` (fixed-interval polling)."""
+
+    reason = "RetryAfter"
+
+    def __init__(self, seconds: float, message: str) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class TransientError(ProviderError):
+    """Worth retrying with backoff; `retry_after` is the server's hint when it gave one."""
+
+    reason = "TransientError"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """The request can never succeed as it is; `field` names what to fix, e.g.
+    `metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-type]`."""
+
+    reason = "PermanentError"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.detail = message
+
+
+class NotOwnedError(ProviderError):
+    """An object with the name we would use exists but carries no ownership of ours."""
+
+    reason = "NotOwned"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} exists but is not owned by this cluster's lbctl")
+        self.kind = kind
+        self.name = name

@@ -1,0 +1,88 @@
+"""The provider boundary: what a provider declares up front and the five calls it answers.
+
+Capabilities are declared, not discovered by calling and catching NotImplementedError: the
+controller checks a spec against them before any cloud call and tells the user which field the
+provider cannot honour. Calls are synchronous (cloud SDKs are) and run in the controller's worker
+threads; a provider must serialise its own writes to objects shared by several Services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .cluster import ClusterView
+from .errors import PermanentError
+from .spec import BalancerRef, LoadBalancerSpec, LoadBalancerStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can build; checked against every spec before `ensure`."""
+
+    protocols: frozenset[str] = frozenset({"TCP", "UDP"})
+    mixed_protocols: bool = True
+    """TCP and UDP listeners on one balancer."""
+    static_ips: bool = True
+    """Honours requested addresses (`spec.loadBalancerIP` and annotations)."""
+    source_ranges: bool = True
+    health_check_protocols: frozenset[str] = frozenset({"TCP", "HTTP"})
+    ip_families: frozenset[str] = frozenset({"IPv4"})
+    shared_objects: bool = False
+    """Several Services share cloud objects (one LB, one IP): writes are serialised."""
+    ingress: str = "ip"
+    """What the status carries: "ip" or "hostname"."""
+
+
+def check_capabilities(caps: Capabilities, spec: LoadBalancerSpec) -> None:
+    """Raise PermanentError naming the first field of `spec` the provider cannot honour."""
+    for i, listener in enumerate(spec.listeners):
+        if listener.protocol not in caps.protocols:
+            raise PermanentError(f"spec.ports[{i}].protocol",
+                                 f"{listener.protocol} is not supported by this provider "
+                                 f"(supported: {', '.join(sorted(caps.protocols))})")
+    if not caps.mixed_protocols and len({li.protocol for li in spec.listeners}) > 1:
+        raise PermanentError("spec.ports", "this provider cannot mix protocols on one balancer")
+    if spec.requested_ips and not caps.static_ips:
+        raise PermanentError("spec.loadBalancerIP", "this provider cannot honour requested IPs")
+    if spec.health_check.protocol not in caps.health_check_protocols:
+        raise PermanentError("spec.externalTrafficPolicy",
+                             f"{spec.health_check.protocol} health checks are not supported")
+    for family in spec.ip_families:
+        if family not in caps.ip_families:
+            raise PermanentError("spec.ipFamilies", f"{family} is not supported by this provider")
+    if not caps.source_ranges and spec.source_ranges not in ((), ("0.0.0.0/0",)):
+        raise PermanentError("spec.loadBalancerSourceRanges",
+                             "this provider cannot restrict source ranges")
+
+
+class Provider(Protocol):
+    """One cloud (or bare metal). All calls are idempotent and safe to repeat after a crash."""
+
+    capabilities: Capabilities
+
+    def validate(self, spec: LoadBalancerSpec) -> None:
+        """Pure: raise PermanentError naming the field (often an annotation) that is wrong."""
+
+    def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
+        """Observe what exists by ownership, diff against `spec`, write only the differences."""
+
+    def observe(self, ref: BalancerRef) -> LoadBalancerStatus | None:
+        """What exists for `ref` now, or None. Never writes."""
+
+    def delete(self, ref: BalancerRef) -> None:
+        """Remove every object owned by `ref`; not-found is success."""
+
+    def list_owned(self) -> Iterable[BalancerRef]:
+        """Every balancer this cluster's lbctl owns (for orphan collection)."""
+
+    def close(self) -> None:
+        """Release clients and threads."""
+
+
+class ProviderFactory(Protocol):
+    """What a provider package exports (built-in or via the `lbctl.providers` entry points)."""
+
+    def __call__(self, settings: Mapping[str, Any], cluster_name: str,
+                 cluster: ClusterView) -> Provider: ...

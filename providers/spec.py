@@ -1,0 +1,133 @@
+"""The desired balancer (`LoadBalancerSpec`) and what a provider reports back.
+
+A spec is built purely from a Service, the selected Nodes and the config (see
+`lbctl.spec_builder.build_spec`); it is frozen and JSON-serialisable, so it can be diffed,
+golden-tested, logged and printed by `lbctl plan`. Providers turn a spec into cloud state and
+answer with a `LoadBalancerStatus`; neither side ever sees the other's types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    """Which Service a balancer serves; enough to find its objects when the Service is gone."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One front-end port: traffic on `port` goes to every target's `node_port`."""
+
+    name: str
+    protocol: str
+    port: int
+    node_port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One backend node."""
+
+    node: str
+    provider_id: str
+    addresses: tuple[str, ...]
+    zone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """How the balancer checks a node. Cluster policy: TCP on each listener's nodePort
+    (`port` None); Local policy: HTTP `/healthz` on the healthCheckNodePort."""
+
+    protocol: str
+    port: int | None
+    path: str = ""
+    interval_seconds: int = 10
+    timeout_seconds: int = 5
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerRef:
+    """A balancer's identity: its deterministic name and owner. All `delete` needs."""
+
+    name: str
+    cluster: str
+    service: ServiceRef
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancerSpec:
+    """Everything a provider needs to make one Service's balancer real."""
+
+    ref: BalancerRef
+    listeners: tuple[Listener, ...]
+    targets: tuple[Target, ...]
+    health_check: HealthCheck
+    source_ranges: tuple[str, ...] = ("0.0.0.0/0",)
+    requested_ips: tuple[str, ...] = ()
+    ip_families: tuple[str, ...] = ("IPv4",)
+    session_affinity: str = "None"
+    affinity_timeout_seconds: int | None = None
+    external_traffic_policy: str = "Cluster"
+    load_balancer_class: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+    """The Service's balancer-related annotations (sorted); each provider parses its own."""
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    def annotation(self, key: str) -> str | None:
+        return dict(self.annotations).get(key)
+
+    def to_json(self) -> dict[str, Any]:
+        """A stable JSON form (golden tests, `lbctl plan`, logs)."""
+        out: dict[str, Any] = _lists(asdict(self))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPoint:
+    ip: str | None = None
+    hostname: str | None = None
+    ip_mode: str | None = None  # VIP | Proxy, only with ip
+
+
+@dataclass(frozen=True, slots=True)
+class PortStatus:
+    port: int
+    protocol: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancerStatus:
+    """What the provider built: addresses for `status.loadBalancer`, and health."""
+
+    ingress: tuple[IngressPoint, ...]
+    ports: tuple[PortStatus, ...] = ()
+    degraded: str | None = None
+    """Why the balancer serves but not fully (e.g. "2 of 3 targets unhealthy"), or None."""
+    details: tuple[tuple[str, str], ...] = field(default=())
+    """Provider-specific facts worth showing (ARNs, object names), sorted."""
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
