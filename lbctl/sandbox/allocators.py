@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import re
 from collections.abc import Iterator
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from lbctl.sandbox.name_formats import IPAddress, IPNetwork, parse_cidr, parse_ip
 
-_SLOPPY_V4 = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+# The sloppy IP and CIDR parsers live with the IP checks in `name_formats`; re-exported here.
+__all__ = [
+    "AllocationError",
+    "AlreadyAllocatedError",
+    "IPAddress",
+    "IPAllocator",
+    "IPNetwork",
+    "NotInRangeError",
+    "PortAllocator",
+    "RangeFullError",
+    "parse_cidr",
+    "parse_ip",
+]
 
 
 class AllocationError(Exception):
@@ -41,42 +51,6 @@ class RangeFullError(AllocationError):
 
     def __init__(self) -> None:
         super().__init__("range is full")
-
-
-def _parse(text: str, *, unmap: bool) -> IPAddress | None:
-    if "%" in text:
-        return None
-    if _SLOPPY_V4.fullmatch(text):
-        octets = [int(part) for part in text.split(".")]
-        if any(octet > 255 for octet in octets):
-            return None
-        return ipaddress.IPv4Address(bytes(octets))
-    if ":" not in text:
-        return None
-    try:
-        v6 = ipaddress.IPv6Address(text)
-    except ValueError:
-        return None
-    return (v6.ipv4_mapped or v6) if unmap else v6
-
-
-def parse_ip(text: str) -> IPAddress | None:
-    """Parse an IP like Go's `netutils.ParseIPSloppy`: IPv4 octets may have leading zeros.
-
-    IPv4-mapped IPv6 addresses come back as IPv4, as Go's `To4()` treats them; zones are refused.
-    """
-    return _parse(text, unmap=True)
-
-
-def parse_cidr(text: str) -> IPNetwork | None:
-    """Parse a CIDR like Go's `netutils.ParseCIDRSloppy` (host bits may be set)."""
-    addr_text, slash, bits_text = text.partition("/")
-    if not slash or not (bits_text.isascii() and bits_text.isdigit()):
-        return None
-    addr = _parse(addr_text, unmap=False)
-    if addr is None or int(bits_text) > addr.max_prefixlen:
-        return None
-    return ipaddress.ip_network(f"{addr}/{int(bits_text)}", strict=False)
 
 
 def _address(version: int, value: int) -> IPAddress:
@@ -106,6 +80,10 @@ class _OffsetPool:
         self._never_next = never_next
 
     @property
+    def size(self) -> int:
+        return self._size
+
+    @property
     def used(self) -> int:
         return len(self._taken)
 
@@ -124,10 +102,11 @@ class _OffsetPool:
     def taken(self) -> Iterator[int]:
         return iter(sorted(self._taken))
 
-    def next_free(self) -> int | None:
+    def take_next(self) -> int:
+        """Take and return a free offset, or raise RangeFullError."""
         blocked = sum(1 for o in self._never_next if o not in self._taken)
         if self._size - len(self._taken) - blocked <= 0:
-            return None
+            raise RangeFullError
         for low, count in ((self._band, self._size - self._band), (0, self._band)):
             if count <= 0:
                 continue
@@ -137,10 +116,28 @@ class _OffsetPool:
                 if offset not in self._taken and offset not in self._never_next:
                     self._taken.add(offset)
                     return offset
-        return None
+        raise RangeFullError
 
 
-class PortAllocator:
+class _Allocator:
+    """What both allocators count the same way: their pool's size, used and free values."""
+
+    _pool: _OffsetPool
+
+    @property
+    def size(self) -> int:
+        return self._pool.size
+
+    @property
+    def used(self) -> int:
+        return self._pool.used
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+
+class PortAllocator(_Allocator):
     """Node ports in [first, last]; a `--service-node-port-range` of kube-apiserver."""
 
     def __init__(self, first: int, last: int, *, seed: int | None = None) -> None:
@@ -160,18 +157,6 @@ class PortAllocator:
     def range_text(self) -> str:
         return f"{self.first}-{self.last}"
 
-    @property
-    def size(self) -> int:
-        return self.last - self.first + 1
-
-    @property
-    def used(self) -> int:
-        return self._pool.used
-
-    @property
-    def free(self) -> int:
-        return self.size - self.used
-
     def in_range(self, port: int) -> bool:
         return self.first <= port <= self.last
 
@@ -189,10 +174,7 @@ class PortAllocator:
 
     def allocate_next(self) -> int:
         """Reserve and return a free port, or raise RangeFullError."""
-        offset = self._pool.next_free()
-        if offset is None:
-            raise RangeFullError
-        return self.first + offset
+        return self.first + self._pool.take_next()
 
     def release(self, port: int) -> None:
         """Free `port`; releasing a free or out-of-range port does nothing, as in kube."""
@@ -203,7 +185,7 @@ class PortAllocator:
         return [self.first + offset for offset in self._pool.taken()]
 
 
-class IPAllocator:
+class IPAllocator(_Allocator):
     """Service IPs of one CIDR (one IP family); a `--service-cluster-ip-range` entry.
 
     Never handed out: the network address, the IPv4 broadcast address, and (by `allocate_next`)
@@ -234,18 +216,6 @@ class IPAllocator:
     @property
     def cidr(self) -> str:
         return str(self.network)
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def used(self) -> int:
-        return self._pool.used
-
-    @property
-    def free(self) -> int:
-        return self._size - self.used
 
     def _offset(self, ip: str | IPAddress) -> tuple[IPAddress, int | None]:
         addr = parse_ip(ip) if isinstance(ip, str) else ip
@@ -280,10 +250,7 @@ class IPAllocator:
 
     def allocate_next(self) -> str:
         """Reserve and return a free IP (canonical text), or raise RangeFullError."""
-        offset = self._pool.next_free()
-        if offset is None:
-            raise RangeFullError
-        return str(_address(self.network.version, self._base + offset))
+        return str(_address(self.network.version, self._base + self._pool.take_next()))
 
     def release(self, ip: str | IPAddress) -> None:
         """Free `ip`; releasing a free or foreign IP does nothing, as in kube."""

@@ -1,10 +1,15 @@
-"""Name, label and CIDR formats, checked the way apimachinery's `pkg/util/validation` does.
+"""Name, label, port, IP and CIDR formats, checked as apimachinery's `pkg/util/validation` does.
 
 Object names, namespaces, label keys and values, annotation keys, finalizers, taint keys and
-label selectors are all held to a handful of formats. kube-apiserver's error strings for them
-are part of its behaviour (kubectl prints them, scripts grep them), so every message here is
-the exact string of kube-apiserver 1.33. Each `is_*` check returns its list of problems, empty
-when the value is valid, like the Go `IsXxx` helpers; callers wrap them into field errors.
+label selectors are all held to a handful of formats; Services and Nodes add port numbers, IANA
+port names, IP addresses and CIDRs. kube-apiserver's error strings for them are part of its
+behaviour (kubectl prints them, scripts grep them), so every message here is the exact string of
+kube-apiserver 1.33. Each `is_*` check returns its list of problems, empty when the value is
+valid, like the Go `IsXxx` helpers; callers wrap them into field errors, except for
+`is_valid_ip` and `is_valid_cidr`, which return field errors as their Go originals do.
+
+IPs and CIDRs are parsed here once, the way Go's "sloppy" `netutils` parsers do, for these
+checks and for the Service IP allocators alike.
 """
 
 from __future__ import annotations
@@ -12,6 +17,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from typing import Any
+
+from lbctl.sandbox.errors import FieldError, invalid
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -20,6 +31,8 @@ QUALIFIED_NAME_MAX = 63
 LABEL_VALUE_MAX = 63
 CIDR_ERROR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 """validation.IsValidCIDR's detail."""
+IP_EXAMPLE_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+"""validation.IsValidIP's detail."""
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric "
@@ -47,8 +60,9 @@ _DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
 _DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
 _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
 _LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
+_PORT_NAME_CHARSET_RE = re.compile("[-a-z0-9]+")
+_PORT_NAME_LETTER_RE = re.compile("[a-z]")
 _SLOPPY_IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
-_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def max_len_error(length: int) -> str:
@@ -173,20 +187,89 @@ NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
 """ValidateNameFunc per rule name: (name, is_generate_name_prefix) -> problems."""
 
 
-def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """netutils.ParseCIDRSloppy: `addr/bits`, IPv4 octets may carry leading zeros."""
-    addr, slash, bits = value.partition("/")
-    if not slash or not _DIGITS_RE.fullmatch(bits) or "%" in addr:
+# --- ports ---------------------------------------------------------------------------------
+
+
+def inclusive_range_error(low: int, high: int) -> str:
+    return f"must be between {low} and {high}, inclusive"
+
+
+def is_valid_port_num(port: Any) -> list[str]:
+    if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
+        return []
+    return [inclusive_range_error(1, 65535)]
+
+
+def is_valid_port_name(port: str) -> list[str]:
+    """IANA_SVC_NAME: at most 15 of [-a-z0-9], a letter, no '--', no hyphen at either end."""
+    errs: list[str] = []
+    if _size(port) > 15:
+        errs.append(max_len_error(15))
+    if not _PORT_NAME_CHARSET_RE.fullmatch(port):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not _PORT_NAME_LETTER_RE.search(port):
+        errs.append("must contain at least one letter (a-z)")
+    if "--" in port:
+        errs.append("must not contain consecutive hyphens")
+    if port and (port[0] == "-" or port[-1] == "-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
+
+
+# --- IPs and CIDRs --------------------------------------------------------------------------
+
+
+def _parse_address(text: str, *, unmap: bool) -> IPAddress | None:
+    if "%" in text:
         return None
-    if _SLOPPY_IPV4_RE.fullmatch(addr):
-        octets = [int(o) for o in addr.split(".")]
-        if any(o > 255 for o in octets):
+    if _SLOPPY_IPV4_RE.fullmatch(text):
+        octets = [int(part) for part in text.split(".")]
+        if any(octet > 255 for octet in octets):
             return None
-        addr = ".".join(map(str, octets))
+        return ipaddress.IPv4Address(bytes(octets))
+    if ":" not in text:
+        return None
     try:
-        ip = ipaddress.ip_address(addr)
+        v6 = ipaddress.IPv6Address(text)
     except ValueError:
         return None
-    if int(bits) > ip.max_prefixlen:
+    return (v6.ipv4_mapped or v6) if unmap else v6
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """Parse an IP like Go's `netutils.ParseIPSloppy`: IPv4 octets may have leading zeros.
+
+    IPv4-mapped IPv6 addresses come back as IPv4, as Go's `To4()` treats them; zones are refused.
+    """
+    return _parse_address(text, unmap=True)
+
+
+def parse_cidr(text: str) -> IPNetwork | None:
+    """Parse a CIDR like Go's `netutils.ParseCIDRSloppy` (host bits may be set)."""
+    addr_text, slash, bits_text = text.partition("/")
+    if not slash or not (bits_text.isascii() and bits_text.isdigit()):
         return None
-    return ipaddress.ip_network(f"{ip}/{int(bits)}", strict=False)
+    addr = _parse_address(addr_text, unmap=False)
+    if addr is None or int(bits_text) > addr.max_prefixlen:
+        return None
+    return ipaddress.ip_network(f"{addr}/{int(bits_text)}", strict=False)
+
+
+def ip_family(value: str) -> str | None:
+    """"IPv4" or "IPv6" for a (sloppily) valid IP, like `netutils.IsIPv6String`; else None."""
+    addr = parse_ip(value)
+    if addr is None:
+        return None
+    return "IPv4" if addr.version == 4 else "IPv6"
+
+
+def is_valid_ip(path: str, value: Any) -> list[FieldError]:
+    if isinstance(value, str) and parse_ip(value) is not None:
+        return []
+    return [invalid(path, value, IP_EXAMPLE_MSG)]
+
+
+def is_valid_cidr(path: str, value: Any) -> list[FieldError]:
+    if isinstance(value, str) and parse_cidr(value) is not None:
+        return []
+    return [invalid(path, value, CIDR_ERROR)]

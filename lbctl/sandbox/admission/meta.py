@@ -3,7 +3,8 @@
 Every create and update passes through core's `ValidateObjectMeta` / `ValidateObjectMetaUpdate`
 (apimachinery's checks plus core's finalizer-name rule) before any resource-specific check, and
 clients match the resulting 422 messages, so the checks, their order and their wording here
-are upstream's. Resource admission modules call these first and append their own errors.
+are upstream's. Resource admission modules call these first and append their own errors, built
+with the two field-error helpers at the top (`invalid_each`, `required_one_of`).
 
 Names follow one of four rules (`resources.Resource.name_rule`): "subdomain" (DNS-1123
 subdomain: most resources, nodes), "dns1123label" (namespaces), "dns1035" (services) and
@@ -17,7 +18,14 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lbctl.sandbox.errors import FieldError, forbidden, invalid, required, too_long
+from lbctl.sandbox.errors import (
+    FieldError,
+    forbidden,
+    invalid,
+    not_supported,
+    required,
+    too_long,
+)
 from lbctl.sandbox.name_formats import NAME_RULES, is_dns1123_label, is_label_value
 from lbctl.sandbox.name_formats import is_qualified_name as _qualified
 
@@ -31,6 +39,20 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # utilrand's: no vowels, no 
 _GENERATED_SUFFIX, _MAX_NAME = 5, 63
 
 
+def invalid_each(path: str, value: Any, messages: list[str]) -> list[FieldError]:
+    """One "Invalid value" error per problem a format check (`name_formats.is_*`) found."""
+    return [invalid(path, value, msg) for msg in messages]
+
+
+def required_one_of(path: str, value: Any, supported: list[str]) -> list[FieldError]:
+    """An enum field: required when empty, else one of `supported`."""
+    if not value:
+        return [required(path)]
+    if value not in supported:
+        return [not_supported(path, value, supported)]
+    return []
+
+
 def generate_name(prefix: str) -> str:
     """names.SimpleNameGenerator: the prefix cut to 58 bytes plus 5 random characters."""
     base = prefix[:_MAX_NAME - _GENERATED_SUFFIX]
@@ -41,8 +63,8 @@ def validate_labels(labels: Mapping[str, str] | None, path: str) -> list[FieldEr
     """metav1validation.ValidateLabels: keys are qualified names, values label values."""
     errs: list[FieldError] = []
     for key, value in (labels or {}).items():
-        errs.extend(invalid(path, key, msg) for msg in _qualified(key))
-        errs.extend(invalid(path, value, msg) for msg in is_label_value(value))
+        errs += invalid_each(path, key, _qualified(key))
+        errs += invalid_each(path, value, is_label_value(value))
     return errs
 
 
@@ -51,7 +73,7 @@ def validate_annotations(annotations: Mapping[str, str] | None, path: str) -> li
     errs: list[FieldError] = []
     size = 0
     for key, value in (annotations or {}).items():
-        errs.extend(invalid(path, key, msg) for msg in _qualified(key.lower()))
+        errs += invalid_each(path, key, _qualified(key.lower()))
         size += len(key.encode()) + len(str(value).encode())
     if size > ANNOTATIONS_SIZE_LIMIT:
         errs.append(too_long(path, ANNOTATIONS_SIZE_LIMIT))
@@ -77,9 +99,9 @@ def validate_label_selector(selector: Obj | None, path: str) -> list[FieldError]
         else:
             errs.append(invalid(f"{at}.operator", op, "not a valid selector operator"))
         key = expr.get("key", "")
-        errs.extend(invalid(f"{at}.key", key, msg) for msg in _qualified(key))
+        errs += invalid_each(f"{at}.key", key, _qualified(key))
         for j, value in enumerate(values):
-            errs.extend(invalid(f"{at}.values[{j}]", value, msg) for msg in is_label_value(value))
+            errs += invalid_each(f"{at}.values[{j}]", value, is_label_value(value))
     return errs
 
 
@@ -167,6 +189,18 @@ def _meta(obj: Obj) -> Obj:
     return meta if isinstance(meta, Mapping) else {}
 
 
+def _validate_meta_fields(meta: Obj, *, on_create: bool) -> list[FieldError]:
+    """The field checks create and update share; only create runs `ValidateFinalizers`."""
+    errs = validate_labels(meta.get("labels"), "metadata.labels")
+    errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
+    errs += validate_owner_references(meta.get("ownerReferences"), "metadata.ownerReferences")
+    if on_create:
+        errs += validate_finalizers(meta.get("finalizers"), "metadata.finalizers")
+    errs += _managed_fields(meta.get("managedFields"), "metadata.managedFields")
+    errs += _kube_finalizer_names(meta.get("finalizers"), "metadata.finalizers")
+    return errs
+
+
 def validate_object_meta(obj: Obj, namespaced: bool, name_rule: str) -> list[FieldError]:
     """core ValidateObjectMeta on create, after generateName has been turned into a name.
 
@@ -175,31 +209,24 @@ def validate_object_meta(obj: Obj, namespaced: bool, name_rule: str) -> list[Fie
     name_errors = NAME_RULES[name_rule]
     meta = _meta(obj)
     name, generate = meta.get("name") or "", meta.get("generateName") or ""
-    errs = [invalid("metadata.generateName", generate, msg)
-            for msg in (name_errors(generate, True) if generate else [])]
+    errs = invalid_each("metadata.generateName", generate,
+                        name_errors(generate, True) if generate else [])
     if not name:
         errs.append(required("metadata.name", "name or generateName is required"))
     else:
-        errs.extend(invalid("metadata.name", name, msg) for msg in name_errors(name, False))
+        errs += invalid_each("metadata.name", name, name_errors(name, False))
     namespace = meta.get("namespace") or ""
     if namespaced and not namespace:
         errs.append(required("metadata.namespace"))
     elif namespaced:
-        errs.extend(invalid("metadata.namespace", namespace, msg)
-                    for msg in is_dns1123_label(namespace))
+        errs += invalid_each("metadata.namespace", namespace, is_dns1123_label(namespace))
     elif namespace:
         errs.append(forbidden("metadata.namespace", "not allowed on this type"))
     generation = meta.get("generation") or 0
     if generation < 0:
         errs.append(invalid("metadata.generation", generation,
                             "must be greater than or equal to 0"))
-    errs += validate_labels(meta.get("labels"), "metadata.labels")
-    errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
-    errs += validate_owner_references(meta.get("ownerReferences"), "metadata.ownerReferences")
-    errs += validate_finalizers(meta.get("finalizers"), "metadata.finalizers")
-    errs += _managed_fields(meta.get("managedFields"), "metadata.managedFields")
-    errs += _kube_finalizer_names(meta.get("finalizers"), "metadata.finalizers")
-    return errs
+    return errs + _validate_meta_fields(meta, on_create=True)
 
 
 def _go_string_slice(values: Sequence[str]) -> str:
@@ -248,12 +275,7 @@ def validate_object_meta_update(old: Obj, new: Obj) -> list[FieldError]:
         value = _immutable_value(new_meta, key)
         if value != _immutable_value(old_meta, key):
             errs.append(invalid(f"metadata.{key}", value, FIELD_IMMUTABLE))
-    errs += validate_labels(new_meta.get("labels"), "metadata.labels")
-    errs += validate_annotations(new_meta.get("annotations"), "metadata.annotations")
-    errs += validate_owner_references(new_meta.get("ownerReferences"), "metadata.ownerReferences")
-    errs += _managed_fields(new_meta.get("managedFields"), "metadata.managedFields")
-    errs += _kube_finalizer_names(new_meta.get("finalizers"), "metadata.finalizers")
-    return errs
+    return errs + _validate_meta_fields(new_meta, on_create=False)
 
 
 def prepare_meta_for_update(old: Obj, new: Obj) -> dict[str, Any]:

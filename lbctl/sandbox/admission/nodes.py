@@ -12,8 +12,13 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lbctl.sandbox.admission.meta import validate_object_meta, validate_object_meta_update
-from lbctl.sandbox.errors import FieldError, forbidden, invalid, not_supported, required
+from lbctl.sandbox.admission.meta import (
+    invalid_each,
+    required_one_of,
+    validate_object_meta,
+    validate_object_meta_update,
+)
+from lbctl.sandbox.errors import FieldError, forbidden, invalid
 from lbctl.sandbox.name_formats import CIDR_ERROR, is_label_value, is_qualified_name, parse_cidr
 
 Obj = Mapping[str, Any]
@@ -62,13 +67,10 @@ def validate_taints(taints: Sequence[Obj], path: str = _TAINTS_PATH) -> list[Fie
     for i, taint in enumerate(taints):
         at = f"{path}[{i}]"
         key, effect = taint.get("key", ""), taint.get("effect", "")
-        errs.extend(invalid(f"{at}.key", key, msg) for msg in is_qualified_name(key))
+        errs += invalid_each(f"{at}.key", key, is_qualified_name(key))
         if msgs := is_label_value(taint.get("value", "")):
             errs.append(invalid(f"{at}.value", taint.get("value", ""), ";".join(msgs)))
-        if not effect:
-            errs.append(required(f"{at}.effect"))
-        elif effect not in TAINT_EFFECTS:
-            errs.append(not_supported(f"{at}.effect", effect, TAINT_EFFECTS))
+        errs += required_one_of(f"{at}.effect", effect, TAINT_EFFECTS)
         if (key, effect) in seen:
             errs.append(_duplicate(at, _taint_value(taint),
                                    "taints must be unique by key and effect pair"))

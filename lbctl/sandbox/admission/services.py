@@ -10,6 +10,11 @@ order (pkg/registry/core/service: storage.go's beginCreate/beginUpdate, then str
              ValidateServiceUpdate
     status:  defaults -> ValidateServiceStatusUpdate
 
+The steps live in sibling modules: `services_defaults` (defaults, strategy fix-ups, wire form),
+`services_cluster_ips` and `services_node_ports` (allocation, through the pools and transaction
+of `services_allocation`) and `services_validation` (with `services_port_validation` and
+`services_ip_validation`).
+
 As upstream, allocation comes first: a taken nodePort is reported alone, while every validation
 problem is reported together in one 422. Each call is a transaction: if it raises, every value it
 reserved is freed and nothing it meant to release has been released; the input is never mutated.
@@ -21,17 +26,26 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lbctl.sandbox.admission.services_allocation import ServiceAllocator, rejected
+from lbctl.sandbox.admission.services_allocation import ServiceAllocator
+from lbctl.sandbox.admission.services_cluster_ips import (
+    alloc_cluster_ips,
+    init_ip_family_fields,
+    update_cluster_ips,
+)
 from lbctl.sandbox.admission.services_defaults import (
     default_ip_families_on_read,
     drop_type_dependent_fields,
-    needs_health_check,
-    needs_node_port,
     normalize_cluster_ips,
     patch_allocated_values,
     set_defaults,
-    spec_of,
     to_wire,
+)
+from lbctl.sandbox.admission.services_fields import needs_health_check, needs_node_port, spec_of
+from lbctl.sandbox.admission.services_formats import rejected
+from lbctl.sandbox.admission.services_node_ports import (
+    alloc_health_check_port,
+    init_node_ports,
+    update_node_ports,
 )
 from lbctl.sandbox.admission.services_validation import (
     validate_service,
@@ -40,6 +54,12 @@ from lbctl.sandbox.admission.services_validation import (
 )
 from lbctl.sandbox.allocators import IPAllocator, PortAllocator
 from lbctl.sandbox.errors import FieldError
+
+
+def _check(svc: dict[str, Any], errors: list[FieldError]) -> None:
+    """Refuse `svc` with one 422 listing every problem, if there are any."""
+    if errors:
+        raise rejected(svc, errors)
 
 
 class ServiceAdmission:
@@ -72,22 +92,15 @@ class ServiceAdmission:
         set_defaults(new)
         spec = new["spec"]
         normalize_cluster_ips(spec, None)
-        txn = self._alloc.transaction()
-        try:
-            self._alloc.init_ip_family_fields(new, None)
-            self._alloc.alloc_cluster_ips(new, txn)
+        with self._alloc.transaction(dry_run) as txn:
+            init_ip_family_fields(new, None, self._alloc.families)
+            alloc_cluster_ips(new, txn)
             if needs_node_port(spec):
-                self._alloc.init_node_ports(new, txn)
+                init_node_ports(new, txn)
             if needs_health_check(spec):
-                self._alloc.alloc_health_check_port(new, txn)
+                alloc_health_check_port(new, txn)
             new["status"] = {"loadBalancer": {}}
-            errors = [*meta_errors, *validate_service(new)]
-            if errors:
-                raise rejected(new, errors)
-        except BaseException:
-            txn.revert()
-            raise
-        txn.finish(dry_run)
+            _check(new, [*meta_errors, *validate_service(new)])
         return to_wire(new)
 
     def update(self, old: dict[str, Any], new: dict[str, Any], *,
@@ -100,19 +113,12 @@ class ServiceAdmission:
         default_ip_families_on_read(old_spec, self._alloc.primary_family)
         patch_allocated_values(spec, old_spec)
         normalize_cluster_ips(spec, old_spec)
-        txn = self._alloc.transaction()
-        try:
-            self._alloc.init_ip_family_fields(after, before)
-            self._alloc.update_cluster_ips(after, before, txn)
-            self._alloc.update_node_ports(after, before, txn)
+        with self._alloc.transaction(dry_run) as txn:
+            init_ip_family_fields(after, before, self._alloc.families)
+            update_cluster_ips(after, before, txn)
+            update_node_ports(after, before, txn)
             drop_type_dependent_fields(after, before)
-            errors = [*meta_errors, *validate_service_update(after, before)]
-            if errors:
-                raise rejected(after, errors)
-        except BaseException:
-            txn.revert()
-            raise
-        txn.finish(dry_run)
+            _check(after, [*meta_errors, *validate_service_update(after, before)])
         return to_wire(after)
 
     def update_status(self, old: dict[str, Any], new: dict[str, Any], *,
@@ -120,9 +126,7 @@ class ServiceAdmission:
         del old  # the caller carried the spec over; upstream checks only the new status
         after = copy.deepcopy(new)
         set_defaults(after)
-        errors = [*meta_errors, *validate_service_status_update(after)]
-        if errors:
-            raise rejected(after, errors)
+        _check(after, [*meta_errors, *validate_service_status_update(after)])
         return to_wire(after)
 
     def release(self, svc: dict[str, Any]) -> None:

@@ -9,102 +9,38 @@ port, loadBalancerClass... that no longer apply, so they can be released). `to_w
 the zero values Go's `omitempty` would not write and orders fields as kube prints them.
 
 Every function works in place on the caller's private copy of the object and reads only its
-arguments. The small readers at the top turn loosely typed JSON into the Go zero values the ported
-logic expects ("" for a missing string, 0 for a missing port).
+arguments, through the typed readers of `services_fields`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-CLUSTER_IP = "ClusterIP"
-NODE_PORT = "NodePort"
-LOAD_BALANCER = "LoadBalancer"
-EXTERNAL_NAME = "ExternalName"
-HEADLESS = "None"
-SINGLE_STACK = "SingleStack"
-PREFER_DUAL_STACK = "PreferDualStack"
-REQUIRE_DUAL_STACK = "RequireDualStack"
+from lbctl.sandbox.admission.services_fields import (
+    CLUSTER_IP,
+    EXTERNAL_NAME,
+    HEADLESS,
+    LOAD_BALANCER,
+    NODE_PORT,
+    OTHER_FAMILY,
+    REQUIRE_DUAL_STACK,
+    SINGLE_STACK,
+    cluster_ips,
+    externally_accessible,
+    ip_families,
+    mapping,
+    needs_cluster_ip,
+    needs_health_check,
+    needs_node_port,
+    node_ports,
+    number,
+    ports_of,
+    service_type,
+    spec_of,
+    text,
+)
+
 DEFAULT_AFFINITY_TIMEOUT = 10800
-LB_SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
-
-# --- reading a Service dict as Go would see it -----------------------------------------------
-
-
-def text(value: Any) -> str:
-    """A string field: "" when missing or not a string."""
-    return value if isinstance(value, str) else ""
-
-
-def number(value: Any) -> int:
-    """An integer field: 0 when missing or not an integer."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def strings(value: Any) -> list[str]:
-    """A []string field: [] when missing; non-strings read as ""."""
-    return [text(v) for v in value] if isinstance(value, list) else []
-
-
-def mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def spec_of(svc: dict[str, Any]) -> dict[str, Any]:
-    return mapping(svc.get("spec"))
-
-
-def ports_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    ports = spec.get("ports")
-    return [p if isinstance(p, dict) else {} for p in ports] if isinstance(ports, list) else []
-
-
-def service_type(spec: dict[str, Any]) -> str:
-    return text(spec.get("type"))
-
-
-def cluster_ips(spec: dict[str, Any]) -> list[str]:
-    return strings(spec.get("clusterIPs"))
-
-
-def ip_families(spec: dict[str, Any]) -> list[str]:
-    return strings(spec.get("ipFamilies"))
-
-
-def is_headless(spec: dict[str, Any]) -> bool:
-    return cluster_ips(spec) == [HEADLESS]
-
-
-def externally_accessible(spec: dict[str, Any]) -> bool:
-    kind = service_type(spec)
-    return kind in (LOAD_BALANCER, NODE_PORT) or (
-        kind == CLUSTER_IP and bool(strings(spec.get("externalIPs"))))
-
-
-def needs_cluster_ip(spec: dict[str, Any]) -> bool:
-    return service_type(spec) != EXTERNAL_NAME
-
-
-def needs_node_port(spec: dict[str, Any]) -> bool:
-    return service_type(spec) in (NODE_PORT, LOAD_BALANCER)
-
-
-def needs_health_check(spec: dict[str, Any]) -> bool:
-    """`apiservice.NeedsHealthCheck`: a LoadBalancer with externalTrafficPolicy Local."""
-    return (service_type(spec) == LOAD_BALANCER
-            and text(spec.get("externalTrafficPolicy")) == "Local")
-
-
-def node_ports(spec: dict[str, Any]) -> list[int]:
-    """`collectServiceNodePorts`: every non-zero nodePort, in port order."""
-    return [n for n in (number(p.get("nodePort")) for p in ports_of(spec)) if n]
-
-
-def should_allocate_node_ports(spec: dict[str, Any]) -> bool:
-    kind = service_type(spec)
-    if kind == NODE_PORT:
-        return True
-    return kind == LOAD_BALANCER and spec.get("allocateLoadBalancerNodePorts") is not False
 
 
 # --- SetDefaults_Service --------------------------------------------------------------------
@@ -195,10 +131,10 @@ def default_ip_families_on_read(spec: dict[str, Any], primary: str) -> None:
     """`defaultOnReadIPFamilies`: fill ipFamilies/ipFamilyPolicy on objects stored without them."""
     if not needs_cluster_ip(spec) or ip_families(spec):
         return
-    other = "IPv6" if primary == "IPv4" else "IPv4"
     if text(spec.get("clusterIP")) == HEADLESS:
         if not mapping(spec.get("selector")):
-            spec["ipFamilyPolicy"], spec["ipFamilies"] = REQUIRE_DUAL_STACK, [primary, other]
+            spec["ipFamilyPolicy"] = REQUIRE_DUAL_STACK
+            spec["ipFamilies"] = [primary, OTHER_FAMILY[primary]]
         else:
             spec["ipFamilyPolicy"], spec["ipFamilies"] = SINGLE_STACK, [primary]
         return

@@ -1,75 +1,28 @@
-"""The port and IP formats Service validation checks, with apimachinery's exact messages.
+"""What Service validation reports that no other resource does, with upstream's exact texts.
 
-kube-apiserver's answers quote `k8s.io/apimachinery/pkg/util/validation` word for word: "must be
-between 1 and 65535, inclusive", the IANA port-name rules, the IP and CIDR examples, the
-special-address refusals for externalIPs. Clients and users match on these, so they are pure
-functions returning the list of problems (empty when the value is fine), like their Go originals.
-Names, labels and DNS formats are `lbctl.sandbox.name_formats`, shared with metadata validation.
-
-`GoRendered` covers the few errors whose bad value Go prints with `%#v` (a struct or a typed
-slice), which the generic `FieldError` rendering cannot produce.
+Most formats a Service is checked against (port numbers, IANA port names, IPs, CIDRs, DNS names)
+are apimachinery's shared ones in `lbctl.sandbox.name_formats`. What remains here is the
+Service's own: the special-address refusals for externalIPs (`ValidateNonSpecialIP`), the errors
+whose bad value Go prints with `%#v` (a struct or a typed slice, which the generic `FieldError`
+rendering cannot produce: `GoRendered` and the `go_*` renderers), and `rejected`, the 422 that
+carries a Service's field errors. Clients and users match on these texts, so they are upstream's
+word for word.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl.sandbox.allocators import parse_cidr, parse_ip
-from lbctl.sandbox.errors import ERROR_TYPES, FieldError, invalid
-from lbctl.sandbox.name_formats import CIDR_ERROR, max_len_error
-
-_PORT_NAME_CHARSET = re.compile("[-a-z0-9]+")
-_PORT_NAME_LETTER = re.compile("[a-z]")
-
-IP_EXAMPLE_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+from lbctl.sandbox.admission.services_fields import service_name, text
+from lbctl.sandbox.errors import ERROR_TYPES, ApiError, FieldError, invalid, invalid_object
+from lbctl.sandbox.name_formats import parse_ip
 
 
-def inclusive_range_error(low: int, high: int) -> str:
-    return f"must be between {low} and {high}, inclusive"
-
-
-def is_valid_port_num(port: Any) -> list[str]:
-    if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
-        return []
-    return [inclusive_range_error(1, 65535)]
-
-
-def is_valid_port_name(port: str) -> list[str]:
-    """IANA_SVC_NAME: at most 15 of [-a-z0-9], a letter, no '--', no hyphen at either end."""
-    errs: list[str] = []
-    if len(port.encode()) > 15:
-        errs.append(max_len_error(15))
-    if not _PORT_NAME_CHARSET.fullmatch(port):
-        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if not _PORT_NAME_LETTER.search(port):
-        errs.append("must contain at least one letter (a-z)")
-    if "--" in port:
-        errs.append("must not contain consecutive hyphens")
-    if port and (port[0] == "-" or port[-1] == "-"):
-        errs.append("must not begin or end with a hyphen")
-    return errs
-
-
-def ip_family(value: str) -> str | None:
-    """"IPv4" or "IPv6" for a (sloppily) valid IP, like `netutils.IsIPv6String`; else None."""
-    addr = parse_ip(value)
-    if addr is None:
-        return None
-    return "IPv4" if addr.version == 4 else "IPv6"
-
-
-def is_valid_ip(path: str, value: Any) -> list[FieldError]:
-    if isinstance(value, str) and parse_ip(value) is not None:
-        return []
-    return [invalid(path, value, IP_EXAMPLE_MSG)]
-
-
-def is_valid_cidr(path: str, value: Any) -> list[FieldError]:
-    if isinstance(value, str) and parse_cidr(value) is not None:
-        return []
-    return [invalid(path, value, CIDR_ERROR)]
+def rejected(svc: Mapping[str, Any], errors: list[FieldError]) -> ApiError:
+    """The 422 kube-apiserver answers with when a Service has `errors`."""
+    return invalid_object("Service", "", service_name(svc), errors)
 
 
 def validate_non_special_ip(value: str, path: str) -> list[FieldError]:
@@ -108,6 +61,11 @@ class GoRendered(FieldError):
         return f"{text}: {self.detail}" if self.detail else text
 
 
+def invalid_rendered(path: str, rendered: str, detail: str) -> GoRendered:
+    """An "Invalid value" error whose value is shown as `rendered` (a `go_slice`, say)."""
+    return GoRendered("FieldValueInvalid", path, rendered=rendered, detail=detail)
+
+
 def go_quote(value: Any) -> str:
     """Go's `%q` / `%#v` of a string-typed value (other JSON types shown as they are)."""
     if isinstance(value, str):
@@ -120,6 +78,12 @@ def go_slice(type_name: str, values: list[Any] | None) -> str:
     if values is None:
         return f"[]{type_name}(nil)"
     return f"[]{type_name}{{" + ", ".join(go_quote(v) for v in values) + "}"
+
+
+def go_field_slice(spec: Mapping[str, Any], key: str, type_name: str) -> str:
+    """`go_slice` of the []string field `key` as the request sent it (absent: nil)."""
+    value = spec.get(key)
+    return go_slice(type_name, [text(v) for v in value] if isinstance(value, list) else None)
 
 
 def go_service_port_key(protocol: Any, port: Any) -> str:
