@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from providers.cluster import Ingress, NodeView, ServicePort, ServiceView
+from providers.cluster import Condition, Ingress, NodeView, ServicePort, ServiceView
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -46,7 +46,18 @@ def _port(raw: Any) -> ServicePort | None:
 def _ingress(raw: Any) -> Ingress | None:
     if not isinstance(raw, dict):
         return None
-    return Ingress(raw.get("ip"), raw.get("hostname"), raw.get("ipMode"))
+    errors = tuple((p["port"], str(p.get("protocol", "TCP")), str(p["error"]))
+                   for p in raw.get("ports") or []
+                   if isinstance(p, dict) and _int(p.get("port")) is not None and p.get("error"))
+    return Ingress(raw.get("ip"), raw.get("hostname"), raw.get("ipMode"), errors)
+
+
+def _condition(raw: Any) -> Condition | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        return None
+    return Condition(raw["type"], str(raw.get("status", "")), str(raw.get("reason", "")),
+                     str(raw.get("message", "")), _int(raw.get("observedGeneration")) or 0,
+                     str(raw.get("lastTransitionTime", "")))
 
 
 def service_view(obj: dict[str, Any]) -> ServiceView:
@@ -57,6 +68,9 @@ def service_view(obj: dict[str, Any]) -> ServiceView:
     ports = tuple(p for p in (_port(r) for r in spec.get("ports") or []) if p is not None)
     ingress = tuple(i for i in (_ingress(r) for r in status.get("ingress") or [])
                     if i is not None)
+    conditions = tuple(c for c in (_condition(r) for r in
+                                   (obj.get("status") or {}).get("conditions") or [])
+                       if c is not None)
     return ServiceView(
         namespace=str(meta.get("namespace", "")), name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")), resource_version=str(meta.get("resourceVersion", "")),
@@ -75,7 +89,7 @@ def service_view(obj: dict[str, Any]) -> ServiceView:
         ip_family_policy=str(spec.get("ipFamilyPolicy") or "SingleStack"),
         cluster_ips=_strs(spec.get("clusterIPs")), external_ips=_strs(spec.get("externalIPs")),
         allocate_node_ports=spec.get("allocateLoadBalancerNodePorts", True) is not False,
-        ingress=ingress, generation=_int(meta.get("generation")) or 0,
+        ingress=ingress, conditions=conditions, generation=_int(meta.get("generation")) or 0,
     )
 
 

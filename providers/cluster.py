@@ -30,6 +30,19 @@ class Ingress:
     ip: str | None = None
     hostname: str | None = None
     ip_mode: str | None = None
+    port_errors: tuple[tuple[int, str, str], ...] = ()  # (port, protocol, error)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One `status.conditions[]` entry (metav1.Condition)."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    observed_generation: int = 0
+    last_transition_time: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,7 @@ class ServiceView:
     external_ips: tuple[str, ...] = ()
     allocate_node_ports: bool = True
     ingress: tuple[Ingress, ...] = ()
+    conditions: tuple[Condition, ...] = ()
     generation: int = 0
 
     @property

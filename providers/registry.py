@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "gcp": "providers.gcp:create",
     "azure": "providers.azure:create",
     "baremetal": "providers.baremetal:create",
+    "fake": "providers.fake:create",
 }
 
 
