@@ -8,7 +8,7 @@ threads; a provider must serialise its own writes to objects shared by several S
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +68,9 @@ class Provider(Protocol):
     def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
         """Observe what exists by ownership, diff against `spec`, write only the differences."""
 
+    def plan(self, spec: LoadBalancerSpec) -> list[str]:
+        """The writes `ensure(spec)` would make now, in words, without making them."""
+
     def observe(self, ref: BalancerRef) -> LoadBalancerStatus | None:
         """What exists for `ref` now, or None. Never writes."""
 
@@ -79,6 +82,10 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release clients and threads."""
+
+
+SettingsValidator = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
+"""A provider module's `validate_settings(raw)`: (key path, message) for each problem."""
 
 
 class ProviderFactory(Protocol):

@@ -14,7 +14,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import cast
 
-from .interface import ProviderFactory
+from .interface import ProviderFactory, SettingsValidator
 
 ENTRY_POINT_GROUP = "lbctl.providers"
 
@@ -51,3 +51,12 @@ def load(name: str) -> ProviderFactory:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
     return cast(ProviderFactory, getattr(module, attr))
+
+
+def settings_validator(name: str) -> SettingsValidator | None:
+    """The provider module's `validate_settings`, when it has one (built-ins only)."""
+    target = BUILTIN.get(name)
+    if target is None:
+        return None
+    module = importlib.import_module(target.partition(":")[0])
+    return cast(SettingsValidator | None, getattr(module, "validate_settings", None))

@@ -89,6 +89,14 @@ class FakeProvider:
             ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
             degraded=degraded)
 
+    def plan(self, spec: LoadBalancerSpec) -> list[str]:
+        with self._lock:
+            current = self.balancers.get(spec.name)
+        if current is None:
+            return [f"create balancer {spec.name} with {len(spec.listeners)} listener(s) and "
+                    f"{len(spec.targets)} target(s)"]
+        return [] if current == spec else [f"update balancer {spec.name}"]
+
     def observe(self, ref: BalancerRef) -> LoadBalancerStatus | None:
         self._enter("observe", ref.name, ref.service.key)
         with self._lock:
