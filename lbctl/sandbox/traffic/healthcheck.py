@@ -1,0 +1,60 @@
+"""kube-proxy's per-Service health check on NodeIP:healthCheckNodePort.
+
+Cloud balancers probe this port to learn which nodes have a local endpoint of an
+`externalTrafficPolicy: Local` Service. The answer copies kube-proxy's
+(pkg/proxy/healthcheck/service_health.go): any path, 200 when the node has a ready local endpoint
+and 503 otherwise, `Content-Type: application/json`, `X-Content-Type-Options: nosniff`, and the
+same tab-indented JSON body without a trailing newline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from .plan import HealthListener
+from .router import Router
+
+
+def body(namespace: str, name: str, local_endpoints: int, healthy: bool = True) -> str:
+    """kube-proxy's body, byte for byte (Go's %q matches JSON for Kubernetes names)."""
+    return (
+        "{\n"
+        '\t"service": {\n'
+        f'\t\t"namespace": {json.dumps(namespace)},\n'
+        f'\t\t"name": {json.dumps(name)}\n'
+        "\t},\n"
+        f'\t"localEndpoints": {local_endpoints},\n'
+        f'\t"serviceProxyHealthy": {"true" if healthy else "false"}\n'
+        "}")
+
+
+class HealthCheck:
+    """One node's health check server for one Local Service."""
+
+    def __init__(self, address: str, port: int, spec: HealthListener, router: Router) -> None:
+        self.address, self.port, self.spec, self.router = address, port, spec, router
+        self._web = web.Server(self._handle, access_log=None, keepalive_timeout=30.0)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> HealthCheck:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._web, self.address, self.port,
+                                                reuse_address=True)
+        return self
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        ns, name = self.spec.service
+        count = self.router.local_endpoints(self.spec.service, self.spec.node)
+        return web.Response(status=200 if count else 503, body=body(ns, name, count).encode(),
+                            content_type="application/json",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._web.shutdown(0.2)
+            await self._server.wait_closed()
+            self._server = None
