@@ -42,8 +42,11 @@ def main() -> None:
 @click.option("--token", default="", help="Admin bearer token (default: random).")
 @click.option("--bookmark-interval", type=float, default=10.0, show_default=True,
               help="Seconds between watch bookmarks.")
+@click.option("--tls", is_flag=True, default=False,
+              help="Serve HTTPS with a fresh CA (written into the kubeconfig); callers without "
+                   "a token are then system:anonymous instead of admin.")
 def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: Path | None,
-            token: str, bookmark_interval: float) -> None:
+            token: str, bookmark_interval: float, tls: bool) -> None:
     """Serve an embedded Kubernetes API (no cluster needed)."""
     host, port = _listen(listen)
     try:
@@ -51,7 +54,7 @@ def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: P
     except NodesFileError as exc:
         raise click.UsageError(str(exc)) from exc
     options = SandboxOptions(host=host, port=port, nodes=nodes, kubeconfig=kubeconfig,
-                             token=token, bookmark_interval=bookmark_interval)
+                             token=token, bookmark_interval=bookmark_interval, tls=tls)
     try:
         asyncio.run(_serve(options))
     except OSError as exc:

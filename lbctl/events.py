@@ -1,99 +1,54 @@
-"""Events on Services, aggregated like client-go's recorder, written off the sync path.
+"""Service events written off the sync path, with client-go's per-object spam filter.
 
-A controller that syncs often must not flood the API with identical events: an event identical
-to one sent in the last 10 minutes (same object, type, reason, message) bumps that event's count
-and lastTimestamp instead of creating another, and each object gets a token bucket (burst 25,
-one token per 5 minutes, as client-go's spam filter). Writes go through a bounded queue and one
-background thread, so a slow API server never stalls a reconcile; failed writes are logged and
-dropped (events are best effort).
+Aggregation of repeats (count and lastTimestamp on one Event, surviving restarts) is done by
+`lbctl.kube.EventRecorder`; this module adds what the sync path needs on top: a reconcile never
+waits for an Event write (a bounded queue and one writer thread), and each object gets a token
+bucket (burst 25, one token per 5 minutes, as client-go's spam filter), so a Service failing in a
+hot loop cannot flood the API server. Events are best effort: failures are logged and dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
 
 from providers.cluster import ServiceView
 
 log = logging.getLogger("lbctl.events")
-WINDOW = 600.0
 BURST = 25
 REFILL_SECONDS = 300.0
 
-
-class EventSink(Protocol):
-    def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
-    def patch_event(self, namespace: str, name: str, body: dict[str, Any]) -> None: ...
+Write = Callable[[ServiceView, str, str, str], None]
+"""Writes one event now: (service, type, reason, message)."""
 
 
-@dataclass
-class _Seen:
-    name: str
-    count: int
-    first: str
-    at: float
+class BackgroundEvents:
+    """`event(svc, type, reason, message)` from any thread; written by one background thread."""
 
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class EventRecorder:
-    """`event(svc, type, reason, message)` from any thread; written in the background."""
-
-    def __init__(self, sink: EventSink, component: str = "lbctl",
-                 clock: Callable[[], float] = time.monotonic, max_queue: int = 1000) -> None:
-        self.sink = sink
-        self.component = component
-        self.host = socket.gethostname()
-        self.clock = clock
-        self._seen: dict[tuple[str, str, str, str], _Seen] = {}
+    def __init__(self, write: Write, clock: Callable[[], float] = time.monotonic,
+                 max_queue: int = 1000) -> None:
+        self._write = write
+        self._clock = clock
         self._tokens: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[str, str, str, dict[str, Any]] | None] = queue.Queue(
+        self._queue: queue.Queue[tuple[ServiceView, str, str, str] | None] = queue.Queue(
             max_queue)
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         self._thread.start()
-        self.dropped = 0
 
     def event(self, svc: ServiceView, type_: str, reason: str, message: str) -> None:
-        now = self.clock()
-        key = (svc.uid, type_, reason, message)
         with self._lock:
-            if not self._take_token(svc.uid, now):
+            if not self._take_token(svc.uid, self._clock()):
                 self.dropped += 1
                 return
-            seen = self._seen.get(key)
-            stamp = _stamp()
-            if seen is not None and now - seen.at < WINDOW:
-                seen.count += 1
-                seen.at = now
-                self._put(("patch", svc.namespace, seen.name,
-                           {"count": seen.count, "lastTimestamp": stamp}))
-                return
-            name = f"{svc.name}.{uuid.uuid4().hex[:16]}"
-            self._seen[key] = _Seen(name, 1, stamp, now)
-            self._prune(now)
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": svc.namespace},
-            "involvedObject": {"kind": "Service", "apiVersion": "v1", "namespace": svc.namespace,
-                               "name": svc.name, "uid": svc.uid,
-                               "resourceVersion": svc.resource_version},
-            "reason": reason, "message": message[:1024], "type": type_,
-            "source": {"component": self.component, "host": self.host},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": self.component, "reportingInstance": self.host,
-        }
-        self._put(("create", svc.namespace, name, body))
+        try:
+            self._queue.put_nowait((svc, type_, reason, message))
+        except queue.Full:
+            self.dropped += 1
 
     def _take_token(self, uid: str, now: float) -> bool:
         tokens, at = self._tokens.get(uid, (float(BURST), now))
@@ -102,41 +57,27 @@ class EventRecorder:
             self._tokens[uid] = (tokens, now)
             return False
         self._tokens[uid] = (tokens - 1, now)
+        if len(self._tokens) > 10_000:  # forget full buckets of objects long quiet
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] < BURST - 1}
         return True
-
-    def _prune(self, now: float) -> None:
-        if len(self._seen) > 4096:
-            for key in [k for k, v in self._seen.items() if now - v.at >= WINDOW]:
-                del self._seen[key]
-
-    def _put(self, item: tuple[str, str, str, dict[str, Any]]) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None:
-                return
-            op, namespace, name, body = item
             try:
-                if op == "create":
-                    self.sink.create_event(namespace, body)
-                else:
-                    self.sink.patch_event(namespace, name, body)
-            except Exception as exc:  # events are best effort: log and go on
-                log.warning("event %s %s/%s failed: %s", op, namespace, name, exc)
+                if item is None:
+                    return
+                try:
+                    self._write(*item)
+                except Exception as exc:  # events are best effort: log and go on
+                    log.warning("event %s on %s failed: %s", item[2], item[0].key, exc)
+            finally:
+                self._queue.task_done()
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until queued events are written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
+    def flush(self) -> None:
+        """Wait until every queued event is written (tests, shutdown)."""
+        self._queue.join()
 
     def close(self) -> None:
-        self.flush()
         self._queue.put(None)
         self._thread.join(5)

@@ -16,7 +16,8 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import kubeconfig
+from . import bootstrap_policy, kubeconfig, tls, token_request
+from .auth import TokenIssuer
 from .faults import Faults
 from .nodes import NodeSpec, node_object
 from .registry import Registry
@@ -24,6 +25,8 @@ from .resources import by_key
 from .server import ApiServer
 from .store import ObjectStore
 from .strategies import default_strategies
+from .traffic import TrafficProcess
+from .workloads import WorkloadControllers
 
 
 @dataclass
@@ -36,6 +39,14 @@ class SandboxOptions:
     bookmark_interval: float = 10.0
     history: int = 200_000
     """How many changes the log keeps before older resourceVersions answer 410."""
+    workloads: bool = True
+    """Run the in-process controllers (ServiceAccounts, Deployments, ReplicaSets, DaemonSets,
+    scheduler, kubelet, EndpointSlices, Endpoints, garbage collection)."""
+    traffic: bool = False
+    """Run the traffic process (pods' servers, nodes' NodePorts) beside the API server."""
+    tls: bool = False
+    """Serve HTTPS with a CA of its own (written into the kubeconfig); credential-less callers
+    are then `system:anonymous` instead of the plain-HTTP insecure-port admin."""
 
 
 class Sandbox:
@@ -47,11 +58,16 @@ class Sandbox:
         self.store = ObjectStore(history=options.history)
         self.registry = Registry(self.store, default_strategies())
         self.faults = Faults()
+        self.issuer = TokenIssuer()
         self.api = ApiServer(self.registry, self.token,
-                             bookmark_interval=options.bookmark_interval, faults=self.faults)
+                             bookmark_interval=options.bookmark_interval, faults=self.faults,
+                             insecure=not options.tls, issuer=self.issuer)
+        self.tls_material = tls.generate(options.host) if options.tls else None
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self.traffic: TrafficProcess | None = None
         self._bootstrap()
+        self.workloads = WorkloadControllers(self.registry) if options.workloads else None
 
     def _bootstrap(self) -> None:
         """What a fresh cluster has: system namespaces, the kubernetes Service, the nodes."""
@@ -66,23 +82,60 @@ class Sandbox:
                                 "targetPort": 6443}]}})
         for spec in self.options.nodes:
             self.registry.create(by_key("nodes"), "", node_object(spec))
+        for role in bootstrap_policy.cluster_roles():
+            self.registry.create(by_key("clusterroles.rbac.authorization.k8s.io"), "", role)
+        for binding in bootstrap_policy.cluster_role_bindings():
+            self.registry.create(by_key("clusterrolebindings.rbac.authorization.k8s.io"), "",
+                                 binding)
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA clients must trust (PEM), when serving TLS."""
+        return self.tls_material.ca_pem if self.tls_material is not None else None
+
+    def issue_token(self, namespace: str, service_account: str, seconds: int = 3600) -> str:
+        """A token for an existing ServiceAccount, as the TokenRequest API would issue it
+        (it only reads the store, so a test's thread may call it while the sandbox runs)."""
+        answer = token_request.create_token(self.store, self.issuer, namespace, service_account,
+                                            {"spec": {"expirationSeconds": seconds}})
+        token: str = answer["status"]["token"]
+        return token
+
+    def write_kubeconfig(self, path: Path, token: str | None = None, user: str = "admin") -> Path:
+        """A kubeconfig for this sandbox with `token` (default: the admin token), e.g. one
+        from `issue_token` to run a controller as its ServiceAccount."""
+        return kubeconfig.write(path, self.url, token or self.token, ca_pem=self.ca_pem,
+                                user=user)
 
     async def start(self) -> str:
+        if self.workloads is not None:
+            self.workloads.start()
         self._runner = web.AppRunner(self.api.app(), handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.options.host, self.options.port)
+        material = self.tls_material
+        context = tls.server_context(material) if material is not None else None
+        site = web.TCPSite(self._runner, self.options.host, self.options.port,
+                           ssl_context=context)
         await site.start()
         server = site._server
         assert server is not None and isinstance(server, asyncio.Server)
         host, port = server.sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{port}"
+        self.url = f"{'https' if context else 'http'}://{shown}:{port}"
         if self.options.kubeconfig is not None:
-            kubeconfig.write(self.options.kubeconfig, self.url, self.token)
+            self.write_kubeconfig(self.options.kubeconfig)
+        if self.options.traffic:
+            self.traffic = TrafficProcess(self.url, self.token).start(wait=False)
+            await self.traffic.started()  # must not block: the child lists this very API
         return self.url
 
     async def stop(self) -> None:
+        if self.traffic is not None:  # before the API, or it logs broken watches
+            await self.traffic.aclose()
+            self.traffic = None
+        if self.workloads is not None:
+            await self.workloads.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

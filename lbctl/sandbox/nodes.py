@@ -17,6 +17,9 @@ import yaml
 ZONES = ("sandbox-zone-a", "sandbox-zone-b", "sandbox-zone-c")
 SIMULATED = "sandbox.lbctl.io/simulated"
 """Node annotation: "true" when the sandbox serves this node's traffic (kube-proxy role)."""
+STOPPED = "sandbox.lbctl.io/stopped"
+"""Node annotation: "true" stops the node (its NodePorts and pods stop answering; pods go
+NotReady) until it is removed: how tests and the demo kill a node."""
 
 
 class NodesFileError(ValueError):

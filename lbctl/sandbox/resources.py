@@ -29,6 +29,16 @@ class Resource:
     store_as: str = ""
     """Another resource's key whose store this one shares (events.k8s.io events)."""
     categories: tuple[str, ...] = ()
+    actions: frozenset[str] = frozenset()
+    """Create-only subresources answered by a handler of their own, never stored
+    (`serviceaccounts/token`: the TokenRequest API)."""
+    virtual: bool = False
+    """Create-only and never stored: each POST is answered on the spot (the review APIs)."""
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        """The verbs discovery should list for the main resource."""
+        return ("create",) if self.virtual else VERBS
 
     @property
     def api_version(self) -> str:
@@ -52,6 +62,10 @@ class Resource:
         return f"{self.kind}List"
 
 
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+ACTION_KINDS = {"token": ("authentication.k8s.io", "v1", "TokenRequest")}
+"""The kind each action (create-only subresource) takes and returns, for discovery."""
+
 _STATUS = frozenset({"status"})
 _ALL = ("all",)
 
@@ -65,13 +79,16 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "pods", "Pod", True, "pod", ("po",), _STATUS, categories=_ALL),
     Resource("", "v1", "configmaps", "ConfigMap", True, "configmap", ("cm",)),
     Resource("", "v1", "secrets", "Secret", True, "secret"),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, "serviceaccount", ("sa",)),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, "serviceaccount", ("sa",),
+             actions=frozenset({"token"})),
     Resource("", "v1", "events", "Event", True, "event", ("ev",)),
     Resource("events.k8s.io", "v1", "events", "Event", True, "event", ("ev",),
              store_as="events"),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True, "endpointslice"),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True, "lease"),
     Resource("apps", "v1", "deployments", "Deployment", True, "deployment", ("deploy",),
+             frozenset({"status", "scale"}), reset_status_on_create=True, categories=_ALL),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", True, "replicaset", ("rs",),
              frozenset({"status", "scale"}), reset_status_on_create=True, categories=_ALL),
     Resource("apps", "v1", "daemonsets", "DaemonSet", True, "daemonset", ("ds",), _STATUS,
              reset_status_on_create=True, categories=_ALL),
@@ -85,6 +102,18 @@ RESOURCES: tuple[Resource, ...] = (
              "clusterrole", (), frozenset(), "path"),
     Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
              False, "clusterrolebinding", (), frozenset(), "path"),
+    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+             "selfsubjectreview", virtual=True),
+    Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, "tokenreview",
+             virtual=True),
+    Resource("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview",
+             True, "localsubjectaccessreview", virtual=True),
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+             False, "selfsubjectaccessreview", virtual=True),
+    Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview",
+             False, "selfsubjectrulesreview", virtual=True),
+    Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False,
+             "subjectaccessreview", virtual=True),
 )
 
 _BY_PATH: dict[tuple[str, str, str], Resource] = {

@@ -1,8 +1,12 @@
 """The HTTP face of the sandbox: kube-apiserver's REST API on aiohttp.
 
-One catch-all handler parses the URL into a Target, authenticates, consults the fault hooks,
-runs the verb through the registry and writes either the object or a `Status`; every request is
-audited. Watches stream chunked JSON lines (one event per line) with bookmarks and timeouts.
+One catch-all handler authenticates the caller (`auth`), applies impersonation headers, asks
+the authorizer (`rbac`) about the request's attributes before routing anything, as kube-apiserver
+does (401 for a bad credential, 403 `Forbidden` naming user, verb and resource), then parses the
+URL into a Target, consults the fault hooks, runs the verb through the registry (or answers a
+review / TokenRequest on the spot) and writes either the object or a `Status`; every resource
+request is audited with the user it ran as. Watches stream chunked JSON lines (one event per
+line) with bookmarks and timeouts.
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import discovery, errors, negotiation, schema
+from . import discovery, errors, negotiation, protobuf, schema, tables, token_request
+from .attributes import request_attributes
+from .auth import SYSTEM_MASTERS, Authenticator, TokenIssuer, UserInfo
 from .faults import FaultConfig, Faults
+from .impersonation import impersonate
 from .listing import list_objects, open_watch
 from .patch import json_patch, merge_patch, strategic_merge_patch
+from .rbac import Authorizer, forbidden
 from .registry import Registry
 from .requests import MAX_BODY, Target, decode_body, object_body, parse_path, patch_type, verb_of
+from .reviews import Reviews
+from .scale import serve_scale
 from .store import Obj
 from .strategic_merge_lists import go_format
 from .watch import Watcher
 from .watch_stream import WatchStream
 
 JSON = "application/json"
-ANONYMOUS = "system:anonymous"
 AUDIT_NAME = web.RequestKey("audit_name", str)
 """The created object's name (it may come from generateName), for the audit log."""
 
@@ -41,14 +50,22 @@ def _error(err: errors.ApiError) -> web.Response:
 
 
 class ApiServer:
-    """Request handling over a Registry; `app()` gives the aiohttp application."""
+    """Request handling over a Registry; `app()` gives the aiohttp application.
+
+    `insecure` (plain HTTP): a request without credentials is kube's old insecure-port user
+    `system:unsecured` in `system:masters`, since kubectl sends no credentials over plain HTTP;
+    under TLS it is `system:anonymous`, allowed what RBAC grants `system:unauthenticated`.
+    """
 
     def __init__(self, registry: Registry, admin_token: str, *,
                  bookmark_interval: float = 10.0, faults: Faults | None = None,
-                 anonymous_is_admin: bool = True) -> None:
+                 insecure: bool = True, issuer: TokenIssuer | None = None) -> None:
         self.registry = registry
-        self.anonymous_is_admin = anonymous_is_admin
-        self.admin_token = admin_token
+        self.issuer = issuer or TokenIssuer()
+        self.authenticator = Authenticator(registry.store, admin_token, self.issuer,
+                                           insecure=insecure)
+        self.authorizer = Authorizer(registry.store)
+        self.reviews = Reviews(self.authenticator, self.authorizer)
         self.bookmark_interval = bookmark_interval
         self.faults = faults or Faults()
         self.watchers: set[Watcher] = set()
@@ -65,51 +82,56 @@ class ApiServer:
 
     # -- entry -----------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        identity = self._authenticate(request)
-        if identity is None:
+        user = self.authenticator.authenticate(request.headers.get("Authorization", ""))
+        if user is None:
             return _error(errors.ApiError(401, "Unauthorized", "Unauthorized"))
+        try:
+            user = impersonate(self.authorizer, user, request.headers.items())
+        except errors.ApiError as err:
+            return _error(err)
         parts = [p for p in request.path.split("/") if p]
+        attrs = request_attributes(user, request.method, request.path, request.query)
         if parts and parts[0] == "sandbox":
+            if SYSTEM_MASTERS not in user.groups:
+                return _error(forbidden(attrs))
             return await self._admin(request, parts[1:])
+        target = _target(parts)
+        watch = request.query.get("watch") in ("true", "1")
+        verb = verb_of(request.method, target, watch) if target is not None else attrs.verb
+        decision = self.authorizer.authorize(attrs)
+        if not decision.allowed:
+            if target is not None:
+                self._audit(user, request, target, verb, 403)
+            return _error(forbidden(attrs, decision.reason))
         static = self._static(request, parts)
         if static is not None:
             return static
-        target = parse_path(parts)
         if target is None:
             return _error(errors.no_such_resource())
-        watch = request.query.get("watch") in ("true", "1")
-        verb = verb_of(request.method, target, watch)
         code = 200
         try:
             injected = self.faults.injected_error(verb, target.resource.plural)
             if injected is not None:
                 raise injected
-            if verb == "watch":
+            if target.resource.virtual or target.subresource in target.resource.actions:
+                response = await self._create_only(request, target, verb, user)
+            elif verb == "watch":
                 return await self._watch(request, target)
-            response = await self._serve(request, target, verb)
+            else:
+                response = await self._serve(request, target, verb)
             code = response.status
             return response
         except errors.ApiError as err:
             code = err.code
             return _error(err)
         finally:
-            self.faults.record(identity, verb, target.resource.plural, target.subresource,
-                               target.namespace or "", target.name or request.get(AUDIT_NAME, ""),
-                               code)
+            self._audit(user, request, target, verb, code)
 
-    def _authenticate(self, request: web.Request) -> str | None:
-        """The caller's identity, or None for a bad credential (401).
-
-        A presented bearer token must be valid. With no credential at all the caller is
-        `system:anonymous`; on plain HTTP it acts with full rights, like kube-apiserver's old
-        insecure port, because kubectl never sends credentials over plain HTTP.
-        """
-        header = request.headers.get("Authorization", "")
-        if not header:
-            return ANONYMOUS if self.anonymous_is_admin else None
-        if header == f"Bearer {self.admin_token}":
-            return "admin"
-        return None
+    def _audit(self, user: UserInfo, request: web.Request, target: Target, verb: str,
+               code: int) -> None:
+        self.faults.record(user.name, verb, target.resource.plural, target.subresource,
+                           target.namespace or "", target.name or request.get(AUDIT_NAME, ""),
+                           code)
 
     def _static(self, request: web.Request, parts: list[str]) -> web.Response | None:
         """Non-resource paths: version, health, discovery, OpenAPI."""
@@ -124,6 +146,14 @@ class ApiServer:
             return await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
             raise errors.too_large(MAX_BODY) from exc
+
+    async def _object_bytes(self, request: web.Request) -> tuple[bytes, str]:
+        """A create/update body and its content type; protobuf (client-go >= 1.32's typed
+        clients) comes back as the equivalent JSON."""
+        raw = await self._read(request)
+        if request.content_type == protobuf.CONTENT_TYPE:
+            return orjson.dumps(protobuf.decode(raw)), "application/json"
+        return raw, request.content_type
 
     async def _serve(self, request: web.Request, t: Target, verb: str) -> web.Response:
         reg, res, q = self.registry, t.resource, request.query
@@ -141,7 +171,7 @@ class ApiServer:
                 rv_match=q.get("resourceVersionMatch", "")), q))
         dry_run = q.get("dryRun") == "All"
         if verb in ("create", "update"):
-            body = object_body(await self._read(request), request.content_type, res)
+            body = object_body(*await self._object_bytes(request), res)
             body, warnings = schema.decode(body, res.api_version, res.kind,
                                            _field_validation(q))
             headers = _warning_headers(warnings)
@@ -206,20 +236,28 @@ class ApiServer:
         return options
 
     async def _scale(self, request: web.Request, t: Target, verb: str) -> web.Response:
-        """Deployments' scale subresource (autoscaling/v1 Scale)."""
-        reg, res, ns = self.registry, t.resource, t.namespace or ""
+        body = None
         if verb in ("update", "patch"):
             body = decode_body(await self._read(request), request.headers.get("Content-Type", ""))
-            current = _scale_of(reg.get(res, ns, t.name))
-            if verb == "patch":
-                body = merge_patch(current, body)
-            replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
-            if not isinstance(replicas, int) or replicas < 0:
-                raise errors.invalid_object("Scale", "autoscaling", t.name, [errors.invalid(
-                    "spec.replicas", replicas, "must be greater than or equal to 0")])
-            reg.update_with(res, ns, t.name, "", lambda obj: {
-                **obj, "spec": {**obj.get("spec", {}), "replicas": replicas}})
-        return _json(_scale_of(reg.get(res, ns, t.name)))
+        return _json(serve_scale(self.registry, t, verb, body))
+
+    async def _create_only(self, request: web.Request, t: Target, verb: str,
+                           user: UserInfo) -> web.Response:
+        """The review APIs and `serviceaccounts/<name>/token`: POST only, nothing stored."""
+        if verb != "create":
+            raise errors.ApiError(405, "MethodNotAllowed",
+                                  "the server does not allow this method on the requested "
+                                  "resource")
+        raw, content_type = await self._object_bytes(request)
+        validation = _field_validation(request.query)
+        if t.subresource == "token":
+            body = token_request.decode(decode_body(raw, content_type), validation)
+            return _json(token_request.create_token(self.registry.store, self.issuer,
+                                                    t.namespace or "", t.name, body), 201)
+        body, warnings = schema.decode(object_body(raw, content_type, t.resource),
+                                       t.resource.api_version, t.resource.kind, validation)
+        answer = self.reviews.create(t.resource, t.namespace or "", user, body)
+        return _json(answer, 201, _warning_headers(warnings))
 
     # -- watch -----------------------------------------------------------------------------
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
@@ -227,6 +265,7 @@ class ApiServer:
         response = web.StreamResponse(headers={"Content-Type": JSON})
         response.enable_chunked_encoding()
         try:
+            tables.include_option(q)  # a bad includeObject is a 400, not an error mid-stream
             if self.faults.take_watch_gone():
                 raise errors.gone("too old resource version: forced by the sandbox's faults")
             watcher = open_watch(self.registry, t.resource, t.namespace,
@@ -246,7 +285,8 @@ class ApiServer:
             timeout = _int(q, "timeoutSeconds") or random.randint(1800, 3600)  # noqa: S311
             stream = WatchStream(self.registry, t, watcher, response, timeout=timeout,
                                  bookmarks=q.get("allowWatchBookmarks") == "true",
-                                 bookmark_interval=self.bookmark_interval)
+                                 bookmark_interval=self.bookmark_interval,
+                                 accept=request.headers.get("Accept", ""), query=q)
             await stream.run(request)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -284,6 +324,19 @@ class ApiServer:
             return _error(err)
 
 
+def _target(parts: list[str]) -> Target | None:
+    """The resource a path names, including create-only actions (`serviceaccounts/x/token`)."""
+    target = parse_path(parts)
+    if target is not None or len(parts) < 2:
+        return target
+    owner = parse_path(parts[:-1])
+    if owner is None or not owner.name or owner.subresource:
+        return None
+    if parts[-1] not in owner.resource.actions:
+        return None
+    return Target(owner.resource, owner.namespace, owner.name, parts[-1])
+
+
 def _int(q: Any, name: str) -> int:
     text = q.get(name, "")
     if not text:
@@ -309,15 +362,3 @@ def _warning_headers(warnings: list[str]) -> dict[str, str] | None:
     if not warnings:
         return None
     return {"Warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in warnings)}
-
-
-def _scale_of(obj: Obj) -> Obj:
-    meta = obj["metadata"]
-    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {"name": meta["name"], "namespace": meta.get("namespace", ""),
-                         "uid": meta["uid"], "resourceVersion": meta["resourceVersion"],
-                         "creationTimestamp": meta.get("creationTimestamp")},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}

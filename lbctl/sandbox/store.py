@@ -10,6 +10,7 @@ been compacted away.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -104,6 +105,10 @@ class ObjectStore:
             objs[k] = obj
         change = Change(self.rv, key, type_, obj, old)
         self._log.append(change)
+        if self.rv % 5000 == 0:
+            # Stored objects are acyclic JSON: move them out of the GC's generations, or full
+            # collections scanning a large log stall the event loop for hundreds of ms.
+            gc.freeze()
         if len(self._log) > self._history:
             self.compacted_rv = self._log.popleft().rv
         for listener in list(self._listeners.get(key, ())):

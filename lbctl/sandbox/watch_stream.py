@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import orjson
 from aiohttp import web
 
+from . import negotiation
 from .registry import Registry
 from .requests import Target
 from .store import Obj
@@ -27,7 +29,8 @@ class WatchStream:
 
     def __init__(self, registry: Registry, target: Target, watcher: Watcher,
                  response: web.StreamResponse, *, timeout: float, bookmarks: bool,
-                 bookmark_interval: float) -> None:
+                 bookmark_interval: float, accept: str = "",
+                 query: Mapping[str, str] | None = None) -> None:
         self.registry = registry
         self.target = target
         self.watcher = watcher
@@ -36,6 +39,10 @@ class WatchStream:
         self.bookmarks = bookmarks
         self.interval = bookmark_interval
         self._convert = bool(target.resource.store_as and target.resource.group)
+        self._accept = accept
+        self._query: Mapping[str, str] = query or {}
+        self._as_table = bool(negotiation.target(accept, listing=False).kind)
+        self._first = True
 
     async def run(self, request: web.Request) -> None:
         queue = self.watcher.queue
@@ -72,7 +79,12 @@ class WatchStream:
             if kind == INITIAL_EVENTS_END:
                 lines.append(self._bookmark({"k8s.io/initial-events-end": "true"}))
                 continue
-            if self._convert:
+            if self._as_table:  # kubectl get -w: rows, column definitions on the first only
+                raw = orjson.dumps(negotiation.render_watched(
+                    self._accept, self.target.resource,
+                    self.registry.outward(self.target.resource, obj), self._query, self._first))
+                self._first = False
+            elif self._convert:
                 raw = orjson.dumps(self.registry.outward(self.target.resource, obj))
             else:
                 raw = change.raw if change is not None else orjson.dumps(obj)

@@ -35,7 +35,7 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from lbctl.sandbox.traffic import TrafficError, TrafficProcess
 from lbctl.sandbox.traffic.healthcheck import body as health_body
-from lbctl.sandbox.traffic.records import STOPPED
+from lbctl.sandbox.nodes import STOPPED
 from tests.conftest import admin_call, client_for
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,8 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     nodes = [replace(n, addresses=(("InternalIP", node_ip(k)), ("Hostname", n.name)))
              for k, n in enumerate(simulated(3), 1)]
     path: Path = tmp_path_factory.mktemp("traffic") / "kubeconfig"
-    thread = SandboxThread(SandboxOptions(nodes=nodes, kubeconfig=path, bookmark_interval=0.5))
+    thread = SandboxThread(SandboxOptions(nodes=nodes, kubeconfig=path, bookmark_interval=0.5,
+                                          workloads=False))
     sandbox = thread.start()
     yield sandbox
     thread.stop()

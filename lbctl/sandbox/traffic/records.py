@@ -12,9 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..nodes import SIMULATED
+from ..nodes import SIMULATED, STOPPED
 
-STOPPED = "sandbox.lbctl.io/stopped"
 """Node annotation: "true" powers the node off (every listener closed), removing it restarts."""
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
