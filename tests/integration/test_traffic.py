@@ -32,10 +32,9 @@ import pytest
 from kubernetes import client
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
-from lbctl.sandbox.nodes import simulated
+from lbctl.sandbox.nodes import STOPPED, simulated
 from lbctl.sandbox.traffic import TrafficError, TrafficProcess
 from lbctl.sandbox.traffic.healthcheck import body as health_body
-from lbctl.sandbox.nodes import STOPPED
 from tests.conftest import admin_call, client_for
 
 pytestmark = pytest.mark.integration
