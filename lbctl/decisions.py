@@ -50,18 +50,19 @@ def released(service: ServiceView) -> bool:
 
 
 def needs_sync(old: ServiceView, new: ServiceView) -> bool:
-    """Whether an update event can change the balancer (upstream's list, minus our own writes:
-    status-only and resourceVersion-only changes never cause a sync)."""
+    """Whether an update event can change the balancer (upstream's list). Our own writes
+    (status, finalizers) never cause a sync; a finalizer stripped by someone else is put back by
+    the periodic resync."""
     if wants_balancer(old) != wants_balancer(new) or old.deleting != new.deleting:
         return True
     return (old.source_ranges, old.ports, old.session_affinity, old.affinity_timeout,
             old.load_balancer_ip, old.external_ips, dict(old.annotations), old.uid,
             old.external_traffic_policy, old.health_check_node_port, old.ip_families,
-            old.load_balancer_class, old.finalizers, old.type) != (
+            old.load_balancer_class, old.type) != (
         new.source_ranges, new.ports, new.session_affinity, new.affinity_timeout,
         new.load_balancer_ip, new.external_ips, dict(new.annotations), new.uid,
         new.external_traffic_policy, new.health_check_node_port, new.ip_families,
-        new.load_balancer_class, new.finalizers, new.type)
+        new.load_balancer_class, new.type)
 
 
 def ingress_json(status: LoadBalancerStatus) -> list[dict[str, Any]]:

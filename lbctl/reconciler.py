@@ -164,22 +164,22 @@ class Reconciler:
                               config.meltdown.max_removed_fraction)
         if step.held_back:
             spec = _with_targets(spec, step.targets)
-        if previous == spec and not force and svc.ingress:
-            return DONE  # nothing changed since the last successful ensure
+        if previous == spec and not force:
+            return DONE  # ensured and its status written since; the periodic resync re-checks
         self.recorder.event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
         if not spec.targets:
             self.recorder.event(svc, "Warning", "UnAvailableLoadBalancer",
                                 f"There are no available nodes for LoadBalancer service "
                                 f"{svc.key}")
         status = self.provider.ensure(spec)
-        with self._lock:
-            self._applied[svc.key] = spec
         degraded = status.degraded
         if step.held_back:
             degraded = (f"meltdown protection holds back removal of "
                         f"{len(step.held_back)} node(s): {', '.join(step.held_back)}")
             self.recorder.event(svc, "Warning", "MeltdownProtection", degraded)
         self._patch(svc, ingress_json(status), conditions.ensured(degraded))
+        with self._lock:  # only now: a failed status patch must lead to a full retry
+            self._applied[svc.key] = spec
         self.recorder.event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
         return Outcome("after", HELD_BACK_RETRY) if step.held_back else DONE
 

@@ -1,0 +1,141 @@
+"""`lbctl run`: the controller process, from flags to a clean exit.
+
+Wires config (reloaded when the mounted ConfigMap changes, the last good one kept on error),
+the Kubernetes client, the provider, the controller, leader election and the health server;
+on SIGTERM it stops taking work, finishes in-flight syncs, releases the Lease so a standby takes
+over at once, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+from providers.interface import Provider
+from providers.registry import load
+
+from .config import Config, ConfigError, load_config
+from .controller import Cache, Controller
+from .events import BackgroundEvents
+from .kube import Kube, LeaderConfig, LeaderElector
+from .kube_writes import KubeEventWriter, KubeServiceWrites
+from .metrics import HealthServer, Metrics
+
+log = logging.getLogger("lbctl.run")
+LEASE_NAME = "lbctl-controller"
+
+
+class ConfigHolder:
+    """The current config; a poller swaps in a new one when the file changes and parses."""
+
+    def __init__(self, path: Path, metrics: Metrics) -> None:
+        self.path = path
+        self.metrics = metrics
+        self._config = load_config(path)
+        self._seen = self._stamp()
+        self._stop = threading.Event()
+
+    def __call__(self) -> Config:
+        return self._config
+
+    def _stamp(self) -> tuple[float, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (0.0, -1)
+        return (st.st_mtime, st.st_size)
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed; answer whether a new config took effect."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        try:
+            new = load_config(self.path)
+        except ConfigError as exc:
+            self.metrics.config_errors.inc()
+            log.error("config reload refused, the last good config keeps serving:\n%s", exc)
+            return False
+        old = self._config
+        if (new.provider, new.cluster_name) != (old.provider, old.cluster_name):
+            self.metrics.config_errors.inc()
+            log.error("config reload: provider and clusterName changes need a restart; "
+                      "keeping %s/%s for them", old.provider, old.cluster_name)
+            new = replace_identity(new, old)
+        self._config = new
+        log.info("config reloaded from %s", self.path)
+        return True
+
+    def watch(self, interval: float = 2.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.reload()
+
+        threading.Thread(target=loop, name="config", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def replace_identity(new: Config, old: Config) -> Config:
+    return new.model_copy(update={"provider": old.provider, "cluster_name": old.cluster_name})
+
+
+def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_elect: bool,
+        stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set); answer the exit code."""
+    metrics = Metrics()
+    config = ConfigHolder(config_path, metrics)
+    settings = config().controller
+    kube = Kube.connect(kubeconfig, qps=settings.qps, burst=settings.burst)
+    events = BackgroundEvents(KubeEventWriter(kube))
+    factory = load(config().provider)
+
+    def make_provider(cache: Cache) -> Provider:
+        return factory(config().provider_settings(), config().cluster_name, cache)
+
+    controller = Controller(kube, config, make_provider, KubeServiceWrites(kube), events,
+                            metrics)
+    host, _, port = metrics_bind.rpartition(":")
+    health = HealthServer(metrics, host or "0.0.0.0", int(port), controller.ready)
+    health.start()
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    config.watch()
+    controller.start()
+    elector = None
+    if leader_elect:
+        identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+        namespace = os.environ.get("POD_NAMESPACE", "kube-system")
+        elector = LeaderElector(kube.with_limits(5, 10),
+                                LeaderConfig(namespace, LEASE_NAME, identity),
+                                on_started_leading=controller.start_leading,
+                                on_stopped_leading=controller.stop_leading)
+        elector.start()
+    else:
+        controller.start_leading()
+    log.info("lbctl running (provider %s, leader election %s)", config().provider,
+             "on" if leader_elect else "off")
+    stop.wait()
+    log.info("stopping: finishing in-flight syncs")
+    controller.stop_leading()
+    if elector is not None:
+        elector.stop(release=True)
+    controller.stop()
+    config.stop()
+    events.close()
+    health.stop()
+    controller.provider.close()
+    kube.close()
+    return 0
+
+
+__all__ = ["ConfigHolder", "run"]

@@ -1,0 +1,97 @@
+"""A controller running in-process against the sandbox, with the recording fake provider."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from lbctl.config import Config, parse_config
+from lbctl.controller import Cache, Controller
+from lbctl.events import BackgroundEvents
+from lbctl.kube import Kube
+from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
+from lbctl.metrics import Metrics
+from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
+from lbctl.sandbox.nodes import simulated
+from providers.fake import FakeProvider
+from providers.interface import Provider
+from tests.conftest import client_for
+
+
+@dataclass
+class Running:
+    controller: Controller
+    fake: FakeProvider
+    events: BackgroundEvents
+    config: dict[str, Config]
+    kube: Kube
+
+    def set_config(self, text: str) -> None:
+        self.config["current"] = parse_config(text)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll until `check()` is truthy (a generous safety net, not a measurement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def start_controller(box: Sandbox, config_text: str = "provider: fake\n") -> Running:
+    assert box.options.kubeconfig is not None
+    holder = {"current": parse_config(config_text)}
+    kube = Kube.connect(str(box.options.kubeconfig), qps=500, burst=1000)
+    fake = FakeProvider()
+
+    def make(_cache: Cache) -> Provider:
+        return fake
+
+    events = BackgroundEvents(KubeEventWriter(kube))
+    controller = Controller(kube, lambda: holder["current"], make, KubeServiceWrites(kube),
+                            events, Metrics())
+    controller.start()
+    controller.start_leading()
+    return Running(controller, fake, events, holder, kube)
+
+
+def stop_controller(run: Running) -> None:
+    run.controller.stop()
+    run.events.close()
+    run.kube.close()
+
+
+@pytest.fixture
+def ctl_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox per test: the controller sees every Service, so tests must not share one."""
+    thread = SandboxThread(SandboxOptions(nodes=simulated(3), kubeconfig=tmp_path / "kc",
+                                          bookmark_interval=0.5, workloads=False))
+    box = thread.start()
+    yield box
+    thread.stop()
+
+
+@pytest.fixture
+def core_api(ctl_sandbox: Sandbox) -> Iterator[client.CoreV1Api]:
+    api = client_for(ctl_sandbox)
+    yield client.CoreV1Api(api)
+    api.close()
+
+
+CONFIG = "provider: fake\ncontroller: {nodeSyncDebounceSeconds: 0.2}\n"
+
+
+@pytest.fixture
+def running(ctl_sandbox: Sandbox) -> Iterator[Running]:
+    run = start_controller(ctl_sandbox, CONFIG)
+    yield run
+    stop_controller(run)
