@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from lbctl.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
-from tests.controller.conftest import Running, wait_for
 from tests.conftest import svc
+from tests.controller.conftest import Running, wait_for
 
 pytestmark = pytest.mark.integration
 
