@@ -156,7 +156,8 @@ class Reconciler:
         finalizer = finalizer_for(svc)
         if finalizer not in svc.finalizers:
             self.writes.set_finalizer(svc, finalizer, present=True)
-        spec = build_spec(svc, self.cache.nodes(), config)
+        spec = build_spec(svc, self.cache.nodes(), config,
+                          annotation_prefixes=self.provider.capabilities.annotation_prefixes)
         check_capabilities(self.provider.capabilities, spec)
         self.provider.validate(spec)
         previous = self.applied(svc.key)
@@ -165,7 +166,10 @@ class Reconciler:
         if step.held_back:
             spec = _with_targets(spec, step.targets)
         if previous == spec and not force:
-            return DONE  # ensured and its status written since; the periodic resync re-checks
+            if not step.held_back:
+                return DONE  # ensured and its status written since; the resync re-checks
+            self._hold(svc, step.held_back)  # nothing to write to the provider: just report
+            return Outcome("after", HELD_BACK_RETRY)
         self.recorder.event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
         if not spec.targets:
             self.recorder.event(svc, "Warning", "UnAvailableLoadBalancer",
@@ -174,14 +178,20 @@ class Reconciler:
         status = self.provider.ensure(spec)
         degraded = status.degraded
         if step.held_back:
-            degraded = (f"meltdown protection holds back removal of "
-                        f"{len(step.held_back)} node(s): {', '.join(step.held_back)}")
-            self.recorder.event(svc, "Warning", "MeltdownProtection", degraded)
+            degraded = self._hold(svc, step.held_back, patch=False)
         self._patch(svc, ingress_json(status), conditions.ensured(degraded))
         with self._lock:  # only now: a failed status patch must lead to a full retry
             self._applied[svc.key] = spec
         self.recorder.event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
         return Outcome("after", HELD_BACK_RETRY) if step.held_back else DONE
+
+    def _hold(self, svc: ServiceView, held: tuple[str, ...], patch: bool = True) -> str:
+        message = (f"meltdown protection holds back removal of {len(held)} node(s): "
+                   f"{', '.join(held)}")
+        self.recorder.event(svc, "Warning", "MeltdownProtection", message)
+        if patch:
+            self._patch(svc, None, conditions.ensured(message))
+        return message
 
     # -- status -----------------------------------------------------------------------------
     def _patch(self, svc: ServiceView, ingress: list[dict[str, Any]] | None,

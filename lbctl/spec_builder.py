@@ -107,13 +107,16 @@ def targets(nodes: Iterable[NodeView]) -> tuple[Target, ...]:
     return tuple(out)
 
 
-def build_spec(service: ServiceView, nodes: Iterable[NodeView], config: Config) -> LoadBalancerSpec:
-    """The balancer `service` should have, given the cluster's nodes and the config."""
+def build_spec(service: ServiceView, nodes: Iterable[NodeView], config: Config, *,
+               annotation_prefixes: tuple[str, ...] = ()) -> LoadBalancerSpec:
+    """The balancer `service` should have, given the cluster's nodes and the config.
+    `annotation_prefixes` adds the provider's own annotation prefixes to the well-known ones."""
+    prefixes = PROVIDER_ANNOTATION_PREFIXES + annotation_prefixes
     ref = BalancerRef(balancer_name(config.cluster_name, service), config.cluster_name,
                       ServiceRef(service.namespace, service.name, service.uid))
     listeners = tuple(Listener(p.name, p.protocol, p.port, p.node_port) for p in service.ports)
     notes = tuple(sorted((k, v) for k, v in service.annotations.items()
-                         if k.startswith(PROVIDER_ANNOTATION_PREFIXES)))
+                         if k.startswith(prefixes)))
     return LoadBalancerSpec(
         ref=ref,
         listeners=listeners,

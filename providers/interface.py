@@ -33,6 +33,10 @@ class Capabilities:
     """Several Services share cloud objects (one LB, one IP): writes are serialised."""
     ingress: str = "ip"
     """What the status carries: "ip" or "hostname"."""
+    annotation_prefixes: tuple[str, ...] = ()
+    """Annotation prefixes the provider reads beyond the well-known ones (third parties:
+    "mycloud.example.com/"); only annotations under known prefixes reach the spec, so an
+    unrelated annotation change never costs a provider call."""
 
 
 def check_capabilities(caps: Capabilities, spec: LoadBalancerSpec) -> None:

@@ -40,7 +40,7 @@ class FakeProvider:
 
     cluster_name: str = "kubernetes"
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(
-        ip_families=frozenset({"IPv4", "IPv6"})))
+        ip_families=frozenset({"IPv4", "IPv6"}), annotation_prefixes=("fake.lbctl.io/",)))
     latency: float = 0.0
     calls: list[Call] = field(default_factory=list)
     balancers: dict[str, LoadBalancerSpec] = field(default_factory=dict)

@@ -47,11 +47,12 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") ->
     raise AssertionError(f"timed out waiting for {what or check}")
 
 
-def start_controller(box: Sandbox, config_text: str = "provider: fake\n") -> Running:
+def start_controller(box: Sandbox, config_text: str = "provider: fake\n",
+                     fake: FakeProvider | None = None) -> Running:
     assert box.options.kubeconfig is not None
     holder = {"current": parse_config(config_text)}
     kube = Kube.connect(str(box.options.kubeconfig), qps=500, burst=1000)
-    fake = FakeProvider()
+    fake = fake or FakeProvider()
 
     def make(_cache: Cache) -> Provider:
         return fake

@@ -1,0 +1,165 @@
+"""Node changes cost one ensure per affected Service; errors map to the right retry policy;
+meltdown protection; orphans; a restart converges without duplicates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+
+from providers.errors import PermanentError, RetryAfter, TransientError
+from providers.fake import FakeProvider
+from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef
+from tests.conftest import svc
+from tests.controller.conftest import (
+    CONFIG,
+    Running,
+    start_controller,
+    stop_controller,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _ready(core: client.CoreV1Api, *names: str) -> None:
+    def all_have_ingress() -> bool:
+        for name in names:
+            got = core.read_namespaced_service(name, "default")
+            if not (got.status.load_balancer and got.status.load_balancer.ingress):
+                return False
+        return True
+
+    wait_for(all_have_ingress, what=f"ingress on {names}")
+
+
+def _node(name: str, ip: str) -> dict[str, object]:
+    return {"metadata": {"name": name}, "spec": {"providerID": f"sandbox://{name}"},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+
+
+def test_node_add_costs_one_ensure_per_service(running: Running,
+                                               core_api: client.CoreV1Api) -> None:
+    names = [f"s{i}" for i in range(5)]
+    for name in names:
+        core_api.create_namespaced_service("default", svc(name, type="LoadBalancer"))
+    _ready(core_api, *names)
+    before = len(running.fake.ops("ensure"))
+    for k in (4, 5):  # two node events inside one debounce window
+        core_api.create_node(_node(f"extra-{k}", f"127.0.10.{k}"))
+    wait_for(lambda: len(running.fake.ops("ensure")) >= before + 5, what="node sync")
+    time.sleep(0.8)
+    after = running.fake.ops("ensure")[before:]
+    assert sorted(c.service for c in after) == sorted(f"default/{n}" for n in names)
+    assert all("extra-4" in c.targets and "extra-5" in c.targets for c in after)
+    # A change that does not alter targets (a label) costs nothing.
+    core_api.patch_node("extra-4", {"metadata": {"labels": {"team": "x"}}})
+    time.sleep(0.8)
+    assert len(running.fake.ops("ensure")) == before + 5
+    # Excluding a node removes it from every balancer.
+    core_api.patch_node("extra-5", {"metadata": {"labels": {
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true"}}})
+    wait_for(lambda: len(running.fake.ops("ensure")) >= before + 10, what="exclusion")
+    assert all("extra-5" not in c.targets for c in running.fake.ops("ensure")[before + 5:])
+
+
+def test_meltdown_protection_holds_back_removals(running: Running,
+                                                core_api: client.CoreV1Api) -> None:
+    core_api.create_namespaced_service("default", svc("m", type="LoadBalancer"))
+    _ready(core_api, "m")
+    exclude = {"metadata": {"labels": {
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true"}}}
+    # 2 of 3 nodes leave at once; maxRemovedFraction 0.5 lets one go now, holds the other.
+    for k in (1, 2):
+        core_api.patch_node(f"sandbox-node-{k}", exclude)
+    wait_for(lambda: len(running.fake.ops("ensure")) >= 2, what="node sync")
+    assert running.fake.ops("ensure")[1].targets == ("sandbox-node-2", "sandbox-node-3")
+
+    def degraded() -> str:
+        got = core_api.read_namespaced_service("m", "default")
+        cond = {c.type: c for c in got.status.conditions}["LoadBalancerDegraded"]
+        return cond.message if cond.status == "True" else ""
+
+    assert "sandbox-node-2" in wait_for(degraded, what="degraded condition")
+    # All nodes gone: never down to zero; nothing is written to the provider.
+    core_api.patch_node("sandbox-node-3", exclude)
+    time.sleep(1.0)
+    assert all(c.targets for c in running.fake.ops("ensure"))
+
+
+def test_permanent_error_names_the_field_and_is_not_retried_hot(
+        running: Running, core_api: client.CoreV1Api) -> None:
+    body = svc("bad", type="LoadBalancer")
+    body["metadata"]["annotations"] = {"fake.lbctl.io/fail": "please"}
+    core_api.create_namespaced_service("default", body)
+
+    def warned() -> list[str]:
+        running.events.flush()
+        return [e.message for e in core_api.list_namespaced_event(
+            "default", field_selector="involvedObject.name=bad").items
+            if e.type == "Warning"]
+
+    messages = wait_for(warned, what="warning event")
+    assert "metadata.annotations[fake.lbctl.io/fail]" in messages[0]
+    got = core_api.read_namespaced_service("bad", "default")
+    cond = {c.type: c for c in got.status.conditions}
+    assert cond["LoadBalancerServing"].status == "False"
+    assert "fake.lbctl.io/fail" in cond["LoadBalancerServing"].message
+    time.sleep(1.0)
+    assert running.fake.ops("ensure") == []
+    # Fixing the annotation brings it back without waiting for a backoff.
+    core_api.patch_namespaced_service("bad", "default", {"metadata": {"annotations": {
+        "fake.lbctl.io/fail": None}}})
+    _ready(core_api, "bad")
+
+
+def test_transient_and_retry_after(running: Running, core_api: client.CoreV1Api) -> None:
+    running.fake.fail_next("ensure", RetryAfter(0.3, "still provisioning"))
+    running.fake.fail_next("ensure", TransientError("throttled", retry_after=0.3))
+    core_api.create_namespaced_service("default", svc("slow", type="LoadBalancer"))
+    _ready(core_api, "slow")
+    assert len(running.fake.ops("ensure")) == 3
+
+
+def test_orphans_are_collected(running: Running, core_api: client.CoreV1Api) -> None:
+    core_api.create_namespaced_service("default", svc("live", type="LoadBalancer"))
+    _ready(core_api, "live")
+    orphan = BalancerRef("lb-gone-1", "kubernetes", ServiceRef("default", "gone", "uid-gone"))
+    foreign = BalancerRef("lb-other-1", "other-cluster", ServiceRef("default", "x", "uid-x"))
+    live = next(iter(running.fake.balancers.values()))
+    for ref in (orphan, foreign):
+        running.fake.balancers[ref.name] = LoadBalancerSpec(
+            ref=ref, listeners=live.listeners, targets=live.targets,
+            health_check=live.health_check)
+    assert running.controller.collect_orphans() == 1
+    assert set(running.fake.balancers) == {live.name, foreign.name}
+
+
+def test_restart_mid_life_converges(ctl_sandbox: object, core_api: client.CoreV1Api) -> None:
+    first = start_controller(ctl_sandbox, CONFIG)  # type: ignore[arg-type]
+    core_api.create_namespaced_service("default", svc("r", type="LoadBalancer"))
+    _ready(core_api, "r")
+    stop_controller(first)
+    # While lbctl is down: the port changes and another Service is deleted-to-ClusterIP.
+    core_api.patch_namespaced_service("r", "default", {"spec": {"ports": [
+        {"port": 80, "$patch": "delete"}, {"name": "h", "port": 81, "targetPort": 8080}]}})
+    cloud = FakeProvider(balancers=dict(first.fake.balancers),  # the same cloud
+                         addresses=dict(first.fake.addresses))
+    second = start_controller(ctl_sandbox, CONFIG, cloud)  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: second.fake.ops("ensure"), what="ensure after restart")
+        assert len(second.fake.balancers) == 1
+        spec = next(iter(second.fake.balancers.values()))
+        assert [li.port for li in spec.listeners] == [81]
+    finally:
+        stop_controller(second)
+
+
+def test_permanent_error_from_provider_on_ensure(running: Running,
+                                                 core_api: client.CoreV1Api) -> None:
+    running.fake.fail_next("ensure", PermanentError("spec.ports[0].protocol", "SCTP? no"))
+    core_api.create_namespaced_service("default", svc("perm", type="LoadBalancer"))
+    wait_for(lambda: running.fake.ops("ensure"), what="first ensure")
+    time.sleep(1.0)
+    assert len(running.fake.ops("ensure")) == 1
