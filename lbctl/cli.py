@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .cli_controller import register as register_controller_commands
 from .sandbox.app import Sandbox, SandboxOptions
 from .sandbox.nodes import NodesFileError, from_file, simulated
 
@@ -45,16 +46,24 @@ def main() -> None:
 @click.option("--tls", is_flag=True, default=False,
               help="Serve HTTPS with a fresh CA (written into the kubeconfig); callers without "
                    "a token are then system:anonymous instead of admin.")
+@click.option("--traffic/--no-traffic", default=None,
+              help="Serve simulated pods on their podIPs (every containerPort) and each "
+                   "simulated node's NodePorts and health check node ports, like kube-proxy. "
+                   "[default: on; off with --tls]")
 def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: Path | None,
-            token: str, bookmark_interval: float, tls: bool) -> None:
+            token: str, bookmark_interval: float, tls: bool, traffic: bool | None) -> None:
     """Serve an embedded Kubernetes API (no cluster needed)."""
     host, port = _listen(listen)
+    if tls and traffic:  # the traffic process cannot verify the sandbox's own CA yet
+        raise click.UsageError("--traffic cannot be combined with --tls yet: the traffic "
+                               "process does not trust the sandbox's CA")
     try:
         nodes = from_file(nodes_file) if nodes_file else simulated(node_count)
     except NodesFileError as exc:
         raise click.UsageError(str(exc)) from exc
     options = SandboxOptions(host=host, port=port, nodes=nodes, kubeconfig=kubeconfig,
-                             token=token, bookmark_interval=bookmark_interval, tls=tls)
+                             token=token, bookmark_interval=bookmark_interval, tls=tls,
+                             traffic=not tls if traffic is None else traffic)
     try:
         asyncio.run(_serve(options))
     except OSError as exc:
@@ -83,6 +92,8 @@ def demo() -> None:
 
     run_demo()
 
+
+register_controller_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ Provider sections (`baremetal`, `aws`, ...) are validated by their provider, whi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,7 @@ class Config(BaseModel):
     """The whole `config.yaml`."""
 
     model_config = _MODEL
-    cluster_name: str = Field("kubernetes", alias="clusterName", min_length=1, max_length=32,
-                              pattern=_DNS_LABEL)
+    cluster_name: str = Field("kubernetes", alias="clusterName", min_length=1, max_length=32)
     """Used in balancer names and ownership tags: changing it orphans existing balancers."""
     provider: str = Field("baremetal", min_length=1)
     load_balancer_classes: tuple[str, ...] = Field((), alias="loadBalancerClasses")
@@ -71,6 +71,14 @@ class Config(BaseModel):
     azure: dict[str, Any] = Field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Settings for third-party providers, by provider name."""
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        if not re.fullmatch(_DNS_LABEL, value):
+            raise ValueError(f"{value!r} must be lowercase letters, digits and '-', starting "
+                             "and ending with a letter or digit (it is used in cloud names)")
+        return value
 
     @field_validator("load_balancer_classes")
     @classmethod
