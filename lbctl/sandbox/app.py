@@ -44,6 +44,7 @@ class SandboxOptions:
     scheduler, kubelet, EndpointSlices, Endpoints, garbage collection)."""
     traffic: bool = False
     """Run the traffic process (pods' servers, nodes' NodePorts) beside the API server."""
+    traffic_log_level: str = "INFO"
     tls: bool = False
     """Serve HTTPS with a CA of its own (written into the kubeconfig); credential-less callers
     are then `system:anonymous` instead of the plain-HTTP insecure-port admin."""
@@ -126,7 +127,9 @@ class Sandbox:
         if self.options.kubeconfig is not None:
             self.write_kubeconfig(self.options.kubeconfig)
         if self.options.traffic:
-            self.traffic = TrafficProcess(self.url, self.token).start(wait=False)
+            self.traffic = TrafficProcess(self.url, self.token,
+                                          log_level=self.options.traffic_log_level).start(
+                wait=False)
             await self.traffic.started()  # must not block: the child lists this very API
         return self.url
 
