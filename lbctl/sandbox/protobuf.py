@@ -9,7 +9,10 @@ into the JSON the rest of the sandbox reads; a kind it does not know is a 415 na
 Responses stay JSON, which every client-go accepts.
 
 Decoded like Go fills a struct and re-encodes it as JSON: unset and empty values are dropped
-(Go's `omitempty`), except for fields that are pointers upstream, where zero is meaningful.
+(Go's `omitempty`), except for fields that are pointers upstream, where zero (and an empty
+message, e.g. `securityContext: {}`) is meaningful. Embedded (`json:",inline"`) messages join
+their parent; `resource.Quantity` and `intstr.IntOrString` become their JSON scalars; repeated
+integers are read packed or not, as protobuf parsers must.
 """
 
 from __future__ import annotations
@@ -89,6 +92,16 @@ def _time(data: bytes) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _packed(raw: bytes) -> list[int]:
+    """The integers of a packed repeated varint field."""
+    out: list[int] = []
+    pos = 0
+    while pos < len(raw):
+        value, pos = _varint(raw, pos)
+        out.append(_scalar("int", 0, value))
+    return out
+
+
 def _value(spec: Field, wire: int, raw: Any) -> Any:
     kind = spec.kind
     if kind == "time":
@@ -113,12 +126,19 @@ def _empty(value: Any) -> bool:
 def _message(name: str, data: bytes) -> Any:
     table = MESSAGES[name]
     out: dict[str, Any] = {}
+    inlined: set[str] = set()  # already filtered by the embedded message's own table
     for number, wire, raw in _fields(data):
         spec = table.get(number)
         if spec is None:
             continue  # a field newer than our table: Go would keep it, we cannot name it
+        if spec.repeated and spec.kind == "int" and wire == 2:
+            out.setdefault(spec.json, []).extend(_packed(bytes(raw)))
+            continue
         value = _value(spec, wire, raw)
-        if spec.kind.startswith("map:"):
+        if not spec.json:  # embedded upstream: its fields are the parent's
+            out.update(value)
+            inlined.update(value)
+        elif spec.kind.startswith("map:"):
             key, item = value
             out.setdefault(spec.json, {})[key] = item
         elif spec.repeated:
@@ -129,8 +149,10 @@ def _message(name: str, data: bytes) -> Any:
         return out.get("items", [])
     if name == "IntOrString":  # type 1 is a string, 0 an int
         return out.get("strVal", "") if out.get("type") == 1 else out.get("intVal", 0)
-    pointers = {f.json for f in table.values() if f.pointer}
-    return {k: v for k, v in out.items() if not _empty(v) or (k in pointers and v is not None)}
+    if name == "Quantity":  # its canonical string; the zero Quantity prints as "0"
+        return out.get("string") or "0"
+    kept = inlined | {f.json for f in table.values() if f.pointer}
+    return {k: v for k, v in out.items() if not _empty(v) or (k in kept and v is not None)}
 
 
 def decode(raw: bytes) -> dict[str, Any]:
