@@ -46,12 +46,16 @@ def main() -> None:
 @click.option("--tls", is_flag=True, default=False,
               help="Serve HTTPS with a fresh CA (written into the kubeconfig); callers without "
                    "a token are then system:anonymous instead of admin.")
+@click.option("--workloads/--no-workloads", default=True, show_default=True,
+              help="Run the in-process controllers (Deployments, scheduler, kubelet, "
+                   "EndpointSlices, ServiceAccounts).")
 @click.option("--traffic/--no-traffic", default=None,
               help="Serve simulated pods on their podIPs (every containerPort) and each "
                    "simulated node's NodePorts and health check node ports, like kube-proxy. "
                    "[default: on; off with --tls]")
 def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: Path | None,
-            token: str, bookmark_interval: float, tls: bool, traffic: bool | None) -> None:
+            token: str, bookmark_interval: float, tls: bool, workloads: bool,
+            traffic: bool | None) -> None:
     """Serve an embedded Kubernetes API (no cluster needed)."""
     host, port = _listen(listen)
     if tls and traffic:  # the traffic process cannot verify the sandbox's own CA yet
@@ -63,7 +67,8 @@ def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: P
         raise click.UsageError(str(exc)) from exc
     options = SandboxOptions(host=host, port=port, nodes=nodes, kubeconfig=kubeconfig,
                              token=token, bookmark_interval=bookmark_interval, tls=tls,
-                             traffic=not tls if traffic is None else traffic)
+                             traffic=not tls if traffic is None else traffic,
+                             workloads=workloads)
     try:
         asyncio.run(_serve(options))
     except OSError as exc:
