@@ -49,25 +49,22 @@ def main() -> None:
 @click.option("--workloads/--no-workloads", default=True, show_default=True,
               help="Run the in-process controllers (Deployments, scheduler, kubelet, "
                    "EndpointSlices, ServiceAccounts).")
-@click.option("--traffic/--no-traffic", default=None,
+@click.option("--traffic/--no-traffic", default=True,
               help="Serve simulated pods on their podIPs (every containerPort) and each "
                    "simulated node's NodePorts and health check node ports, like kube-proxy. "
-                   "[default: on; off with --tls]")
+                   "[default: on]")  # with --tls it trusts the sandbox's own CA
 def sandbox(listen: str, node_count: int, nodes_file: Path | None, kubeconfig: Path | None,
             token: str, bookmark_interval: float, tls: bool, workloads: bool,
-            traffic: bool | None) -> None:
+            traffic: bool) -> None:
     """Serve an embedded Kubernetes API (no cluster needed)."""
     host, port = _listen(listen)
-    if tls and traffic:  # the traffic process cannot verify the sandbox's own CA yet
-        raise click.UsageError("--traffic cannot be combined with --tls yet: the traffic "
-                               "process does not trust the sandbox's CA")
     try:
         nodes = from_file(nodes_file) if nodes_file else simulated(node_count)
     except NodesFileError as exc:
         raise click.UsageError(str(exc)) from exc
     options = SandboxOptions(host=host, port=port, nodes=nodes, kubeconfig=kubeconfig,
                              token=token, bookmark_interval=bookmark_interval, tls=tls,
-                             traffic=not tls if traffic is None else traffic,
+                             traffic=traffic,
                              workloads=workloads)
     try:
         asyncio.run(_serve(options))

@@ -128,7 +128,8 @@ class Sandbox:
             self.write_kubeconfig(self.options.kubeconfig)
         if self.options.traffic:
             self.traffic = TrafficProcess(self.url, self.token,
-                                          log_level=self.options.traffic_log_level).start(
+                                          log_level=self.options.traffic_log_level,
+                                          ca_pem=self.ca_pem).start(
                 wait=False)
             await self.traffic.started()  # must not block: the child lists this very API
         return self.url

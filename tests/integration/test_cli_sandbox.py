@@ -42,6 +42,23 @@ def test_sandbox_process_contract(tmp_path: Path) -> None:
     assert "stopped" in out
 
 
+def test_tls_with_traffic(tmp_path: Path) -> None:
+    """The ready line comes only once the traffic process has listed the API, which under
+    --tls it can only do by trusting the sandbox's own CA."""
+    kubeconfig = tmp_path / "kc"
+    proc, line = _start(["--tls", "--nodes", "1", "--kubeconfig", str(kubeconfig)])
+    try:
+        assert "ready" in line and "https://127.0.0.1:" in line
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        assert [n.metadata.name for n in client.CoreV1Api(api).list_node().items] == [
+            "sandbox-node-1"]
+        api.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
 def test_nodes_file(tmp_path: Path) -> None:
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text(

@@ -15,11 +15,12 @@ import logging
 import os
 import resource
 import signal
+import ssl
 import sys
 from urllib.parse import urlsplit
 
 from .daemon import Traffic
-from .process import TOKEN_ENV
+from .process import CA_ENV, TOKEN_ENV
 from .records import is_loopback
 
 
@@ -68,9 +69,12 @@ class _ParentPipe(asyncio.Protocol):
 
 
 async def _main(args: argparse.Namespace) -> None:
+    tls: ssl.SSLContext | bool = not args.insecure_skip_tls_verify
+    ca_pem = os.environ.get(CA_ENV, "")
+    if ca_pem and tls:  # trust the sandbox's own CA (it serves --tls with a CA of its own)
+        tls = ssl.create_default_context(cadata=ca_pem)
     traffic = Traffic(args.server, args.token, udp_idle_timeout=args.udp_idle_timeout,
-                      resync=args.resync,
-                      tls=not args.insecure_skip_tls_verify)
+                      resync=args.resync, tls=tls)
 
     def ready(t: Traffic) -> None:
         print(f"traffic ready server={args.server} sockets={len(t.listeners.open)}",

@@ -20,6 +20,8 @@ from collections import deque
 from types import TracebackType
 
 TOKEN_ENV = "LBCTL_SANDBOX_TOKEN"  # noqa: S105 (a variable name, not a secret)
+CA_ENV = "LBCTL_SANDBOX_CA_PEM"
+"""The sandbox's CA (PEM) when it serves TLS with a CA of its own."""
 READY = "traffic ready"
 
 
@@ -30,8 +32,9 @@ class TrafficError(RuntimeError):
 class TrafficProcess:
     def __init__(self, url: str, token: str, *, ready_timeout: float = 30.0,
                  udp_idle_timeout: float | None = None, log_level: str = "INFO",
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, ca_pem: bytes | None = None) -> None:
         self.url, self.token = url, token
+        self.ca_pem = ca_pem
         self.ready_timeout = ready_timeout
         self.argv = [python, "-m", "lbctl.sandbox.traffic", "--server", url,
                      "--exit-with-stdin", "--log-level", log_level]
@@ -50,6 +53,8 @@ class TrafficProcess:
         if self.proc is not None:
             raise TrafficError("already started")
         env = {**os.environ, TOKEN_ENV: self.token}
+        if self.ca_pem:
+            env[CA_ENV] = self.ca_pem.decode()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=env)
         self._reader = threading.Thread(target=self._read, args=(self.proc,),
