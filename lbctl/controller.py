@@ -23,7 +23,7 @@ from providers.interface import Provider
 from .config import Config
 from .decisions import finalizer_for, needs_sync, owned, wants_balancer
 from .kube import NODES, SERVICES, ApiError, Handlers, Informer, Kube
-from .metrics import Metrics
+from .metrics import MeteredProvider, Metrics
 from .reconciler import Reconciler, Recorder, ServiceWrites
 from .records import node_view, service_view
 from .spec_builder import targets
@@ -58,7 +58,8 @@ class Controller:
         self.services = Informer(kube, SERVICES, service_view, name="services")
         self.nodes = Informer(kube, NODES, node_view, name="nodes")
         self.cache = Cache(self.services, self.nodes)
-        self.provider = make_provider(self.cache)
+        self.inner_provider = make_provider(self.cache)
+        self.provider: Provider = MeteredProvider(self.inner_provider, metrics)
         provider = self.provider
         self.reconciler = Reconciler(self.cache, provider, config, writes, recorder)
         self.queue: WorkQueue[str] | None = None

@@ -10,11 +10,19 @@ replica as well as for the leader (a standby is ready, just not leading).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from providers.errors import ProviderError
+from providers.interface import Provider
+from providers.spec import BalancerRef, LoadBalancerSpec, LoadBalancerStatus
+
+T = TypeVar("T")
 
 
 class Metrics:
@@ -90,3 +98,45 @@ class HealthServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class MeteredProvider:
+    """Wraps a provider: every call's latency lands in `lbctl_provider_operation_seconds`
+    by operation, and its errors in `lbctl_sync_errors_total` by the error's reason."""
+
+    def __init__(self, provider: Provider, metrics: Metrics) -> None:
+        self._provider = provider
+        self._metrics = metrics
+        self.capabilities = provider.capabilities
+
+    def _timed(self, op: str, call: Callable[[], T]) -> T:
+        started = time.monotonic()
+        try:
+            return call()
+        except ProviderError as exc:
+            self._metrics.errors.labels(reason=exc.reason).inc()
+            raise
+        finally:
+            self._metrics.operation_seconds.labels(operation=op).observe(
+                time.monotonic() - started)
+
+    def validate(self, spec: LoadBalancerSpec) -> None:
+        self._provider.validate(spec)
+
+    def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
+        return self._timed("ensure", lambda: self._provider.ensure(spec))
+
+    def plan(self, spec: LoadBalancerSpec) -> list[str]:
+        return self._provider.plan(spec)
+
+    def observe(self, ref: BalancerRef) -> LoadBalancerStatus | None:
+        return self._timed("observe", lambda: self._provider.observe(ref))
+
+    def delete(self, ref: BalancerRef) -> None:
+        self._timed("delete", lambda: self._provider.delete(ref))
+
+    def list_owned(self) -> Iterable[BalancerRef]:
+        return self._timed("list_owned", lambda: list(self._provider.list_owned()))
+
+    def close(self) -> None:
+        self._provider.close()
