@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from providers.interface import Provider
@@ -22,7 +23,7 @@ from providers.registry import load
 from .config import Config, ConfigError, load_config
 from .controller import Cache, Controller
 from .events import BackgroundEvents
-from .kube import Kube, LeaderConfig, LeaderElector
+from .kube import ApiError, EventRecorder, Kube, LeaderConfig, LeaderElector, ObjectRef
 from .kube_writes import KubeEventWriter, KubeServiceWrites
 from .metrics import HealthServer, Metrics
 
@@ -33,9 +34,11 @@ LEASE_NAME = "lbctl-controller"
 class ConfigHolder:
     """The current config; a poller swaps in a new one when the file changes and parses."""
 
-    def __init__(self, path: Path, metrics: Metrics) -> None:
+    def __init__(self, path: Path, metrics: Metrics,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.metrics = metrics
+        self.on_error = on_error
         self._config = load_config(path)
         self._seen = self._stamp()
         self._stop = threading.Event()
@@ -61,6 +64,9 @@ class ConfigHolder:
         except ConfigError as exc:
             self.metrics.config_errors.inc()
             log.error("config reload refused, the last good config keeps serving:\n%s", exc)
+            if self.on_error is not None:
+                self.on_error(f"config reload refused, the last good config keeps serving: "
+                              f"{exc}")
             return False
         old = self._config
         if (new.provider, new.cluster_name) != (old.provider, old.cluster_name):
@@ -83,6 +89,25 @@ class ConfigHolder:
         self._stop.set()
 
 
+def _config_event(kube: Kube) -> Callable[[str], None] | None:
+    """A Warning event on the ConfigMap named by LBCTL_CONFIGMAP ("namespace/name"), which the
+    Helm chart sets, so `kubectl describe configmap` shows why a reload was refused."""
+    where = os.environ.get("LBCTL_CONFIGMAP", "")
+    namespace, _, name = where.partition("/")
+    if not (namespace and name):
+        return None
+    recorder = EventRecorder(kube)
+
+    def emit(message: str) -> None:
+        try:
+            recorder.create_or_update_event(ObjectRef("ConfigMap", namespace, name, ""),
+                                            "Warning", "InvalidConfig", message)
+        except ApiError as exc:
+            log.warning("could not record the config event: %s", exc)
+
+    return emit
+
+
 def replace_identity(new: Config, old: Config) -> Config:
     return new.model_copy(update={"provider": old.provider, "cluster_name": old.cluster_name})
 
@@ -94,6 +119,7 @@ def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_ele
     config = ConfigHolder(config_path, metrics)
     settings = config().controller
     kube = Kube.connect(kubeconfig, qps=settings.qps, burst=settings.burst)
+    config.on_error = _config_event(kube)
     events = BackgroundEvents(KubeEventWriter(kube))
     factory = load(config().provider)
 
