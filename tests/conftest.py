@@ -16,29 +16,27 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 
 
-def _start(tmp: Path, **kw: Any) -> SandboxThread:
-    opts = SandboxOptions(nodes=simulated(3), kubeconfig=tmp / "kubeconfig", **kw)
-    thread = SandboxThread(opts)
+def running_sandbox(tmp: Path, nodes: int = 3, **kw: Any) -> Iterator[Sandbox]:
+    """A fixture's body: a sandbox in a thread with `nodes` simulated nodes and its kubeconfig
+    in `tmp`, stopped when the fixture is torn down."""
+    thread = SandboxThread(SandboxOptions(nodes=simulated(nodes), kubeconfig=tmp / "kubeconfig",
+                                          **kw))
     thread.start()
-    return thread
+    assert thread.sandbox is not None
+    yield thread.sandbox
+    thread.stop()
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One sandbox for the session: tests isolate themselves by namespace."""
-    thread = _start(tmp_path_factory.mktemp("sandbox"), bookmark_interval=0.5)
-    assert thread.sandbox is not None
-    yield thread.sandbox
-    thread.stop()
+    yield from running_sandbox(tmp_path_factory.mktemp("sandbox"), bookmark_interval=0.5)
 
 
 @pytest.fixture
 def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """A sandbox of the test's own, for tests that break things (faults, compaction)."""
-    thread = _start(tmp_path, bookmark_interval=0.5, history=1000)
-    assert thread.sandbox is not None
-    yield thread.sandbox
-    thread.stop()
+    yield from running_sandbox(tmp_path, bookmark_interval=0.5, history=1000)
 
 
 def client_for(box: Sandbox) -> client.ApiClient:
@@ -46,11 +44,16 @@ def client_for(box: Sandbox) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(box.options.kubeconfig))
 
 
+def open_client(box: Sandbox) -> Iterator[client.ApiClient]:
+    """A fixture's body: the official client for `box`, closed at teardown."""
+    api = client_for(box)
+    yield api
+    api.close()
+
+
 @pytest.fixture(scope="session")
 def api(sandbox: Sandbox) -> Iterator[client.ApiClient]:
-    c = client_for(sandbox)
-    yield c
-    c.close()
+    yield from open_client(sandbox)
 
 
 @pytest.fixture
@@ -58,13 +61,17 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 
 
-@pytest.fixture
-def ns(core: client.CoreV1Api) -> Iterator[str]:
-    """A fresh namespace per test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
+def namespace(core: client.CoreV1Api, name: str) -> Iterator[str]:
+    """A fixture's body: the namespace `name`, created, and deleted at teardown."""
     core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def ns(core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace per test."""
+    yield from namespace(core, f"t-{uuid.uuid4().hex[:10]}")
 
 
 Admin = Callable[..., Any]

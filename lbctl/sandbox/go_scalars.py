@@ -2,13 +2,14 @@
 
 `metav1.Time`, `resource.Quantity` and `[]byte` have custom JSON decoding in Go, with their own
 error texts; `lbctl.sandbox.schema` uses these to accept, reject and normalise such values the way
-kube-apiserver does.
+kube-apiserver does. `json_kind` names a decoded value the way encoding/json's type errors do.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 _RFC3339 = "2006-01-02T15:04:05Z07:00"
 _RFC3339_MICRO = "2006-01-02T15:04:05.000000Z07:00"
@@ -91,3 +92,15 @@ def base64_problem(text: str) -> int | None:
     if count % 4:
         return offset
     return None
+
+
+def json_kind(value: Any) -> str:
+    """The JSON kind of a decoded value as encoding/json's `cannot unmarshal KIND into ...`
+    errors name it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -16,6 +16,7 @@ import jsonpatch
 
 from lbctl.sandbox import openapi
 from lbctl.sandbox.errors import ApiError, bad_request
+from lbctl.sandbox.go_scalars import json_kind
 from lbctl.sandbox.strategic_merge import copy_json, strategic_merge
 from lbctl.sandbox.strategic_merge_lists import unprocessable
 
@@ -83,16 +84,16 @@ def json_patch(original: Any, ops: Any) -> Any:
     operation does not apply (a failed `test` included)."""
     if not isinstance(ops, list):
         raise bad_request("error decoding patch: json: cannot unmarshal "
-                          f"{_describe(ops)} into Go value of type []handlers.jsonPatchOp")
+                          f"{json_kind(ops)} into Go value of type []handlers.jsonPatchOp")
     for op in ops:
         if op is not None and not isinstance(op, dict):
             raise bad_request("error decoding patch: json: cannot unmarshal "
-                              f"{_describe(op)} into Go value of type handlers.jsonPatchOp")
+                              f"{json_kind(op)} into Go value of type handlers.jsonPatchOp")
         for field in ("op", "path", "from"):
             value = op.get(field) if op else None
             if value is not None and not isinstance(value, str):
                 raise bad_request(
-                    f"error decoding patch: json: cannot unmarshal {_describe(value)} into Go "
+                    f"error decoding patch: json: cannot unmarshal {json_kind(value)} into Go "
                     f"struct field jsonPatchOp.{field} of type string")
     if len(ops) > MAX_JSON_PATCH_OPERATIONS:
         raise ApiError(413, "RequestEntityTooLarge",
@@ -108,15 +109,5 @@ def json_patch(original: Any, ops: Any) -> Any:
 
 
 def _not_a_map(value: Any) -> str:
-    return (f"json: cannot unmarshal {_describe(value)} into Go value of type "
+    return (f"json: cannot unmarshal {json_kind(value)} into Go value of type "
             "map[string]interface {}")
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"

@@ -99,13 +99,7 @@ class Reviews:
             raise errors.invalid_object(res.kind, res.group, name, problems)
 
     def _self_access(self, res: Resource, _ns: str, user: UserInfo, body: Obj) -> Obj:
-        spec = body.get("spec") or {}
-        problems = _access_spec_errors(spec, subject=False)
-        if not _empty(body.get("metadata")):
-            problems.append(errors.invalid("metadata", body.get("metadata"), "must be empty"))
-        self._refuse(res, body, problems)
-        decision = self.authorizer.authorize(_attributes(user, spec))
-        return _answer(res, body, status=_access_status(decision))
+        return self._cluster_access(res, body, user)
 
     def _subject(self, spec: Obj) -> UserInfo:
         extra = {k: tuple(v) for k, v in (spec.get("extra") or {}).items()}
@@ -113,12 +107,18 @@ class Reviews:
                         spec.get("uid", ""), extra)
 
     def _subject_access(self, res: Resource, _ns: str, _user: UserInfo, body: Obj) -> Obj:
+        return self._cluster_access(res, body, None)
+
+    def _cluster_access(self, res: Resource, body: Obj, user: UserInfo | None) -> Obj:
+        """A SelfSubjectAccessReview for `user`, or (None) a SubjectAccessReview for the
+        subject its spec names."""
         spec = body.get("spec") or {}
-        problems = _access_spec_errors(spec, subject=True)
+        problems = _access_spec_errors(spec, subject=user is None)
         if not _empty(body.get("metadata")):
             problems.append(errors.invalid("metadata", body.get("metadata"), "must be empty"))
         self._refuse(res, body, problems)
-        decision = self.authorizer.authorize(_attributes(self._subject(spec), spec))
+        subject = self._subject(spec) if user is None else user
+        decision = self.authorizer.authorize(_attributes(subject, spec))
         return _answer(res, body, status=_access_status(decision))
 
     def _local_access(self, res: Resource, namespace: str, _user: UserInfo, body: Obj) -> Obj:

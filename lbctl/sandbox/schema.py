@@ -24,7 +24,13 @@ import kubernetes_validate
 
 from lbctl.sandbox import openapi
 from lbctl.sandbox.errors import bad_request, invalid, invalid_object
-from lbctl.sandbox.go_scalars import QUANTITY_WRONG, base64_problem, quantity_problem, timestamp
+from lbctl.sandbox.go_scalars import (
+    QUANTITY_WRONG,
+    base64_problem,
+    json_kind,
+    quantity_problem,
+    timestamp,
+)
 from lbctl.sandbox.openapi import (
     ANY,
     ARRAY,
@@ -90,7 +96,7 @@ class _State:
             elif current is not None:
                 current = current.elem
         where = f"Go struct field {owner}.{'.'.join(fields)}" if fields else "Go value"
-        return f"json: cannot unmarshal {what or _describe(value)} into {where} of type {go_type}"
+        return f"json: cannot unmarshal {what or json_kind(value)} into {where} of type {go_type}"
 
     def save(self, message: str) -> None:
         if self.first_error is None:
@@ -278,16 +284,6 @@ _ZEROS: dict[int, Any] = {STRING: "", BYTES: "", INT: 0, FLOAT: 0, BOOL: False,
 def _zero(node: Node) -> Any:
     """What Go leaves in a map value or list item decoded from `null` (None: stays null)."""
     return {} if node.kind == STRUCT else _ZEROS.get(node.kind)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _json_path(path: list[str | int], key: str) -> str:

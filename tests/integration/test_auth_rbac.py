@@ -5,10 +5,7 @@ resourceNames, subresources, the reviews, impersonation, anonymous access and ku
 from __future__ import annotations
 
 import json
-import signal
 import ssl
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -21,8 +18,9 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
-from lbctl.sandbox.nodes import simulated
+from lbctl.sandbox.app import Sandbox
+from tests.conftest import namespace, open_client, running_sandbox
+from tests.integration.helpers import SandboxProcess, node_names
 
 pytestmark = pytest.mark.integration
 
@@ -32,30 +30,17 @@ RBAC = "rbac.authorization.k8s.io"
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A sandbox serving HTTPS: the setting in which credentials and RBAC matter."""
-    tmp = tmp_path_factory.mktemp("tls")
-    thread = SandboxThread(SandboxOptions(nodes=simulated(1), kubeconfig=tmp / "kubeconfig",
-                                          tls=True))
-    thread.start()
-    assert thread.sandbox is not None
-    yield thread.sandbox
-    thread.stop()
+    yield from running_sandbox(tmp_path_factory.mktemp("tls"), nodes=1, tls=True)
 
 
 @pytest.fixture(scope="module")
 def admin(box: Sandbox) -> Iterator[client.ApiClient]:
-    assert box.options.kubeconfig is not None
-    api = config.new_client_from_config(config_file=str(box.options.kubeconfig))
-    yield api
-    api.close()
+    yield from open_client(box)
 
 
 @pytest.fixture
 def ns(admin: client.ApiClient) -> Iterator[str]:
-    name = f"auth-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(admin)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
+    yield from namespace(client.CoreV1Api(admin), f"auth-{uuid.uuid4().hex[:8]}")
 
 
 def _token(admin: client.ApiClient, ns: str, name: str, **spec: Any) -> Any:
@@ -339,24 +324,13 @@ def test_audit_log_names_the_user_and_the_refusals(box: Sandbox, as_sa: SaClient
 
 def test_cli_tls_flag_serves_https_with_the_ca_in_the_kubeconfig(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
-    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "sandbox", "--tls", "--nodes", "1",
-                             "--kubeconfig", str(kubeconfig)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "ready" in line and "https://127.0.0.1:" in line
+    with SandboxProcess("--tls", "--nodes", "1", "--kubeconfig", str(kubeconfig)) as sandbox:
+        assert "ready" in sandbox.line and "https://127.0.0.1:" in sandbox.line
         cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
         assert cluster["server"].startswith("https://")
         assert "certificate-authority-data" in cluster
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        assert [n.metadata.name for n in client.CoreV1Api(api).list_node().items] == [
-            "sandbox-node-1"]
-        api.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    assert proc.returncode == 0
+        assert node_names(kubeconfig) == ["sandbox-node-1"]
+    assert sandbox.proc.returncode == 0
 
 
 def test_issue_token_and_write_kubeconfig_run_a_client_as_an_sa(

@@ -11,52 +11,34 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.integration.helpers import SandboxProcess, node_names
+
 pytestmark = pytest.mark.integration
-
-
-def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "sandbox", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    return proc, line
 
 
 def test_sandbox_process_contract(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
-    proc, line = _start(["--listen", "127.0.0.1:0", "--nodes", "2",
-                         "--kubeconfig", str(kubeconfig)])
-    try:
-        assert "ready" in line and "http://127.0.0.1:" in line
+    with SandboxProcess("--listen", "127.0.0.1:0", "--nodes", "2",
+                        "--kubeconfig", str(kubeconfig)) as sandbox:
+        assert "ready" in sandbox.line and "http://127.0.0.1:" in sandbox.line
         api = config.new_client_from_config(config_file=str(kubeconfig))
         version = client.VersionApi(api).get_code()
         assert (version.major, version.minor) == ("1", "33")
-        nodes = [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
-        assert nodes == ["sandbox-node-1", "sandbox-node-2"]
-        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         api.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    assert "stopped" in out
+        assert node_names(kubeconfig) == ["sandbox-node-1", "sandbox-node-2"]
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+    assert sandbox.proc.returncode == 0, sandbox.err
+    assert "stopped" in sandbox.out
 
 
 def test_tls_with_traffic(tmp_path: Path) -> None:
     """The ready line comes only once the traffic process has listed the API, which under
     --tls it can only do by trusting the sandbox's own CA."""
     kubeconfig = tmp_path / "kc"
-    proc, line = _start(["--tls", "--nodes", "1", "--kubeconfig", str(kubeconfig)])
-    try:
-        assert "ready" in line and "https://127.0.0.1:" in line
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        assert [n.metadata.name for n in client.CoreV1Api(api).list_node().items] == [
-            "sandbox-node-1"]
-        api.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    with SandboxProcess("--tls", "--nodes", "1", "--kubeconfig", str(kubeconfig)) as sandbox:
+        assert "ready" in sandbox.line and "https://127.0.0.1:" in sandbox.line
+        assert node_names(kubeconfig) == ["sandbox-node-1"]
+    assert sandbox.proc.returncode == 0
 
 
 def test_nodes_file(tmp_path: Path) -> None:
@@ -69,19 +51,16 @@ def test_nodes_file(tmp_path: Path) -> None:
         "  labels: {topology.kubernetes.io/zone: us-east-1a}\n"
         "  simulate: false\n")
     kubeconfig = tmp_path / "kc"
-    proc, line = _start(["--nodes-file", str(nodes), "--kubeconfig", str(kubeconfig)])
-    try:
-        assert "ready" in line
+    with SandboxProcess("--nodes-file", str(nodes), "--kubeconfig", str(kubeconfig),
+                        stop=signal.SIGINT) as sandbox:
+        assert "ready" in sandbox.line
         api = config.new_client_from_config(config_file=str(kubeconfig))
         node = client.CoreV1Api(api).read_node("ip-10-0-1-5")
         assert node.spec.provider_id == "aws:///us-east-1a/i-0abc"
         assert node.status.addresses[0].address == "10.0.1.5"
         assert node.metadata.labels["topology.kubernetes.io/zone"] == "us-east-1a"
         api.close()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert sandbox.proc.returncode == 0
 
 
 @pytest.mark.parametrize(("args", "content", "needle"), [

@@ -19,8 +19,6 @@ import secrets
 import socket
 import socketserver
 import threading
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -35,7 +33,8 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import STOPPED, simulated
 from lbctl.sandbox.traffic import TrafficError, TrafficProcess
 from lbctl.sandbox.traffic.healthcheck import body as health_body
-from tests.conftest import admin_call, client_for
+from tests.conftest import admin_call, open_client
+from tests.integration.helpers import refused, retry
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -76,9 +75,7 @@ def traffic(box: Sandbox) -> Iterator[TrafficProcess]:
 
 @pytest.fixture(scope="module")
 def kube(box: Sandbox) -> Iterator[client.ApiClient]:
-    api = client_for(box)
-    yield api
-    api.close()
+    yield from open_client(box)
 
 
 @pytest.fixture
@@ -91,25 +88,10 @@ def disc(kube: client.ApiClient) -> client.DiscoveryV1Api:
     return client.DiscoveryV1Api(kube)
 
 
-@pytest.fixture
-def ns(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
-
-
 # -- helpers --------------------------------------------------------------------------------
 def eventually(check: Callable[[], T], within: float = SETTLE) -> T:
     """Retry `check` (which asserts or fails to connect) until it passes or time runs out."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return check()
-        except (AssertionError, OSError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+    return retry(check, within, (AssertionError, OSError))
 
 
 def run_pod(core: client.CoreV1Api, ns: str, name: str, node: int,
@@ -172,14 +154,6 @@ def get(ip: str, port: int, path: str = "/") -> tuple[int, str, dict[str, str]]:
 def served_by(ip: str, port: int, count: int) -> Counter[str]:
     """Who answered `count` fresh connections (bounded: a few seconds at worst)."""
     return Counter(get(ip, port)[1] for _ in range(count))
-
-
-def refused(ip: str, port: int) -> None:
-    try:
-        socket.create_connection((ip, port), timeout=2).close()
-    except ConnectionRefusedError:
-        return
-    raise AssertionError(f"{ip}:{port} still accepts connections")
 
 
 def udp_ask(ip: str, port: int, data: bytes, sock: socket.socket | None = None) -> bytes:

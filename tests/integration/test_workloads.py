@@ -29,7 +29,8 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from lbctl.sandbox.schema import validate_full
 from lbctl.sandbox.workloads import WorkloadControllers
-from tests.conftest import client_for
+from tests.conftest import client_for, namespace
+from tests.integration.helpers import retry
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -91,23 +92,13 @@ def disc(box: Box) -> client.DiscoveryV1Api:
 
 @pytest.fixture
 def ns(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"w-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
+    yield from namespace(core, f"w-{uuid.uuid4().hex[:10]}")
 
 
 # -- helpers ------------------------------------------------------------------------------
 def eventually(check: Callable[[], T], within: float = SETTLE) -> T:
     """Retry `check` until it stops failing an assertion, or time runs out."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+    return retry(check, within)
 
 
 def deployment(name: str, replicas: int = 3, port: int = 8080, image: str = "nginx",

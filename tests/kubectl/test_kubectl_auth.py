@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
-from lbctl.sandbox.nodes import simulated
+from lbctl.sandbox.app import Sandbox
+from tests.conftest import running_sandbox
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
 
@@ -25,13 +25,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def tls_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    tmp = tmp_path_factory.mktemp("kubectl-tls")
-    thread = SandboxThread(SandboxOptions(nodes=simulated(1), kubeconfig=tmp / "kubeconfig",
-                                          tls=True))
-    thread.start()
-    assert thread.sandbox is not None
-    yield thread.sandbox
-    thread.stop()
+    yield from running_sandbox(tmp_path_factory.mktemp("kubectl-tls"), nodes=1, tls=True)
 
 
 class Kubectl:

@@ -22,7 +22,6 @@ import fcntl
 import http.client
 import json
 import re
-import socket
 import tempfile
 import time
 import uuid
@@ -36,6 +35,7 @@ import pytest
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import STOPPED, simulated
+from tests.integration.helpers import refused, retry
 
 from .conftest import Binaries, make_kubectl
 from .runner import VERSIONS, Kubectl, rows_by_name, table
@@ -114,14 +114,7 @@ def user(request: pytest.FixtureRequest, kubectl_binaries: Binaries, seed_box: S
 # -- helpers ---------------------------------------------------------------------------------
 def eventually(check: Callable[[], T], within: float = SETTLE) -> T:
     """Retry `check` (which asserts, or fails to connect) until it passes or time runs out."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return check()
-        except (AssertionError, OSError, http.client.HTTPException):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
+    return retry(check, within, (AssertionError, OSError, http.client.HTTPException), pause=0.1)
 
 
 def http_get(ip: str, port: int, path: str = "/") -> tuple[int, str]:
@@ -143,14 +136,6 @@ def served_by(ip: str, port: int, count: int = 9) -> Counter[tuple[str, str]]:
         assert status == 200 and match, f"{ip}:{port} answered {status} {text!r}"
         seen[(match[1], match[2])] += 1
     return seen
-
-
-def refuses(ip: str, port: int) -> None:
-    try:
-        socket.create_connection((ip, port), timeout=2).close()
-    except ConnectionRefusedError:
-        return
-    raise AssertionError(f"{ip}:{port} still accepts connections")
 
 
 def running_pods(kubectl: Kubectl, count: int) -> dict[str, tuple[str, str]]:
@@ -259,7 +244,7 @@ def test_seed_commands_then_real_traffic(user: Kubectl) -> None:
         assert done.returncode == 0 and not done.stdout.strip(), done.stdout
 
     eventually(cleaned)
-    eventually(partial(refuses, "127.0.10.1", node_port))
+    eventually(partial(refused, "127.0.10.1", node_port))
 
 
 def _node_ports_reach_the_pods(node_port: int, pods: dict[str, tuple[str, str]]) -> None:
@@ -279,7 +264,7 @@ def _a_stopped_node_leaves(kubectl: Kubectl, node_port: int,
     out = kubectl.ok("annotate", "node", victim_node, f"{STOPPED}=true")
     past = "annotate" if kubectl.minor == 27 else "annotated"  # kubectl 1.27 prints "annotate"
     assert out.strip() == f"node/{victim_node} {past}"
-    eventually(partial(refuses, node_ip(victim_node), node_port))
+    eventually(partial(refused, node_ip(victim_node), node_port))
 
     def gone_from_endpoints() -> None:
         assert endpoint_ips(kubectl) == others

@@ -15,16 +15,9 @@ from lbctl.sandbox.selectors import (
     parse_label_selector,
     supported_fields,
 )
+from tests.unit.kube_messages import LABEL_VALUE, NAME_PART
 
 pytestmark = pytest.mark.unit
-
-NAME_PART = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
-             "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or "
-             "'123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-LABEL_VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', "
-               "'_' or '.', and must start and end with an alphanumeric character (e.g. "
-               "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
-               "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
 
 
 def _bad_request(call: Any, *args: Any) -> str:

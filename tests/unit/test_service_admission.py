@@ -14,18 +14,11 @@ import pytest
 
 from lbctl.sandbox.admission.services import ServiceAdmission
 from lbctl.sandbox.errors import ApiError, invalid
+from tests.unit.kube_messages import DNS1123_LABEL, SUBDOMAIN
 
 pytestmark = pytest.mark.unit
 
 IP = "<allocated>"
-DNS_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-DNS_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
 IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 CIDR_MSG = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 ONLY_LB = "may only be used when `type` is 'LoadBalancer'"
@@ -271,7 +264,7 @@ REJECTIONS = [
         id="duplicate-port-names"),
     pytest.param(
         {"ports": [{"port": 80, "name": "Web_1"}]},
-        [("FieldValueInvalid", "spec.ports[0].name", f'Invalid value: "Web_1": {DNS_LABEL_MSG}')],
+        [("FieldValueInvalid", "spec.ports[0].name", f'Invalid value: "Web_1": {DNS1123_LABEL}')],
         id="port-name-dns-label"),
     pytest.param(
         {"ports": [{"port": 80, "protocol": "ICMP"}]},
@@ -352,7 +345,7 @@ REJECTIONS = [
         [("FieldValueForbidden", "spec.clusterIPs",
           "Forbidden: may not be set for ExternalName services"),
          ("FieldValueInvalid", "spec.externalName",
-          f'Invalid value: "Not_A_Host": {DNS_SUBDOMAIN_MSG}')],
+          f'Invalid value: "Not_A_Host": {SUBDOMAIN}')],
         id="external-name-format-and-no-cluster-ip"),
     pytest.param(
         {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]},
@@ -793,7 +786,7 @@ STATUS_REJECTIONS = [
                  id="hostname-is-ip"),
     pytest.param([{"hostname": "LB.example.com"}],
                  [("FieldValueInvalid", "status.loadBalancer.ingress[0].hostname",
-                   f'Invalid value: "LB.example.com": {DNS_SUBDOMAIN_MSG}')],
+                   f'Invalid value: "LB.example.com": {SUBDOMAIN}')],
                  id="hostname-format"),
     pytest.param([{"hostname": "lb.example.com", "ipMode": "Proxy"}],
                  [("FieldValueForbidden", "status.loadBalancer.ingress[0].ipMode",

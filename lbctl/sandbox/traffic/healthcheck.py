@@ -9,11 +9,11 @@ same tab-indented JSON body without a trailing newline.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
 
+from .http_listener import HttpListener
 from .plan import HealthListener
 from .router import Router
 
@@ -31,19 +31,12 @@ def body(namespace: str, name: str, local_endpoints: int, healthy: bool = True) 
         "}")
 
 
-class HealthCheck:
+class HealthCheck(HttpListener):
     """One node's health check server for one Local Service."""
 
     def __init__(self, address: str, port: int, spec: HealthListener, router: Router) -> None:
-        self.address, self.port, self.spec, self.router = address, port, spec, router
-        self._web = web.Server(self._handle, access_log=None, keepalive_timeout=30.0)
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> HealthCheck:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._web, self.address, self.port,
-                                                reuse_address=True)
-        return self
+        super().__init__(address, port)
+        self.spec, self.router = spec, router
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         ns, name = self.spec.service
@@ -51,10 +44,3 @@ class HealthCheck:
         return web.Response(status=200 if count else 503, body=body(ns, name, count).encode(),
                             content_type="application/json",
                             headers={"X-Content-Type-Options": "nosniff"})
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._web.shutdown(0.2)
-            await self._server.wait_closed()
-            self._server = None

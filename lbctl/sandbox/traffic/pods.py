@@ -14,38 +14,22 @@ from typing import cast
 
 from aiohttp import web
 
+from .http_listener import HttpListener
 from .plan import PodListener
 
-KEEPALIVE_TIMEOUT = 30.0
 
-
-class PodHttp:
+class PodHttp(HttpListener):
     """One pod's TCP containerPort."""
 
     def __init__(self, address: str, port: int, pod: PodListener) -> None:
-        self.address, self.port, self.pod = address, port, pod
+        super().__init__(address, port)
+        self.pod = pod
         self.body = f"pod {pod.pod} on node {pod.node}\n".encode()
-        self._web = web.Server(self._handle, access_log=None,
-                               keepalive_timeout=KEEPALIVE_TIMEOUT)
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> PodHttp:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._web, self.address, self.port,
-                                                reuse_address=True)
-        return self
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(body=self.body, content_type="text/plain", headers={
             "X-Sandbox-Pod": f"{self.pod.namespace}/{self.pod.pod}",
             "X-Sandbox-Node": self.pod.node})
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._web.shutdown(0.2)
-            await self._server.wait_closed()
-            self._server = None
 
 
 class _Echo(asyncio.DatagramProtocol):

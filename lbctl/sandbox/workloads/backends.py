@@ -7,13 +7,19 @@ container port of that name and protocol, sidecars included; a pod without it ha
 and the Service-to-pods selection (a nil or empty selector selects nothing: such Services'
 endpoints are managed by hand). A pod change re-queues exactly the Services whose selector
 matched the pod before or after, and only when something an endpoint shows has changed.
+`ServiceEndpointsController` is what the two controllers share: keys are Services, queued by
+changes to Services, to the pods they select and to the objects the controller writes.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Iterable
+
 from ..store import Change, Key, Obj
 from .cache import Cache
-from .objects import PODS, SERVICES, labels_of, pod_containers, pod_ready
+from .controller import Controller
+from .objects import PODS, SERVICES, labels_of, ns_name, pod_containers, pod_ready
 
 Port = tuple[str, int, str, str | None]
 """(name, port, protocol, appProtocol) as both endpoint kinds list them."""
@@ -77,6 +83,20 @@ def hostname(svc: Obj, pod: Obj) -> str | None:
     return None
 
 
+def pod_ip(pod: Obj) -> str:
+    """The pod's IP as its endpoints list it (a pod `in_endpoints` has one)."""
+    status = pod.get("status") or {}
+    ip: str = status.get("podIP") or status["podIPs"][0]["ip"]
+    return ip
+
+
+def pod_reference(pod: Obj) -> Obj:
+    """The `targetRef` an endpoint of the pod carries."""
+    meta = pod["metadata"]
+    return {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+            "uid": meta["uid"]}
+
+
 def selected_pods(cache: Cache, svc: Obj, selector: dict[str, str]) -> list[Obj]:
     return [p for p in cache.in_namespace(PODS.key, svc["metadata"]["namespace"])
             if selects(selector, labels_of(p))]
@@ -114,3 +134,30 @@ def service_labels(svc: Obj, *reserved: str) -> dict[str, str]:
     if (svc.get("spec") or {}).get("clusterIP") == "None":
         labels["service.kubernetes.io/headless"] = ""
     return labels
+
+
+class ServiceEndpointsController(Controller[Key]):
+    """A controller of the objects listing a Service's endpoints, keyed by Service."""
+
+    def on_change(self, change: Change) -> None:
+        if change.key == SERVICES.key:
+            self.queue.add(ns_name(change.obj))
+        elif change.key == PODS.key:
+            for key in services_for(self.cache, change):
+                self.queue.add(key)
+        else:
+            self.on_other_change(change)
+
+    def resync(self) -> None:
+        for svc in self.cache.all(SERVICES.key):
+            self.queue.add(ns_name(svc))
+        for key in self.written_keys():
+            self.queue.add(key)
+
+    @abstractmethod
+    def on_other_change(self, change: Change) -> None:
+        """Queue the Services a change to another watched kind affects."""
+
+    @abstractmethod
+    def written_keys(self) -> Iterable[Key]:
+        """The Services of every object this controller has written (start-up)."""

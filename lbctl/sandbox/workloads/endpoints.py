@@ -12,18 +12,21 @@ without a selector, are the user's and never touched.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..store import Change, Key, Obj
 from .backends import (
     Port,
+    ServiceEndpointsController,
     hostname,
     in_endpoints,
+    pod_ip,
     pod_ports,
+    pod_reference,
     selected_pods,
     service_labels,
     service_selector,
-    services_for,
 )
-from .controller import Controller
 from .objects import ENDPOINTS, PODS, SERVICES, labels_of, ns_name, pod_ready
 
 SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
@@ -43,25 +46,16 @@ def _port(port: Port) -> Obj:
     return out
 
 
-class EndpointsController(Controller[Key]):
+class EndpointsController(ServiceEndpointsController):
     name = "endpoints"
     watches = (SERVICES.key, PODS.key, ENDPOINTS.key)
 
-    def on_change(self, change: Change) -> None:
-        if change.key == SERVICES.key:
-            self.queue.add(ns_name(change.obj))
-        elif change.key == PODS.key:
-            for key in services_for(self.cache, change):
-                self.queue.add(key)
-        elif _ours(change.old) or _ours(change.obj) or change.type == "DELETED":
+    def on_other_change(self, change: Change) -> None:
+        if _ours(change.old) or _ours(change.obj) or change.type == "DELETED":
             self.queue.add(ns_name(change.obj))
 
-    def resync(self) -> None:
-        for svc in self.cache.all(SERVICES.key):
-            self.queue.add(ns_name(svc))
-        for ep in self.cache.all(ENDPOINTS.key):
-            if _ours(ep):
-                self.queue.add(ns_name(ep))
+    def written_keys(self) -> Iterable[Key]:
+        return [ns_name(ep) for ep in self.cache.all(ENDPOINTS.key) if _ours(ep)]
 
     def reconcile(self, key: Key) -> float | None:
         ns, name = key
@@ -119,10 +113,7 @@ class EndpointsController(Controller[Key]):
 
     @staticmethod
     def _address(svc: Obj, pod: Obj) -> Obj:
-        status, meta = pod.get("status") or {}, pod["metadata"]
-        address: Obj = {"ip": status.get("podIP") or status["podIPs"][0]["ip"],
-                        "targetRef": {"kind": "Pod", "namespace": meta["namespace"],
-                                      "name": meta["name"], "uid": meta["uid"]}}
+        address: Obj = {"ip": pod_ip(pod), "targetRef": pod_reference(pod)}
         node_name = (pod.get("spec") or {}).get("nodeName")
         if node_name:
             address["nodeName"] = node_name

@@ -13,20 +13,21 @@ selector. Other managers' slices (no managed-by label of ours) are never touched
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..store import Change, Key, Obj
 from .backends import (
     Port,
+    ServiceEndpointsController,
     hostname,
     in_endpoints,
+    pod_ip,
     pod_ports,
+    pod_reference,
     selected_pods,
     service_labels,
     service_selector,
-    services_for,
 )
-from .controller import Controller
 from .objects import (
     NODES,
     PODS,
@@ -70,30 +71,28 @@ def _ours(slice_: Obj) -> bool:
     return labels_of(slice_).get(MANAGED_BY) == CONTROLLER_NAME
 
 
-class EndpointSliceController(Controller[Key]):
+def _service_key(slice_: Obj | None) -> Key | None:
+    """The Service a slice of ours is for (None for other managers' slices)."""
+    if slice_ is None or not _ours(slice_) or not labels_of(slice_).get(SERVICE_NAME):
+        return None
+    return slice_["metadata"]["namespace"], labels_of(slice_)[SERVICE_NAME]
+
+
+class EndpointSliceController(ServiceEndpointsController):
     name = "endpointslices"
     watches = (SERVICES.key, PODS.key, NODES.key, SLICES.key)
 
-    def on_change(self, change: Change) -> None:
-        if change.key == SERVICES.key:
-            self.queue.add(ns_name(change.obj))
-        elif change.key == PODS.key:
-            for key in services_for(self.cache, change):
-                self.queue.add(key)
-        elif change.key == NODES.key:
+    def on_other_change(self, change: Change) -> None:
+        if change.key == NODES.key:
             if node_zone(change.old) != node_zone(change.obj) or change.type == "DELETED":
                 self.resync()
-        else:
-            for obj in (change.old, change.obj):
-                if obj is not None and _ours(obj) and labels_of(obj).get(SERVICE_NAME):
-                    self.queue.add((obj["metadata"]["namespace"], labels_of(obj)[SERVICE_NAME]))
+            return
+        for obj in (change.old, change.obj):
+            if (key := _service_key(obj)) is not None:
+                self.queue.add(key)
 
-    def resync(self) -> None:
-        for svc in self.cache.all(SERVICES.key):
-            self.queue.add(ns_name(svc))
-        for slice_ in self.cache.all(SLICES.key):
-            if _ours(slice_) and labels_of(slice_).get(SERVICE_NAME):
-                self.queue.add((slice_["metadata"]["namespace"], labels_of(slice_)[SERVICE_NAME]))
+    def written_keys(self) -> Iterable[Key]:
+        return [key for s in self.cache.all(SLICES.key) if (key := _service_key(s)) is not None]
 
     def reconcile(self, key: Key) -> float | None:
         ns, name = key
@@ -128,15 +127,13 @@ class EndpointSliceController(Controller[Key]):
         return out
 
     def _endpoint(self, svc: Obj, pod: Obj, publish: bool) -> Obj:
-        status, meta = pod.get("status") or {}, pod["metadata"]
         serving = publish or pod_ready(pod)
-        term = bool(meta.get("deletionTimestamp"))
+        term = bool(pod["metadata"].get("deletionTimestamp"))
         endpoint: Obj = {
-            "addresses": [status.get("podIP") or status["podIPs"][0]["ip"]],
+            "addresses": [pod_ip(pod)],
             "conditions": {"ready": publish or (serving and not term), "serving": serving,
                            "terminating": term},
-            "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                          "uid": meta["uid"]}}
+            "targetRef": pod_reference(pod)}
         host = hostname(svc, pod)
         if host:
             endpoint["hostname"] = host
