@@ -16,3 +16,4 @@ lint:
 bench:
 	scripts/bootstrap.sh
 	.venv/bin/python bench/sandbox_api.py
+	.venv/bin/python bench/controller.py
