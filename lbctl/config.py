@@ -8,6 +8,7 @@ Provider sections (`baremetal`, `aws`, ...) are validated by their provider, whi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-_MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+_MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
@@ -43,7 +44,7 @@ class ControllerSettings(BaseModel):
     model_config = _MODEL
     workers: int = Field(8, ge=1, le=64)
     """Services reconciled in parallel (one Service is never reconciled twice at once)."""
-    resync_seconds: float = Field(300, alias="resyncSeconds", ge=10)
+    resync_seconds: float = Field(300, alias="resyncSeconds", ge=10, le=86400)
     """Drift repair: every balancer is observed and re-ensured about this often (jittered)."""
     node_sync_debounce_seconds: float = Field(1.0, alias="nodeSyncDebounceSeconds", ge=0, le=60)
     """Node changes within this window are batched into one pass over the Services."""
@@ -104,10 +105,35 @@ class Config(BaseModel):
         return load_balancer_class in self.load_balancer_classes
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _path(loc: tuple[int | str, ...], doc: Any) -> str:
+    """`controller.workers`, `pools[1]`, `plugins["x.y"]`: a key that is empty or holds
+    '.', '[' or ']' is quoted; a mapping's non-string key (YAML `false:`) is shown in YAML form."""
     out = ""
+    node = doc
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(node, dict):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        key: Any = part
+        if isinstance(node, dict) and part not in node:
+            key = next((k for k in node if not isinstance(k, str) and str(k) == str(part)),
+                       part)
+            if isinstance(part, int) and key is part:
+                key = next((k for k in node if not isinstance(k, str)), part)
+        if not isinstance(key, str):
+            text = yaml.safe_dump(key).splitlines()[0].removesuffix("...").strip()
+        elif _PLAIN_KEY.match(key):
+            text = key
+        else:
+            text = json.dumps(key)
+        quoted = text.startswith('"')
+        out += (f"[{text}]" if quoted and out else text) if quoted else (
+            f".{text}" if out else text)
+        node = node.get(key) if isinstance(node, dict) else None
     return out
 
 
@@ -115,8 +141,10 @@ def parse_config(text: str, source: str = "config.yaml") -> Config:
     """Parse and validate; raise ConfigError naming every bad key."""
     try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [("", f"not valid YAML: {exc}")]) from exc
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        # Tag constructors (`!!int x`) raise ValueError; deep nesting RecursionError.
+        raise ConfigError(source, [("", f"not valid YAML: {type(exc).__name__}: {exc}")]
+                          ) from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -127,9 +155,12 @@ def parse_config(text: str, source: str = "config.yaml") -> Config:
         problems = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
+            loc = tuple(err["loc"])
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
-            problems.append((_path(err["loc"]), msg))
+            elif err["type"] == "invalid_key":  # pydantic shows a non-string key by position
+                loc, msg = (*loc[:-1], err["input"]), "keys must be strings"
+            problems.append((_path(loc, doc), msg))
         raise ConfigError(source, problems) from exc
 
 

@@ -81,7 +81,10 @@ class ConfigHolder:
     def watch(self, interval: float = 2.0) -> None:
         def loop() -> None:
             while not self._stop.wait(interval):
-                self.reload()
+                try:
+                    self.reload()
+                except Exception:  # the reload thread must never die: log, keep the last good
+                    log.exception("config reload failed; the last good config keeps serving")
 
         threading.Thread(target=loop, name="config", daemon=True).start()
 

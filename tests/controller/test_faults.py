@@ -790,9 +790,6 @@ def test_dropping_a_class_does_not_strand_its_services(
         stop_controller(run_)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "parse_config lets ValueError from YAML tag constructors (e.g. `!!int x`) escape instead "
-    "of ConfigError, and ConfigHolder.reload only catches ConfigError"))
 def test_config_reload_survives_a_bad_yaml_tag(holder: tuple[ConfigHolder, Metrics, Path]
                                                ) -> None:
     config, metrics, path = holder
