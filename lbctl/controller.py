@@ -115,6 +115,12 @@ class Controller:
         self.services.stop()
         self.nodes.stop()
 
+    def config_changed(self) -> None:
+        """A reloaded config may own other classes: offer every cached Service again (specs
+        that did not change cost no provider call)."""
+        for svc in self.cache.services():
+            self._enqueue(svc)
+
     # -- events from the informers ------------------------------------------------------------
     def _enqueue(self, svc: ServiceView, force: bool = False) -> None:
         queue = self.queue
@@ -179,8 +185,8 @@ class Controller:
                 queue.forget(key)
             elif err.conflict:
                 queue.add_after(key, 0.5)  # a fresher cache is moments away
-            else:
-                queue.add_rate_limited(key)
+            else:  # back off, and never sooner than the server's Retry-After
+                queue.add_after(key, max(queue.backoff(key), err.retry_after or 0.0))
             return
         finally:
             self.metrics.operation_seconds.labels(operation="sync").observe(

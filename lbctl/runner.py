@@ -35,10 +35,12 @@ class ConfigHolder:
     """The current config; a poller swaps in a new one when the file changes and parses."""
 
     def __init__(self, path: Path, metrics: Metrics,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.path = path
         self.metrics = metrics
         self.on_error = on_error
+        self.on_change = on_change
         self._config = load_config(path)
         self._seen = self._stamp()
         self._stop = threading.Event()
@@ -76,6 +78,8 @@ class ConfigHolder:
             new = replace_identity(new, old)
         self._config = new
         log.info("config reloaded from %s", self.path)
+        if self.on_change is not None:
+            self.on_change()
         return True
 
     def watch(self, interval: float = 2.0) -> None:
@@ -138,6 +142,7 @@ def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_ele
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    config.on_change = controller.config_changed
     config.watch()
     controller.start()
     elector = None

@@ -325,9 +325,6 @@ class _ThrottledWrites(KubeServiceWrites):
         super().patch_status(svc, status)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Controller._process ignores ApiError.retry_after: a 429 with Retry-After longer than the "
-    "queue's backoff is retried too soon"))
 def test_long_retry_after_from_the_api_is_respected(running: Running,
                                                     core_api: client.CoreV1Api) -> None:
     writes = _ThrottledWrites(running.kube)
@@ -741,16 +738,13 @@ def test_config_reload_classes_take_effect_and_bad_files_keep_the_last_good(
         stop_controller(run_)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "nothing re-enqueues Services when a reload changes ownership: an existing Service of a "
-    "newly owned class waits for its own next change or the periodic resync (resyncSeconds, "
-    "300 s by default)"))
 def test_config_reload_takes_on_existing_services_of_a_new_class(
         ctl_sandbox: Sandbox, core_api: client.CoreV1Api,
         holder: tuple[ConfigHolder, Metrics, Path]) -> None:
     config, metrics, path = holder
     fake = FakeProvider()
     run_ = _start_with(ctl_sandbox, config, fake, metrics)
+    config.on_change = run_.controller.config_changed  # as lbctl.runner.run wires it
     config.watch(interval=0.1)
     try:
         core_api.create_namespaced_service("default", _lb("sb", loadBalancerClass="lbctl.io/b"))
