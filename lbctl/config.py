@@ -48,9 +48,9 @@ class ControllerSettings(BaseModel):
     """Drift repair: every balancer is observed and re-ensured about this often (jittered)."""
     node_sync_debounce_seconds: float = Field(1.0, alias="nodeSyncDebounceSeconds", ge=0, le=60)
     """Node changes within this window are batched into one pass over the Services."""
-    qps: float = Field(20, gt=0, le=1000)
+    qps: float = Field(50, gt=0, le=1000)
     """Client-side limit on API server requests per second."""
-    burst: int = Field(40, ge=1, le=2000)
+    burst: int = Field(100, ge=1, le=2000)
 
 
 class Config(BaseModel):

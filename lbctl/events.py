@@ -37,10 +37,15 @@ class BackgroundEvents:
         self._queue: queue.Queue[tuple[ServiceView, str, str, str] | None] = queue.Queue(
             max_queue)
         self.dropped = 0
+        self._closed = threading.Event()
+        self._deadline = float("inf")
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         self._thread.start()
 
     def event(self, svc: ServiceView, type_: str, reason: str, message: str) -> None:
+        if self._closed.is_set():
+            self.dropped += 1
+            return
         with self._lock:
             if not self._take_token(svc.uid, self._clock()):
                 self.dropped += 1
@@ -67,6 +72,9 @@ class BackgroundEvents:
             try:
                 if item is None:
                     return
+                if self._closed.is_set() and time.monotonic() > self._deadline:
+                    self.dropped += 1  # shutting down: past the deadline, count, don't write
+                    continue
                 try:
                     self._write(*item)
                 except Exception as exc:  # events are best effort: log and go on
@@ -78,6 +86,10 @@ class BackgroundEvents:
         """Wait until every queued event is written (tests, shutdown)."""
         self._queue.join()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued for up to `timeout` seconds, drop (and count) the rest, and
+        stop the writer before the client it writes through is closed."""
+        self._deadline = time.monotonic() + timeout
+        self._closed.set()
         self._queue.put(None)
-        self._thread.join(5)
+        self._thread.join(timeout + 5)

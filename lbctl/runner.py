@@ -127,7 +127,8 @@ def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_ele
     settings = config().controller
     kube = Kube.connect(kubeconfig, qps=settings.qps, burst=settings.burst)
     config.on_error = _config_event(kube)
-    events = BackgroundEvents(KubeEventWriter(kube))
+    # Events get a rate limit of their own: they must never hold back status and finalizers.
+    events = BackgroundEvents(KubeEventWriter(kube.with_limits(settings.qps, settings.burst)))
     factory = load(config().provider)
 
     def make_provider(cache: Cache) -> Provider:
