@@ -21,7 +21,7 @@ from providers.cluster import NodeView, ServiceView
 from providers.interface import Provider
 
 from .config import Config
-from .decisions import finalizer_for, needs_sync, owned, wants_balancer
+from .decisions import held_finalizer, needs_sync, owned, wants_balancer
 from .kube import NODES, SERVICES, ApiError, Handlers, Informer, Kube
 from .metrics import MeteredProvider, Metrics
 from .reconciler import Reconciler, Recorder, ServiceWrites
@@ -124,9 +124,11 @@ class Controller:
     # -- events from the informers ------------------------------------------------------------
     def _enqueue(self, svc: ServiceView, force: bool = False) -> None:
         queue = self.queue
-        if queue is None or not owned(svc, self.config()):
+        config = self.config()
+        held = held_finalizer(svc, config)
+        if queue is None or not (owned(svc, config) or held):
             return
-        if not (wants_balancer(svc) or finalizer_for(svc) in svc.finalizers):
+        if not (wants_balancer(svc) or held):
             return
         if force:
             with self._lock:
@@ -226,8 +228,8 @@ class Controller:
         lbctl was down, finalizer stripped by someone else). Answers how many."""
         config = self.config()
         live = {s.uid for s in self.cache.services()
-                if owned(s, config) and (wants_balancer(s) or finalizer_for(s) in s.finalizers
-                                         or s.annotations.get("lbctl.io/release") == "true")}
+                if held_finalizer(s, config) or (owned(s, config) and wants_balancer(s))
+                or s.annotations.get("lbctl.io/release") == "true"}
         removed = 0
         try:
             refs = list(self.provider.list_owned())

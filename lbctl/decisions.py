@@ -38,15 +38,29 @@ def wants_balancer(service: ServiceView) -> bool:
             and service.annotations.get(RELEASE_ANNOTATION) != "true")
 
 
-def needs_cleanup(service: ServiceView) -> bool:
-    """Holds our finalizer but should no longer have a balancer."""
-    return finalizer_for(service) in service.finalizers and (
-        service.deleting or service.type != "LoadBalancer")
+def held_finalizer(service: ServiceView, config: Config) -> str | None:
+    """The cleanup finalizer lbctl holds on this Service, if any. lbctl's own finalizer is
+    always ours, even after a type change cleared the class; the standard one is ours only
+    for class-less Services while lbctl is the cluster's default controller (else it belongs
+    to the upstream controller)."""
+    if LBCTL_FINALIZER in service.finalizers:
+        return LBCTL_FINALIZER
+    if (STANDARD_FINALIZER in service.finalizers and service.load_balancer_class is None
+            and config.handle_classless_services):
+        return STANDARD_FINALIZER
+    return None
 
 
-def released(service: ServiceView) -> bool:
+def needs_cleanup(service: ServiceView, config: Config) -> bool:
+    """Holds our finalizer but should no longer have a balancer: deleting, no longer a
+    LoadBalancer, or of a class the config no longer owns."""
+    return held_finalizer(service, config) is not None and (
+        service.deleting or service.type != "LoadBalancer" or not owned(service, config))
+
+
+def released(service: ServiceView, config: Config) -> bool:
     return (service.annotations.get(RELEASE_ANNOTATION) == "true"
-            and finalizer_for(service) in service.finalizers and not service.deleting)
+            and held_finalizer(service, config) is not None and not service.deleting)
 
 
 def needs_sync(old: ServiceView, new: ServiceView) -> bool:

@@ -31,6 +31,7 @@ from .config import Config
 from .decisions import (
     current_ingress,
     finalizer_for,
+    held_finalizer,
     ingress_json,
     needs_cleanup,
     owned,
@@ -108,11 +109,12 @@ class Reconciler:
                 self._applied.pop(key, None)
             return DONE  # gone; anything left behind is found by orphan collection
         config = self.config()
-        if not owned(svc, config):
-            return DONE
+        held = held_finalizer(svc, config)
+        if not owned(svc, config) and held is None:
+            return DONE  # never touched: no finalizer, no status, no event
         try:
-            if needs_cleanup(svc) or released(svc):
-                return self._cleanup(svc, config)
+            if held is not None and (needs_cleanup(svc, config) or released(svc, config)):
+                return self._cleanup(svc, config, held)
             if svc.deleting or svc.type != "LoadBalancer":
                 return DONE
             return self._ensure(svc, config, force)
@@ -136,7 +138,7 @@ class Reconciler:
             return Outcome("after", delay) if delay else Outcome("backoff", error=str(exc))
 
     # -- paths ------------------------------------------------------------------------------
-    def _cleanup(self, svc: ServiceView, config: Config) -> Outcome:
+    def _cleanup(self, svc: ServiceView, config: Config, finalizer: str) -> Outcome:
         ref = ref_for(svc, config)
         if svc.annotations.get("lbctl.io/release") == "true" and not svc.deleting:
             self.recorder.event(svc, "Normal", "ReleasedLoadBalancer",
@@ -147,7 +149,7 @@ class Reconciler:
             self.recorder.event(svc, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
         if not svc.deleting:
             self._clear_status(svc)
-        self.writes.set_finalizer(svc, finalizer_for(svc), present=False)
+        self.writes.set_finalizer(svc, finalizer, present=False)
         with self._lock:
             self._applied.pop(svc.key, None)
         return DONE

@@ -572,10 +572,6 @@ def test_upstream_cleanup_rule_beside_lbctl_harms_no_lbctl_service(
         stop_controller(lbctl)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the API server drops loadBalancerClass when the type leaves LoadBalancer; lbctl then "
-    "decides owned()/finalizer_for() from the class alone, so it neither deletes the balancer "
-    "nor removes lbctl's finalizer (and a later delete of the Service hangs)"))
 def test_type_change_of_a_class_service_cleans_up(ctl_sandbox: Sandbox,
                                                   core_api: client.CoreV1Api) -> None:
     fake = FakeProvider()
@@ -758,10 +754,6 @@ def test_config_reload_takes_on_existing_services_of_a_new_class(
         stop_controller(run_)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a class dropped from the config strands its Services: they keep lbctl's finalizer, "
-    "deletion hangs, and orphan collection deletes their balancers while their status still "
-    "shows the address"))
 def test_dropping_a_class_does_not_strand_its_services(
         ctl_sandbox: Sandbox, core_api: client.CoreV1Api,
         holder: tuple[ConfigHolder, Metrics, Path]) -> None:
