@@ -16,7 +16,9 @@ die() { echo "fetch-helm: $*" >&2; exit 1; }
 
 # true when $1 runs and reports a helm version starting with $WANT
 reports() {
-    [ -x "$1" ] && "$1" version --template '{{.Version}}' 2>/dev/null | grep -q "^$WANT"
+    local out  # captured first: `cmd | grep -q` under pipefail can fail on SIGPIPE
+    [ -x "$1" ] && out="$("$1" version --template '{{.Version}}' 2>/dev/null)" &&
+        grep -q "^$WANT" <<<"$out"
 }
 
 dest="$CACHE/helm"

@@ -23,7 +23,11 @@ scratch() { mktemp -d "$SCRATCH/work.XXXXXX"; }
 
 # $1 binary, $2 wanted version prefix ("v1.35."): true when it runs and reports that version.
 reports() {
-    [ -x "$1" ] && "$1" version --client 2>/dev/null | grep -q "GitVersion:\"$2\|Client Version: $2"
+    # Capture first: `cmd | grep -q` under pipefail fails at random when grep exits early and
+    # kubectl dies of SIGPIPE.
+    local out
+    [ -x "$1" ] && out="$("$1" version --client 2>/dev/null)" &&
+        grep -q "GitVersion:\"$2\|Client Version: $2" <<<"$out"
 }
 
 fetch_135() {
