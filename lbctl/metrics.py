@@ -135,6 +135,12 @@ class MeteredProvider:
     def delete(self, ref: BalancerRef) -> None:
         self._timed("delete", lambda: self._provider.delete(ref))
 
+    def release(self, ref: BalancerRef) -> None:
+        release = getattr(self._provider, "release", None)
+        if release is None:  # a plugin written before release() existed: nothing to drop
+            return
+        self._timed("release", lambda: release(ref))
+
     def list_owned(self) -> Iterable[BalancerRef]:
         return self._timed("list_owned", lambda: list(self._provider.list_owned()))
 

@@ -141,6 +141,7 @@ class Reconciler:
     def _cleanup(self, svc: ServiceView, config: Config, finalizer: str) -> Outcome:
         ref = ref_for(svc, config)
         if svc.annotations.get("lbctl.io/release") == "true" and not svc.deleting:
+            self.provider.release(ref)
             self.recorder.event(svc, "Normal", "ReleasedLoadBalancer",
                                 f"released {ref.name} without deleting it")
         else:

@@ -81,6 +81,10 @@ class Provider(Protocol):
     def delete(self, ref: BalancerRef) -> None:
         """Remove every object owned by `ref`; not-found is success."""
 
+    def release(self, ref: BalancerRef) -> None:
+        """Stop owning `ref`'s objects without deleting them: drop our ownership marks so
+        `list_owned` no longer returns them (the `lbctl.io/release` annotation)."""
+
     def list_owned(self) -> Iterable[BalancerRef]:
         """Every balancer this cluster's lbctl owns (for orphan collection)."""
 

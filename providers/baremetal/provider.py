@@ -163,6 +163,15 @@ class BaremetalProvider:
         if released:
             log.info("released %s from %s", ", ".join(map(str, released)), ref.service.key)
 
+    def release(self, ref: BalancerRef) -> None:
+        """Let go without tearing down: balancer daemons keep serving what they were
+        programmed with; the addresses leave lbctl's books (cool-down as on delete)."""
+        with self._lock:
+            released = self._ledger.release(ref.service.uid, self._clock(),
+                                            self._settings.cooldown_seconds)
+        if released:
+            log.info("let go of %s for %s", ", ".join(map(str, released)), ref.service.key)
+
     def list_owned(self) -> Iterable[BalancerRef]:
         """Balancers this process ensured and still holds, plus what the daemons carry.
         Holdings cannot be orphaned: a Service that leaves the view releases its addresses

@@ -45,6 +45,8 @@ class FakeProvider:
     calls: list[Call] = field(default_factory=list)
     balancers: dict[str, LoadBalancerSpec] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    released: set[str] = field(default_factory=set)
+    """Balancers kept but no longer owned (their ownership marks dropped)."""
     _failures: dict[str, list[ProviderError]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,6 +82,7 @@ class FakeProvider:
                     tuple(t.node for t in spec.targets))
         with self._lock:
             self.balancers[spec.name] = spec
+            self.released.discard(spec.name)  # ensuring adopts it again
             if spec.name not in self.addresses:
                 self.addresses[spec.name] = f"198.51.100.{len(self.addresses) % 250 + 1}"
             ip = spec.requested_ips[0] if spec.requested_ips else self.addresses[spec.name]
@@ -111,11 +114,17 @@ class FakeProvider:
         with self._lock:
             self.balancers.pop(ref.name, None)
 
+    def release(self, ref: BalancerRef) -> None:
+        self._enter("release", ref.name, ref.service.key)
+        with self._lock:
+            if ref.name in self.balancers:
+                self.released.add(ref.name)
+
     def list_owned(self) -> Iterable[BalancerRef]:
         self._enter("list_owned", "", "")
         with self._lock:
             return [s.ref for s in self.balancers.values()
-                    if s.ref.cluster == self.cluster_name]
+                    if s.ref.cluster == self.cluster_name and s.ref.name not in self.released]
 
     def close(self) -> None:
         return None

@@ -383,7 +383,7 @@ def test_graceful_stop_mid_ensure_then_restart(ctl_sandbox: Sandbox,
 
 class _HangingCloud(FakeProvider):
     """Ensures hang forever, as in a process that dies mid-call: `x*` Services after the
-    cloud write, others before it. `release()` lets the hung threads end with an error."""
+    cloud write, others before it. `unblock()` lets the hung threads end with an error."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -397,7 +397,7 @@ class _HangingCloud(FakeProvider):
         self._release.wait()
         raise RuntimeError("the process died")  # not a ProviderError: no status write either
 
-    def release(self) -> None:
+    def unblock(self) -> None:
         self._release.set()
 
 
@@ -433,7 +433,7 @@ def test_killed_mid_ensure_then_restart(ctl_sandbox: Sandbox,
         finally:
             stop_controller(second)
     finally:
-        hanging.release()
+        hanging.unblock()
         first.events.close()
         first.kube.close()
 
@@ -625,9 +625,6 @@ def test_release_annotation_lets_go_without_deleting(running: Running,
     assert {c.name for c in running.fake.ops("ensure")} == {balancer}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a released balancer still carries lbctl's ownership: once its Service is deleted, orphan "
-    "collection deletes it"))
 def test_released_balancer_survives_its_service(running: Running,
                                                 core_api: client.CoreV1Api) -> None:
     core_api.create_namespaced_service("default", _lb("keep"))
