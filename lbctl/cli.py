@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .balancer.cli import register as register_balancer_commands
 from .cli_controller import register as register_controller_commands
 from .sandbox.app import Sandbox, SandboxOptions
 from .sandbox.nodes import NodesFileError, from_file, simulated
@@ -88,14 +89,17 @@ async def _serve(options: SandboxOptions) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Run the story on this machine: sandbox, nodes, Services (more with each release)."""
+@click.option("--keep", is_flag=True,
+              help="Leave everything running at the end and print how to use it.")
+def demo(keep: bool) -> None:
+    """Run the story on this machine: sandbox, controller, balancer, real traffic."""
     from .demo import run_demo  # noqa: PLC0415  (keeps `lbctl --help` fast)
 
-    run_demo()
+    run_demo(keep=keep)
 
 
 register_controller_commands(main)
+register_balancer_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,6 @@ only what it runs. Bad flags and files end in a message naming them and exit cod
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
 from pathlib import Path
 
@@ -18,17 +16,7 @@ from providers.errors import ProviderError
 from providers.registry import UnknownProviderError, load
 
 from .config import ConfigError
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line (structured logs for cluster log pipelines)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": self.formatTime(record), "level": record.levelname,
-                 "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+from .logs import setup as setup_logging
 
 
 def _bool(value: str) -> bool:
@@ -57,10 +45,7 @@ def register(main: click.Group) -> None:
         """Run the controller."""
         from .runner import run as run_controller  # noqa: PLC0415
 
-        handler = logging.StreamHandler()
-        if log_format == "json":
-            handler.setFormatter(JsonFormatter())
-        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        setup_logging(log_format)
         try:
             code = run_controller(kubeconfig, config_path, metrics_bind, _bool(leader_elect))
         except ConfigError as exc:

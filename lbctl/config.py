@@ -152,16 +152,21 @@ def parse_config(text: str, source: str = "config.yaml") -> Config:
     try:
         return Config.model_validate(doc)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            loc = tuple(err["loc"])
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif err["type"] == "invalid_key":  # pydantic shows a non-string key by position
-                loc, msg = (*loc[:-1], err["input"]), "keys must be strings"
-            problems.append((_path(loc, doc), msg))
-        raise ConfigError(source, problems) from exc
+        raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+def validation_problems(exc: ValidationError, doc: Any) -> list[tuple[str, str]]:
+    """pydantic's errors as (key path in `doc`, message) pairs, in the document's own terms."""
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "invalid_key":  # pydantic shows a non-string key by position
+            loc, msg = (*loc[:-1], err["input"]), "keys must be strings"
+        problems.append((_path(loc, doc), msg))
+    return problems
 
 
 def load_config(path: str | Path) -> Config:

@@ -1,0 +1,180 @@
+"""The daemon's HTTP API: how the `baremetal` provider tells balancer instances what to serve.
+
+Why push over an authenticated API rather than the daemon watching the cluster: a balancer host
+needs no Kubernetes credentials or RBAC at all, keeps serving when the API server is down (pain
+point 6 of the bare-metal field), and works on LB hosts outside the cluster; the controller,
+which already holds the desired state, simply PUTs it. The controller polls `GET /v1/balancers`
+and re-programs whatever an instance lacks, so instances that restart, or come and go, converge.
+
+Routes (JSON; `/v1/*` needs `Authorization: Bearer <token>` from `--token-file`, compared in
+constant time; the file is re-read when it changes, so a rotated Secret takes effect at once):
+  GET    /v1/balancers[?cluster=C]   every balancer with its status
+  GET    /v1/balancers/{name}        one balancer and its status (404)
+  PUT    /v1/balancers/{name}        program it (200; 422 naming each bad field; 409 clash)
+  DELETE /v1/balancers/{name}        forget it (200; 404 unknown; 409 static)
+  GET    /healthz /readyz /metrics   unauthenticated
+A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from lbctl.config import ConfigError
+
+from .model import parse_balancer, to_json
+from .store import Refused, Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class TokenFile:
+    """The bearer token, re-read when the file's mtime changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._token = b""
+
+    def current(self) -> bytes:
+        try:
+            mtime = self.path.stat().st_mtime
+            if mtime != self._mtime:
+                self._token = self.path.read_bytes().strip()
+                self._mtime = mtime
+        except OSError as exc:
+            log.error("token file %s unreadable: %s", self.path, exc)
+            return b""
+        return self._token
+
+
+def _error(status: int, message: str, problems: list[dict[str, str]] | None = None
+           ) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if problems:
+        body["problems"] = problems
+    return web.json_response(body, status=status)
+
+
+class Api:
+    """Request handlers; `changed()` is awaited after every accepted write."""
+
+    def __init__(self, store: Store, changed: Callable[[], Awaitable[None]],
+                 status: Callable[[str], dict[str, Any]], token: TokenFile | None,
+                 registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+        self.store = store
+        self.changed = changed
+        self.status = status
+        self.token = token
+        self.registry = registry
+        self.ready = ready
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._auth])
+        app.router.add_get("/v1/balancers", self.list)
+        app.router.add_get("/v1/balancers/{name}", self.get)
+        app.router.add_put("/v1/balancers/{name}", self.put)
+        app.router.add_delete("/v1/balancers/{name}", self.delete)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        expected = self.token.current() if self.token is not None else b""
+        header = request.headers.get("Authorization", "")
+        given = header[7:].strip().encode() if header.startswith("Bearer ") else b""
+        if not expected or not given or not hmac.compare_digest(given, expected):
+            resp = _error(401, "unauthorized: a valid bearer token is required")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="lbctl-balancer"'
+            return resp
+        return await handler(request)
+
+    def _view(self, name: str) -> dict[str, Any] | None:
+        found = self.store.get(name)
+        if found is None:
+            return None
+        balancer, static = found
+        return {"balancer": to_json(balancer), "static": static, "status": self.status(name)}
+
+    async def list(self, request: web.Request) -> web.Response:
+        cluster = request.query.get("cluster")
+        items = []
+        for b in self.store.desired():
+            if cluster is not None and (b.owner is None or b.owner.cluster != cluster):
+                continue
+            view = self._view(b.name)
+            if view is not None:
+                items.append(view)
+        return web.json_response({"balancers": items})
+
+    async def get(self, request: web.Request) -> web.Response:
+        view = self._view(request.match_info["name"])
+        if view is None:
+            return _error(404, f'balancer "{request.match_info["name"]}" not found')
+        return web.json_response(view)
+
+    async def put(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if request.content_type != "application/json":
+            return _error(415, "Content-Type must be application/json")
+        try:
+            doc = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body larger than {MAX_BODY} bytes")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"body is not JSON: {exc}")
+        if isinstance(doc, dict):
+            doc.setdefault("name", name)
+            if doc["name"] != name:
+                return _error(422, "name must match the URL",
+                              [{"field": "name", "message": f"{doc['name']!r} is not {name!r}"}])
+        try:
+            balancer = parse_balancer(doc)
+            changed = self.store.put(balancer)
+        except ConfigError as exc:
+            return _error(422, "invalid balancer",
+                          [{"field": p, "message": m} for p, m in exc.problems])
+        except Refused as exc:
+            return _error(exc.status, str(exc))
+        if changed:
+            log.info("programmed balancer %s", name)
+            await self.changed()
+        view = self._view(name)
+        return web.json_response({**(view or {}), "changed": changed})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            self.store.delete(name)
+        except Refused as exc:
+            return _error(exc.status, str(exc))
+        log.info("deleted balancer %s", name)
+        await self.changed()
+        return web.json_response({"deleted": name})
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        if not self.ready():
+            return web.Response(status=503, text="not ready")
+        return web.Response(text="ok")
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,69 @@
+"""`lbctl balancer ...`: serve balancers, and check a static file before deploying it.
+
+Kept out of `lbctl/cli.py` so the controller's commands never import the data plane.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from lbctl.config import ConfigError
+from lbctl.logs import setup as setup_logging
+
+
+def register(main: click.Group) -> None:
+    @main.group()
+    def balancer() -> None:
+        """The software balancer daemon (userspace data plane, health checks)."""
+
+    @balancer.command()
+    @click.option("--config", "config_path", default=None,
+                  type=click.Path(dir_okay=False, path_type=Path),
+                  help="Static file of balancers (re-read on change and on SIGHUP).")
+    @click.option("--api-listen", default=None,
+                  help="HOST:PORT of the HTTP API the baremetal provider programs "
+                       "(port 0 picks one); also /healthz, /readyz, /metrics.")
+    @click.option("--token-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+                  help="File holding the API's bearer token (a mounted Secret).")
+    @click.option("--state-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+                  help="Where programmed balancers persist across restarts.")
+    @click.option("--log-format", type=click.Choice(["json", "text"]), default="text",
+                  show_default=True)
+    def serve(config_path: Path | None, api_listen: str | None, token_file: Path | None,
+              state_file: Path | None, log_format: str) -> None:
+        """Serve balancers from a static file and/or the HTTP API."""
+        from .daemon import ServeOptions, run  # noqa: PLC0415 (keeps `lbctl --help` fast)
+
+        if config_path is None and api_listen is None:
+            raise click.UsageError("give --config FILE, --api-listen HOST:PORT, or both")
+        if api_listen is not None:
+            _host, sep, port = api_listen.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                raise click.BadParameter(f"{api_listen!r} is not HOST:PORT",
+                                         param_hint="--api-listen")
+        setup_logging(log_format)
+        try:
+            run(ServeOptions(config=config_path, api_listen=api_listen, token_file=token_file,
+                             state_file=state_file))
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    @balancer.command()
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    def validate(path: Path) -> None:
+        """Check a static balancers file; every problem is named by its key."""
+        from .model import parse_file  # noqa: PLC0415
+
+        try:
+            parsed = parse_file(path.read_text(), str(path))
+        except OSError as exc:
+            click.echo(f"error: {path}: {exc.strerror or exc}", err=True)
+            sys.exit(2)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{path}: ok ({len(parsed.balancers)} balancers)")

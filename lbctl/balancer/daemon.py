@@ -1,0 +1,236 @@
+"""`lbctl balancer serve`: the daemon's life cycle around the store, data plane and API.
+
+One event loop (uvloop when installed) runs everything: the data plane's sockets, the health
+probes and the HTTP API, so no lock is needed between them beyond the data plane's own apply
+lock. Startup order matters for restarts: the static file and the state file are read and
+applied BEFORE the API accepts requests, so an instance that restarts serves what it served
+before within one apply, and `/readyz` answers 200 only from then on. The static file is
+re-read when it changes (polled every second; SIGHUP forces it) and a bad edit keeps the last
+good file serving, with the error logged naming the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from lbctl.config import ConfigError
+
+from .api import Api, TokenFile
+from .dataplane import Dataplane
+from .metrics import DataplaneCollector
+from .model import parse_file
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Path | None = None
+    api_listen: str | None = None
+    token_file: Path | None = None
+    state_file: Path | None = None
+    reload_seconds: float = 1.0
+
+
+class Daemon:
+    """Build with options, `await start()`, `await stop()`."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.store = Store(options.state_file)
+        self.dataplane = Dataplane()
+        self.registry = CollectorRegistry()
+        self.registry.register(DataplaneCollector(self.dataplane))
+        self._ready = False
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._static_mtime: float | None = None
+        self.api_port: int | None = None
+
+    # -- static file ------------------------------------------------------------------------
+    def load_static(self, force: bool = False) -> bool:
+        """(Re)read the static file when it changed; answers whether the store changed.
+        Raises ConfigError only on the first load (nothing good to keep yet)."""
+        path = self.options.config
+        if path is None:
+            return False
+        try:
+            mtime = path.stat().st_mtime
+        except OSError as exc:
+            if self._static_mtime is None:
+                raise ConfigError(str(path), [("", exc.strerror or str(exc))]) from exc
+            log.error("%s: %s; the last good file keeps serving", path, exc)
+            return False
+        if not force and mtime == self._static_mtime:
+            return False
+        first = self._static_mtime is None
+        self._static_mtime = mtime
+        try:
+            parsed = parse_file(path.read_text(), str(path))
+        except ConfigError as exc:
+            if first:
+                raise
+            log.error("%s; the last good file keeps serving", exc)
+            return False
+        dropped = self.store.set_static(parsed.balancers)
+        for name in dropped:
+            log.warning("programmed balancer %s dropped: the static file now claims it", name)
+        log.info("static file %s: %d balancers", path, len(parsed.balancers))
+        return True
+
+    async def apply(self) -> None:
+        await self.dataplane.apply(self.store.desired())
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.load_static()
+        restored = self.store.load()
+        if restored:
+            log.info("restored %d programmed balancers from %s", restored,
+                     self.options.state_file)
+        await self.apply()
+        self._ready = True
+        if self.options.api_listen:
+            await self._start_api(self.options.api_listen)
+        if self.options.config is not None:
+            self._tasks.append(asyncio.create_task(self._watch_static()))
+
+    async def _start_api(self, listen: str) -> None:
+        token = TokenFile(self.options.token_file) if self.options.token_file else None
+        if token is None:
+            log.warning("no --token-file: every /v1 request is refused (401)")
+        api = Api(self.store, self.apply, self.dataplane.status, token, self.registry,
+                  lambda: self._ready)
+        self._runner = web.AppRunner(api.app(), access_log=None)
+        await self._runner.setup()
+        host, _, port = listen.rpartition(":")
+        site = web.TCPSite(self._runner, host.strip("[]") or "0.0.0.0", int(port))
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.api_port = int(sockets[0].getsockname()[1]) if sockets else int(port)
+
+    async def _watch_static(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reload_seconds)
+            if self.load_static():
+                await self.apply()
+
+    async def reload(self) -> None:
+        if self.load_static(force=True):
+            await self.apply()
+
+    async def stop(self) -> None:
+        self._ready = False
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.dataplane.close()
+
+
+def _url(listen: str, port: int | None) -> str:
+    host = listen.rpartition(":")[0] or "0.0.0.0"
+    return f"http://{host}:{port}"
+
+
+async def serve(options: ServeOptions, announce: bool = True) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP re-reads the static file."""
+    daemon = Daemon(options)
+    await daemon.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
+    if announce:
+        where = f" api at {_url(options.api_listen, daemon.api_port)}" \
+            if options.api_listen else ""
+        print(f"balancer ready: {len(daemon.store.desired())} balancers{where}", flush=True)
+    await stop.wait()
+    await daemon.stop()
+    print("balancer stopped", flush=True)
+
+
+def run(options: ServeOptions) -> None:
+    """Blocking entry point: uvloop when installed, asyncio otherwise."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional accelerator
+    except ImportError:
+        asyncio.run(serve(options))
+    else:
+        uvloop.run(serve(options))
+
+
+class DaemonThread:
+    """A daemon on its own event loop in a background thread (the demo, tests)."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        import threading  # noqa: PLC0415
+
+        self.options = options
+        self.daemon: Daemon | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="lbctl-balancer", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> Daemon:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("balancer daemon did not start")
+        if self._error is not None or self.daemon is None:
+            raise RuntimeError(f"balancer daemon failed to start: {self._error}")
+        return self.daemon
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.api_port if self.daemon else 0}"
+
+    def _main(self) -> None:
+        try:
+            import uvloop  # noqa: PLC0415
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            self.daemon = Daemon(self.options)
+            await self.daemon.start()
+        except BaseException as exc:  # report to start(), never hang it
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stopped.wait()
+        await self.daemon.stop()
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        """Run a coroutine on the daemon's loop and wait for its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)

@@ -1,0 +1,214 @@
+"""The userspace data plane's runtime: desired balancers in, running listeners out.
+
+`Dataplane.apply(balancers)` is the daemon's only write path, so a static file, the HTTP API and
+a state file read after a restart all converge the same way: one frontend per (protocol, VIP,
+port), diffed against what runs. A changed target list is applied in place (`BackendSet.update`
+keeps health and counters of targets that stay and drains those that leave); a change of ACL,
+algorithm, affinity or PROXY header replaces the frontend (the new one binds first, SO_REUSEPORT,
+so no connection is refused in between). Health verdicts from the `HealthChecker` and passive
+ejections from the frontends meet here, in `BackendSet.set_up`.
+
+`dataplane: nftables` balancers are served by this userspace path until the kernel data plane
+exists on this host; the status says so, so nobody believes the kernel carries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .acl import Acl
+from .backends import Backend, BackendSet, ListenerStats
+from .health import HealthChecker
+from .model import BalancerConfig, HealthCheckConfig, ListenerConfig
+from .tcp_proxy import TcpFrontend
+from .udp_proxy import UdpFrontend
+
+log = logging.getLogger(__name__)
+
+FrontKey = tuple[str, str, int]
+"""(protocol, vip, port)"""
+
+NFTABLES_FALLBACK = ("nftables data plane not available on this host: "
+                     "served by the userspace data plane")
+
+
+@dataclass
+class Running:
+    """One bound frontend and what it was built from."""
+
+    balancer: str
+    listener: ListenerConfig
+    signature: tuple[Any, ...]
+    backends: BackendSet
+    frontend: TcpFrontend | UdpFrontend
+    stats: ListenerStats
+    error: str | None = None
+
+
+@dataclass
+class Problems:
+    """Per balancer: what keeps it from being served fully."""
+
+    by_balancer: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, balancer: str, message: str) -> None:
+        self.by_balancer.setdefault(balancer, []).append(message)
+
+
+def _signature(b: BalancerConfig, li: ListenerConfig) -> tuple[Any, ...]:
+    """What cannot change under a running frontend."""
+    return (b.source_ranges, b.session_affinity, li.algorithm, li.proxy_protocol,
+            li.idle_timeout_seconds)
+
+
+def _owner(balancer: str, li: ListenerConfig) -> str:
+    return f"{balancer}/{li.protocol}/{li.port}"
+
+
+def _checks(li: ListenerConfig) -> list[tuple[tuple[str, int], HealthCheckConfig]]:
+    return [((t.address, t.port), li.health_check) for t in li.targets]
+
+
+class Dataplane:
+    """Userspace frontends for every balancer; call from one event loop."""
+
+    def __init__(self, health: HealthChecker | None = None) -> None:
+        self.health = health or HealthChecker(self._on_health)
+        self.running: dict[FrontKey, Running] = {}
+        self.problems = Problems()
+        self.desired: dict[str, BalancerConfig] = {}
+        self._lock = asyncio.Lock()
+
+    # -- health -----------------------------------------------------------------------------
+    def _on_health(self, key: tuple[str, int], up: bool, reason: str) -> None:
+        changed = False
+        for run in self.running.values():
+            changed |= run.backends.set_up(key, up)
+        if changed:
+            log.info("target %s:%d %s: %s", key[0], key[1], "up" if up else "down", reason)
+
+    def _connect_failed(self, backend: Backend) -> None:
+        self.health.report_failure((backend.address, backend.port),
+                                   f"connection to {backend.address}:{backend.port} failed")
+
+    # -- apply ------------------------------------------------------------------------------
+    async def apply(self, balancers: list[BalancerConfig]) -> None:
+        """Converge the running frontends on `balancers` (each name once, no clashes)."""
+        async with self._lock:
+            await self._apply(balancers)
+
+    async def _apply(self, balancers: list[BalancerConfig]) -> None:
+        problems = Problems()
+        wanted: dict[FrontKey, tuple[BalancerConfig, ListenerConfig]] = {}
+        for b in balancers:
+            if b.dataplane == "nftables":
+                problems.add(b.name, NFTABLES_FALLBACK)
+            for li in b.listeners:
+                for vip in b.addresses:
+                    wanted[(li.protocol, vip, li.port)] = (b, li)
+        for key in [k for k in self.running if k not in wanted]:
+            await self._stop(key)
+        owners: dict[str, list[tuple[tuple[str, int], HealthCheckConfig]]] = {}
+        for key, (b, li) in wanted.items():
+            owners[_owner(b.name, li)] = _checks(li)
+            run = self.running.get(key)
+            if run is not None and run.balancer == b.name and \
+                    run.signature == _signature(b, li):
+                if run.listener != li:
+                    run.backends.update(li.targets, b.drain_seconds)
+                    run.listener = li
+                continue
+            try:
+                await self._start(key, b, li)
+            except OSError as exc:
+                message = f"cannot serve {key[1]}:{key[2]}/{key[0]}: {exc.strerror or exc}"
+                problems.add(b.name, message)
+                log.error("balancer %s: %s", b.name, message)
+        known = {_owner(b.name, li) for b in self.desired.values() for li in b.listeners}
+        for owner in known - owners.keys():
+            self.health.set_owner_targets(owner, [])
+        for owner, items in owners.items():
+            self.health.set_owner_targets(owner, items)
+        self.desired = {b.name: b for b in balancers}
+        self.problems = problems
+
+    async def _start(self, key: FrontKey, b: BalancerConfig, li: ListenerConfig) -> None:
+        protocol, vip, port = key
+        old = self.running.get(key)
+        backends = BackendSet(li.targets, li.algorithm, b.session_affinity)
+        if old is not None:  # keep health verdicts across a replacement
+            for backend in old.backends.backends:
+                backends.set_up((backend.address, backend.port), backend.up)
+        stats = ListenerStats()
+        acl = Acl(b.source_ranges)
+        frontend: TcpFrontend | UdpFrontend
+        if protocol == "TCP":
+            frontend = TcpFrontend(vip, port, backends, acl,
+                                   proxy_protocol=li.proxy_protocol == "v2", stats=stats,
+                                   on_connect_failure=self._connect_failed)
+        else:
+            frontend = UdpFrontend(vip, port, backends, acl,
+                                   idle_timeout=li.idle_timeout_seconds, stats=stats)
+        await frontend.start()
+        self.running[key] = Running(b.name, li, _signature(b, li), backends, frontend, stats)
+        if old is not None:
+            await self._close(old)
+        log.info("serving %s:%d/%s for balancer %s (%d targets)", vip, port, protocol, b.name,
+                 len(li.targets))
+
+    async def _stop(self, key: FrontKey) -> None:
+        run = self.running.pop(key)
+        await self._close(run)
+        log.info("stopped %s:%d/%s of balancer %s", key[1], key[2], key[0], run.balancer)
+
+    @staticmethod
+    async def _close(run: Running) -> None:
+        await run.frontend.stop()
+        run.backends.close_all()
+
+    async def close(self) -> None:
+        async with self._lock:
+            for key in list(self.running):
+                await self._stop(key)
+            await self.health.close()
+
+    # -- reporting --------------------------------------------------------------------------
+    def status(self, name: str) -> dict[str, Any]:
+        """Target health and problems of one balancer, as the API reports it."""
+        b = self.desired.get(name)
+        if b is None:
+            return {"serving": False, "message": "not served"}
+        listeners: list[dict[str, Any]] = []
+        down: set[str] = set()
+        healthy = total = 0
+        for li in b.listeners:
+            run = self.running.get((li.protocol, b.addresses[0], li.port))
+            targets: list[dict[str, Any]] = []
+            for t in li.targets:
+                backend = run.backends.get((t.address, t.port)) if run else None
+                up = backend is not None and backend.up
+                targets.append({"name": t.label, "address": t.address, "port": t.port,
+                                "up": up, "active": backend.active if backend else 0,
+                                "reason": self._reason((t.address, t.port))})
+                healthy += up
+                total += 1
+                if not up:
+                    down.add(t.label)
+            listeners.append({"protocol": li.protocol, "port": li.port, "bound": run is not None,
+                              "targets": targets})
+        problems = list(self.problems.by_balancer.get(name, []))
+        if down:
+            problems.append(f"{healthy} of {total} targets healthy; down: "
+                            f"{', '.join(sorted(down))}")
+        if total == 0:
+            problems.append("no targets")
+        serving = any(li["bound"] for li in listeners) and healthy > 0
+        return {"serving": serving, "dataplane": "userspace", "healthyTargets": healthy,
+                "totalTargets": total, "problems": problems, "listeners": listeners}
+
+    def _reason(self, key: tuple[str, int]) -> str:
+        health = self.health.status().get(key)
+        return health.reason if health is not None else ""

@@ -1,0 +1,73 @@
+"""Prometheus metrics of the balancer daemon, read from the data plane at scrape time.
+
+Why a collector rather than prometheus-client counters updated in the hot path: the frontends
+count into plain integers (no lock, no label lookup per packet), and a scrape turns them into
+samples. Labels are balancer, protocol, port and (for health) target: bounded by configuration,
+never per connection or per client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .dataplane import Dataplane
+
+_L = ["balancer", "protocol", "port"]
+
+
+class DataplaneCollector(Collector):
+    def __init__(self, dataplane: Dataplane) -> None:
+        self.dataplane = dataplane
+
+    def collect(self) -> Iterator[Metric]:
+        dp = self.dataplane
+        conns = CounterMetricFamily("lbctl_balancer_connections",
+                                    "Connections (TCP) or flows (UDP) accepted", labels=_L)
+        active = GaugeMetricFamily("lbctl_balancer_active_connections",
+                                   "Connections or flows open now", labels=_L)
+        byts = CounterMetricFamily("lbctl_balancer_bytes", "Bytes forwarded",
+                                   labels=[*_L, "direction"])
+        refused = CounterMetricFamily("lbctl_balancer_refused",
+                                      "Clients refused, by reason", labels=[*_L, "reason"])
+        failures = CounterMetricFamily("lbctl_balancer_connect_failures",
+                                       "Connections to targets that failed", labels=_L)
+        up = GaugeMetricFamily("lbctl_balancer_target_up",
+                               "1 when the target passes its health checks",
+                               labels=[*_L, "target"])
+        for (protocol, _vip, port), run in dp.running.items():
+            labels = [run.balancer, protocol, str(port)]
+            s = run.stats
+            conns.add_metric(labels, s.connections)
+            active.add_metric(labels, s.active)
+            byts.add_metric([*labels, "in"], s.bytes_in)
+            byts.add_metric([*labels, "out"], s.bytes_out)
+            refused.add_metric([*labels, "source_range"], s.refused_acl)
+            refused.add_metric([*labels, "no_healthy_target"], s.refused_no_target)
+            failures.add_metric(labels, s.connect_failures)
+            for backend in run.backends.backends:
+                up.add_metric([*labels, backend.label], 1.0 if backend.up else 0.0)
+        yield from (conns, active, byts, refused, failures, up)
+        health = dp.health
+        counters = {"probes": health.probes_total, "probe_failures": health.probe_failures_total,
+                    "ejections": health.ejections_total,
+                    "transitions": health.transitions_total}
+        for name, help_text in (("probes", "Active health probes sent"),
+                                ("probe_failures", "Active health probes that failed"),
+                                ("ejections", "Targets ejected after a failed connection"),
+                                ("transitions", "Target health changes")):
+            family = CounterMetricFamily(f"lbctl_balancer_health_{name}", help_text)
+            family.add_metric([], counters[name])
+            yield family
+        balancers = GaugeMetricFamily("lbctl_balancer_balancers",
+                                      "Balancers served, by data plane", labels=["dataplane"])
+        balancers.add_metric(["userspace"], len(dp.desired))
+        yield balancers
+        problems = GaugeMetricFamily("lbctl_balancer_degraded",
+                                     "Balancers with a problem (bind failure, fallback, ...)")
+        problems.add_metric([], len(dp.problems.by_balancer))
+        yield problems

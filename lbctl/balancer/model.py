@@ -1,0 +1,257 @@
+"""What a balancer daemon serves: one schema for the static file and the HTTP API.
+
+`lbctl balancer serve --config FILE` reads `balancers:` from a YAML file (LB hosts without a
+controller, benchmarks); the `baremetal` provider PUTs the same objects, as JSON, one balancer
+per request. Both go through `parse_balancer` / `parse_file`, so the two ways in can never
+disagree about what is valid, and every error names the key (`balancers[0].listeners[1].port:
+...`). A target is `"host:port"` (the design contract) or `{name, address, port}` when the
+caller wants health reported per node name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lbctl.config import ConfigError, validation_problems
+
+_MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class HealthCheckConfig(BaseModel):
+    """Active checks per target. `port` None: the target's own port (TCP connect on the
+    nodePort); set with `type: http` for Local policy (`/healthz` on healthCheckNodePort)."""
+
+    model_config = _MODEL
+    type: Literal["tcp", "http", "none"] = "tcp"
+    port: int | None = Field(None, ge=1, le=65535)
+    path: str = Field("/healthz", pattern=r"^/")
+    interval_seconds: float = Field(1.0, alias="intervalSeconds", ge=0.05, le=300)
+    timeout_seconds: float = Field(1.0, alias="timeoutSeconds", gt=0, le=60)
+    healthy_threshold: int = Field(2, alias="healthyThreshold", ge=1, le=10)
+    unhealthy_threshold: int = Field(2, alias="unhealthyThreshold", ge=1, le=10)
+
+
+class TargetConfig(BaseModel):
+    """One backend: a node's address and port (its nodePort)."""
+
+    model_config = _MODEL
+    address: str
+    port: int = Field(ge=1, le=65535)
+    name: str = ""
+    """The node's name, for health reports; defaults to `address:port`."""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.endpoint
+
+
+def _target(value: Any) -> Any:
+    """`"10.0.0.1:30080"` / `"[fd00::1]:30080"` -> {address, port}; objects pass through."""
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", value.strip())
+    if not match:
+        raise ValueError(f"target {value!r} must be HOST:PORT (IPv6 as [ADDR]:PORT)")
+    address = match.group(1) or match.group(3)
+    return {"address": address, "port": int(match.group(2) or match.group(4))}
+
+
+class ListenerConfig(BaseModel):
+    """One front-end port on the VIP(s) and the targets it forwards to."""
+
+    model_config = _MODEL
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    port: int = Field(ge=1, le=65535)
+    targets: tuple[TargetConfig, ...] = ()
+    health_check: HealthCheckConfig = Field(HealthCheckConfig(), alias="healthCheck")
+    algorithm: Literal["roundRobin", "leastConnections", "maglev"] = "roundRobin"
+    proxy_protocol: Literal["none", "v2"] = Field("none", alias="proxyProtocol")
+    """Prepend a PROXY protocol v2 header to each TCP connection (targets must expect it)."""
+    idle_timeout_seconds: float = Field(60.0, alias="idleTimeoutSeconds", gt=0, le=86400)
+    """UDP: a flow's session is closed after this long without traffic."""
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [_target(v) for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> ListenerConfig:
+        seen = [t.endpoint for t in self.targets]
+        dup = sorted({e for e in seen if seen.count(e) > 1})
+        if dup:
+            raise ValueError(f"targets: {', '.join(dup)} listed more than once")
+        if self.protocol == "UDP" and self.proxy_protocol != "none":
+            raise ValueError("proxyProtocol: only TCP listeners can send a PROXY header")
+        return self
+
+
+class OwnerConfig(BaseModel):
+    """Who programmed a balancer (the `baremetal` provider sets it; static files need not)."""
+
+    model_config = _MODEL
+    cluster: str
+    namespace: str
+    name: str
+    uid: str
+
+
+class BalancerConfig(BaseModel):
+    """One balancer: VIP(s), listeners, who may connect."""
+
+    model_config = _MODEL
+    name: str = Field(min_length=1, max_length=253)
+    vip: str = ""
+    vips: tuple[str, ...] = ()
+    """Several addresses (dual stack); `vip` is the single-address shorthand."""
+    dataplane: Literal["userspace", "nftables"] = "userspace"
+    source_ranges: tuple[str, ...] = Field((), alias="sourceRanges")
+    """CIDRs allowed to connect; empty = everyone."""
+    session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
+    """ClientIP: every listener hashes the client address onto the targets (Maglev)."""
+    drain_seconds: float = Field(30.0, alias="drainSeconds", ge=0, le=3600)
+    """How long connections to a target that left may finish before they are cut."""
+    listeners: tuple[ListenerConfig, ...] = Field(min_length=1)
+    owner: OwnerConfig | None = None
+    revision: str = Field("", max_length=128)
+    """Opaque to the daemon: the programmer's digest of what it sent, so it can tell without
+    comparing documents whether an instance already serves the latest version."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} must be lowercase letters, digits, '-' and '.'")
+        return value
+
+    @field_validator("vip")
+    @classmethod
+    def _vip(cls, value: str) -> str:
+        return _ip(value) if value else value
+
+    @field_validator("vips")
+    @classmethod
+    def _vips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_ip(v) for v in value)
+
+    @field_validator("source_ranges")
+    @classmethod
+    def _ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for cidr in value:
+            try:
+                out.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+        return tuple(out)
+
+    @model_validator(mode="after")
+    def _shape(self) -> BalancerConfig:
+        if not self.vip and not self.vips:
+            raise ValueError("vip: required (or vips)")
+        ports = [(li.protocol, li.port) for li in self.listeners]
+        dup = sorted({f"{p}/{n}" for p, n in ports if ports.count((p, n)) > 1})
+        if dup:
+            raise ValueError(f"listeners: {', '.join(dup)} listed more than once")
+        return self
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every VIP, `vip` first."""
+        return tuple(dict.fromkeys(([self.vip] if self.vip else []) + list(self.vips)))
+
+    def frontends(self) -> list[tuple[str, str, int]]:
+        """(protocol, vip, port) this balancer binds."""
+        return [(li.protocol, vip, li.port) for vip in self.addresses for li in self.listeners]
+
+
+class BalancerFile(BaseModel):
+    """The static file: `balancers:` and nothing else required."""
+
+    model_config = _MODEL
+    balancers: tuple[BalancerConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> BalancerFile:
+        names = [b.name for b in self.balancers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"balancers: {', '.join(dup)} defined more than once")
+        clash = frontend_clash(self.balancers)
+        if clash:
+            raise ValueError(clash)
+        return self
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def frontend_clash(balancers: tuple[BalancerConfig, ...] | list[BalancerConfig]) -> str | None:
+    """Why two balancers cannot both be served (same protocol, VIP and port), or None."""
+    owner: dict[tuple[str, str, int], str] = {}
+    for b in balancers:
+        for front in b.frontends():
+            if front in owner and owner[front] != b.name:
+                proto, vip, port = front
+                return (f"{vip}:{port}/{proto} is served by both balancer "
+                        f'"{owner[front]}" and "{b.name}"')
+            owner[front] = b.name
+    return None
+
+
+def parse_balancer(doc: Any, source: str = "body") -> BalancerConfig:
+    """One balancer from a decoded JSON/YAML object; ConfigError names every bad key."""
+    if not isinstance(doc, dict):
+        raise ConfigError(source, [("", "must be an object")])
+    try:
+        return BalancerConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+def parse_file(text: str, source: str = "balancers.yaml") -> BalancerFile:
+    """The static file; ConfigError names every bad key."""
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise ConfigError(source, [("", f"not valid YAML: {type(exc).__name__}: {exc}")]
+                          ) from exc
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(source, [("", "must be a mapping with a `balancers:` list")])
+    try:
+        return BalancerFile.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+def to_json(balancer: BalancerConfig) -> dict[str, Any]:
+    """The wire/stored form (aliases, no defaults dropped: explicit is easier to diff)."""
+    out: dict[str, Any] = balancer.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return out

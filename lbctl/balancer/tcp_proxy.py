@@ -1,0 +1,431 @@
+"""The userspace TCP data plane: accept on a VIP, pick a target, move bytes with `os.splice`.
+
+Why this shape (see data-plane-figures.md): a Python copy loop tops out near 3 Gbit/s on a core,
+and `os.splice` with a thread per connection reached 2.3x HAProxy's throughput but wrecked the
+connection rate and tail latency. So bytes move in the kernel (socket -> pipe -> socket, no copy
+into Python) while readiness comes from the event loop (`add_reader`/`add_writer` on raw fds, a
+few callbacks per chunk, no thread and no Task per connection). Connects are nonblocking with a
+timer, not coroutines, for the same reason. A failed connect tells the caller (passive ejection)
+and is retried once on another target, so a node that died a moment ago costs the client nothing.
+Works on the default asyncio loop and on uvloop; a socket pair that cannot splice (EINVAL) falls
+back to a `recv_into`/`send` copy for that direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from lbctl.balancer.acl import Acl
+from lbctl.balancer.backends import Backend, BackendSet, ListenerStats
+from lbctl.balancer.proxy_protocol import v2_header
+
+log = logging.getLogger(__name__)
+
+IP_FREEBIND = 15  # linux/in.h: bind an address not (yet) configured on any interface
+IPV6_FREEBIND = 78  # linux/in6.h, Linux >= 4.15
+F_SETPIPE_SZ = 1031  # linux/fcntl.h
+PIPE_SIZE = 256 * 1024
+COPY_CHUNK = 64 * 1024
+BACKLOG = 4096
+ACCEPT_BATCH = 64
+SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+_splice = os.splice  # module attribute so tests can simulate a kernel without splice support
+
+
+def bind_socket(vip: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A nonblocking socket bound to vip:port with SO_REUSEADDR, SO_REUSEPORT (several balancer
+    processes may share a port) and IP_FREEBIND (bind the VIP before it is on an interface)."""
+    family = socket.AF_INET6 if ":" in vip else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        if family == socket.AF_INET6:
+            # Older kernels lack it; SOL_IP/IP_FREEBIND already covers IPv6 binds there.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+        sock.setblocking(False)
+        sock.bind((vip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Direction:
+    """Bytes from `src` to `dst`. Reads only when the buffer is empty; when `dst` would block
+    it stops reading `src` and waits for `dst` to drain (backpressure without buffering more)."""
+
+    __slots__ = ("blocked", "conn", "done", "dst", "dst_fd", "loop", "pending", "src", "src_fd",
+                 "upstream")
+
+    def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket,
+                 upstream: bool) -> None:
+        self.conn = conn
+        self.loop = conn.loop
+        self.src, self.dst = src, dst
+        self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
+        self.upstream = upstream  # client -> target
+        self.pending = 0
+        self.blocked = False
+        self.done = False
+
+    def _read(self) -> int:
+        raise NotImplementedError
+
+    def _write(self) -> int:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free buffers/pipes (the connection removes fd callbacks and closes sockets)."""
+
+    def start(self) -> None:
+        self.loop.add_reader(self.src_fd, self.on_readable)
+
+    def on_readable(self) -> None:
+        try:
+            n = self._read()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.conn.error(self, exc)
+            return
+        if n == 0:
+            self._eof()
+            return
+        self.pending = n
+        self._drain()
+
+    def on_writable(self) -> None:
+        self._drain()
+
+    def _drain(self) -> None:
+        stats = self.conn.stats
+        while self.pending:
+            try:
+                moved = self._write()
+            except BlockingIOError:
+                if not self.blocked:
+                    self.blocked = True
+                    self.loop.remove_reader(self.src_fd)
+                    self.loop.add_writer(self.dst_fd, self.on_writable)
+                return
+            except OSError as exc:
+                self.conn.error(self, exc)
+                return
+            self.pending -= moved
+            if self.upstream:
+                stats.bytes_in += moved
+            else:
+                stats.bytes_out += moved
+        if self.blocked:
+            self.blocked = False
+            self.loop.remove_writer(self.dst_fd)
+            self.loop.add_reader(self.src_fd, self.on_readable)
+
+    def _eof(self) -> None:
+        self.loop.remove_reader(self.src_fd)
+        with contextlib.suppress(OSError):  # the peer is gone: the other direction will notice
+            self.dst.shutdown(socket.SHUT_WR)
+        self.done = True
+        self.conn.direction_done()
+
+
+class _SpliceDirection(_Direction):
+    """Zero-copy: socket -> pipe -> socket inside the kernel."""
+
+    __slots__ = ("chunk", "moved", "pipe_r", "pipe_w")
+
+    def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket,
+                 upstream: bool) -> None:
+        super().__init__(conn, src, dst, upstream)
+        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self.chunk = fcntl.fcntl(self.pipe_w, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            self.chunk = COPY_CHUNK  # the default pipe holds 64 KiB
+        self.moved = False
+
+    def _read(self) -> int:
+        n = _splice(self.src_fd, self.pipe_w, self.chunk, None, None, SPLICE_FLAGS)
+        self.moved = True
+        return n
+
+    def _write(self) -> int:
+        return _splice(self.pipe_r, self.dst_fd, self.pending, None, None, SPLICE_FLAGS)
+
+    def release(self) -> None:
+        if self.pipe_r >= 0:
+            os.close(self.pipe_r)
+            os.close(self.pipe_w)
+            self.pipe_r = self.pipe_w = -1
+
+    def to_copy(self) -> _CopyDirection:
+        """The copy-loop replacement, holding whatever is still in the pipe."""
+        leftover = os.read(self.pipe_r, self.pending) if self.pending else b""
+        self.release()
+        copy = _CopyDirection(self.conn, self.src, self.dst, self.upstream)
+        copy.buf[: len(leftover)] = leftover
+        copy.pending = len(leftover)
+        return copy
+
+
+class _CopyDirection(_Direction):
+    """The fallback: recv_into a reused buffer, send from it."""
+
+    __slots__ = ("buf", "offset", "view")
+
+    def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket,
+                 upstream: bool) -> None:
+        super().__init__(conn, src, dst, upstream)
+        self.buf = bytearray(max(COPY_CHUNK, PIPE_SIZE))
+        self.view = memoryview(self.buf)
+        self.offset = 0
+
+    def _read(self) -> int:
+        self.offset = 0
+        return self.src.recv_into(self.buf)
+
+    def _write(self) -> int:
+        sent = self.dst.send(self.view[self.offset: self.offset + self.pending])
+        self.offset += sent
+        return sent
+
+    def start(self) -> None:
+        super().start()
+        if self.pending:
+            self._drain()
+
+
+class _Connection:
+    """One client connection: connecting (with one retry), then two directions, then closed."""
+
+    __slots__ = ("attempts", "backend", "client", "client_addr", "directions", "frontend",
+                 "loop", "state", "stats", "timer", "token", "upstream")
+
+    def __init__(self, frontend: TcpFrontend, client: socket.socket,
+                 client_addr: tuple[str, int]) -> None:
+        self.frontend = frontend
+        self.loop = frontend.loop
+        self.stats = frontend.stats
+        self.client = client
+        self.client_addr = client_addr
+        self.upstream: socket.socket | None = None
+        self.backend: Backend | None = None
+        self.token = 0
+        self.attempts = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.directions: list[_Direction] = []
+        self.state = "connecting"
+
+    def connect(self, exclude: Backend | None = None) -> None:
+        backend = self.frontend.backends.pick(self.client_addr[0], client_port=self.client_addr[1],
+                                              exclude=exclude)
+        if backend is None:
+            self.stats.refused_no_target += 1
+            self.close()
+            return
+        self.attempts += 1
+        self.backend = backend
+        self.token = backend.attach(self.close)
+        family = socket.AF_INET6 if ":" in backend.address else socket.AF_INET
+        up = self.upstream = socket.socket(family, socket.SOCK_STREAM)
+        up.setblocking(False)
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = up.connect_ex((backend.address, backend.port))
+        if err == 0:
+            self._established()
+        elif err in (errno.EINPROGRESS, errno.EAGAIN):
+            self.loop.add_writer(up.fileno(), self._on_connect_ready)
+            self.timer = self.loop.call_later(self.frontend.connect_timeout,
+                                              self._connect_failed, errno.ETIMEDOUT)
+        else:
+            self._connect_failed(err)
+
+    def _on_connect_ready(self) -> None:
+        assert self.upstream is not None
+        self.loop.remove_writer(self.upstream.fileno())
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        err = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._connect_failed(err)
+        else:
+            self._established()
+
+    def _connect_failed(self, err: int) -> None:
+        backend, up = self.backend, self.upstream
+        assert backend is not None and up is not None
+        self.timer = None
+        self.loop.remove_writer(up.fileno())
+        up.close()
+        self.upstream = None
+        backend.detach(self.token)
+        backend.failures += 1
+        self.backend = None
+        self.stats.connect_failures += 1
+        log.debug("connect to %s failed: %s", backend.endpoint, os.strerror(err))
+        try:
+            self.frontend.on_connect_failure(backend)
+        except Exception:
+            log.exception("on_connect_failure(%s) raised", backend.endpoint)
+        if self.state != "connecting":
+            return  # the callback (or a drain it triggered) closed us
+        if self.attempts < 2:
+            self.connect(exclude=backend)
+        else:
+            self.close()
+
+    def _established(self) -> None:
+        up = self.upstream
+        assert up is not None
+        if self.frontend.proxy_protocol:
+            header = v2_header(self.client_addr[0], self.client_addr[1],
+                               self.frontend.vip, self.frontend.port)
+            try:
+                # A fresh socket's send buffer (>= 4 KiB) always takes the <= 52-byte header.
+                if up.send(header) != len(header):
+                    raise OSError(errno.EAGAIN, "short write of the PROXY header")
+            except OSError:
+                self._connect_failed(errno.EPIPE)
+                return
+        self.state = "established"
+        direction = _CopyDirection if not self.frontend.splice else _SpliceDirection
+        self.directions = [direction(self, self.client, up, True),
+                           direction(self, up, self.client, False)]
+        for d in self.directions:
+            d.start()
+
+    def error(self, direction: _Direction, exc: OSError) -> None:
+        if (exc.errno == errno.EINVAL and isinstance(direction, _SpliceDirection)
+                and self.state == "established"):
+            log.debug("splice unsupported here, copying instead")
+            index = self.directions.index(direction)
+            self.loop.remove_reader(direction.src_fd)
+            self.loop.remove_writer(direction.dst_fd)
+            copy = direction.to_copy()
+            self.directions[index] = copy
+            copy.start()
+            return
+        self.close()
+
+    def direction_done(self) -> None:
+        if all(d.done for d in self.directions):
+            self.close()
+
+    def close(self) -> None:
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        loop = self.loop
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for sock in (self.client, self.upstream):
+            if sock is not None and sock.fileno() >= 0:
+                loop.remove_reader(sock.fileno())
+                loop.remove_writer(sock.fileno())
+        for d in self.directions:
+            d.release()
+        self.client.close()
+        if self.upstream is not None:
+            self.upstream.close()
+        if self.backend is not None:
+            self.backend.detach(self.token)
+        self.stats.active -= 1
+        self.frontend.connections.discard(self)
+
+
+class TcpFrontend:
+    """One listening VIP:port forwarding to a BackendSet."""
+
+    def __init__(self, vip: str, port: int, backends: BackendSet, acl: Acl, *,
+                 proxy_protocol: bool, stats: ListenerStats,
+                 on_connect_failure: Callable[[Backend], None], connect_timeout: float = 2.0,
+                 splice: bool = True) -> None:
+        self.vip = vip
+        self.port = port
+        self.backends = backends
+        self.acl = acl
+        self.proxy_protocol = proxy_protocol
+        self.stats = stats
+        self.on_connect_failure = on_connect_failure
+        self.connect_timeout = connect_timeout
+        self.splice = splice
+        """False: always copy through Python (benchmarks, kernels without splice)."""
+        self.connections: set[_Connection] = set()
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "TcpFrontend not started"
+        return self._loop
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        sock = bind_socket(self.vip, self.port, socket.SOCK_STREAM)
+        sock.listen(BACKLOG)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._loop.add_reader(sock.fileno(), self._on_accept)
+
+    async def stop(self) -> None:
+        """Stop listening and close every open connection."""
+        if self._sock is not None:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        for conn in list(self.connections):
+            conn.close()
+
+    def _pause_accept(self) -> None:
+        """Out of file descriptors: stop accepting for a moment instead of spinning on a
+        listening socket that stays readable."""
+        sock = self._sock
+        if sock is None:
+            return
+        self.loop.remove_reader(sock.fileno())
+
+        def resume() -> None:
+            if self._sock is sock:
+                self.loop.add_reader(sock.fileno(), self._on_accept)
+
+        self.loop.call_later(0.1, resume)
+
+    def _on_accept(self) -> None:
+        sock = self._sock
+        stats = self.stats
+        for _ in range(ACCEPT_BATCH):
+            if sock is None or self._sock is not sock:
+                return
+            try:
+                client, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept on %s:%d: %s; pausing", self.vip, self.port, exc)
+                    self._pause_accept()
+                    return
+                continue  # ECONNABORTED and friends: that client is gone
+            if not self.acl.allows(addr[0]):
+                stats.refused_acl += 1
+                client.close()
+                continue
+            client.setblocking(False)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stats.connections += 1
+            stats.active += 1
+            conn = _Connection(self, client, (addr[0], addr[1]))
+            self.connections.add(conn)
+            conn.connect()
