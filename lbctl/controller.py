@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 
 from providers.cluster import NodeView, ServiceView
-from providers.interface import Provider
+from providers.interface import ChangeNotifier, Provider
+from providers.spec import BalancerRef
 
 from .config import Config
 from .decisions import held_finalizer, needs_sync, owned, wants_balancer
@@ -98,6 +99,8 @@ class Controller:
             self._enqueue(svc)
         self._ticker = threading.Thread(target=self._tick, name="resync", daemon=True)
         self._ticker.start()
+        if isinstance(self.inner_provider, ChangeNotifier):
+            self.inner_provider.subscribe(self._provider_changed)
 
     def stop_leading(self, timeout: float = 30.0) -> None:
         """Finish in-flight syncs, then stop taking work."""
@@ -120,6 +123,13 @@ class Controller:
         that did not change cost no provider call)."""
         for svc in self.cache.services():
             self._enqueue(svc)
+
+    def _provider_changed(self, ref: BalancerRef) -> None:
+        """The provider saw something change (target health, a daemon that lost its state):
+        look at that Service again now rather than at the next resync."""
+        svc = self.cache.service(ref.service.namespace, ref.service.name)
+        if svc is not None and svc.uid == ref.service.uid:
+            self._enqueue(svc, force=True)
 
     # -- events from the informers ------------------------------------------------------------
     def _enqueue(self, svc: ServiceView, force: bool = False) -> None:

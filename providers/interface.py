@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .cluster import ClusterView
 from .errors import PermanentError
@@ -90,6 +90,16 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release clients and threads."""
+
+
+@runtime_checkable
+class ChangeNotifier(Protocol):
+    """Optional: a provider that learns of changes on its own (target health reported by
+    balancer daemons, a daemon that restarted empty) tells the controller which balancer to
+    look at again, instead of waiting for the periodic resync."""
+
+    def subscribe(self, notify: Callable[[BalancerRef], None]) -> None:
+        """Call `notify(ref)` (from any thread) whenever `ref` should be re-ensured."""
 
 
 SettingsValidator = Callable[[Mapping[str, Any]], list[tuple[str, str]]]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +18,28 @@ from kubernetes import client, config
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
+
+TRAFFIC_LOCK = Path(tempfile.gettempdir()) / "lbctl-sandbox-traffic.lock"
+"""Held by whoever runs a traffic-enabled sandbox on the fixed 127.0.10.x / 127.0.20.x (the
+sandbox's traffic side, the demo): only one may run on this machine at a time."""
+
+
+@contextlib.contextmanager
+def traffic_lock(wait: float = 300.0) -> Iterator[None]:
+    with TRAFFIC_LOCK.open("a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another traffic sandbox held {TRAFFIC_LOCK} for {wait}s")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def running_sandbox(tmp: Path, nodes: int = 3, **kw: Any) -> Iterator[Sandbox]:

@@ -2,10 +2,10 @@
 
 Address management (this package) decides *which* address a Service holds; a `Programmer`
 makes the configured balancer daemons (`baremetal.balancers`: name, url, tokenFile) serve it:
-the VIP, listeners, targets, health checks and source ranges of the spec. That client is the
-next issue's work. Until it lands the provider uses `NoProgramming`: addresses are allocated and
-written to status (what MetalLB's controller does without speakers), and, when daemons are
-configured, every status says `degraded` so nobody mistakes an address for a working balancer.
+the VIP, listeners, targets, health checks and source ranges of the spec (`DaemonProgrammer`
+in `daemons`). With no daemons configured the provider uses `NoProgramming`: addresses are
+allocated and written to status, which is what MetalLB's controller does for its speakers, and
+the network (another announcer, static routes) must deliver them.
 
 The provider calls a programmer outside its allocation lock (daemon I/O must not serialise
 unrelated Services), after the address is recorded and before it is released, so a daemon is
@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from providers.spec import BalancerRef, LoadBalancerSpec
-
-from .settings import BalancerDaemon
 
 
 class Programmer(Protocol):
@@ -42,17 +40,10 @@ class Programmer(Protocol):
 
 
 class NoProgramming:
-    """The default: nothing to program yet; says so when daemons are configured."""
-
-    def __init__(self, balancers: tuple[BalancerDaemon, ...] = ()) -> None:
-        self.balancers = balancers
+    """No daemons configured: addresses only."""
 
     def program(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> str | None:
-        if not self.balancers:
-            return None
-        names = ", ".join(b.name for b in self.balancers)
-        return (f"address allocated, but not programmed on balancer daemons ({names}): "
-                "daemon programming is not implemented yet")
+        return None
 
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         return []

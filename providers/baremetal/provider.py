@@ -54,9 +54,9 @@ CAPABILITIES = Capabilities(
 
 
 def _status(spec: LoadBalancerSpec, ips: tuple[IPAddress, ...], pools: tuple[str, ...],
-            degraded: list[str]) -> LoadBalancerStatus:
+            degraded: list[str], ip_mode: str) -> LoadBalancerStatus:
     return LoadBalancerStatus(
-        ingress=tuple(IngressPoint(ip=str(ip), ip_mode="VIP") for ip in ips),
+        ingress=tuple(IngressPoint(ip=str(ip), ip_mode=ip_mode) for ip in ips),
         ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
         degraded="; ".join(d for d in degraded if d) or None,
         details=(("addressPools", ",".join(dict.fromkeys(pools))),) if pools else ())
@@ -76,7 +76,8 @@ class BaremetalProvider:
         """What was wrong with the settings (bad pools are frozen, not fatal)."""
         self._settings = settings
         self._cluster = cluster
-        self._programmer: Programmer = programmer or NoProgramming(settings.balancers)
+        self._programmer: Programmer = programmer or _programmer_for(settings, cluster_name)
+        self._notify: Callable[[BalancerRef], None] | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._ledger = Ledger()
@@ -86,6 +87,19 @@ class BaremetalProvider:
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def ip_mode(self) -> str:
+        """`Proxy` when balancer daemons carry the traffic: they proxy to NodePorts, so
+        kube-proxy must not short-circuit in-cluster traffic to the VIP. `VIP` otherwise."""
+        return "Proxy" if self._settings.balancers else "VIP"
+
+    def subscribe(self, notify: Callable[[BalancerRef], None]) -> None:
+        """`ChangeNotifier`: the daemons' health and lost state reach the controller."""
+        self._notify = notify
+        subscribe = getattr(self._programmer, "subscribe", None)
+        if subscribe is not None:
+            subscribe(notify)
 
     # -- helpers (callers hold the lock where noted) --------------------------------------------
     def _rebuild(self, now: float) -> None:
@@ -122,7 +136,8 @@ class BaremetalProvider:
             self._ledger.assign(Holding(request.claimant, grant.ips, spec.ref), now,
                                 self._settings.cooldown_seconds)
         reason = self._programmer.program(spec, tuple(str(ip) for ip in grant.ips))
-        return _status(spec, grant.ips, grant.pools, [*grant.notes, reason or ""])
+        return _status(spec, grant.ips, grant.pools, [*grant.notes, reason or ""],
+                       self.ip_mode)
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         """The allocations `ensure(spec)` would make now, in words, without making them."""
@@ -150,7 +165,8 @@ class BaremetalProvider:
         pools = tuple(p.name for ip in holding.ips
                       if (p := self._settings.pools.owner(ip)) is not None)
         return LoadBalancerStatus(
-            ingress=tuple(IngressPoint(ip=str(ip), ip_mode="VIP") for ip in holding.ips),
+            ingress=tuple(IngressPoint(ip=str(ip), ip_mode=self.ip_mode)
+                          for ip in holding.ips),
             ports=tuple(PortStatus(port, protocol) for protocol, port in holding.claimant.ports),
             details=(("addressPools", ",".join(dict.fromkeys(pools))),) if pools else ())
 
@@ -186,12 +202,26 @@ class BaremetalProvider:
         """New pools without forgetting cool-downs (a config reload can call this instead of
         building a new provider)."""
         with self._lock:
+            old = self._settings
             self._settings = settings
             self._ledger.forget_observations()
             self._rebuild(self._clock())
+        if (old.balancers, old.daemon) != (settings.balancers, settings.daemon):
+            self._programmer.close()
+            self._programmer = _programmer_for(settings, self.cluster_name)
+            if self._notify is not None:
+                self.subscribe(self._notify)
 
     def close(self) -> None:
         self._programmer.close()
+
+
+def _programmer_for(settings: Settings, cluster_name: str) -> Programmer:
+    if not settings.balancers:
+        return NoProgramming()
+    from .daemons import DaemonProgrammer  # noqa: PLC0415 - only with daemons configured
+
+    return DaemonProgrammer(settings.balancers, settings.daemon, cluster_name)
 
 
 def create(settings: Mapping[str, Any], cluster_name: str,

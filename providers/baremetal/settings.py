@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from .addresses import AddressRange, RangeError, parse_range
 from .claims import NAMESPACE_NAME_LABEL
+from .daemon_options import KEYS as DAEMON_KEYS
+from .daemon_options import DaemonOptions, parse_options
 from .pools import Pool, PoolSet, ServiceAllocation
 from .selectors import LabelSelector, Problems, parse_selector
 
@@ -52,6 +54,8 @@ class Settings:
     balancers: tuple[BalancerDaemon, ...] = ()
     cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
     """A released address is not handed to another Service before this many seconds."""
+    daemon: DaemonOptions = field(default_factory=DaemonOptions)
+    """How the balancer daemons are programmed (health checks, data plane, polling)."""
 
 
 def _unknown(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str,
@@ -231,7 +235,7 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
         return Settings(), problems
     if not isinstance(raw, Mapping):
         return Settings(), [(ROOT, "must be a mapping (pools, balancers, cooldownSeconds)")]
-    _unknown(raw, ("pools", "balancers", "cooldownSeconds"), ROOT, problems)
+    _unknown(raw, ("pools", "balancers", "cooldownSeconds", *DAEMON_KEYS), ROOT, problems)
     items = raw.get("pools") or []
     if not isinstance(items, list):
         problems.append((f"{ROOT}.pools", "must be a list of pools"))
@@ -250,7 +254,7 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
     active = tuple(p for p, _ in parsed if not _blames(blamed, p.path))
     frozen = tuple(replace(p, frozen=True) for p, _ in parsed if _blames(blamed, p.path))
     settings = Settings(PoolSet(active, frozen), _balancers(raw.get("balancers"), problems),
-                        _cooldown(raw, problems))
+                        _cooldown(raw, problems), parse_options(raw, problems))
     return settings, problems
 
 

@@ -17,13 +17,9 @@ exclusive lock on TRAFFIC_LOCK while it runs (run this module in one pytest-xdis
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import http.client
 import json
 import re
-import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,6 +31,7 @@ import pytest
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import STOPPED, simulated
+from tests.conftest import traffic_lock
 from tests.integration.helpers import refused, retry
 
 from .conftest import Binaries, make_kubectl
@@ -47,9 +44,6 @@ T = TypeVar("T")
 SEED_VERSIONS = VERSIONS
 """Every kubectl the suite knows (1.20, the image's 1.27-1.33, 1.35): JSON writes up to 1.31,
 protobuf writes (Deployment, Namespace, ...) since 1.32; about 2 s each."""
-TRAFFIC_LOCK = Path(tempfile.gettempdir()) / "lbctl-sandbox-traffic.lock"
-"""Held by whoever runs a traffic-enabled sandbox on the fixed 127.0.10.x / 127.0.20.x."""
-LOCK_WAIT = 120.0
 SETTLE = 10.0
 """Upper bound for the sandbox to react (pods Running, endpoints, listeners); well under 1 s
 in practice."""
@@ -61,30 +55,12 @@ def node_ip(node: str) -> str:
 
 
 # -- the module's sandbox ------------------------------------------------------------------
-@contextlib.contextmanager
-def _traffic_lock() -> Iterator[None]:
-    with TRAFFIC_LOCK.open("a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another traffic sandbox held {TRAFFIC_LOCK} for {LOCK_WAIT}s")
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def seed_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """`SandboxOptions(nodes=simulated(3), traffic=True, kubeconfig=...)`: what
     `lbctl sandbox` starts by default."""
     kubeconfig = tmp_path_factory.mktemp("seed") / "kubeconfig"
-    with _traffic_lock():
+    with traffic_lock():
         thread = SandboxThread(SandboxOptions(nodes=simulated(3), traffic=True,
                                               kubeconfig=kubeconfig, bookmark_interval=0.5))
         box = thread.start()

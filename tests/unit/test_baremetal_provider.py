@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -327,13 +328,19 @@ def test_programming_seam() -> None:
     assert recorder.calls[0][2] == ("10.0.0.1", "fd00::")
 
 
-def test_no_programming_says_so_when_daemons_are_configured() -> None:
+def test_unreachable_daemons_fail_the_ensure_and_name_the_daemon(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
     cluster = Cluster()
-    raw = {**SETTINGS, "balancers": [{"name": "lb1", "url": "http://10.0.0.250:9000",
-                                      "tokenFile": "/run/token"}]}
-    status = make(cluster, raw).ensure(cluster.add("a"))
-    assert status.degraded == ("address allocated, but not programmed on balancer daemons "
-                               "(lb1): daemon programming is not implemented yet")
+    raw = {**SETTINGS, "balancers": [{"name": "lb1", "url": "http://127.0.0.1:1",
+                                      "tokenFile": str(token)}]}
+    provider = make(cluster, raw)
+    assert provider.ip_mode == "Proxy"  # daemons proxy: kube-proxy must not short-circuit
+    with pytest.raises(TransientError, match="no balancer daemon took the balancer: "
+                                             "balancer lb1 unreachable"):
+        provider.ensure(cluster.add("a"))
+    provider.close()
+    assert make(cluster).ip_mode == "VIP"
     assert NoProgramming().program(cluster.add("b"), ("10.0.0.1",)) is None
 
 

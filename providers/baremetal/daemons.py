@@ -1,0 +1,290 @@
+"""`DaemonProgrammer`: the baremetal provider programs `lbctl balancer serve` instances.
+
+Transport: the daemons' authenticated HTTP API (see `lbctl.balancer.api` for why push beats a
+daemon watching the cluster). Every call is idempotent: PUT the whole balancer, DELETE by name.
+
+Writes only real differences: each body carries `revision`, a digest of the body itself; a
+background poll (`statusPollSeconds`) keeps what every instance reports (`GET /v1/balancers?
+cluster=...`), and `program` PUTs only to instances whose revision differs or is unknown. The
+same poll is how state loss and health reach the controller: an instance that restarted without
+its state file, or whose targets changed health, makes the poll call `notify(ref)` for the
+Services concerned, and the controller re-ensures them at once (status, conditions, re-PUT).
+
+Instances that are down: `program` succeeds while at least one instance took the balancer and
+reports the others in the degraded reason; with none reachable it raises TransientError (the
+controller backs off). `unprogram` does not wait for an unreachable instance: when it comes back
+its balancer is an orphan, listed by `programmed()`, and the controller's orphan collection
+deletes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from providers.errors import TransientError
+from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef
+
+from .daemon_options import DaemonOptions
+from .settings import BalancerDaemon
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[BalancerRef], None]
+_OPEN = ("0.0.0.0/0", "::/0")
+
+
+def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonOptions
+                  ) -> dict[str, Any]:
+    """The daemon's wire form of `spec` served at `ips` (see `lbctl.balancer.model`)."""
+    hc = spec.health_check
+    check: dict[str, Any] = {
+        "type": "http" if hc.protocol == "HTTP" else "tcp",
+        "intervalSeconds": options.interval_seconds, "timeoutSeconds": options.timeout_seconds,
+        "healthyThreshold": options.healthy_threshold,
+        "unhealthyThreshold": options.unhealthy_threshold}
+    if hc.protocol == "HTTP":
+        check.update(port=hc.port, path=hc.path or "/healthz")
+    affinity = spec.session_affinity == "ClientIP"
+    listeners = []
+    for li in spec.listeners:
+        if li.node_port is None:
+            continue
+        targets = [{"name": t.node, "address": _address(t.addresses, ips), "port": li.node_port}
+                   for t in spec.targets if t.addresses]
+        listeners.append({"protocol": li.protocol, "port": li.port, "targets": targets,
+                          "healthCheck": check,
+                          "algorithm": "maglev" if affinity else "roundRobin"})
+    ranges = [r for r in spec.source_ranges if r not in _OPEN]
+    body: dict[str, Any] = {
+        "name": spec.name, "vips": list(ips), "dataplane": options.dataplane,
+        "sourceRanges": ranges, "sessionAffinity": spec.session_affinity,
+        "drainSeconds": options.drain_seconds, "listeners": listeners,
+        "owner": {"cluster": spec.ref.cluster, "namespace": spec.ref.service.namespace,
+                  "name": spec.ref.service.name, "uid": spec.ref.service.uid}}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    return {**body, "revision": digest}
+
+
+def _address(addresses: tuple[str, ...], vips: tuple[str, ...]) -> str:
+    """The node address of the VIPs' family (IPv4 first when both)."""
+    want_v6 = bool(vips) and all(":" in v for v in vips)
+    return next((a for a in addresses if (":" in a) == want_v6), addresses[0])
+
+
+def _ref(item: dict[str, Any]) -> BalancerRef | None:
+    owner = item.get("balancer", {}).get("owner")
+    if not isinstance(owner, dict):
+        return None
+    return BalancerRef(item["balancer"]["name"], str(owner.get("cluster")),
+                       ServiceRef(str(owner.get("namespace")), str(owner.get("name")),
+                                  str(owner.get("uid"))))
+
+
+def _summary(item: dict[str, Any]) -> tuple[Any, ...]:
+    """What about an instance's report should make the controller look again."""
+    status = item.get("status", {})
+    return (item.get("balancer", {}).get("revision"), status.get("serving"),
+            tuple(status.get("problems", ())))
+
+
+class DaemonProgrammer:
+    """See the module docstring. Thread-safe."""
+
+    def __init__(self, daemons: tuple[BalancerDaemon, ...], options: DaemonOptions,
+                 cluster_name: str, *, timeout: float = 5.0) -> None:
+        import urllib3  # noqa: PLC0415 - loaded with the provider, not with lbctl
+
+        self.daemons = daemons
+        self.options = options
+        self.cluster_name = cluster_name
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=min(2.0, timeout), read=timeout), retries=False)
+        self._lock = threading.Lock()
+        self._known: dict[str, dict[str, dict[str, Any]] | None] = {}
+        """daemon -> balancer name -> last report; None while unreachable."""
+        self._expected: dict[str, BalancerRef] = {}
+        self._notify: Notify | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def _call(self, daemon: BalancerDaemon, method: str, path: str,
+              body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        import urllib3  # noqa: PLC0415
+
+        try:
+            token = Path(daemon.token_file).read_text().strip()
+        except OSError as exc:
+            raise TransientError(f"balancer {daemon.name}: token file {daemon.token_file}: "
+                                 f"{exc.strerror or exc}") from exc
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        try:
+            resp = self._http.request(method, daemon.url.rstrip("/") + path, body=data,
+                                      headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientError(f"balancer {daemon.name} unreachable: {exc}") from exc
+        try:
+            doc = json.loads(resp.data) if resp.data else {}
+        except ValueError:
+            doc = {"error": resp.data[:200].decode(errors="replace")}
+        if resp.status == 401:
+            raise TransientError(f"balancer {daemon.name} refused our token (401)")
+        return resp.status, doc
+
+    # -- Programmer ---------------------------------------------------------------------------
+    def program(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> str | None:
+        body = balancer_body(spec, ips, self.options)
+        self._start_poller()
+        with self._lock:
+            self._expected[spec.name] = spec.ref
+        reasons: list[str] = []
+        took = 0
+        for daemon in self.daemons:
+            with self._lock:
+                reports = self._known.get(daemon.name)
+                report = reports.get(spec.name) if reports else None
+            if report is None or report["balancer"].get("revision") != body["revision"]:
+                try:
+                    code, report = self._call(daemon, "PUT", f"/v1/balancers/{spec.name}", body)
+                except TransientError as exc:
+                    reasons.append(str(exc))
+                    continue
+                if code != 200:
+                    reasons.append(f"balancer {daemon.name} refused {spec.name} ({code}): "
+                                   f"{_problems(report)}")
+                    continue
+                with self._lock:
+                    self._known.setdefault(daemon.name, {})
+                    known = self._known[daemon.name]
+                    if known is not None:
+                        known[spec.name] = report
+            took += 1
+            problems = report.get("status", {}).get("problems", [])
+            if problems:
+                reasons.append(f"balancer {daemon.name}: {'; '.join(problems)}")
+        if took == 0:
+            raise TransientError("no balancer daemon took the balancer: " + "; ".join(reasons))
+        return "; ".join(reasons) or None
+
+    def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
+        body = balancer_body(spec, ips, self.options)
+        out = []
+        for daemon in self.daemons:
+            with self._lock:
+                reports = self._known.get(daemon.name) or {}
+            report = reports.get(spec.name)
+            if report is None or report["balancer"].get("revision") != body["revision"]:
+                out.append(f"program balancer {spec.name} on daemon {daemon.name} "
+                           f"({', '.join(ips)})")
+        return out
+
+    def unprogram(self, ref: BalancerRef) -> None:
+        with self._lock:
+            self._expected.pop(ref.name, None)
+        for daemon in self.daemons:
+            try:
+                code, doc = self._call(daemon, "DELETE", f"/v1/balancers/{ref.name}")
+            except TransientError as exc:
+                log.warning("%s; its copy of %s is collected as an orphan when it is back",
+                            exc, ref.name)
+                continue
+            if code not in (200, 404):
+                log.warning("balancer %s: DELETE %s answered %d: %s", daemon.name, ref.name,
+                            code, _problems(doc))
+            with self._lock:
+                known = self._known.get(daemon.name)
+                if known is not None:
+                    known.pop(ref.name, None)
+
+    def programmed(self) -> Iterable[BalancerRef]:
+        self.poll_once()
+        refs: dict[str, BalancerRef] = {}
+        with self._lock:
+            for reports in self._known.values():
+                for item in (reports or {}).values():
+                    ref = _ref(item)
+                    if ref is not None and ref.cluster == self.cluster_name:
+                        refs.setdefault(ref.name, ref)
+        return list(refs.values())
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+        self._http.clear()
+
+    # -- status polling -----------------------------------------------------------------------
+    def subscribe(self, notify: Notify) -> None:
+        self._notify = notify
+        self._start_poller()
+
+    def _start_poller(self) -> None:
+        with self._lock:
+            if self._poller is not None or not self.daemons:
+                return
+            self._poller = threading.Thread(target=self._poll_loop, name="balancer-status",
+                                            daemon=True)
+            self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.options.status_poll_seconds):
+            try:
+                self.poll_once()
+            except Exception:  # the poller must outlive any surprise
+                log.exception("balancer status poll failed")
+
+    def poll_once(self) -> None:
+        """Read every instance's report; notify for each balancer whose report changed or
+        that an instance lost."""
+        touched: set[str] = set()
+        for daemon in self.daemons:
+            try:
+                code, doc = self._call(daemon, "GET",
+                                       f"/v1/balancers?cluster={self.cluster_name}")
+            except TransientError as exc:
+                with self._lock:
+                    was = self._known.get(daemon.name, {})
+                    self._known[daemon.name] = None
+                if was is not None:
+                    log.warning("%s", exc)
+                    touched |= set(self._expected)  # degraded now: say so on the Services
+                continue
+            if code != 200:
+                continue
+            reports = {item["balancer"]["name"]: item for item in doc.get("balancers", [])
+                       if isinstance(item, dict) and "balancer" in item}
+            with self._lock:
+                before = self._known.get(daemon.name)
+                self._known[daemon.name] = reports
+                expected = dict(self._expected)
+            old = before or {}
+            for name in expected:
+                if name not in reports or (before is None) or \
+                        _summary(reports[name]) != _summary(old.get(name, {})):
+                    touched.add(name)
+        notify = self._notify
+        if notify is None:
+            return
+        with self._lock:
+            refs = [self._expected[n] for n in touched if n in self._expected]
+        for ref in refs:
+            notify(ref)
+
+
+def _problems(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return str(doc)
+    items = doc.get("problems") or []
+    details = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in items
+                        if isinstance(p, dict))
+    return f"{doc.get('error', '')}{': ' + details if details else ''}"
