@@ -4,7 +4,10 @@ The Helm chart is the source; kustomize users get the same objects: `base/` is t
 rendered with its default values (release `lbctl`, namespace `lbctl-system`, Helm's own labels
 left out), and `overlays/<provider>/` turns it into what `helm template -f
 values-<provider>.yaml` renders: the ConfigMap's config.yaml replaced, and strategic-merge
-patches for whatever else the provider's values change (workload identity annotations, labels).
+patches for whatever else the provider's values change (workload identity annotations, labels,
+mounts), plus `resources.yaml` with the objects only the provider's values render (bare metal's
+balancer DaemonSet and its RBAC). A Secret the chart generates (the balancer token: random data)
+is never written: the overlay's kustomization says how to create it before applying.
 tests/deploy checks that the committed tree equals what this writes (`--check`) and that
 `kubectl kustomize overlays/<provider>` equals the chart's rendering.
 
@@ -88,6 +91,20 @@ def _dump(docs: list[Obj]) -> str:
     return HEADER + yaml.safe_dump_all(docs, sort_keys=False, width=100)
 
 
+def _secrets_note(secrets: list[Obj]) -> str:
+    """Comment lines: the Secrets the chart generates, to create before applying the overlay."""
+    lines = []
+    for secret in secrets:
+        meta = secret["metadata"]
+        literals = " ".join(f'--from-literal={key}="$(openssl rand -hex 24)"'
+                            for key in secret.get("data") or {})
+        lines += [f"# Create the Secret {meta['name']} first (the chart generates it; its data is "
+                  "random, so it is not here):",
+                  f"#   kubectl -n {meta['namespace']} create secret generic {meta['name']} "
+                  f"{literals}"]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def tree(helm: Path) -> dict[str, str]:
     """Every file of deploy/kustomize, by path relative to it."""
     base = render(helm)
@@ -99,12 +116,17 @@ def tree(helm: Path) -> dict[str, str]:
     by_key = {_key(d): d for d in base}
     for provider in PROVIDERS:
         rendered = render(helm, CHART / f"values-{provider}.yaml")
-        if {_key(d) for d in rendered} != set(by_key):
-            raise SystemExit(f"values-{provider}.yaml adds or removes objects: an overlay "
-                             "cannot express that; extend gen_kustomize.py")
+        if set(by_key) - {_key(d) for d in rendered}:
+            raise SystemExit(f"values-{provider}.yaml removes objects: an overlay cannot "
+                             "express that; extend gen_kustomize.py")
         patches = []
         config = ""
+        added: list[Obj] = []
+        secrets: list[Obj] = []
         for doc in rendered:
+            if _key(doc) not in by_key:
+                (secrets if doc["kind"] == "Secret" else added).append(doc)
+                continue
             old = by_key[_key(doc)]
             if doc["kind"] == "ConfigMap":
                 config = doc["data"]["config.yaml"]
@@ -126,7 +148,7 @@ def tree(helm: Path) -> dict[str, str]:
             patches.append({"path": name})
         kustomization: Obj = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": ["../../base"],
+            "resources": ["../../base", *(["resources.yaml"] if added else [])],
             # the same ConfigMap name as the chart: the controller reloads the mounted file
             # when it changes, so no hashed name (and no rollout) is needed
             "generatorOptions": {"disableNameSuffixHash": True},
@@ -135,8 +157,10 @@ def tree(helm: Path) -> dict[str, str]:
                                     "files": ["config.yaml"]}]}
         if patches:
             kustomization["patches"] = patches
-        files[f"overlays/{provider}/kustomization.yaml"] = HEADER + yaml.safe_dump(
-            kustomization, sort_keys=False, width=100)
+        if added:
+            files[f"overlays/{provider}/resources.yaml"] = _dump(added)
+        files[f"overlays/{provider}/kustomization.yaml"] = HEADER + _secrets_note(
+            secrets) + yaml.safe_dump(kustomization, sort_keys=False, width=100)
         files[f"overlays/{provider}/config.yaml"] = config
     return files
 

@@ -63,6 +63,12 @@ class Manifests:
     def kinds(self) -> list[str]:
         return sorted(str(d["kind"]) for d in self.docs)
 
+    def component(self, name: str) -> Manifests:
+        """The documents labelled app.kubernetes.io/component=`name`: `controller`, or
+        `balancer` (the DaemonSet and its objects, rendered with balancer.enabled)."""
+        return Manifests([d for d in self.docs if (d["metadata"].get("labels") or {}).get(
+            "app.kubernetes.io/component") == name])
+
     def container(self) -> dict[str, Any]:
         containers = self.one("Deployment")["spec"]["template"]["spec"]["containers"]
         assert len(containers) == 1

@@ -41,6 +41,9 @@ HELM_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 EXPECTED_KINDS = sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment",
                          "PodDisruptionBudget", "Role", "RoleBinding", "Service",
                          "ServiceAccount"])
+# values-baremetal.yaml also enables the balancer DaemonSet (test_balancer_manifests.py)
+BALANCER_KINDS = sorted(["DaemonSet", "Role", "RoleBinding", "Secret", "Service",
+                         "ServiceAccount"])
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +70,15 @@ def test_helm_lint_strict(helm: Helm, provider: str | None) -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_template_renders_every_object(rendered: dict[str, Manifests], provider: str) -> None:
     manifests = rendered[provider]
-    assert manifests.kinds() == EXPECTED_KINDS
+    balancer = BALANCER_KINDS if provider == "baremetal" else []
+    assert manifests.kinds() == sorted(EXPECTED_KINDS + balancer)
+    assert manifests.component("controller").kinds() == EXPECTED_KINDS
+    assert manifests.component("balancer").kinds() == balancer
     for doc in manifests.docs:
         labels = doc["metadata"]["labels"]
-        assert labels["app.kubernetes.io/name"] == "lbctl"
+        assert labels["app.kubernetes.io/name"] == {
+            "controller": "lbctl", "balancer": "lbctl-balancer"}[
+            labels["app.kubernetes.io/component"]]
         assert labels["app.kubernetes.io/instance"] == "lbctl"
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
@@ -93,7 +101,7 @@ def test_config_of_every_example_is_valid(rendered: dict[str, Manifests], provid
 
 
 def test_deployment_runs_two_elected_replicas_hardened(rendered: dict[str, Manifests]) -> None:
-    manifests = rendered["baremetal"]
+    manifests = rendered["baremetal"].component("controller")
     deployment = manifests.one("Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = manifests.container()
@@ -131,7 +139,7 @@ def test_deployment_runs_two_elected_replicas_hardened(rendered: dict[str, Manif
 
 def test_pdb_and_metrics_service_select_the_controller_pods(
         rendered: dict[str, Manifests]) -> None:
-    manifests = rendered["baremetal"]
+    manifests = rendered["baremetal"].component("controller")
     pod_labels = manifests.one("Deployment")["spec"]["template"]["metadata"]["labels"]
     selector = manifests.one("Deployment")["spec"]["selector"]["matchLabels"]
     pdb = manifests.one("PodDisruptionBudget")
@@ -145,7 +153,7 @@ def test_pdb_and_metrics_service_select_the_controller_pods(
 
 
 def test_rbac_is_exactly_what_the_controller_calls(rendered: dict[str, Manifests]) -> None:
-    manifests = rendered["baremetal"]
+    manifests = rendered["baremetal"].component("controller")
     sa = manifests.one("ServiceAccount")["metadata"]
     cluster_role = manifests.one("ClusterRole")
     assert _rules(cluster_role) == {
@@ -174,8 +182,8 @@ def test_rbac_is_exactly_what_the_controller_calls(rendered: dict[str, Manifests
 
 def test_provider_examples_carry_workload_identity(rendered: dict[str, Manifests]) -> None:
     def sa_annotations(provider: str) -> dict[str, str]:
-        found: dict[str, str] = rendered[provider].one("ServiceAccount")["metadata"].get(
-            "annotations") or {}
+        found: dict[str, str] = rendered[provider].component("controller").one(
+            "ServiceAccount")["metadata"].get("annotations") or {}
         return found
 
     assert "eks.amazonaws.com/role-arn" in sa_annotations("aws")
@@ -297,8 +305,10 @@ def test_kustomize_overlay_builds_what_helm_renders(helm: Helm, provider: str,
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     built = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(done.stdout)}
+    # a Secret the chart generates holds random data: the overlay leaves it to the user
+    # (tests/deploy/test_balancer_manifests.py checks what the kustomization says)
     want = {(d["kind"], d["metadata"]["name"]): _without_helm_labels(d)
-            for d in helm.template(values=[values_file(provider)]).docs}
+            for d in helm.template(values=[values_file(provider)]).docs if d["kind"] != "Secret"}
     assert sorted(built) == sorted(want)
     for key, doc in want.items():
         assert built[key] == doc, key

@@ -74,8 +74,9 @@ GRANTS = [Grant("ClusterRole", r, v) for r, v in [
 
 
 def chart_grants(manifests: Manifests) -> set[Grant]:
+    controller = manifests.component("controller")
     return {Grant(kind, resource, verb) for kind in ("ClusterRole", "Role")
-            for rule in manifests.one(kind)["rules"] for resource in rule["resources"]
+            for rule in controller.one(kind)["rules"] for resource in rule["resources"]
             for verb in rule["verbs"]}
 
 
@@ -131,7 +132,7 @@ class Installed:
         return code, answer
 
     def role_path(self, kind: str) -> str:
-        name = self.manifests.one(kind)["metadata"]["name"]
+        name = self.manifests.component("controller").one(kind)["metadata"]["name"]
         if kind == "ClusterRole":
             return f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"
         return f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/roles/{name}"
@@ -207,7 +208,7 @@ def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
         kubectl("create", "namespace", NAMESPACE)
         applied = kubectl("apply", "-f", "-", stdin=manifests.yaml())
-        sa = manifests.one("ServiceAccount")["metadata"]["name"]
+        sa = manifests.component("controller").one("ServiceAccount")["metadata"]["name"]
         config_map = manifests.one("ConfigMap")["metadata"]["name"]
         code, stored = admin_call(box, "GET",
                                   f"/api/v1/namespaces/{NAMESPACE}/configmaps/{config_map}")[:2]
@@ -368,7 +369,7 @@ class Scenario:
 def prepare(inst: Installed, namespace: str, removed: Grant | None) -> None:
     """Full RBAC from the chart (less `removed`), no Lease, an empty audit log, a namespace."""
     for kind in ("ClusterRole", "Role"):
-        role = inst.manifests.one(kind)
+        role = inst.manifests.component("controller").one(kind)
         inst.put_role(without(role, removed) if removed and removed.kind == kind else role)
     code, _ = inst.admin(
         "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE}")

@@ -1,0 +1,433 @@
+"""The chart's balancer DaemonSet (`balancer.enabled`, on in values-baremetal.yaml): the
+`lbctl balancer serve` daemon on host networking, hardened, with its state on the node, the API's
+bearer token in a Secret mounted into both the daemons and the controller, RBAC limited to
+Events, and the listed instances in the controller's `baremetal.balancers`. The rendered objects
+pass the checks the other deploy tests apply (helm lint --strict, labels and namespace, config
+parser, schema and provider validation, the 1.33 API schema, a strict apply to the sandbox), and
+none of it renders with another provider's values."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]  # via kubernetes-validate
+import pytest
+import yaml
+
+from lbctl.config import parse_config
+from lbctl.planning import validate_config
+from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
+from lbctl.sandbox.schema import validate_full
+
+from .conftest import (
+    CHART,
+    DEPLOY,
+    KUBECTL,
+    NAMESPACE,
+    PROVIDERS,
+    RELEASE,
+    Helm,
+    Manifests,
+    unavailable,
+    values_file,
+)
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = DEPLOY / "config.schema.json"
+BALANCER = f"{RELEASE}-balancer"
+TOKEN_SECRET = f"{RELEASE}-balancer-token"
+SERVE = ["balancer", "serve", "--api-listen", "0.0.0.0:9450",
+         "--token-file", "/var/run/lbctl/token/token",
+         "--state-file", "/var/lib/lbctl/balancer-state.json"]
+CONTROLLER_TOKEN_DIR = "/var/run/lbctl/balancer-token"
+DAEMON_TOKEN_DIR = "/var/run/lbctl/token"
+INSTANCES = [{"name": "lb-1", "url": "http://192.168.1.21:9450"},
+             {"name": "lb-2", "url": "https://lb-2.example.net:9450"}]
+
+
+@pytest.fixture(scope="module")
+def instances_values(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """values-baremetal.yaml's companion: two instances and daemon options passed through."""
+    path = tmp_path_factory.mktemp("values") / "instances.yaml"
+    path.write_text(yaml.safe_dump({
+        "balancer": {"instances": INSTANCES},
+        "config": {"baremetal": {"healthCheck": {"intervalSeconds": 5, "timeoutSeconds": 2,
+                                                 "healthyThreshold": 2,
+                                                 "unhealthyThreshold": 3},
+                                 "dataplane": "userspace", "statusPollSeconds": 15,
+                                 "drainSeconds": 10}}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def baremetal(helm: Helm) -> Manifests:
+    return helm.template(values=[values_file("baremetal")])
+
+
+@pytest.fixture(scope="module")
+def with_instances(helm: Helm, instances_values: Path) -> Manifests:
+    return helm.template(values=[values_file("baremetal"), instances_values])
+
+
+def _daemonset(manifests: Manifests) -> dict[str, Any]:
+    return manifests.component("balancer").one("DaemonSet")
+
+
+def _pod(manifests: Manifests) -> dict[str, Any]:
+    found: dict[str, Any] = _daemonset(manifests)["spec"]["template"]["spec"]
+    return found
+
+
+def _container(manifests: Manifests) -> dict[str, Any]:
+    containers = _pod(manifests)["containers"]
+    assert len(containers) == 1
+    found: dict[str, Any] = containers[0]
+    return found
+
+
+def _volume(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [v for v in pod["volumes"] if v["name"] == name]
+    assert len(found) == 1, name
+    volume: dict[str, Any] = found[0]
+    return volume
+
+
+def _mount(container: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [m for m in container["volumeMounts"] if m["name"] == name]
+    assert len(found) == 1, name
+    mount: dict[str, Any] = found[0]
+    return mount
+
+
+def _balancers(manifests: Manifests) -> list[dict[str, Any]]:
+    config = yaml.safe_load(manifests.config_text())
+    found: list[dict[str, Any]] = (config.get("baremetal") or {}).get("balancers") or []
+    return found
+
+
+def test_daemonset_serves_on_the_lb_nodes_host_network(baremetal: Manifests) -> None:
+    ds = _daemonset(baremetal)
+    assert ds["apiVersion"] == "apps/v1"
+    assert ds["metadata"]["name"] == BALANCER
+    assert ds["metadata"]["namespace"] == NAMESPACE
+    pod = _pod(baremetal)
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    # one per node, on the labelled LB nodes only
+    assert pod["nodeSelector"] == {"lbctl.io/balancer": "true"}
+    selector = ds["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    # never the controller's pods: its Deployment, PDB and Service select name + instance
+    controller = baremetal.component("controller").one("Deployment")["spec"]["selector"]
+    assert not controller["matchLabels"].items() <= (
+        ds["spec"]["template"]["metadata"]["labels"].items())
+    assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate",
+                                            "rollingUpdate": {"maxUnavailable": 1}}
+    container = _container(baremetal)
+    assert container["command"] == ["lbctl"]
+    assert container["args"] == [*SERVE, "--log-format=json"]
+    assert container["ports"] == [{"name": "api", "containerPort": 9450, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "api"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "api"}
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert "memory" in container["resources"]["limits"]
+
+
+def test_static_balancers_file_is_mounted_and_passed_when_given(helm: Helm) -> None:
+    manifests = helm.template(values=[values_file("baremetal")],
+                              sets=["balancer.existingConfigMap=static-balancers"])
+    container = _container(manifests)
+    assert container["args"] == [*SERVE, "--config", "/etc/lbctl/balancers.yaml",
+                                 "--log-format=json"]
+    assert _mount(container, "config") == {"name": "config", "mountPath": "/etc/lbctl",
+                                           "readOnly": True}
+    assert _volume(_pod(manifests), "config")["configMap"] == {
+        "name": "static-balancers", "items": [{"key": "balancers.yaml",
+                                               "path": "balancers.yaml"}]}
+    assert "--config" not in _container(helm.template(values=[values_file("baremetal")]))["args"]
+
+
+def test_daemonset_is_hardened(baremetal: Manifests) -> None:
+    pod = _pod(baremetal)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = _container(baremetal)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security.get("privileged", False) is False
+    # the userspace data plane binds VIPs with IP_FREEBIND: nothing beyond low ports
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    # the writable places on a read-only root: /tmp and the state directory
+    assert _mount(_container(baremetal), "tmp") == {"name": "tmp", "mountPath": "/tmp"}
+
+
+def test_net_admin_capabilities_are_an_option(helm: Helm) -> None:
+    manifests = helm.template(values=[values_file("baremetal")],
+                              sets=["balancer.netAdminCapabilities=true"])
+    security = _container(manifests)["securityContext"]
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert sorted(security["capabilities"]["add"]) == ["NET_ADMIN", "NET_BIND_SERVICE",
+                                                       "NET_RAW"]
+    # and nothing else loosens with it
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert _pod(manifests)["securityContext"]["runAsNonRoot"] is True
+
+
+def test_state_survives_on_the_node_by_default(baremetal: Manifests, helm: Helm) -> None:
+    mount = _mount(_container(baremetal), "state")
+    assert mount == {"name": "state", "mountPath": "/var/lib/lbctl"}  # writable
+    assert _volume(_pod(baremetal), "state") == {
+        "name": "state", "hostPath": {"path": "/var/lib/lbctl-balancer",
+                                      "type": "DirectoryOrCreate"}}
+    emptied = helm.template(values=[values_file("baremetal")],
+                            sets=["balancer.state.type=emptyDir"])
+    state = _volume(_pod(emptied), "state")
+    assert set(state) == {"name", "emptyDir"}
+    assert _mount(_container(emptied), "state") == mount
+    elsewhere = helm.template(values=[values_file("baremetal")],
+                              sets=["balancer.state.hostPath=/srv/lbctl"])
+    assert _volume(_pod(elsewhere), "state")["hostPath"]["path"] == "/srv/lbctl"
+    done = helm.run("template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
+                    "--set", "balancer.state.type=tmpfs", check=False)
+    assert done.returncode != 0
+    assert 'balancer.state.type must be hostPath or emptyDir, not "tmpfs"' in done.stderr
+
+
+def test_token_secret_is_mounted_into_daemons_and_controller(baremetal: Manifests,
+                                                             helm: Helm) -> None:
+    secret = baremetal.component("balancer").one("Secret")
+    assert secret["metadata"] == {**secret["metadata"], "name": TOKEN_SECRET,
+                                  "namespace": NAMESPACE}
+    assert secret["type"] == "Opaque"
+    assert set(secret["data"]) == {"token"}
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", token)
+    # generated: another install gets another token (upgrades read the stored one back)
+    again = helm.template(values=[values_file("baremetal")]).component("balancer").one("Secret")
+    assert again["data"]["token"] != secret["data"]["token"]
+
+    expected_volume = {"secret": {"secretName": TOKEN_SECRET, "defaultMode": 0o440,
+                                  "items": [{"key": "token", "path": "token"}]}}
+    # the daemon: --token-file is the mounted key (a directory mount, so rotation reaches it)
+    pod, container = _pod(baremetal), _container(baremetal)
+    assert _volume(pod, "token") == {"name": "token", **expected_volume}
+    assert _mount(container, "token") == {"name": "token", "mountPath": DAEMON_TOKEN_DIR,
+                                          "readOnly": True}
+    args = container["args"]
+    assert args[args.index("--token-file") + 1] == f"{DAEMON_TOKEN_DIR}/token"
+    # the controller: the tokenFile of every baremetal.balancers entry
+    deployment = baremetal.component("controller").one("Deployment")
+    controller_pod = deployment["spec"]["template"]["spec"]
+    assert _volume(controller_pod, "balancer-token") == {"name": "balancer-token",
+                                                         **expected_volume}
+    assert _mount(baremetal.container(), "balancer-token") == {
+        "name": "balancer-token", "mountPath": CONTROLLER_TOKEN_DIR, "readOnly": True}
+
+
+def test_existing_token_secret_is_used_instead(helm: Helm) -> None:
+    manifests = helm.template(values=[values_file("baremetal")],
+                              sets=["balancer.token.existingSecret=my-token"])
+    assert "Secret" not in manifests.kinds()
+    assert _volume(_pod(manifests), "token")["secret"]["secretName"] == "my-token"
+    controller_pod = manifests.one("Deployment")["spec"]["template"]["spec"]
+    assert _volume(controller_pod, "balancer-token")["secret"]["secretName"] == "my-token"
+
+
+def test_rbac_binds_the_daemonset_to_events_only(baremetal: Manifests) -> None:
+    balancer = baremetal.component("balancer")
+    sa = balancer.one("ServiceAccount")["metadata"]
+    assert sa["name"] == BALANCER and sa["namespace"] == NAMESPACE
+    assert _pod(baremetal)["serviceAccountName"] == sa["name"]
+    # not the controller's identity
+    assert sa["name"] != baremetal.component("controller").one("ServiceAccount")[
+        "metadata"]["name"]
+    role = balancer.one("Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    grants = {(group, resource, verb, tuple(rule.get("resourceNames") or ()))
+              for rule in role["rules"] for group in rule["apiGroups"]
+              for resource in rule["resources"] for verb in rule["verbs"]}
+    assert grants == {(group, "events", verb, ()) for group in ("", "events.k8s.io")
+                      for verb in ("create", "patch")}
+    binding = balancer.one("RoleBinding")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"],
+                                    "namespace": NAMESPACE}]
+    # nothing cluster-wide for the daemons
+    assert [d["kind"] for d in balancer.docs if d["kind"].startswith("Cluster")] == []
+
+
+def test_headless_service_selects_the_daemons(baremetal: Manifests) -> None:
+    service = baremetal.component("balancer").one("Service")
+    labels = _daemonset(baremetal)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9450, "targetPort": "api",
+                                         "protocol": "TCP"}]
+
+
+def test_config_lists_the_instances_with_the_token_file(with_instances: Manifests,
+                                                        baremetal: Manifests,
+                                                        tmp_path: Path) -> None:
+    assert _balancers(baremetal) == []  # no instances listed yet: addresses only
+    assert _balancers(with_instances) == [
+        {**instance, "tokenFile": f"{CONTROLLER_TOKEN_DIR}/token"} for instance in INSTANCES]
+    text = with_instances.config_text()
+    config = yaml.safe_load(text)
+    # config.baremetal passes through beside the balancers
+    assert config["baremetal"]["healthCheck"] == {"intervalSeconds": 5, "timeoutSeconds": 2,
+                                                  "healthyThreshold": 2,
+                                                  "unhealthyThreshold": 3}
+    assert config["baremetal"]["dataplane"] == "userspace"
+    assert config["baremetal"]["statusPollSeconds"] == 15
+    assert config["baremetal"]["drainSeconds"] == 10
+    assert [p["name"] for p in config["baremetal"]["pools"]] == [
+        p["name"] for p in yaml.safe_load(baremetal.config_text())["baremetal"]["pools"]]
+    # the same checks as every example's config
+    assert parse_config(text).provider == "baremetal"
+    jsonschema.validate(config, json.loads(SCHEMA.read_text()))
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    _, problems = validate_config(path)
+    assert problems == []
+
+
+def test_instances_need_a_name_and_url(helm: Helm) -> None:
+    done = helm.run("template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
+                    "--set", "balancer.instances[0].url=http://10.0.0.1:9450", check=False)
+    assert done.returncode != 0
+    assert "balancer.instances[0].name is required" in done.stderr
+
+
+def test_balancer_manifests_pass_the_deploy_checks(helm: Helm, with_instances: Manifests,
+                                                   instances_values: Path) -> None:
+    done = helm.run("lint", "--strict", str(CHART), "-f", str(values_file("baremetal")),
+                    "-f", str(instances_values), "--set", "balancer.netAdminCapabilities=true")
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+    assert "[ERROR]" not in done.stdout and "[WARNING]" not in done.stdout, done.stdout
+    variants = [with_instances,
+                helm.template(values=[values_file("baremetal")],
+                              sets=["balancer.state.type=emptyDir",
+                                    "balancer.netAdminCapabilities=true",
+                                    "balancer.existingConfigMap=static-balancers"])]
+    for manifests in variants:
+        balancer = manifests.component("balancer")
+        assert balancer.kinds() == sorted(["DaemonSet", "Role", "RoleBinding", "Secret",
+                                           "Service", "ServiceAccount"])
+        for doc in balancer.docs:
+            labels = doc["metadata"]["labels"]
+            assert labels["app.kubernetes.io/name"] == "lbctl-balancer"
+            assert labels["app.kubernetes.io/instance"] == RELEASE
+            assert labels["app.kubernetes.io/part-of"] == "lbctl"
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+        for doc in manifests.docs:  # the controller's objects changed too (mount, config)
+            assert validate_full(doc) == [], (doc["kind"], doc["metadata"]["name"])
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "baremetal"])
+def test_nothing_of_the_balancer_with_cloud_values(helm: Helm, provider: str) -> None:
+    manifests = helm.template(values=[values_file(provider)])
+    assert "DaemonSet" not in manifests.kinds()
+    assert "Secret" not in manifests.kinds()
+    assert manifests.component("balancer").docs == []
+    assert all(v["name"] != "balancer-token"
+               for v in manifests.one("Deployment")["spec"]["template"]["spec"]["volumes"])
+    assert all(m["name"] != "balancer-token" for m in manifests.container()["volumeMounts"])
+    assert "balancers" not in (yaml.safe_load(manifests.config_text()).get("baremetal") or {})
+    # instances alone do nothing without balancer.enabled
+    listed = helm.template(values=[values_file(provider)],
+                           sets=["balancer.instances[0].name=lb-1",
+                                 "balancer.instances[0].url=http://10.0.0.1:9450"])
+    assert "DaemonSet" not in listed.kinds()
+    assert listed.config_text() == manifests.config_text()
+
+
+def test_kustomize_overlay_adds_the_daemonset_and_says_how_to_make_the_token(
+        baremetal: Manifests) -> None:
+    overlay = DEPLOY / "kustomize" / "overlays" / "baremetal"
+    kustomization_text = (overlay / "kustomization.yaml").read_text()
+    kustomization = yaml.safe_load(kustomization_text)
+    assert kustomization["resources"] == ["../../base", "resources.yaml"]
+    added = {(d["kind"], d["metadata"]["name"])
+             for d in yaml.safe_load_all((overlay / "resources.yaml").read_text()) if d}
+    assert added == {(d["kind"], d["metadata"]["name"])
+                     for d in baremetal.component("balancer").docs if d["kind"] != "Secret"}
+    # the token is random: never committed, created by the user first
+    assert "kind: Secret" not in (overlay / "resources.yaml").read_text()
+    assert (f"kubectl -n {NAMESPACE} create secret generic {TOKEN_SECRET} "
+            '--from-literal=token="$(openssl rand -hex 24)"') in kustomization_text
+    for other in ("aws", "gcp", "azure"):
+        assert not (DEPLOY / "kustomize" / "overlays" / other / "resources.yaml").exists()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Path]]:
+    if not KUBECTL.exists():
+        unavailable(f"{KUBECTL} is missing (the machine image's kubectl 1.33)")
+    tmp = tmp_path_factory.mktemp("balancer-sandbox")
+    thread = SandboxThread(SandboxOptions(kubeconfig=tmp / "admin.kc", workloads=False,
+                                          bookmark_interval=0.5, tls=True))
+    box = thread.start()
+    try:
+        yield box, tmp
+    finally:
+        thread.stop()
+
+
+def _kubectl(tmp: Path, kubeconfig: Path, *args: str,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), "--cache-dir",
+                           str(tmp / "kubectl-cache"), *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={"HOME": str(tmp), "PATH": os.environ.get("PATH", "")})
+
+
+def test_applies_strictly_and_the_daemons_may_only_record_events(
+        sandbox: tuple[Sandbox, Path], with_instances: Manifests) -> None:
+    box, tmp = sandbox
+    admin = box.write_kubeconfig(tmp / "admin.kc")
+    assert _kubectl(tmp, admin, "create", "namespace", NAMESPACE).returncode == 0
+    done = _kubectl(tmp, admin, "apply", "--validate=strict", "-f", "-",
+                    stdin=with_instances.yaml())
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    def stored(*what: str) -> dict[str, Any]:
+        found = _kubectl(tmp, admin, "-n", NAMESPACE, "get", *what, "-o", "json")
+        assert found.returncode == 0, found.stderr
+        doc: dict[str, Any] = json.loads(found.stdout)
+        return doc
+
+    assert stored("daemonset", BALANCER)["spec"]["template"]["spec"]["hostNetwork"] is True
+    assert set(stored("secret", TOKEN_SECRET)["data"]) == {"token"}
+
+    user = f"system:serviceaccount:{NAMESPACE}:{BALANCER}"
+    kubeconfig = box.write_kubeconfig(tmp / "balancer.kc", box.issue_token(NAMESPACE, BALANCER),
+                                      user=BALANCER)
+
+    def can(verb: str, resource: str, *, namespace: str = NAMESPACE) -> str:
+        found = _kubectl(tmp, kubeconfig, "auth", "can-i", verb, resource, "-n", namespace)
+        assert found.returncode in (0, 1), found.stderr
+        return found.stdout.strip()
+
+    # TLS, so kubectl sends the ServiceAccount's token (never over plain HTTP)
+    whoami = _kubectl(tmp, kubeconfig, "auth", "whoami", "-o",
+                      "jsonpath={.status.userInfo.username}")
+    assert whoami.stdout == user, whoami.stderr
+    assert can("create", "events") == "yes"
+    assert can("patch", "events.events.k8s.io") == "yes"
+    for verb, resource in [("get", "events"), ("list", "events"), ("get", "secrets"),
+                           ("list", "services"), ("patch", "services"), ("get", "nodes"),
+                           ("get", "configmaps"), ("create", "pods")]:
+        assert can(verb, resource) == "no", (verb, resource)
+    assert can("create", "events", namespace="default") == "no"
