@@ -154,11 +154,12 @@ class Story:
         stop = threading.Event()
 
         def load() -> None:
-            while not stop.is_set():
+            while not stop.is_set():  # each request on a new connection, by start time
+                started = time.monotonic()
                 try:
-                    results.append((time.monotonic(), _get(f"http://{self.vip}:8080/"), True))
+                    results.append((started, _get(f"http://{self.vip}:8080/"), True))
                 except OSError as exc:
-                    results.append((time.monotonic(), f"error: {exc}", False))
+                    results.append((started, f"error: {exc}", False))
                 time.sleep(0.01)
 
         worker = threading.Thread(target=load, daemon=True)
@@ -180,19 +181,29 @@ class Story:
         time.sleep(3.0)
         stop.set()
         worker.join(10)
-        before = [r for r in results if stopped_at <= r[0] < detected_at and not r[2]]
+        before = [r for r in results if r[0] < detected_at and not r[2]]
         self.failures_after_detection = [r[1] for r in results
                                          if r[0] >= detected_at and not r[2]]
         after = Counter(r[1] for r in results if r[0] >= detected_at and r[2])
         click.echo(f"  balancer marked sandbox-node-1 down {detected_at - stopped_at:.2f} s "
-                   f"after the stop ({len(before)} request(s) failed before that)")
-        click.echo(f"  {len(results)} requests in all; after detection "
+                   f"after the stop ({len(before)} request(s) sent before that failed)")
+        click.echo(f"  {len(results)} requests in all; of those sent after detection "
                    f"{sum(after.values())} answered, {len(self.failures_after_detection)} "
                    "failed:")
         for answer, count in sorted(after.items()):
             click.echo(f"  {count:4d} {answer}")
         for failure in self.failures_after_detection[:5]:
             click.echo(f"  FAILED: {failure}")
+        _say("kubectl get service frontend -o jsonpath='{.status.conditions}'   # abridged")
+        degraded = _wait(self._degraded, "the Service to report LoadBalancerDegraded")
+        click.echo(f"  LoadBalancerDegraded=True ({degraded['reason']}): {degraded['message']}")
+
+    def _degraded(self) -> dict[str, Any] | None:
+        svc = self.kube.request("GET", f"{NS}/services/frontend")
+        for cond in (svc.get("status") or {}).get("conditions") or []:
+            if cond["type"] == "LoadBalancerDegraded" and cond["status"] == "True":
+                return dict(cond)
+        return None
 
     def cleanup(self) -> None:
         _say("kubectl delete service frontend")
