@@ -1,0 +1,281 @@
+"""Controller + baremetal provider + balancer daemon + the sandbox's real traffic, end to end.
+
+Services are created through the official client; the controller allocates a VIP from
+127.0.100.0/24 and programs a `DaemonThread`; requests go to the VIP on loopback and are
+answered by the sandbox's simulated pods through the nodes' NodePorts. Only one traffic sandbox
+may run at a time (fixed node addresses), hence `traffic_lock`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from lbctl.balancer.daemon import DaemonThread, ServeOptions
+from lbctl.config import parse_config
+from lbctl.controller import Cache, Controller
+from lbctl.events import BackgroundEvents
+from lbctl.kube import Kube
+from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
+from lbctl.metrics import Metrics
+from lbctl.sandbox.app import SandboxOptions, SandboxThread
+from lbctl.sandbox.nodes import simulated
+from providers.interface import Provider
+from providers.registry import load
+from tests.conftest import client_for, traffic_lock
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    balancer: DaemonThread
+    token: str
+    state_file: Path
+
+
+def _config(url: str, token_file: Path) -> str:
+    return f"""
+clusterName: e2e
+controller: {{nodeSyncDebounceSeconds: 0.2}}
+baremetal:
+  pools: [{{name: e2e, addresses: ["127.0.100.100-127.0.100.120"]}}]
+  balancers: [{{name: lb-a, url: "{url}", tokenFile: "{token_file}"}}]
+  healthCheck: {{intervalSeconds: 0.2, timeoutSeconds: 0.5, healthyThreshold: 1,
+                unhealthyThreshold: 2}}
+  statusPollSeconds: 0.2
+  drainSeconds: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    token_file = tmp / "token"
+    token = secrets.token_urlsafe(24)
+    token_file.write_text(token)
+    state_file = tmp / "state.json"
+    with traffic_lock():
+        box_thread = SandboxThread(SandboxOptions(nodes=simulated(3), kubeconfig=tmp / "kc",
+                                                  traffic=True, bookmark_interval=0.5))
+        box = box_thread.start()
+        balancer = DaemonThread(ServeOptions(api_listen="127.0.0.1:0", token_file=token_file,
+                                             state_file=state_file))
+        balancer.start()
+        kube = Kube.connect(str(tmp / "kc"), qps=500, burst=1000)
+        config = parse_config(_config(balancer.url, token_file))
+
+        def make(cache: Cache) -> Provider:
+            provider: Provider = load("baremetal")(config.provider_settings(),
+                                                   config.cluster_name, cache)
+            return provider
+
+        events = BackgroundEvents(KubeEventWriter(kube))
+        controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
+                                Metrics())
+        controller.start()
+        controller.start_leading()
+        api = client_for(box)
+        try:
+            yield Stack(client.CoreV1Api(api), client.AppsV1Api(api), balancer, token,
+                        state_file)
+        finally:
+            api.close()
+            controller.stop()
+            controller.inner_provider.close()
+            events.close()
+            kube.close()
+            balancer.stop()
+            box_thread.stop()
+
+
+def _deploy(stack: Stack, name: str, ports: list[dict[str, Any]], replicas: int = 3) -> None:
+    stack.apps.create_namespaced_deployment("default", {
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+                     {"name": "c", "image": "nginx", "ports": ports}]}}}})
+
+
+def _service(stack: Stack, name: str, ports: list[dict[str, Any]], **spec: Any
+             ) -> dict[str, Any]:
+    stack.core.create_namespaced_service("default", {
+        "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": ports, **spec}})
+    return _wait_serving(stack, name)
+
+
+def _balancers(stack: Stack) -> dict[str, Any]:
+    req = urllib.request.Request(f"{stack.balancer.url}/v1/balancers",
+                                 headers={"Authorization": f"Bearer {stack.token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return {b["balancer"]["owner"]["name"]: b for b in json.loads(resp.read())["balancers"]}
+
+
+def _wait_serving(stack: Stack, name: str, healthy: int = 3) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        svc: dict[str, Any] = stack.core.read_namespaced_service(name, "default").to_dict()
+        ingress = (svc["status"]["load_balancer"] or {}).get("ingress")
+        b = _balancers(stack).get(name)
+        if ingress and b and b["status"]["healthyTargets"] == healthy * len(
+                svc["spec"]["ports"]):
+            return svc
+        return None
+
+    result: dict[str, Any] = wait_for(ready, 30, f"{name} served by the balancer")
+    return result
+
+
+def _http(vip: str, port: int, source: str = "127.0.0.1") -> str:
+    with socket.create_connection((vip, port), timeout=3, source_address=(source, 0)) as s:
+        s.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode().split("\r\n\r\n", 1)[1].strip()
+
+
+def test_tcp_service_spreads_over_pods_and_reports_proxy_mode(stack: Stack) -> None:
+    _deploy(stack, "web", [{"containerPort": 8080}])
+    svc = _service(stack, "web", [{"port": 8080, "targetPort": 8080}])
+    ingress = svc["status"]["load_balancer"]["ingress"][0]
+    assert ingress["ip"].startswith("127.0.100.")
+    assert ingress["ip_mode"] == "Proxy"
+    answers = Counter(_http(ingress["ip"], 8080) for _ in range(30))
+    assert len(answers) >= 2 and all(a.startswith("pod web-") for a in answers)
+    b = _balancers(stack)["web"]
+    node_port = svc["spec"]["ports"][0]["node_port"]
+    targets = b["balancer"]["listeners"][0]["targets"]
+    assert sorted((t["name"], t["address"], t["port"]) for t in targets) == [
+        (f"sandbox-node-{i}", f"127.0.10.{i}", node_port) for i in (1, 2, 3)]
+    conditions = {c["type"]: c for c in svc["status"]["conditions"] or []}
+    assert conditions["LoadBalancerServing"]["status"] == "True"
+
+
+def test_source_ranges_admit_and_refuse(stack: Stack) -> None:
+    _deploy(stack, "private", [{"containerPort": 8080}], replicas=1)
+    svc = _service(stack, "private", [{"port": 8081, "targetPort": 8080}],
+                   loadBalancerSourceRanges=["127.0.0.2/32"])
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    assert _http(vip, 8081, source="127.0.0.2").startswith("pod private-")
+    with pytest.raises(OSError):
+        _http(vip, 8081, source="127.0.0.3")
+    assert _balancers(stack)["private"]["balancer"]["sourceRanges"] == ["127.0.0.2/32"]
+
+
+def test_udp_service_through_the_vip(stack: Stack) -> None:
+    _deploy(stack, "dns", [{"containerPort": 5353, "protocol": "UDP"}])
+    svc = _service(stack, "dns", [{"port": 5353, "targetPort": 5353, "protocol": "UDP"}])
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    seen = set()
+    for i in range(12):  # a new flow (source port) each time
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(3)
+            s.sendto(f"hello {i}".encode(), (vip, 5353))
+            reply = s.recvfrom(4096)[0].decode()
+        pod, _, text = reply.partition(": ")
+        assert text == f"hello {i}"
+        seen.add(pod)
+    assert len(seen) >= 2
+
+
+def test_daemon_that_lost_its_state_is_reprogrammed_and_delete_cleans_up(stack: Stack) -> None:
+    _deploy(stack, "again", [{"containerPort": 8080}], replicas=2)
+    svc = _service(stack, "again", [{"port": 8082, "targetPort": 8080}])
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    # the daemon forgets it behind the controller's back (as a restart without state would)
+    req = urllib.request.Request(f"{stack.balancer.url}/v1/balancers/"
+                                 f"{_balancers(stack)['again']['balancer']['name']}",
+                                 method="DELETE",
+                                 headers={"Authorization": f"Bearer {stack.token}"})
+    urllib.request.urlopen(req, timeout=5).close()
+    wait_for(lambda: "again" in _balancers(stack), 15, "the controller to re-program")
+    wait_for(lambda: _http(vip, 8082).startswith("pod again-"), 15, "traffic again")
+    stack.core.delete_namespaced_service("again", "default")
+    wait_for(lambda: "again" not in _balancers(stack), 15, "the balancer to be removed")
+    with pytest.raises(OSError):
+        _http(vip, 8082)
+
+
+def test_local_policy_checks_health_check_node_port(stack: Stack) -> None:
+    _deploy(stack, "local", [{"containerPort": 8080}], replicas=1)
+    svc = _service(stack, "local", [{"port": 8083, "targetPort": 8080}],
+                   externalTrafficPolicy="Local")
+    hc_port = svc["spec"]["health_check_node_port"]
+    b = _balancers(stack)["local"]
+    check = b["balancer"]["listeners"][0]["healthCheck"]
+    assert (check["type"], check["port"], check["path"]) == ("http", hc_port, "/healthz")
+    # only the node running the pod passes kube-proxy's /healthz: one healthy target of three
+    wait_for(lambda: _balancers(stack)["local"]["status"]["healthyTargets"] == 1, 15,
+             "two nodes without a local endpoint to be marked down")
+    pod = stack.core.list_namespaced_pod("default", label_selector="app=local").items[0]
+    status = _balancers(stack)["local"]["status"]
+    up = [t["name"] for t in status["listeners"][0]["targets"] if t["up"]]
+    assert up == [pod.spec.node_name]
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    assert {_http(vip, 8083) for _ in range(10)} == {
+        f"pod {pod.metadata.name} on node {pod.spec.node_name}"}
+    degraded = wait_for(lambda: next((c for c in stack.core.read_namespaced_service(
+        "local", "default").status.conditions or [] if c.type == "LoadBalancerDegraded"
+        and c.status == "True"), None), 15, "LoadBalancerDegraded")
+    assert "1 of 3 targets healthy" in degraded.message
+
+
+def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: Stack) -> None:
+    import threading
+    import time
+
+    _deploy(stack, "busy", [{"containerPort": 8080}])
+    svc = _service(stack, "busy", [{"port": 8084, "targetPort": 8080}])
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    results: list[tuple[float, bool, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(results) < 5000:
+            started = time.monotonic()
+            try:
+                results.append((started, True, _http(vip, 8084)))
+            except OSError as exc:
+                results.append((started, False, str(exc)))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        wait_for(lambda: len(results) > 20, 10, "traffic")
+        stack.core.patch_node("sandbox-node-2", {"metadata": {"annotations": {
+            "sandbox.lbctl.io/stopped": "true"}}})
+
+        def ejected() -> float | None:
+            targets = _balancers(stack)["busy"]["status"]["listeners"][0]["targets"]
+            down = any(t["name"] == "sandbox-node-2" and not t["up"] for t in targets)
+            return time.monotonic() if down else None
+
+        ejected_at: float = wait_for(ejected, 15, "the stopped node to be ejected")
+        wait_for(lambda: sum(r[0] > ejected_at for r in results) >= 100, 20,
+                 "100 requests after the ejection")
+    finally:
+        stop.set()
+        worker.join(30)
+        stack.core.patch_node("sandbox-node-2", {"metadata": {"annotations": {
+            "sandbox.lbctl.io/stopped": None}}})
+    after = [r for r in results if r[0] > ejected_at]
+    assert [r for r in after if not r[1]] == []
+    assert not any("sandbox-node-2" in r[2] for r in after)
+    assert {r[2].rsplit(" ", 1)[1] for r in after} == {"sandbox-node-1", "sandbox-node-3"}
+    wait_for(lambda: _balancers(stack)["busy"]["status"]["healthyTargets"] == 3, 15,
+             "the node to come back")
