@@ -132,7 +132,7 @@ class BalancerConfig(BaseModel):
     """ClientIP: every listener hashes the client address onto the targets (Maglev)."""
     drain_seconds: float = Field(30.0, alias="drainSeconds", ge=0, le=3600)
     """How long connections to a target that left may finish before they are cut."""
-    listeners: tuple[ListenerConfig, ...] = Field(min_length=1)
+    listeners: tuple[ListenerConfig, ...] = ()
     owner: OwnerConfig | None = None
     revision: str = Field("", max_length=128)
     """Opaque to the daemon: the programmer's digest of what it sent, so it can tell without
@@ -170,6 +170,8 @@ class BalancerConfig(BaseModel):
     def _shape(self) -> BalancerConfig:
         if not self.vip and not self.vips:
             raise ValueError("vip: required (or vips)")
+        if not self.listeners:
+            raise ValueError("listeners: at least one is required")
         ports = [(li.protocol, li.port) for li in self.listeners]
         dup = sorted({f"{p}/{n}" for p, n in ports if ports.count((p, n)) > 1})
         if dup:
@@ -191,6 +193,11 @@ class BalancerFile(BaseModel):
 
     model_config = _MODEL
     balancers: tuple[BalancerConfig, ...] = ()
+
+    @field_validator("balancers", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return () if value is None else value  # `balancers:` with every entry commented out
 
     @model_validator(mode="after")
     def _unique(self) -> BalancerFile:
@@ -218,8 +225,8 @@ def frontend_clash(balancers: tuple[BalancerConfig, ...] | list[BalancerConfig])
         for front in b.frontends():
             if front in owner and owner[front] != b.name:
                 proto, vip, port = front
-                return (f"{vip}:{port}/{proto} is served by both balancer "
-                        f'"{owner[front]}" and "{b.name}"')
+                return (f"{f'[{vip}]' if ':' in vip else vip}:{port}/{proto} is served by "
+                        f'both balancer "{owner[front]}" and "{b.name}"')
             owner[front] = b.name
     return None
 

@@ -118,7 +118,7 @@ class Store:
             return 0
         try:
             doc = json.loads(self._state_file.read_text())
-            items: list[Any] = doc["balancers"]
+            items: list[Any] = list(doc["balancers"] or [])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("state file %s unreadable, starting without programmed balancers: %s",
                       self._state_file, exc)
