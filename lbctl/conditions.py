@@ -29,9 +29,12 @@ class Want:
     message: str = ""
 
 
-def ensured(degraded: str | None) -> list[Want]:
+def ensured(degraded: str | None, serving: bool = True) -> list[Want]:
     return [Want(PROVISIONING, False, "Ensured", "the load balancer is provisioned"),
-            Want(SERVING, True, "Ensured", "the load balancer serves the Service's ports"),
+            Want(SERVING, True, "Ensured", "the load balancer serves the Service's ports")
+            if serving else
+            Want(SERVING, False, "NoHealthyTargets", degraded or "no target passes its "
+                                                                "health checks"),
             Want(DEGRADED, degraded is not None, "Degraded" if degraded else "Healthy",
                  degraded or "")]
 

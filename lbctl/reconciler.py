@@ -182,7 +182,9 @@ class Reconciler:
         degraded = status.degraded
         if step.held_back:
             degraded = self._hold(svc, step.held_back, patch=False)
-        self._patch(svc, ingress_json(status), conditions.ensured(degraded))
+        self._patch(svc, ingress_json(status), conditions.ensured(degraded, status.serving))
+        if degraded and degraded != _condition_message(svc, conditions.DEGRADED):
+            self.recorder.event(svc, "Warning", "LoadBalancerDegraded", degraded)
         with self._lock:  # only now: a failed status patch must lead to a full retry
             self._applied[svc.key] = spec
         self.recorder.event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
@@ -220,6 +222,12 @@ class Reconciler:
             status["conditions"] = [{"type": t, "$patch": "delete"} for t in ours]
         if status:
             self.writes.patch_status(svc, status)
+
+
+def _condition_message(svc: ServiceView, kind: str) -> str | None:
+    """The message of our condition `kind` when it is True, else None."""
+    return next((c.message for c in svc.conditions if c.type == kind and c.status == "True"),
+                None)
 
 
 def _with_targets(spec: LoadBalancerSpec, targets: tuple[Target, ...]) -> LoadBalancerSpec:

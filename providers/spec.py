@@ -121,6 +121,8 @@ class LoadBalancerStatus:
     ports: tuple[PortStatus, ...] = ()
     degraded: str | None = None
     """Why the balancer serves but not fully (e.g. "2 of 3 targets unhealthy"), or None."""
+    serving: bool = True
+    """False when the provider knows no traffic can flow (e.g. no healthy target anywhere)."""
     details: tuple[tuple[str, str], ...] = field(default=())
     """Provider-specific facts worth showing (ARNs, object names), sorted."""
 

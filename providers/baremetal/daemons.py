@@ -176,6 +176,12 @@ class DaemonProgrammer:
             raise TransientError("no balancer daemon took the balancer: " + "; ".join(reasons))
         return "; ".join(reasons) or None
 
+    def serving(self, name: str) -> bool:
+        """Some instance reports the balancer serving (bound, with a healthy target)."""
+        with self._lock:
+            reports = [r.get(name) for r in self._known.values() if r]
+        return any(r is not None and r.get("status", {}).get("serving") for r in reports)
+
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         body = balancer_body(spec, ips, self.options)
         out = []

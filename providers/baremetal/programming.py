@@ -26,6 +26,9 @@ class Programmer(Protocol):
     def program(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> str | None:
         """Make the daemons serve `spec` at `ips`; return why serving is degraded, or None."""
 
+    def serving(self, name: str) -> bool:
+        """Whether, as far as the daemons last said, balancer `name` carries traffic."""
+
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         """The writes `program(spec, ips)` would make, in words (for `lbctl plan`)."""
 
@@ -44,6 +47,9 @@ class NoProgramming:
 
     def program(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> str | None:
         return None
+
+    def serving(self, name: str) -> bool:
+        return True
 
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         return []

@@ -54,8 +54,9 @@ CAPABILITIES = Capabilities(
 
 
 def _status(spec: LoadBalancerSpec, ips: tuple[IPAddress, ...], pools: tuple[str, ...],
-            degraded: list[str], ip_mode: str) -> LoadBalancerStatus:
+            degraded: list[str], ip_mode: str, serving: bool = True) -> LoadBalancerStatus:
     return LoadBalancerStatus(
+        serving=serving,
         ingress=tuple(IngressPoint(ip=str(ip), ip_mode=ip_mode) for ip in ips),
         ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
         degraded="; ".join(d for d in degraded if d) or None,
@@ -137,7 +138,7 @@ class BaremetalProvider:
                                 self._settings.cooldown_seconds)
         reason = self._programmer.program(spec, tuple(str(ip) for ip in grant.ips))
         return _status(spec, grant.ips, grant.pools, [*grant.notes, reason or ""],
-                       self.ip_mode)
+                       self.ip_mode, self._programmer.serving(spec.name))
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         """The allocations `ensure(spec)` would make now, in words, without making them."""

@@ -279,3 +279,28 @@ def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: 
     assert {r[2].rsplit(" ", 1)[1] for r in after} == {"sandbox-node-1", "sandbox-node-3"}
     wait_for(lambda: _balancers(stack)["busy"]["status"]["healthyTargets"] == 3, 15,
              "the node to come back")
+
+
+def test_no_healthy_target_turns_serving_false_with_a_warning_event(stack: Stack) -> None:
+    _deploy(stack, "empty", [{"containerPort": 8080}], replicas=0)
+    stack.core.create_namespaced_service("default", {
+        "metadata": {"name": "empty"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "empty"},
+                 "externalTrafficPolicy": "Local",
+                 "ports": [{"port": 8085, "targetPort": 8080}]}})
+
+    def conditions() -> dict[str, Any] | None:
+        svc = stack.core.read_namespaced_service("empty", "default")
+        got = {c.type: c for c in svc.status.conditions or []}
+        serving = got.get("LoadBalancerServing")
+        return got if serving is not None and serving.status == "False" else None
+
+    got = wait_for(conditions, 20, "LoadBalancerServing=False")
+    assert got["LoadBalancerServing"].reason == "NoHealthyTargets"
+    assert "0 of 3 targets healthy" in got["LoadBalancerServing"].message
+    assert got["LoadBalancerDegraded"].status == "True"
+    events = wait_for(lambda: [e for e in stack.core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=empty").items
+        if e.reason == "LoadBalancerDegraded"], 15, "a LoadBalancerDegraded event")
+    assert events[0].type == "Warning"
+    assert "0 of 3 targets healthy" in events[0].message

@@ -296,6 +296,9 @@ class Recorder:
             raise TransientError("daemon unreachable")
         return "1 of 2 daemons serving" if len(ips) > 1 else None
 
+    def serving(self, name: str) -> bool:
+        return name != "lb-dark"
+
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         return [f"program {spec.name} at {', '.join(ips)}"]
 
