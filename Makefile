@@ -15,5 +15,7 @@ lint:
 
 bench:
 	scripts/bootstrap.sh
+	scripts/install-net-tools.sh --bench
 	.venv/bin/python bench/sandbox_api.py
 	.venv/bin/python bench/controller.py
+	.venv/bin/python bench/balancer.py

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,11 @@ class ServeOptions:
     token_file: Path | None = None
     state_file: Path | None = None
     reload_seconds: float = 1.0
+    event_loop: str = os.environ.get("LBCTL_EVENT_LOOP", "auto")
+    """auto (uvloop when installed) | uvloop | asyncio."""
+    kernel: str = "auto"
+    """auto: `dataplane: nftables` balancers go to the kernel when this process may program
+    it; off: always userspace."""
 
 
 class Daemon:
@@ -48,7 +54,10 @@ class Daemon:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.store = Store(options.state_file)
-        self.dataplane = Dataplane()
+        self.dataplane = Dataplane(kernel=None if options.kernel == "off" else "auto")
+        if options.kernel != "off" and self.dataplane.kernel is None:
+            log.warning("nftables data plane unavailable (%s): nftables balancers will be "
+                        "served in userspace", self.dataplane.kernel_reason)
         self.registry = CollectorRegistry()
         self.registry.register(DataplaneCollector(self.dataplane))
         self._ready = False
@@ -165,13 +174,17 @@ async def serve(options: ServeOptions, announce: bool = True) -> None:
 
 
 def run(options: ServeOptions) -> None:
-    """Blocking entry point: uvloop when installed, asyncio otherwise."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional accelerator
-    except ImportError:
-        asyncio.run(serve(options))
-    else:
-        uvloop.run(serve(options))
+    """Blocking entry point on the event loop `options.event_loop` names."""
+    if options.event_loop in ("uvloop", "auto"):
+        try:
+            import uvloop  # noqa: PLC0415 - optional accelerator
+        except ImportError:
+            if options.event_loop == "uvloop":
+                raise
+        else:
+            uvloop.run(serve(options))
+            return
+    asyncio.run(serve(options))
 
 
 class DaemonThread:

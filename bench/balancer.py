@@ -1,0 +1,1149 @@
+"""Data-plane benchmark of lbctl's software load balancer: one run, side by side, ratios printed.
+
+Topology (network namespaces, all named `lbb-*`, created by this script and removed on exit,
+Ctrl-C and SIGTERM included; leftovers of a killed run are removed at start):
+
+    lbb-client 10.99.0.2 --veth-- 10.99.0.1 lbb-lb (VIP 10.99.0.100/32 on lo, ip_forward on)
+                                  10.99.1.1 bridge lbb-br --veth-- lbb-node1 10.99.1.11
+                                                          --veth-- lbb-node2 10.99.1.12
+                                                          --veth-- lbb-node3 10.99.1.13
+
+Each node serves a "NodePort": nginx on :30080 (1 worker, a tiny 200 reply naming the node,
+keep-alive without a request limit; bench/balancer/nginx.conf) and `iperf3 -s` on :30201. The
+client reaches the VIP and the nodes through lbb-lb, so "direct" is still routed by the
+balancer's namespace, only with no balancer in the path.
+
+Rows (`--only` takes the names in brackets); each is a `Config` that starts and stops itself
+in lbb-lb, so a new row (the later `lbctl nftables`) is one entry in `CONFIGS`:
+- [direct] no balancer: wrk aimed at the three nodes (bench/balancer/spread.lua puts one wrk
+  thread on each), iperf3 to node1.
+- [haproxy] HAProxy 2.6 (Debian), TCP mode, 1 thread, maxconn 9000: bench/haproxy/haproxy.cfg.
+- [haproxy-splice] the same with `option splice-auto`, maxconn 6000:
+  bench/haproxy/haproxy-splice.cfg (the baseline the goals are measured against).
+- [lbctl] `lbctl balancer serve --config bench/balancer/lbctl-userspace.yaml`.
+Every balancer forwards VIP:80 round robin to the nodes' :30080 with TCP health checks (1 s,
+fall 2, rise 2) and VIP:5201 by source-IP hash (HAProxy `balance source`, lbctl
+`sessionAffinity: ClientIP`) to :30201, so iperf3's control and data connections reach the
+same node.
+
+Loads, from lbb-client, each bounded in time (`--duration`, default 10 s):
+- `iperf3 -c TARGET -t 10 -J`, one stream: Gbit/s received and the sender's retransmits;
+- `wrk -t3 -c51 -d10s --latency URL`: requests/s and p99;
+- the same wrk with `-H 'Connection: close'`: every request is a new connection, so its
+  requests/s is the new connections/s.
+Balancer CPU: utime+stime of the balancer's process tree (from /proc/PID/stat) over the
+keep-alive wrk run, in % of one core (can exceed 100 with several threads/processes); the
+iperf3 and Connection: close figures are printed below the table. Kernel work done for a
+balancer in softirq (forwarding, a future nftables row) is not in this figure.
+
+The loads run `--rounds` times (default 3), interleaved (round 1 of every row, then round 2,
+...), each row's balancer started fresh per round; the table shows medians. Run-to-run spread on
+a shared 2-core machine is large (+-30 % in the reference figures), so only ratios from the same
+run mean anything.
+
+Ejection time (once per balancer row, after the rounds): a probe in lbb-client opens new
+connections to VIP:80 at a fixed rate (`--eject-rate`, default 200/s; each sends one
+`Connection: close` GET and must get a 200 naming a node within 5 s) and polls the balancer's own
+view of node1 every 20 ms: HAProxy's stats page (`listen stats` on 10.99.0.1:8404 in
+bench/haproxy/*.cfg; the server's status DOWN), lbctl's `GET /v1/balancers/web` (the runner
+adds `--api-listen 10.99.0.1:9180 --token-file` with a random token; the target's `up`). After
+2 s of that, node1 fails: by default its nginx is SIGKILLed (the port then refuses connections,
+the node stays up); `--eject-how link` instead sets node1's interface down (a dead host: SYNs go
+unanswered). Timed from the moment the kill returned (nginx reaped) or the link was down:
+- status: until the first poll that shows node1 out of rotation;
+- clients: until the start of the last probe connection that failed (refused, reset, closed
+  without a reply or timed out), i.e. how long new client connections were still handed to the
+  dead node as the client sees it. 0 when no connection failed at all: the balancer retried the
+  failed connect on another node (lbctl does, and ejects the node at once, passively).
+The table's "ejection s" is the later of the two, and the goal is checked against it; if either is
+still pending at the end of `--eject-window` (default 8 s after the failure) it reads "> window".
+Resolution: ~20 ms for the status, ~3/rate for the clients (a third of them go to node1). HAProxy
+has `check inter 1s fall 2 rise 2` and no `option redispatch`, so a connection it sends to the
+dead node fails where the client sees it. node1 is revived afterwards.
+
+CPU placement: nothing is pinned. Client (wrk / iperf3), balancer, and the three nodes' nginx and
+iperf3 servers share all the machine's cores (2 where the reference figures were measured); the
+header prints the count.
+
+Tuning, per the reference pitfalls: `ip_local_port_range 1024 65000` and `tcp_tw_reuse 1` in
+every namespace, `somaxconn 8192`; in lbb-lb also a 1 s conntrack TIME_WAIT timeout (applied
+where conntrack is loaded). HAProxy's maxconn stays under this machine's 20k open-file limit.
+
+    .venv/bin/python bench/balancer.py [--quick] [--only direct,haproxy,haproxy-splice,lbctl]
+        [--duration S] [--rounds N] [--eject-rate R] [--eject-window S] [--eject-how nginx|link]
+
+Adding a row (the `lbctl nftables` one): a static file with `dataplane: nftables` and one line
+in `CONFIGS`, e.g. `Lbctl("lbctl-nft", "lbctl nftables", FILE, listens=False)` (no sockets to
+wait for: readiness is VIP:80 answering from every node). Its CPU column then covers the daemon
+only; the forwarding happens in softirq, which no process figure shows.
+
+`--quick` is a smoke run: 3 s loads, 1 round, 4 s ejection window. Needs root, iproute2,
+nginx, haproxy, iperf3 and wrk. Traffic never leaves the lbb-* namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+HAPROXY_CFG = BENCH / "haproxy" / "haproxy.cfg"
+HAPROXY_SPLICE_CFG = BENCH / "haproxy" / "haproxy-splice.cfg"
+LBCTL_USERSPACE = BENCH / "balancer" / "lbctl-userspace.yaml"
+NGINX_TEMPLATE = BENCH / "balancer" / "nginx.conf"
+SPREAD_LUA = BENCH / "balancer" / "spread.lua"
+LBCTL = ROOT / ".venv" / "bin" / "lbctl"
+
+PREFIX = "lbb-"
+NS_CLIENT = "lbb-client"
+NS_LB = "lbb-lb"
+NODES = ("node1", "node2", "node3")
+NODE_IP = {"node1": "10.99.1.11", "node2": "10.99.1.12", "node3": "10.99.1.13"}
+CLIENT_IP = "10.99.0.2"
+LB_CLIENT_SIDE_IP = "10.99.0.1"
+LB_NODE_SIDE_IP = "10.99.1.1"
+VIP = "10.99.0.100"
+HTTP_PORT = 80
+IPERF_PORT = 5201
+NODE_HTTP_PORT = 30080
+NODE_IPERF_PORT = 30201
+HAPROXY_STATS_PORT = 8404  # bench/haproxy/*.cfg `listen stats`
+LBCTL_API_PORT = 9180
+STATUS_POLL_S = 0.02
+BASELINE = "haproxy-splice"
+EJECT_NODE = "node1"
+PROBE_TIMEOUT = 5.0
+
+GOAL_THROUGHPUT = 1.5
+GOAL_RPS = 0.8
+GOAL_CONN = 0.6
+GOAL_EJECTION_S = 1.5
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def node_ns(node: str) -> str:
+    return f"{PREFIX}{node}"
+
+
+ALL_NS = (NS_CLIENT, NS_LB, *(node_ns(n) for n in NODES))
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark failed; the message says which."""
+
+
+# -- processes and commands ---------------------------------------------------------------------
+def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:  # the child was killed by subprocess.run
+        raise BenchError(f"{' '.join(argv)} still running after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: "
+                         f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+    return proc
+
+
+def in_ns(ns: str, *argv: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class Proc:
+    """A long-running server we started in a namespace (own session: killed as a group)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 5.0) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+        else:  # the leader exited; children (nginx workers) may remain in its group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+class Procs:
+    """Every server this run started, so cleanup can stop them by pid."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: list[Proc] = []
+
+    def spawn(self, name: str, ns: str, argv: Sequence[str]) -> Proc:
+        log = self.logdir / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(in_ns(ns, *argv), stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+
+def process_tree_ticks(root: int) -> int:
+    """utime+stime (clock ticks) of `root` and every live descendant, threads included."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid, value in ticks.items():
+        p, hops = pid, 0
+        while p > 1 and p != root and hops < 64:
+            p, hops = parent.get(p, 0), hops + 1
+        if p == root:
+            total += value
+    return total
+
+
+# -- the topology -------------------------------------------------------------------------------
+def existing_namespaces() -> list[str]:
+    out = run(["ip", "netns", "list"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def remove_namespaces(names: Sequence[str]) -> None:
+    """Kill what still runs in our namespaces (only lbb-*: we created them), then delete them."""
+    for ns in names:
+        if not ns.startswith(PREFIX):
+            continue
+        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        run(["ip", "netns", "del", ns], check=False)
+
+
+def sysctl(ns: str, **values: str | int) -> None:
+    """Set sysctls in a namespace; keys that do not exist there (conntrack) are skipped."""
+    args = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
+    run(in_ns(ns, "sysctl", "-e", "-q", "-w", *args))
+
+
+def churn_tuning(ns: str) -> None:
+    sysctl(ns, net__ipv4__ip_local_port_range="1024 65000", net__ipv4__tcp_tw_reuse=1,
+           net__core__somaxconn=8192, net__ipv4__tcp_max_syn_backlog=8192)
+
+
+def conntrack_tuning(ns: str) -> None:
+    """A short conntrack TIME_WAIT (per namespace; only exists once conntrack is loaded)."""
+    sysctl(ns, net__netfilter__nf_conntrack_tcp_timeout_time_wait=1,
+           net__netfilter__nf_conntrack_max=262144)
+
+
+class Topology:
+    """Namespaces, links, addresses and the nodes' servers."""
+
+    def __init__(self, procs: Procs, workdir: Path) -> None:
+        self.procs = procs
+        self.workdir = workdir
+        self.nginx: dict[str, Proc] = {}
+        self.iperf: dict[str, Proc] = {}
+
+    def up(self) -> None:
+        for ns in ALL_NS:
+            run(["ip", "netns", "add", ns])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        # client <-> balancer
+        run(["ip", "-n", NS_CLIENT, "link", "add", "eth0", "type", "veth", "peer", "name",
+             "lbb-client", "netns", NS_LB])
+        run(["ip", "-n", NS_CLIENT, "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0"])
+        run(["ip", "-n", NS_CLIENT, "link", "set", "eth0", "up"])
+        run(["ip", "-n", NS_LB, "addr", "add", f"{LB_CLIENT_SIDE_IP}/24", "dev", "lbb-client"])
+        run(["ip", "-n", NS_LB, "link", "set", "lbb-client", "up"])
+        run(["ip", "-n", NS_CLIENT, "route", "add", f"{VIP}/32", "via", LB_CLIENT_SIDE_IP])
+        run(["ip", "-n", NS_CLIENT, "route", "add", "10.99.1.0/24", "via", LB_CLIENT_SIDE_IP])
+        run(["ip", "-n", NS_LB, "addr", "add", f"{VIP}/32", "dev", "lo"])
+        # balancer <-> nodes, over a bridge in the balancer's namespace
+        run(["ip", "-n", NS_LB, "link", "add", "lbb-br", "type", "bridge"])
+        run(["ip", "-n", NS_LB, "addr", "add", f"{LB_NODE_SIDE_IP}/24", "dev", "lbb-br"])
+        run(["ip", "-n", NS_LB, "link", "set", "lbb-br", "up"])
+        for node in NODES:
+            ns, port = node_ns(node), f"lbb-{node}"
+            run(["ip", "-n", NS_LB, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                 "netns", ns])
+            run(["ip", "-n", NS_LB, "link", "set", port, "master", "lbb-br", "up"])
+            run(["ip", "-n", ns, "addr", "add", f"{NODE_IP[node]}/24", "dev", "eth0"])
+            run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            run(["ip", "-n", ns, "route", "add", "default", "via", LB_NODE_SIDE_IP])
+        for ns in ALL_NS:
+            churn_tuning(ns)
+        sysctl(NS_LB, net__ipv4__ip_forward=1)
+        conntrack_tuning(NS_LB)
+
+    def nginx_conf(self, node: str) -> Path:
+        path = self.workdir / f"nginx-{node}.conf"
+        if not path.exists():
+            text = NGINX_TEMPLATE.read_text().format(node=node, port=NODE_HTTP_PORT,
+                                                     dir=self.workdir)
+            path.write_text(text)
+        return path
+
+    def start_nginx(self, node: str) -> None:
+        conf = self.nginx_conf(node)
+        self.nginx[node] = self.procs.spawn(f"nginx-{node}", node_ns(node),
+                                            ["nginx", "-c", str(conf), "-e", "stderr"])
+
+    def kill_nginx(self, node: str) -> None:
+        self.nginx[node].stop(signal.SIGKILL)
+
+    def fail_node(self, node: str, how: str) -> None:
+        """`nginx`: SIGKILL its nginx (returns once reaped: the port refuses); `link`: its
+        interface down (the host goes silent)."""
+        if how == "link":
+            run(["ip", "-n", node_ns(node), "link", "set", "eth0", "down"])
+        else:
+            self.kill_nginx(node)
+
+    def revive_node(self, node: str) -> None:
+        """Undo `fail_node` (whichever way it failed)."""
+        ns = node_ns(node)
+        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        run(["ip", "-n", ns, "route", "replace", "default", "via", LB_NODE_SIDE_IP])
+        if not self.nginx[node].alive():
+            self.start_nginx(node)
+            self.wait_listening(node, NODE_HTTP_PORT, self.nginx[node])
+
+    def start_servers(self) -> None:
+        for node in NODES:
+            self.start_nginx(node)
+            self.iperf[node] = self.procs.spawn(
+                f"iperf3-{node}", node_ns(node), ["iperf3", "-s", "-p", str(NODE_IPERF_PORT)])
+        for node in NODES:
+            self.wait_listening(node, NODE_HTTP_PORT, self.nginx[node])
+            self.wait_listening(node, NODE_IPERF_PORT, self.iperf[node])
+
+    def wait_listening(self, node: str, port: int, proc: Proc, timeout: float = 10.0) -> None:
+        wait_listen(node_ns(node), port, proc, timeout)
+
+
+def wait_listen(ns: str, port: int, proc: Proc | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise BenchError(f"{proc.name} exited {proc.popen.returncode}:\n{tail(proc.log)}")
+        out = run(in_ns(ns, "ss", "-Hltn", f"sport = :{port}"), check=False).stdout
+        if out.strip():
+            return
+        time.sleep(0.1)
+    who = proc.name if proc else ns
+    raise BenchError(f"nothing listens on :{port} in {ns} after {timeout:.0f} s ({who})")
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    """GET http://{LB_CLIENT_SIDE_IP}:{port}{path} with these headers."""
+
+    port: int
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# -- the rows -----------------------------------------------------------------------------------
+class Config:
+    """One row: what sits in the balancer's place, and how to start and stop it in lbb-lb."""
+
+    name = ""
+    label = ""
+    ejection = True
+    """Run the dead-node test (not for `direct`: nothing to eject)."""
+    goals = False
+    """Check the issue's goals against the baseline for this row."""
+
+    def unavailable(self) -> str | None:
+        """Why this row cannot run here, or None."""
+        return None
+
+    def http_url(self) -> str:
+        return f"http://{VIP}:{HTTP_PORT}/"
+
+    def wrk_args(self) -> list[str]:
+        return []
+
+    def iperf_target(self) -> tuple[str, int]:
+        return VIP, IPERF_PORT
+
+    def start(self, procs: Procs) -> None:
+        """Start serving; return once VIP:80 answers from every node."""
+
+    def stop(self) -> None:
+        """Stop serving; a later `start` must work."""
+
+    def cpu_ticks(self) -> int | None:
+        """CPU clock ticks used so far by the balancer, None when there is no process."""
+        return None
+
+    def status_request(self) -> StatusRequest | None:
+        """Where the balancer reports target health (polled from lbb-client), or None."""
+        return None
+
+    def target_down(self, body: str, address: str, port: int) -> bool | None:
+        """Does this status document say the target is out of rotation (None: cannot tell)?"""
+        return None
+
+
+class Direct(Config):
+    name = "direct"
+    label = "direct (no balancer, still routed)"
+    ejection = False
+
+    def http_url(self) -> str:
+        return f"http://{NODE_IP['node1']}:{NODE_HTTP_PORT}/"
+
+    def wrk_args(self) -> list[str]:
+        return ["-s", str(SPREAD_LUA)]
+
+    def iperf_target(self) -> tuple[str, int]:
+        return NODE_IP["node1"], NODE_IPERF_PORT
+
+
+class ProcessBalancer(Config):
+    """A balancer that is one process (tree) run in lbb-lb."""
+
+    listens = True
+    """It binds VIP:80 and VIP:5201 itself (False for a kernel data plane)."""
+
+    def __init__(self) -> None:
+        self.proc: Proc | None = None
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, procs: Procs) -> None:
+        self.proc = procs.spawn(self.name, NS_LB, self.argv())
+        if self.listens:
+            wait_listen(NS_LB, HTTP_PORT, self.proc, 30.0)
+            wait_listen(NS_LB, IPERF_PORT, self.proc, 10.0)
+        wait_serving(self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def cpu_ticks(self) -> int | None:
+        return process_tree_ticks(self.proc.pid) if self.proc is not None else None
+
+
+class HAProxy(ProcessBalancer):
+    def __init__(self, name: str, label: str, cfg: Path) -> None:
+        super().__init__()
+        self.name, self.label, self.cfg = name, label, cfg
+
+    def argv(self) -> list[str]:
+        return ["haproxy", "-db", "-f", str(self.cfg)]
+
+    def status_request(self) -> StatusRequest | None:
+        return StatusRequest(HAPROXY_STATS_PORT, "/stats;csv")
+
+    def target_down(self, body: str, address: str, port: int) -> bool | None:
+        """The `nodes` backend's server on that address, from the stats CSV: DOWN (not
+        "UP 1/2", which is still in rotation)."""
+        lines = body.splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return None
+        header = lines[0][2:].split(",")
+        try:
+            px, sv, st = header.index("pxname"), header.index("svname"), header.index("status")
+        except ValueError:
+            return None
+        name = next((n for n, ip in NODE_IP.items() if ip == address), "")
+        for line in lines[1:]:
+            cols = line.split(",")
+            if len(cols) > st and cols[px] == "nodes" and cols[sv] == name:
+                return cols[st].startswith(("DOWN", "MAINT"))
+        return None
+
+
+class Lbctl(ProcessBalancer):
+    goals = True
+
+    def __init__(self, name: str, label: str, config: Path, *, listens: bool = True) -> None:
+        super().__init__()
+        self.name, self.label, self.config, self.listens = name, label, config, listens
+        self.token = ""
+        self.token_file = Path("/nonexistent")
+
+    def unavailable(self) -> str | None:
+        if not LBCTL.exists():
+            return f"{LBCTL} not installed"
+        probe = run([str(LBCTL), "balancer", "serve", "--help"], check=False)
+        if probe.returncode != 0:
+            return "`lbctl balancer serve` not available yet"
+        return None
+
+    def start(self, procs: Procs) -> None:
+        self.token = secrets.token_hex(16)
+        self.token_file = procs.logdir / f"{self.name}.token"
+        self.token_file.write_text(self.token + "\n")
+        super().start(procs)
+
+    def argv(self) -> list[str]:
+        return [str(LBCTL), "balancer", "serve", "--config", str(self.config),
+                "--api-listen", f"{LB_CLIENT_SIDE_IP}:{LBCTL_API_PORT}",
+                "--token-file", str(self.token_file)]
+
+    def status_request(self) -> StatusRequest | None:
+        return StatusRequest(LBCTL_API_PORT, "/v1/balancers/web",
+                             {"Authorization": f"Bearer {self.token}"})
+
+    def target_down(self, body: str, address: str, port: int) -> bool | None:
+        """`status.listeners[port 80].targets[address:port].up` of balancer `web`."""
+        try:
+            doc = json.loads(body)
+            for li in doc["status"]["listeners"]:
+                if li["port"] != HTTP_PORT:
+                    continue
+                for t in li["targets"]:
+                    if t["address"] == address and t["port"] == port:
+                        return not t["up"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return None
+
+
+CONFIGS: list[Config] = [
+    Direct(),
+    HAProxy("haproxy", "HAProxy 2.6 tcp, 1 thread", HAPROXY_CFG),
+    HAProxy("haproxy-splice", "HAProxy 2.6 + `option splice-auto`", HAPROXY_SPLICE_CFG),
+    Lbctl("lbctl", "lbctl userspace", LBCTL_USERSPACE),
+]
+
+
+# -- probes (run as a child of this script in lbb-client) ---------------------------------------
+REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+
+
+async def probe_once(host: str, port: int, limit: float) -> tuple[bool, str]:
+    """One new connection, one GET: (True, node name) or (False, why)."""
+    try:
+        async with asyncio.timeout(limit):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(REQUEST)
+                data = await reader.read(-1)
+            finally:
+                writer.close()
+    except TimeoutError:
+        return False, "timeout"
+    except OSError as exc:
+        return False, type(exc).__name__
+    if not data:
+        return False, "closed"
+    if not data.startswith(b"HTTP/1.1 200"):
+        return False, data.split(b"\r\n", 1)[0].decode(errors="replace")[:40]
+    return True, data.rpartition(b"\r\n\r\n")[2].strip().decode(errors="replace")
+
+
+async def probe_ready(host: str, port: int, seconds: float) -> int:
+    """Exit 0 once 12 consecutive requests succeed and every node has answered."""
+    deadline = time.monotonic() + seconds
+    streak, seen = 0, set[str]()
+    last = ""
+    while time.monotonic() < deadline:
+        ok, info = await probe_once(host, port, 2.0)
+        if ok:
+            streak += 1
+            seen.add(info)
+        else:
+            streak, last = 0, info
+            await asyncio.sleep(0.1)
+        if streak >= 12 and seen >= set(NODES):
+            return 0
+    print(f"not ready: streak {streak}, nodes {sorted(seen)}, last error {last}", flush=True)
+    return 1
+
+
+async def http_get(host: str, port: int, path: str, headers: dict[str, str], limit: float
+                   ) -> str | None:
+    """The body of a 200 to an HTTP/1.0 GET, None on any failure."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    try:
+        async with asyncio.timeout(limit):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n{head}\r\n".encode())
+                data = await reader.read(-1)
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return None
+    head_bytes, _, body = data.partition(b"\r\n\r\n")
+    status, _, fields = head_bytes.partition(b"\r\n")
+    if b" 200 " not in status + b" ":
+        return None
+    if b"transfer-encoding: chunked" in fields.lower():  # HAProxy's stats page, even to 1.0
+        out = bytearray()
+        while body:
+            size_line, _, body = body.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            out += body[:size]
+            body = body[size + 2:]
+        body = bytes(out)
+    return body.decode(errors="replace")
+
+
+async def poll_status(config: Config, request: StatusRequest, stop: asyncio.Event,
+                      out: list[tuple[float, bool | None]]) -> None:
+    """(time the answer came, is node1 out of rotation) every STATUS_POLL_S until `stop`."""
+    address = NODE_IP[EJECT_NODE]
+    while not stop.is_set():
+        body = await http_get(LB_CLIENT_SIDE_IP, request.port, request.path, request.headers,
+                              1.0)
+        down = config.target_down(body, address, NODE_HTTP_PORT) if body is not None else None
+        out.append((time.monotonic(), down))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), STATUS_POLL_S)
+
+
+async def probe_eject(host: str, port: int, rate: float, seconds: float,
+                      status_of: str | None) -> int:
+    """New connections at `rate` for `seconds` (and the balancer's status polled meanwhile);
+    prints 'started', then JSON {"conns": [[start (monotonic), ok, node or error, seconds],
+    ...],
+    "status": [[time, node1 down (null: unknown)], ...]}."""
+    records: list[tuple[float, bool, str, float]] = []
+    status: list[tuple[float, bool | None]] = []
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+    poller: asyncio.Task[None] | None = None
+    config = next((c for c in CONFIGS if c.name == status_of), None)
+    request_doc = os.environ.get("LBB_STATUS")
+    if config is not None and request_doc:
+        doc = json.loads(request_doc)
+        request = StatusRequest(int(doc["port"]), str(doc["path"]), dict(doc["headers"]))
+        poller = asyncio.create_task(poll_status(config, request, stop, status))
+
+    async def one(start: float) -> None:
+        ok, info = await probe_once(host, port, PROBE_TIMEOUT)
+        records.append((start, ok, info, time.monotonic() - start))
+
+    print("started", flush=True)
+    t0 = time.monotonic()
+    count = int(rate * seconds)
+    for i in range(count):
+        due = t0 + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(time.monotonic())))
+    stop.set()
+    await asyncio.gather(*tasks, *([poller] if poller else []))
+    records.sort()
+    print(json.dumps({"conns": records, "status": status}), flush=True)
+    return 0
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    if args.probe == "ready":
+        return asyncio.run(probe_ready(args.host, args.port, args.seconds))
+    return asyncio.run(probe_eject(args.host, args.port, args.rate, args.seconds,
+                                   args.status_of))
+
+
+def probe_argv(mode: str, *extra: str) -> list[str]:
+    return in_ns(NS_CLIENT, sys.executable, str(Path(__file__).resolve()), "--probe", mode,
+                 "--host", VIP, "--port", str(HTTP_PORT), *extra)
+
+
+def wait_serving(proc: Proc, timeout: float = 20.0) -> None:
+    """VIP:80 answers from every node (health checks have passed)."""
+    out = run(probe_argv("ready", "--seconds", str(timeout)), timeout=timeout + 15, check=False)
+    if out.returncode != 0:
+        raise BenchError(f"{proc.name} does not serve VIP:{HTTP_PORT}: {out.stdout.strip()}\n"
+                         f"{tail(proc.log)}")
+
+
+# -- loads --------------------------------------------------------------------------------------
+@dataclass
+class Round:
+    gbps: float | None = None
+    retransmits: int | None = None
+    rps: float | None = None
+    p99_ms: float | None = None
+    conn_per_s: float | None = None
+    cpu_iperf: float | None = None
+    cpu_wrk: float | None = None
+    cpu_close: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ejection:
+    seconds: float | None
+    """max(status, clients): node1 out of the balancer's rotation and no client failing."""
+    text: str
+    status: str
+    """Kill -> first status poll showing node1 out of rotation."""
+    clients: str
+    """Kill -> start of the last new client connection that failed."""
+    note: str
+
+
+@dataclass
+class Row:
+    config: Config
+    rounds: list[Round] = field(default_factory=list)
+    ejection: Ejection | None = None
+    skipped: str | None = None
+
+
+@contextlib.contextmanager
+def cpu_meter(config: Config, out: list[float | None]) -> Iterator[None]:
+    """Appends the balancer's CPU % (of one core) over the block, None without a process."""
+    t0, c0 = time.monotonic(), config.cpu_ticks()
+    yield
+    t1, c1 = time.monotonic(), config.cpu_ticks()
+    if c0 is None or c1 is None:
+        out.append(None)
+    else:
+        out.append(100.0 * (c1 - c0) / CLK_TCK / max(t1 - t0, 1e-9))
+
+
+def run_iperf(config: Config, duration: int) -> tuple[float, int]:
+    host, port = config.iperf_target()
+    argv = in_ns(NS_CLIENT, "iperf3", "-c", host, "-p", str(port), "-t", str(duration), "-J")
+    last = ""
+    for _attempt in range(2):  # a busy server ("the server is busy") gets a second try
+        proc = run(argv, timeout=duration + 30, check=False)
+        try:
+            doc: dict[str, Any] = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            doc = {"error": (proc.stderr or proc.stdout).strip()[-300:]}
+        if "error" not in doc and "end" in doc:
+            end = doc["end"]
+            return (end["sum_received"]["bits_per_second"] / 1e9,
+                    int(end["sum_sent"].get("retransmits", 0)))
+        last = str(doc.get("error", "no result"))
+        time.sleep(1.0)
+    raise BenchError(f"iperf3 via {config.name}: {last}")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def run_wrk(config: Config, duration: int, close: bool) -> tuple[float, float, str]:
+    """(requests/s, p99 ms, error summary)"""
+    argv = ["wrk", "-t3", "-c51", f"-d{duration}s", "--latency", *config.wrk_args()]
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append(config.http_url())
+    out = run(in_ns(NS_CLIENT, *argv), timeout=duration + 30).stdout
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    if not rps or not p99:
+        raise BenchError(f"wrk via {config.name}: cannot parse\n{out[-600:]}")
+    errors = []
+    sock = re.search(r"Socket errors: (.*)$", out, re.M)
+    if sock:
+        errors.append(f"socket errors {sock.group(1).strip()}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors.append(f"{non2xx.group(1)} non-2xx")
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], "; ".join(errors)
+
+
+def run_round(config: Config, duration: int) -> Round:
+    r = Round()
+    cpu: list[float | None] = []
+    with cpu_meter(config, cpu):
+        r.gbps, r.retransmits = run_iperf(config, duration)
+    time.sleep(0.5)
+    with cpu_meter(config, cpu):
+        r.rps, r.p99_ms, err = run_wrk(config, duration, close=False)
+    if err:
+        r.errors.append(f"keep-alive: {err}")
+    time.sleep(0.5)
+    with cpu_meter(config, cpu):
+        r.conn_per_s, _p99, err = run_wrk(config, duration, close=True)
+    if err:
+        r.errors.append(f"close: {err}")
+    r.cpu_iperf, r.cpu_wrk, r.cpu_close = cpu
+    return r
+
+
+def measure_ejection(config: Config, topo: Topology, rate: float, window: float, how: str
+                     ) -> Ejection:
+    """Fail node1 under a steady stream of new connections; see the module docstring."""
+    pre = 2.0
+    seconds = pre + window
+    env = dict(os.environ)
+    request = config.status_request()
+    extra = ["--rate", str(rate), "--seconds", str(seconds)]
+    if request is not None:
+        env["LBB_STATUS"] = json.dumps({"port": request.port, "path": request.path,
+                                        "headers": request.headers})
+        extra += ["--status-of", config.name]
+    child = subprocess.Popen(probe_argv("eject", *extra), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        if first.strip() != "started":
+            raise BenchError(f"ejection probe did not start: {first!r}")
+        time.sleep(pre)
+        topo.fail_node(EJECT_NODE, how)
+        t_kill = time.monotonic()
+        out, err = child.communicate(timeout=seconds + PROBE_TIMEOUT + 20)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    try:
+        doc = json.loads(out)
+        records = [(float(t), bool(ok), str(info), float(took))
+                   for t, ok, info, took in doc["conns"]]
+        status = [(float(t), down) for t, down in doc["status"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"ejection probe: {exc}: {out[-300:]} {err[-300:]}") from exc
+    if not records:
+        raise BenchError("ejection probe: no records")
+    end = records[-1][0]
+    notes: list[str] = []
+    window_text = f"> {window:.0f}"
+
+    # 1. the balancer's own view: first poll after the kill that shows node1 out of rotation
+    status_s: float | None = None
+    status_text = "not polled"
+    if request is not None:
+        before = [d for t, d in status if t < t_kill]
+        if not any(d is False for d in before):
+            notes.append(f"status never showed {EJECT_NODE} up before it failed")
+        down_at = next((t for t, d in status if t >= t_kill and d), None)
+        if down_at is None:
+            status_text = window_text if any(d is False for _, d in status) else "unreadable"
+        else:
+            status_s = down_at - t_kill
+            status_text = f"{status_s:.2f}"
+
+    # 2. the clients' view: start of the last new connection that failed
+    before_conns = [r for r in records if r[0] < t_kill - 0.1]
+    after = [r for r in records if r[0] >= t_kill - 0.1]
+    early_fail = sum(1 for r in before_conns if not r[1])
+    if early_fail:
+        notes.append(f"{early_fail} failures before {EJECT_NODE} failed")
+    if EJECT_NODE not in {r[2] for r in before_conns if r[1]}:
+        notes.append(f"{EJECT_NODE} got no connections before it failed")
+    served_by_dead = sum(1 for r in after if r[0] >= t_kill and r[1] and r[2] == EJECT_NODE)
+    if served_by_dead:
+        notes.append(f"{served_by_dead} answers from {EJECT_NODE} after it failed?!")
+    failed = [r for r in after if not r[1]]
+    client_s: float | None
+    if not failed:
+        client_s, client_text = 0.0, "0.00"
+        notes.append("no client connection failed (the balancer retried elsewhere)")
+    elif end - failed[-1][0] < 1.0:
+        client_s, client_text = None, window_text
+        notes.append("clients still failing at the end")
+    else:
+        client_s = failed[-1][0] - t_kill
+        client_text = f"{client_s:.2f}"
+    if failed:
+        kinds = ", ".join(sorted({r[2] for r in failed}))
+        notes.append(f"{len(failed)} of {len(after)} connections failed ({kinds})")
+    slowest = max((r[3] for r in after if r[1]), default=None)
+    if slowest is not None:
+        notes.append(f"slowest successful connection after the failure {slowest:.2f} s")
+
+    parts = [x for x in (status_s, client_s) if x is not None]
+    unknown = (request is not None and status_s is None) or client_s is None
+    seconds_out = None if unknown or not parts else max(parts)
+    text = window_text if seconds_out is None else f"{seconds_out:.2f}"
+    return Ejection(seconds_out, text, status_text, client_text, "; ".join(notes))
+
+
+# -- report -------------------------------------------------------------------------------------
+def med(values: Sequence[float | int | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@dataclass
+class Summary:
+    gbps: float | None
+    retransmits: float | None
+    rps: float | None
+    p99_ms: float | None
+    conn_per_s: float | None
+    cpu_wrk: float | None
+    ejection: float | None
+
+
+def summarize(row: Row) -> Summary:
+    rs = row.rounds
+    return Summary(med([r.gbps for r in rs]), med([r.retransmits for r in rs]),
+                   med([r.rps for r in rs]), med([r.p99_ms for r in rs]),
+                   med([r.conn_per_s for r in rs]), med([r.cpu_wrk for r in rs]),
+                   row.ejection.seconds if row.ejection else None)
+
+
+def print_report(rows: list[Row], args: argparse.Namespace) -> None:
+    print()
+    print(f"## Data-plane benchmark ({args.rounds} round(s), medians; loads {args.duration} s)")
+    print()
+    print("| config | Gbit/s | retransmits | HTTP req/s | p99 ms | new conn/s | balancer CPU % "
+          "| ejection s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        if row.skipped:
+            print(f"| {row.config.label} | not run: {row.skipped} |||||||")
+            continue
+        s = summarize(row)
+        ej = row.ejection.text if row.ejection else "-"
+        print(f"| {row.config.label} | {fmt(s.gbps, '.1f')} | {fmt(s.retransmits, '.0f')} "
+              f"| {fmt(s.rps, ',.0f')} | {fmt(s.p99_ms, '.1f')} | {fmt(s.conn_per_s, ',.0f')} "
+              f"| {fmt(s.cpu_wrk, '.0f')} | {ej} |")
+    print()
+    print("Balancer CPU % is the balancer's process tree over the keep-alive wrk run (100 = one "
+          "core). Ejection s: from node1's failure until both the balancer's status "
+          "shows node1 out of rotation and no new client connection fails (the later of the "
+          "two; each is printed below).")
+    print()
+    print("Per round (Gbit/s / retransmits / req/s / p99 ms / new conn/s; balancer CPU % "
+          "during iperf3, wrk, wrk Connection: close):")
+    for row in rows:
+        for i, r in enumerate(row.rounds, 1):
+            print(f"  {row.config.name:15} #{i}: {fmt(r.gbps, '.2f')} / {r.retransmits} / "
+                  f"{fmt(r.rps, ',.0f')} / {fmt(r.p99_ms, '.2f')} / {fmt(r.conn_per_s, ',.0f')};"
+                  f" CPU {fmt(r.cpu_iperf, '.0f')}, {fmt(r.cpu_wrk, '.0f')}, "
+                  f"{fmt(r.cpu_close, '.0f')}" + (f"  [{'; '.join(r.errors)}]" if r.errors
+                                                  else ""))
+        if row.ejection:
+            e = row.ejection
+            print(f"  {row.config.name:15} ejection: {e.text} s = max(status {e.status} s, "
+                  f"clients {e.clients} s); {e.note}")
+
+    base = next((r for r in rows if r.config.name == BASELINE and not r.skipped), None)
+    print()
+    if base is None:
+        print(f"Ratios: baseline `{BASELINE}` not in this run.")
+        return
+    b = summarize(base)
+    print(f"Ratios against {base.config.label} (same run):")
+    for row in rows:
+        if row is base or row.skipped:
+            continue
+        s = summarize(row)
+        print(f"  {row.config.label}:")
+        checks = [("throughput", s.gbps, b.gbps, GOAL_THROUGHPUT),
+                  ("HTTP req/s", s.rps, b.rps, GOAL_RPS),
+                  ("new conn/s", s.conn_per_s, b.conn_per_s, GOAL_CONN)]
+        for what, mine, theirs, goal in checks:
+            ratio = mine / theirs if mine is not None and theirs else None
+            verdict = ""
+            if row.config.goals:
+                verdict = ("  PASS" if ratio is not None and ratio >= goal else "  MISS")
+            print(f"    {what:11} {fmt(ratio, '.2f')}x  (goal >= {goal}x){verdict}")
+        if row.config.ejection:
+            verdict = ""
+            if row.config.goals:
+                verdict = ("  PASS" if s.ejection is not None and s.ejection <= GOAL_EJECTION_S
+                           else "  MISS")
+            ej = row.ejection.text if row.ejection else "-"
+            print(f"    {'ejection':11} {ej} s  (goal <= {GOAL_EJECTION_S} s; "
+                  f"baseline {fmt(b.ejection, '.2f')} s){verdict}")
+
+
+def print_header(args: argparse.Namespace) -> None:
+    cpus = os.cpu_count() or 0
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    print(f"lbctl data-plane benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}, kernel "
+          f"{platform.release()}, {cpus} CPU(s) {model}")
+    print(f"CPU placement: nothing pinned; client (wrk, iperf3), balancer and the 3 nodes' nginx "
+          f"(1 worker each) and iperf3 servers share the {cpus} cores.")
+    print(f"Loads from {NS_CLIENT}: iperf3 -t {args.duration} (1 stream); wrk -t3 -c51 "
+          f"-d{args.duration}s --latency; the same with -H 'Connection: close'. Ejection probe: "
+          f"{args.eject_rate:.0f} new connections/s, node1 "
+          f"{'link down' if args.eject_how == 'link' else 'nginx SIGKILLed'} after 2 s, "
+          f"{args.eject_window:.0f} s observed.")
+    sys.stdout.flush()
+
+
+# -- main ---------------------------------------------------------------------------------------
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 3 s loads, 1 round, 4 s ejection window")
+    p.add_argument("--only", default="",
+                   help="comma-separated rows: " + ",".join(c.name for c in CONFIGS))
+    p.add_argument("--duration", type=int, default=None, help="seconds per load (default 10)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 3)")
+    p.add_argument("--eject-rate", type=float, default=200.0,
+                   help="new connections/s during the ejection test")
+    p.add_argument("--eject-window", type=float, default=None,
+                   help="seconds observed after the kill (default 8)")
+    p.add_argument("--eject-how", choices=["nginx", "link"], default="nginx",
+                   help="how node1 dies: its nginx SIGKILLed (default) or its link down")
+    p.add_argument("--probe", choices=["ready", "eject"], help=argparse.SUPPRESS)
+    p.add_argument("--host", default=VIP, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=HTTP_PORT, help=argparse.SUPPRESS)
+    p.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
+    p.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    p.add_argument("--status-of", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.duration is None:
+        args.duration = 3 if args.quick else 10
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.eject_window is None:
+        args.eject_window = 4.0 if args.quick else 8.0
+    if not 1 <= args.duration <= 120 or not 1 <= args.rounds <= 10:
+        p.error("--duration must be 1..120 s and --rounds 1..10")
+    if not 10 <= args.eject_rate <= 1000 or not 2 <= args.eject_window <= 60:
+        p.error("--eject-rate must be 10..1000/s and --eject-window 2..60 s")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.probe:
+        return probe_main(args)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(names) - {c.name for c in CONFIGS})
+    if unknown:
+        print(f"unknown row(s) {', '.join(unknown)}; known: "
+              f"{', '.join(c.name for c in CONFIGS)}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    rows = [Row(c) for c in CONFIGS if not names or c.name in names]
+    for row in rows:
+        row.skipped = row.config.unavailable()
+        if row.skipped:
+            print(f"skipping {row.config.name}: {row.skipped}", file=sys.stderr)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    print_header(args)
+    workdir = Path(tempfile.mkdtemp(prefix=PREFIX))
+    procs = Procs(workdir)
+    topo = Topology(procs, workdir)
+    current: Config | None = None
+    ok = False
+    try:
+        remove_namespaces([n for n in existing_namespaces() if n.startswith(PREFIX)])
+        topo.up()
+        topo.start_servers()
+        active = [r for r in rows if not r.skipped]
+        for i in range(args.rounds):
+            for row in active:
+                print(f"round {i + 1}/{args.rounds}: {row.config.name} ...", flush=True)
+                current = row.config
+                current.start(procs)
+                try:
+                    row.rounds.append(run_round(current, args.duration))
+                finally:
+                    current.stop()
+                    current = None
+        for row in active:
+            if not row.config.ejection:
+                continue
+            print(f"ejection: {row.config.name} ...", flush=True)
+            current = row.config
+            current.start(procs)
+            try:
+                row.ejection = measure_ejection(current, topo, args.eject_rate,
+                                                args.eject_window, args.eject_how)
+            finally:
+                current.stop()
+                current = None
+                topo.revive_node(EJECT_NODE)
+        print_report(rows, args)
+        ok = True
+    except BenchError as exc:
+        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if current is not None:
+                current.stop()
+            procs.stop_all()
+            remove_namespaces(ALL_NS)
+            left = [n for n in existing_namespaces() if n.startswith(PREFIX)]
+            if left:
+                print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
