@@ -30,10 +30,14 @@ def register(main: click.Group) -> None:
                   help="File holding the API's bearer token (a mounted Secret).")
     @click.option("--state-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
                   help="Where programmed balancers persist across restarts.")
+    @click.option("--kernel-dataplane", type=click.Choice(["auto", "off"]), default="auto",
+                  show_default=True,
+                  help="auto: `dataplane: nftables` balancers go to the kernel when this "
+                       "process has CAP_NET_ADMIN; off: everything in userspace.")
     @click.option("--log-format", type=click.Choice(["json", "text"]), default="text",
                   show_default=True)
     def serve(config_path: Path | None, api_listen: str | None, token_file: Path | None,
-              state_file: Path | None, log_format: str) -> None:
+              state_file: Path | None, kernel_dataplane: str, log_format: str) -> None:
         """Serve balancers from a static file and/or the HTTP API."""
         from .daemon import ServeOptions, run  # noqa: PLC0415 (keeps `lbctl --help` fast)
 
@@ -47,7 +51,7 @@ def register(main: click.Group) -> None:
         setup_logging(log_format)
         try:
             run(ServeOptions(config=config_path, api_listen=api_listen, token_file=token_file,
-                             state_file=state_file))
+                             state_file=state_file, kernel=kernel_dataplane))
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

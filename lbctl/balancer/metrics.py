@@ -65,8 +65,23 @@ class DataplaneCollector(Collector):
             yield family
         balancers = GaugeMetricFamily("lbctl_balancer_balancers",
                                       "Balancers served, by data plane", labels=["dataplane"])
-        balancers.add_metric(["userspace"], len(dp.desired))
+        balancers.add_metric(["nftables"], len(dp.in_kernel))
+        balancers.add_metric(["userspace"], len(dp.desired) - len(dp.in_kernel))
         yield balancers
+        available = GaugeMetricFamily(
+            "lbctl_balancer_nftables_available",
+            "1 when this instance can program nftables (CAP_NET_ADMIN and nft work); "
+            "0 means nftables balancers fall back to userspace")
+        available.add_metric([], 1.0 if dp.kernel is not None else 0.0)
+        yield available
+        transactions = CounterMetricFamily("lbctl_balancer_nft_transactions",
+                                           "nft transactions committed")
+        transactions.add_metric([], dp.kernel_transactions)
+        yield transactions
+        seconds = CounterMetricFamily("lbctl_balancer_nft_transaction_seconds",
+                                      "Time spent in nft transactions")
+        seconds.add_metric([], dp.kernel_seconds)
+        yield seconds
         problems = GaugeMetricFamily("lbctl_balancer_degraded",
                                      "Balancers with a problem (bind failure, fallback, ...)")
         problems.add_metric([], len(dp.problems.by_balancer))
