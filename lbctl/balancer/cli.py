@@ -5,6 +5,8 @@ Kept out of `lbctl/cli.py` so the controller's commands never import the data pl
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +14,26 @@ import click
 
 from lbctl.config import ConfigError
 from lbctl.logs import setup as setup_logging
+
+
+def _hostport(value: str, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint=flag)
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _peer(value: str) -> tuple[str, str, int]:
+    name, sep, where = value.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{value!r} is not NAME=IP:PORT", param_hint="--peer")
+    host, port = _hostport(where, "--peer")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise click.BadParameter(f"{host!r} is not an IP address (heartbeats do not resolve "
+                                 "names)", param_hint="--peer") from None
+    return name, host, port
 
 
 def register(main: click.Group) -> None:
@@ -34,12 +56,24 @@ def register(main: click.Group) -> None:
                   show_default=True,
                   help="auto: `dataplane: nftables` balancers go to the kernel when this "
                        "process has CAP_NET_ADMIN; off: everything in userspace.")
+    @click.option("--interface", default=None,
+                  help="Announce owned VIPs on this interface (ARP/NDP, gratuitous ARP on "
+                       "takeover); unset: no L2 announcements.")
+    @click.option("--instance-name", default=socket.gethostname(), show_default=True,
+                  help="This instance's name among its peers.")
+    @click.option("--heartbeat-listen", default="0.0.0.0:9451", show_default=True,
+                  help="HOST:PORT for peer heartbeats (UDP, HMAC with the API token).")
+    @click.option("--peer", "peers", multiple=True, metavar="NAME=IP:PORT",
+                  help="Another instance on the segment (repeat for each).")
     @click.option("--log-format", type=click.Choice(["json", "text"]), default="text",
                   show_default=True)
     def serve(config_path: Path | None, api_listen: str | None, token_file: Path | None,
-              state_file: Path | None, kernel_dataplane: str, log_format: str) -> None:
+              state_file: Path | None, kernel_dataplane: str, interface: str | None,
+              instance_name: str, heartbeat_listen: str, peers: tuple[str, ...],
+              log_format: str) -> None:
         """Serve balancers from a static file and/or the HTTP API."""
-        from .daemon import ServeOptions, run  # noqa: PLC0415 (keeps `lbctl --help` fast)
+        from .announce import L2Options  # noqa: PLC0415 (keeps `lbctl --help` fast)
+        from .daemon import ServeOptions, run  # noqa: PLC0415
 
         if config_path is None and api_listen is None:
             raise click.UsageError("give --config FILE, --api-listen HOST:PORT, or both")
@@ -48,10 +82,15 @@ def register(main: click.Group) -> None:
             if not sep or not port.isdigit() or int(port) > 65535:
                 raise click.BadParameter(f"{api_listen!r} is not HOST:PORT",
                                          param_hint="--api-listen")
+        l2 = None
+        if interface is not None:
+            l2 = L2Options(interface, instance_name, _hostport(heartbeat_listen,
+                                                                "--heartbeat-listen"),
+                           tuple(_peer(p) for p in peers))
         setup_logging(log_format)
         try:
             run(ServeOptions(config=config_path, api_listen=api_listen, token_file=token_file,
-                             state_file=state_file, kernel=kernel_dataplane))
+                             state_file=state_file, kernel=kernel_dataplane, l2=l2))
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

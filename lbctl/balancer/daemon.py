@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from lbctl.config import ConfigError
 
+from .announce import Announcements, L2Options
 from .api import Api, TokenFile
 from .dataplane import Dataplane
 from .metrics import DataplaneCollector
@@ -43,6 +44,8 @@ class ServeOptions:
     reload_seconds: float = 1.0
     event_loop: str = os.environ.get("LBCTL_EVENT_LOOP", "auto")
     """auto (uvloop when installed) | uvloop | asyncio."""
+    l2: L2Options | None = None
+    """L2 announcements (ARP/NDP, failover between instances); None: off."""
     kernel: str = "auto"
     """auto: `dataplane: nftables` balancers go to the kernel when this process may program
     it; off: always userspace."""
@@ -59,7 +62,9 @@ class Daemon:
             log.warning("nftables data plane unavailable (%s): nftables balancers will be "
                         "served in userspace", self.dataplane.kernel_reason)
         self.registry = CollectorRegistry()
-        self.registry.register(DataplaneCollector(self.dataplane))
+        self.l2: Announcements | None = None
+        self.collector = DataplaneCollector(self.dataplane)
+        self.registry.register(self.collector)
         self._ready = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,7 +103,21 @@ class Daemon:
         return True
 
     async def apply(self) -> None:
-        await self.dataplane.apply(self.store.desired())
+        desired = self.store.desired()
+        await self.dataplane.apply(desired)
+        if self.l2 is not None:
+            self.l2.update(desired)
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The data plane's view of a balancer plus what L2 adds (conflicts, ownership)."""
+        status = self.dataplane.status(name)
+        found = self.store.get(name)
+        if self.l2 is not None and found is not None:
+            balancer = found[0]
+            status["problems"] = [*status.get("problems", []), *self.l2.problems(balancer)]
+            owned = self.l2.owned()
+            status["announced"] = sorted(v for v in balancer.addresses if v in owned)
+        return status
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,6 +127,16 @@ class Daemon:
             log.info("restored %d programmed balancers from %s", restored,
                      self.options.state_file)
         await self.apply()
+        if self.options.l2 is not None:
+            key = TokenFile(self.options.token_file).current() if self.options.token_file \
+                else b""
+            if not key:
+                raise ConfigError("--token-file", [("", "L2 announcements authenticate "
+                                                        "heartbeats with the API token: give a "
+                                                        "readable, non-empty --token-file")])
+            self.l2 = Announcements(self.options.l2, key)
+            self.collector.l2 = self.l2
+            await self.l2.start(self.store.desired())
         self._ready = True
         if self.options.api_listen:
             await self._start_api(self.options.api_listen)
@@ -118,7 +147,7 @@ class Daemon:
         token = TokenFile(self.options.token_file) if self.options.token_file else None
         if token is None:
             log.warning("no --token-file: every /v1 request is refused (401)")
-        api = Api(self.store, self.apply, self.dataplane.status, token, self.registry,
+        api = Api(self.store, self.apply, self.status, token, self.registry,
                   lambda: self._ready)
         self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()
@@ -147,6 +176,8 @@ class Daemon:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.l2 is not None:
+            await self.l2.stop()  # peers take over at once ("leaving"), VIPs unbound
         await self.dataplane.close()
 
 

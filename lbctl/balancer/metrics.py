@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from .announce import Announcements
     from .dataplane import Dataplane
 
 _L = ["balancer", "protocol", "port"]
@@ -23,6 +24,7 @@ _L = ["balancer", "protocol", "port"]
 class DataplaneCollector(Collector):
     def __init__(self, dataplane: Dataplane) -> None:
         self.dataplane = dataplane
+        self.l2: Announcements | None = None
 
     def collect(self) -> Iterator[Metric]:
         dp = self.dataplane
@@ -86,3 +88,34 @@ class DataplaneCollector(Collector):
                                      "Balancers with a problem (bind failure, fallback, ...)")
         problems.add_metric([], len(dp.problems.by_balancer))
         yield problems
+        if self.l2 is not None and self.l2.announcer is not None:
+            yield from _l2_metrics(self.l2)
+
+
+def _l2_metrics(l2: Announcements) -> Iterator[Metric]:
+    assert l2.announcer is not None
+    counters = l2.announcer.counters
+    for name, help_text in (("garp_sent", "Gratuitous ARPs / unsolicited NAs sent"),
+                            ("arp_replies", "ARP replies sent for owned VIPs"),
+                            ("na_sent", "Neighbour advertisements sent for owned VIPs"),
+                            ("conflicts", "Foreign MACs seen claiming an owned VIP"),
+                            ("takeovers", "VIPs this instance took over")):
+        family = CounterMetricFamily(f"lbctl_l2_{name}", help_text)
+        family.add_metric([], getattr(counters, name))
+        yield family
+    owned = GaugeMetricFamily("lbctl_l2_owned_vips", "VIPs this instance announces now")
+    owned.add_metric([], len(l2.announcer.owned()))
+    yield owned
+    conflicted = GaugeMetricFamily("lbctl_l2_conflicted_vips",
+                                   "VIPs withdrawn because another host claims them")
+    conflicted.add_metric([], len(l2.announcer.conflicts()))
+    yield conflicted
+    if l2.membership is not None:
+        alive = GaugeMetricFamily("lbctl_l2_alive_instances",
+                                  "Balancer instances heard from (this one included)")
+        alive.add_metric([], len(l2.membership.alive()))
+        yield alive
+        rejected = CounterMetricFamily("lbctl_l2_rejected_heartbeats",
+                                       "Heartbeats refused (bad signature, replay, stranger)")
+        rejected.add_metric([], l2.membership.rejected)
+        yield rejected
