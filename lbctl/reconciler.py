@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from providers.cluster import NodeView, ServiceView
 from providers.errors import PermanentError, ProviderError, RetryAfter, TransientError
 from providers.interface import Provider, check_capabilities
-from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef, Target
+from providers.spec import BalancerRef, LoadBalancerSpec, LoadBalancerStatus, ServiceRef, Target
 
 from . import conditions
 from .config import Config
@@ -126,7 +126,10 @@ class Reconciler:
                     "InvalidConfiguration", str(exc), bool(svc.ingress), retrying=False))
             return Outcome("done", error=str(exc))
         except RetryAfter as exc:
-            self._patch(svc, None, conditions.provisioning(str(exc), bool(svc.ingress)))
+            partial = exc.status if isinstance(exc.status, LoadBalancerStatus) else None
+            ingress = ingress_json(partial) if partial is not None and partial.ingress else None
+            self._patch(svc, ingress, conditions.provisioning(
+                str(exc), bool(svc.ingress) or ingress is not None))
             return Outcome("after", exc.seconds)
         except (ProviderError, OSError) as exc:
             reason = "DeleteLoadBalancerFailed" if svc.deleting else "SyncLoadBalancerFailed"

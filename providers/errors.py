@@ -12,6 +12,8 @@ same for every cloud:
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProviderError(Exception):
     """Base of every error a provider raises on purpose."""
@@ -20,13 +22,16 @@ class ProviderError(Exception):
 
 
 class RetryAfter(ProviderError):
-    """Not failed, not done: ask again after `seconds` (fixed-interval polling)."""
+    """Not failed, not done: ask again after `seconds` (fixed-interval polling). `status`,
+    when given, is what already exists (e.g. an NLB's DNS name while AWS still provisions
+    it): the controller writes its ingress and keeps the Provisioning condition."""
 
     reason = "RetryAfter"
 
-    def __init__(self, seconds: float, message: str) -> None:
+    def __init__(self, seconds: float, message: str, status: Any = None) -> None:
         super().__init__(message)
         self.seconds = seconds
+        self.status = status
 
 
 class TransientError(ProviderError):

@@ -4,13 +4,20 @@ meltdown protection; orphans; a restart converges without duplicates."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from providers.errors import PermanentError, RetryAfter, TransientError
 from providers.fake import FakeProvider
-from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef
+from providers.spec import (
+    BalancerRef,
+    IngressPoint,
+    LoadBalancerSpec,
+    LoadBalancerStatus,
+    ServiceRef,
+)
 from tests.conftest import svc
 from tests.controller.conftest import (
     CONFIG,
@@ -120,6 +127,26 @@ def test_transient_and_retry_after(running: Running, core_api: client.CoreV1Api)
     core_api.create_namespaced_service("default", svc("slow", type="LoadBalancer"))
     _ready(core_api, "slow")
     assert len(running.fake.ops("ensure")) == 3
+
+
+def test_retry_after_with_a_partial_status_writes_the_hostname_while_provisioning(
+        running: Running, core_api: client.CoreV1Api) -> None:
+    partial = LoadBalancerStatus(ingress=(IngressPoint(hostname="lb-1.elb.example"),))
+    running.fake.fail_next("ensure", RetryAfter(5.0, "AWS says provisioning", status=partial))
+    core_api.create_namespaced_service("default", svc("nlb", type="LoadBalancer"))
+
+    def provisioning() -> Any:
+        got = core_api.read_namespaced_service("nlb", "default")
+        ingress = got.status.load_balancer.ingress if got.status.load_balancer else None
+        return got if ingress else None
+
+    got = wait_for(provisioning, what="the hostname while provisioning")
+    assert [i.hostname for i in got.status.load_balancer.ingress] == ["lb-1.elb.example"]
+    cond = {c.type: c for c in got.status.conditions}
+    assert (cond["LoadBalancerProvisioning"].status,
+            cond["LoadBalancerProvisioning"].message) == ("True", "AWS says provisioning")
+    assert cond["LoadBalancerServing"].status == "True"
+    assert len(running.fake.ops("ensure")) == 1  # polled after 5 s, not hot
 
 
 def test_orphans_are_collected(running: Running, core_api: client.CoreV1Api) -> None:
