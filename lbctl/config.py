@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -137,8 +137,13 @@ def _path(loc: tuple[int | str, ...], doc: Any) -> str:
     return out
 
 
-def parse_config(text: str, source: str = "config.yaml") -> Config:
-    """Parse and validate; raise ConfigError naming every bad key."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_model(model: type[M], text: str, source: str,
+                     not_a_mapping: str = "must be a mapping of keys to values") -> M:
+    """YAML text -> validated `model`; ConfigError naming every bad key (an empty file is
+    an empty mapping). Shared by every file lbctl reads, so all report problems alike."""
     try:
         doc = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
@@ -148,11 +153,16 @@ def parse_config(text: str, source: str = "config.yaml") -> Config:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ConfigError(source, [("", "must be a mapping of keys to values")])
+        raise ConfigError(source, [("", not_a_mapping)])
     try:
-        return Config.model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
         raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+def parse_config(text: str, source: str = "config.yaml") -> Config:
+    """Parse and validate; raise ConfigError naming every bad key."""
+    return parse_yaml_model(Config, text, source)
 
 
 def validation_problems(exc: ValidationError, doc: Any) -> list[tuple[str, str]]:

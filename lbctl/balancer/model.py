@@ -14,10 +14,9 @@ import ipaddress
 import re
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lbctl.config import ConfigError, validation_problems
+from lbctl.config import ConfigError, parse_yaml_model, validation_problems
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -243,19 +242,8 @@ def parse_balancer(doc: Any, source: str = "body") -> BalancerConfig:
 
 def parse_file(text: str, source: str = "balancers.yaml") -> BalancerFile:
     """The static file; ConfigError names every bad key."""
-    try:
-        doc = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise ConfigError(source, [("", f"not valid YAML: {type(exc).__name__}: {exc}")]
-                          ) from exc
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(source, [("", "must be a mapping with a `balancers:` list")])
-    try:
-        return BalancerFile.model_validate(doc)
-    except ValidationError as exc:
-        raise ConfigError(source, validation_problems(exc, doc)) from exc
+    return parse_yaml_model(BalancerFile, text, source,
+                            "must be a mapping with a `balancers:` list")
 
 
 def to_json(balancer: BalancerConfig) -> dict[str, Any]:

@@ -7,11 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 
@@ -69,3 +71,24 @@ def node_names(kubeconfig: Path) -> list[str]:
         return [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
     finally:
         api.close()
+
+
+class NamedBackend(BaseHTTPRequestHandler):
+    """Answers every GET with `backend <the address it was reached on>`."""
+
+    def do_GET(self) -> None:
+        body = f"backend {self.connection.getsockname()[0]!s}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+def named_backend(ip: str, port: int = 0) -> ThreadingHTTPServer:
+    """A `NamedBackend` server on ip:port, serving in a daemon thread (shut it down after)."""
+    server = ThreadingHTTPServer((ip, port), NamedBackend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

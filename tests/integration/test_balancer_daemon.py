@@ -7,43 +7,28 @@ Each test runs its own daemon (`DaemonThread`) with a token file and a state fil
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
+from tests.integration.helpers import named_backend
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-token-for-tests"
 
 
-class _Named(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        host = self.connection.getsockname()[0]
-        body = f"backend {host!s}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        return
-
-
 @pytest.fixture
 def backends() -> Iterator[list[ThreadingHTTPServer]]:
-    servers = [ThreadingHTTPServer((f"127.0.104.{i}", 0), _Named) for i in (1, 2, 3)]
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
+    servers = [named_backend(f"127.0.104.{i}") for i in (1, 2, 3)]
     yield servers
     for s in servers:
         s.shutdown()

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from providers.spec import (
     ServiceRef,
     Target,
 )
+from tests.integration.helpers import named_backend
 
 pytestmark = pytest.mark.integration
 
@@ -57,22 +57,8 @@ OPTIONS = DaemonOptions(interval_seconds=0.1, timeout_seconds=0.5, healthy_thres
 # --- backends ---------------------------------------------------------------------------------
 
 
-class _Named(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"backend {self.connection.getsockname()[0]!s}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        return
-
-
 def _backend(ip: str) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((ip, NODE_PORT), _Named)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return named_backend(ip, NODE_PORT)
 
 
 def _shut(server: ThreadingHTTPServer) -> None:
