@@ -94,6 +94,12 @@ def register(main: click.Group) -> None:
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # an interface that does not exist, a port in use, no CAP_NET_RAW
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}; check --interface, "
+                       "--api-listen, --heartbeat-listen and the capabilities (NET_RAW for "
+                       "--interface, NET_ADMIN for nftables)", err=True)
+            sys.exit(1)
 
     @balancer.command()
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))

@@ -189,7 +189,11 @@ def _url(listen: str, port: int | None) -> str:
 async def serve(options: ServeOptions, announce: bool = True) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP re-reads the static file."""
     daemon = Daemon(options)
-    await daemon.start()
+    try:
+        await daemon.start()
+    except BaseException:  # e.g. a bad --interface after the apply: no nft table left behind
+        await daemon.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -260,7 +264,11 @@ class DaemonThread:
         self._stopped = asyncio.Event()
         try:
             self.daemon = Daemon(self.options)
-            await self.daemon.start()
+            try:
+                await self.daemon.start()
+            except BaseException:  # nothing half-started left behind (nft table, VIPs)
+                await self.daemon.stop()
+                raise
         except BaseException as exc:  # report to start(), never hang it
             self._error = exc
             self._ready.set()
