@@ -1,0 +1,328 @@
+"""What exists in AWS, found by ownership and never by guesswork, with as few calls as possible.
+
+Two ways in, for two jobs:
+- `observe_balancer` (ensure, plan, observe) starts from the deterministic NLB name and follows
+  the balancer's own links (its listeners and attached target groups), batching DescribeTags
+  (20 ARNs a call). An NLB with our name but without our tags raises NotOwnedError.
+- `scan_owned` (delete, list_owned) lists every load balancer and target group in the region
+  and keeps those whose tags name this cluster, so target groups left behind by a crash after
+  DeleteLoadBalancer are still found (upstream returns early and leaks them).
+`discover` reads the node instances (one DescribeInstances for all of them), the VPC's subnets
+and CIDRs (cached: they rarely change) and the node security groups, whose rules lbctl
+recognises by description prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from providers.errors import NotOwnedError
+
+from . import names
+from .client import ApiError, AwsClient
+from .model import (
+    Discovered,
+    HealthCheckSettings,
+    Instance,
+    Observed,
+    ObservedListener,
+    ObservedLoadBalancer,
+    ObservedTargetGroup,
+    SecurityGroup,
+    SgRule,
+    Subnet,
+)
+
+log = logging.getLogger(__name__)
+
+TAGS_PER_CALL = 20
+FILTER_VALUES = 200
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+# -- discovery -------------------------------------------------------------------------------
+class Discovery:
+    """Node instances and security groups on every call; the VPC's CIDRs and subnets cached
+    for `ttl` seconds (a new subnet is picked up within that time)."""
+
+    def __init__(self, client: AwsClient, vpc_id: str | None, ttl: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client, self._vpc_id, self._ttl, self._clock = client, vpc_id, ttl, clock
+        self._cache: dict[str, tuple[float, tuple[str, ...], tuple[Subnet, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def discover(self, instance_ids: Iterable[str]) -> tuple[Discovered, list[dict[str, Any]]]:
+        """The facts `desired` needs, plus the raw node security groups (for their rules)."""
+        instances = describe_instances(self._client, sorted(set(instance_ids)))
+        vpc_id = self._vpc_id or _majority(i.vpc_id for i in instances)
+        if vpc_id is None:
+            return Discovered(vpc_id="", vpc_cidrs=(), instances=tuple(instances)), []
+        cidrs, subnets = self.vpc(vpc_id)
+        group_ids = sorted({g for i in instances if i.vpc_id == vpc_id for g in i.security_groups})
+        raw_groups = describe_security_groups(self._client, group_ids) if group_ids else []
+        groups = tuple(SecurityGroup(g["GroupId"],
+                                     tuple(sorted(names.tag_dict(g.get("Tags")).items())))
+                       for g in raw_groups)
+        return Discovered(vpc_id, cidrs, tuple(instances), subnets, groups), raw_groups
+
+    def vpc(self, vpc_id: str) -> tuple[tuple[str, ...], tuple[Subnet, ...]]:
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(vpc_id)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1], hit[2]
+        vpcs = self._client.ec2("DescribeVpcs", VpcIds=[vpc_id]).get("Vpcs", [])
+        cidrs = tuple(sorted({a["CidrBlock"] for v in vpcs
+                              for a in v.get("CidrBlockAssociationSet", [])
+                              if a.get("CidrBlockState", {}).get("State", "associated")
+                              == "associated"} | {v["CidrBlock"] for v in vpcs
+                                                   if v.get("CidrBlock")}))
+        subnets = tuple(
+            Subnet(s["SubnetId"], s.get("AvailabilityZone", ""), s.get("VpcId", vpc_id),
+                   s.get("CidrBlock", ""), tuple(sorted(names.tag_dict(s.get("Tags")).items())))
+            for page in self._client.pages("ec2", "DescribeSubnets",
+                                           Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+            for s in page.get("Subnets", []))
+        with self._lock:
+            self._cache[vpc_id] = (now, cidrs, subnets)
+        return cidrs, subnets
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _majority(values: Iterable[str]) -> str | None:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return max(sorted(counts), key=lambda v: counts[v]) if counts else None
+
+
+def describe_instances(client: AwsClient, ids: list[str]) -> list[Instance]:
+    """Running instances among `ids` (a filter, so unknown IDs are skipped, not an error)."""
+    out: list[Instance] = []
+    for chunk in _chunks(ids, FILTER_VALUES):
+        for page in client.pages("ec2", "DescribeInstances",
+                                 Filters=[{"Name": "instance-id", "Values": chunk}]):
+            for reservation in page.get("Reservations", []):
+                for i in reservation.get("Instances", []):
+                    if i.get("State", {}).get("Name") in ("terminated", "shutting-down"):
+                        continue
+                    out.append(Instance(
+                        i["InstanceId"], i.get("VpcId", ""), i.get("SubnetId", ""),
+                        i.get("Placement", {}).get("AvailabilityZone", ""),
+                        tuple(g["GroupId"] for g in i.get("SecurityGroups", [])),
+                        i.get("PrivateIpAddress", "")))
+    return sorted(out, key=lambda i: i.id)
+
+
+def describe_security_groups(client: AwsClient, group_ids: list[str] | None = None,
+                             vpc_id: str | None = None) -> list[dict[str, Any]]:
+    """Groups by ID (a filter: a vanished group is skipped), or every group of a VPC/region."""
+    filters = []
+    if group_ids is not None:
+        filters.append({"Name": "group-id", "Values": group_ids})
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    return [g for page in client.pages("ec2", "DescribeSecurityGroups", Filters=filters)
+            for g in page.get("SecurityGroups", [])]
+
+
+def rules_of(raw_groups: Iterable[dict[str, Any]], balancer: str) -> tuple[SgRule, ...]:
+    """The ingress rules lbctl wrote for `balancer`: their description starts with
+    `lbctl:<balancer>:`."""
+    prefix = names.rule_prefix(balancer)
+    out: list[SgRule] = []
+    for group in raw_groups:
+        for perm in group.get("IpPermissions", []):
+            port = perm.get("FromPort")
+            if port is None or port != perm.get("ToPort"):
+                continue
+            ranges = [(r.get("CidrIp", ""), r.get("Description", ""))
+                      for r in perm.get("IpRanges", [])]
+            ranges += [(r.get("CidrIpv6", ""), r.get("Description", ""))
+                       for r in perm.get("Ipv6Ranges", [])]
+            out += [SgRule(group["GroupId"], perm.get("IpProtocol", ""), int(port), cidr, desc)
+                    for cidr, desc in ranges if desc.startswith(prefix)]
+    return tuple(sorted(set(out)))
+
+
+# -- the balancer by name --------------------------------------------------------------------
+def find_load_balancer(client: AwsClient, name: str) -> dict[str, Any] | None:
+    """The NLB called `name`, or None. Two with one name (moto creates duplicates; AWS does
+    not) -> the oldest, with a warning."""
+    try:
+        found = client.elbv2("DescribeLoadBalancers", Names=[name]).get("LoadBalancers", [])
+    except ApiError as exc:
+        if exc.code == "LoadBalancerNotFound":
+            return None
+        raise
+    if len(found) > 1:
+        log.warning("%d load balancers are named %s; using the oldest", len(found), name)
+        found.sort(key=lambda lb: str(lb.get("CreatedTime", "")))
+    return found[0] if found else None
+
+
+def describe_tags(client: AwsClient, arns: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for chunk in _chunks(arns, TAGS_PER_CALL):
+        for d in client.elbv2("DescribeTags", ResourceArns=chunk).get("TagDescriptions", []):
+            out[d["ResourceArn"]] = names.tag_dict(d.get("Tags"))
+    return out
+
+
+def load_balancer(raw: dict[str, Any], tags: dict[str, str],
+                  attributes: dict[str, str] | None = None) -> ObservedLoadBalancer:
+    return ObservedLoadBalancer(
+        arn=raw["LoadBalancerArn"], name=raw["LoadBalancerName"],
+        dns_name=raw.get("DNSName", ""), state=raw.get("State", {}).get("Code", "active"),
+        scheme=raw.get("Scheme", ""), type=raw.get("Type", ""),
+        ip_address_type=raw.get("IpAddressType", "ipv4"), vpc_id=raw.get("VpcId", ""),
+        subnet_ids=tuple(sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])
+                                if z.get("SubnetId"))),
+        tags=tags, attributes=attributes)
+
+
+def health_check_of(raw: dict[str, Any]) -> HealthCheckSettings:
+    protocol = str(raw.get("HealthCheckProtocol") or "TCP")
+    return HealthCheckSettings(
+        protocol=protocol, port=str(raw.get("HealthCheckPort") or "traffic-port"),
+        path=raw.get("HealthCheckPath") if protocol in ("HTTP", "HTTPS") else None,
+        interval=int(raw.get("HealthCheckIntervalSeconds") or 30),
+        timeout=int(raw.get("HealthCheckTimeoutSeconds") or 10),
+        healthy_threshold=int(raw.get("HealthyThresholdCount") or 3),
+        unhealthy_threshold=int(raw.get("UnhealthyThresholdCount") or 3))
+
+
+def target_group(client: AwsClient, raw: dict[str, Any], tags: dict[str, str], *,
+                 details: bool = True) -> ObservedTargetGroup:
+    """A target group with (when `details`) its registered targets and attributes."""
+    arn = raw["TargetGroupArn"]
+    targets: frozenset[str] = frozenset()
+    unhealthy: tuple[str, ...] = ()
+    attributes: dict[str, str] | None = None
+    if details:
+        health = client.elbv2("DescribeTargetHealth", TargetGroupArn=arn)
+        states = {d["Target"]["Id"]: d.get("TargetHealth", {}).get("State", "")
+                  for d in health.get("TargetHealthDescriptions", [])}
+        targets = frozenset(t for t, s in states.items() if s != "draining")
+        unhealthy = tuple(sorted(t for t, s in states.items() if s == "unhealthy"))
+        attributes = {a["Key"]: str(a.get("Value", "")) for a in client.elbv2(
+            "DescribeTargetGroupAttributes", TargetGroupArn=arn).get("Attributes", [])}
+    return ObservedTargetGroup(
+        arn=arn, name=raw["TargetGroupName"], protocol=raw.get("Protocol", ""),
+        port=int(raw.get("Port") or 0), target_type=raw.get("TargetType", "instance"),
+        vpc_id=raw.get("VpcId", ""), health_check=health_check_of(raw),
+        load_balancer_arns=tuple(raw.get("LoadBalancerArns", [])), tags=tags,
+        attributes=attributes, targets=targets, unhealthy=unhealthy)
+
+
+def observe_balancer(client: AwsClient, cluster: str, balancer: str, lb_name: str, *,
+                     lb_attributes: bool, raw_groups: Iterable[dict[str, Any]] = (),
+                     details: bool = True) -> Observed:
+    """The NLB `lb_name`, its listeners and its target groups that are ours, and our rules on
+    `raw_groups`. NotOwnedError when the NLB exists without our tags."""
+    rules = rules_of(raw_groups, balancer)
+    raw_lb = find_load_balancer(client, lb_name)
+    if raw_lb is None:
+        return Observed(None, {}, (), rules)
+    lb_arn = raw_lb["LoadBalancerArn"]
+    listeners = tuple(
+        ObservedListener(li["ListenerArn"], int(li["Port"]), li.get("Protocol", ""),
+                         _forward_target(li.get("DefaultActions", [])))
+        for page in client.pages("elbv2", "DescribeListeners", LoadBalancerArn=lb_arn)
+        for li in page.get("Listeners", []))
+    raw_tgs = _target_groups(client, LoadBalancerArn=lb_arn)
+    # a group a listener forwards to is attached, but not every API (moto) says so
+    linked = sorted({li.target_group_arn for li in listeners if li.target_group_arn}
+                    - {tg["TargetGroupArn"] for tg in raw_tgs})
+    if linked:
+        raw_tgs += _target_groups(client, TargetGroupArns=linked)
+    tags = describe_tags(client, [lb_arn] + [tg["TargetGroupArn"] for tg in raw_tgs])
+    if not names.is_owned(tags.get(lb_arn, {}), cluster, balancer):
+        raise NotOwnedError("load balancer", lb_name)
+    attrs = None
+    if lb_attributes:
+        attrs = {a["Key"]: str(a.get("Value", "")) for a in client.elbv2(
+            "DescribeLoadBalancerAttributes", LoadBalancerArn=lb_arn).get("Attributes", [])}
+    groups = {tg["TargetGroupName"]: target_group(client, tg, tags.get(tg["TargetGroupArn"], {}),
+                                                  details=details)
+              for tg in raw_tgs
+              if names.is_owned(tags.get(tg["TargetGroupArn"], {}), cluster, balancer)}
+    return Observed(load_balancer(raw_lb, tags.get(lb_arn, {}), attrs), groups, listeners, rules)
+
+
+def _target_groups(client: AwsClient, **params: Any) -> list[dict[str, Any]]:
+    """DescribeTargetGroups; "none found" (how moto answers for a bare NLB) is empty."""
+    try:
+        return [tg for page in client.pages("elbv2", "DescribeTargetGroups", **params)
+                for tg in page.get("TargetGroups", [])]
+    except ApiError as exc:
+        if exc.code == "TargetGroupNotFound":
+            return []
+        raise
+
+
+def _forward_target(actions: list[dict[str, Any]]) -> str | None:
+    for action in actions:
+        if action.get("Type") == "forward":
+            if action.get("TargetGroupArn"):
+                return str(action["TargetGroupArn"])
+            groups = action.get("ForwardConfig", {}).get("TargetGroups", [])
+            if groups:
+                return str(groups[0]["TargetGroupArn"])
+    return None
+
+
+def target_group_by_name(client: AwsClient,
+                         name: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """One target group and its tags, or None (used to adopt what a crash left behind)."""
+    try:
+        found = client.elbv2("DescribeTargetGroups", Names=[name]).get("TargetGroups", [])
+    except ApiError as exc:
+        if exc.code == "TargetGroupNotFound":
+            return None
+        raise
+    if not found:
+        return None
+    arn = found[0]["TargetGroupArn"]
+    return found[0], describe_tags(client, [arn]).get(arn, {})
+
+
+# -- everything owned, by tags ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """A load balancer or target group whose tags name this cluster."""
+
+    kind: str  # loadbalancer | targetgroup
+    arn: str
+    name: str
+    tags: dict[str, str]
+    raw: dict[str, Any]
+
+
+def scan_owned(client: AwsClient, cluster: str, *, load_balancers: bool = True,
+               target_groups: bool = True) -> list[Owned]:
+    """Every ELBv2 load balancer and target group tagged `lbctl.io/cluster=<cluster>`."""
+    found: list[tuple[str, str, str, dict[str, Any]]] = []
+    if load_balancers:
+        found += [("loadbalancer", lb["LoadBalancerArn"], lb["LoadBalancerName"], lb)
+                  for page in client.pages("elbv2", "DescribeLoadBalancers")
+                  for lb in page.get("LoadBalancers", [])]
+    if target_groups:
+        found += [("targetgroup", tg["TargetGroupArn"], tg["TargetGroupName"], tg)
+                  for page in client.pages("elbv2", "DescribeTargetGroups")
+                  for tg in page.get("TargetGroups", [])]
+    tags = describe_tags(client, [arn for _, arn, _, _ in found])
+    return [Owned(kind, arn, name, tags.get(arn, {}), raw) for kind, arn, name, raw in found
+            if tags.get(arn, {}).get(names.TAG_CLUSTER) == cluster]

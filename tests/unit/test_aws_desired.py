@@ -1,0 +1,197 @@
+"""The desired NLB (`providers.aws.desired`): pure, golden-tested as JSON like the ALBC's model
+builder; bad input names the field. Set LBCTL_UPDATE_GOLDEN=1 to rewrite the documents."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from providers.aws import names
+from providers.aws.annotations import parse_annotations
+from providers.aws.desired import desired, instance_id
+from providers.aws.model import Discovered, Instance, SecurityGroup, Subnet
+from providers.aws.settings import AwsSettings
+from providers.errors import PermanentError
+from providers.spec import (
+    BalancerRef,
+    HealthCheck,
+    Listener,
+    LoadBalancerSpec,
+    ServiceRef,
+    Target,
+)
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).parent / "golden" / "aws"
+A = "service.beta.kubernetes.io/aws-load-balancer-"
+CLUSTER = "prod-east"
+OURS = (f"kubernetes.io/cluster/{CLUSTER}", "shared")
+
+DISCOVERED = Discovered(
+    vpc_id="vpc-0a1", vpc_cidrs=("10.0.0.0/16", "100.64.0.0/16"),
+    instances=(
+        Instance("i-0aaa", "vpc-0a1", "subnet-0p1", "us-east-1a", ("sg-0node",), "10.0.1.10"),
+        Instance("i-0bbb", "vpc-0a1", "subnet-0p2", "us-east-1b", ("sg-0node",), "10.0.2.10"),
+        Instance("i-0ccc", "vpc-0a1", "subnet-0p2", "us-east-1b", ("sg-0extra", "sg-0node2"),
+                 "10.0.2.11"),
+    ),
+    subnets=(
+        Subnet("subnet-0e1", "us-east-1a", "vpc-0a1", "10.0.101.0/24",
+               (OURS, ("Name", "public-a"), ("kubernetes.io/role/elb", "1"))),
+        Subnet("subnet-0e0", "us-east-1a", "vpc-0a1", "10.0.100.0/24",
+               (("kubernetes.io/role/elb", "1"),)),  # untagged for the cluster: second choice
+        Subnet("subnet-0e2", "us-east-1b", "vpc-0a1", "10.0.102.0/24",
+               (("Name", "public-b"), ("kubernetes.io/role/elb", "1"))),
+        Subnet("subnet-0e3", "us-east-1c", "vpc-0a1", "10.0.103.0/24",
+               (("kubernetes.io/cluster/other", "owned"), ("kubernetes.io/role/elb", "1"))),
+        Subnet("subnet-0c1", "us-east-1a", "vpc-0a1", "10.0.1.0/24",
+               (OURS, ("Name", "private-a"), ("kubernetes.io/role/internal-elb", "1"))),
+        Subnet("subnet-0c2", "us-east-1b", "vpc-0a1", "10.0.2.0/24",
+               (OURS, ("Name", "private-b"), ("kubernetes.io/role/internal-elb", "1"))),
+    ),
+    security_groups=(SecurityGroup("sg-0node"), SecurityGroup("sg-0extra"),
+                     SecurityGroup("sg-0node2", (OURS,))),
+)
+SETTINGS = AwsSettings(extra_tags=(("team", "edge"),))
+
+
+def spec(*, ports: tuple[tuple[int, str, int | None], ...] = ((80, "TCP", 30080),),
+         local: int | None = None, annotations: dict[str, str] | None = None,
+         source_ranges: tuple[str, ...] = ("0.0.0.0/0",),
+         provider_ids: tuple[str, ...] = ("aws:///us-east-1a/i-0aaa", "aws:///us-east-1b/i-0bbb",
+                                          "aws:///us-east-1b/i-0ccc")) -> LoadBalancerSpec:
+    return LoadBalancerSpec(
+        ref=BalancerRef("lb-shop-web-abcdefghij", CLUSTER,
+                        ServiceRef("shop", "web", "0f6c3b1e-1111-2222-3333-444455556666")),
+        listeners=tuple(Listener(f"p{i}", proto, port, np)
+                        for i, (port, proto, np) in enumerate(ports)),
+        targets=tuple(Target(f"node-{i}", pid, (f"10.0.{1 + (i > 0)}.{10 + i}",))
+                      for i, pid in enumerate(provider_ids)),
+        health_check=HealthCheck("HTTP", local, "/healthz") if local else HealthCheck("TCP", None),
+        source_ranges=source_ranges,
+        external_traffic_policy="Local" if local else "Cluster",
+        annotations=tuple(sorted((annotations or {}).items())))
+
+
+CASES: dict[str, LoadBalancerSpec] = {
+    "one-tcp-port-cluster": spec(),
+    "tcp-udp-mixed": spec(ports=((53, "TCP", 30053), (53, "UDP", 30053), (80, "TCP", 30080),
+                                 (5353, "UDP", 30535)),
+                          source_ranges=("203.0.113.0/24",)),
+    "local-policy": spec(local=31999),
+    "internal-subnets-private-ips-hc-overrides": spec(annotations={
+        A + "internal": "true",
+        A + "subnets": "private-a, subnet-0c2",
+        A + "private-ipv4-addresses": "10.0.1.200,10.0.2.200",
+        A + "healthcheck-protocol": "HTTP", A + "healthcheck-path": "/ready",
+        A + "healthcheck-port": "8081", A + "healthcheck-interval": "15",
+        A + "healthcheck-timeout": "5", A + "healthcheck-healthy-threshold": "4",
+        A + "healthcheck-unhealthy-threshold": "5",
+        A + "proxy-protocol": "*", A + "cross-zone-load-balancing-enabled": "true",
+        A + "additional-resource-tags": "cost-center=42"}),
+    "public-subnets-eips": spec(annotations={
+        A + "subnets": "subnet-0e1,public-b",
+        A + "eip-allocations": "eipalloc-0aa,eipalloc-0bb",
+        A + "target-group-attributes":
+            "preserve_client_ip.enabled=false,deregistration_delay.timeout_seconds=30"}),
+    "ip-targets": spec(annotations={A + "nlb-target-type": "ip"}),
+    "bad-provider-ids-skipped": spec(provider_ids=(
+        "aws:///us-east-1a/i-0aaa", "aws:////i-0bbb", "i-0ccc", "gce://p/z/vm", "",
+        "aws:///us-east-1a/i-0ddd")),
+}
+
+
+def build(s: LoadBalancerSpec) -> dict[str, object]:
+    return desired(s, parse_annotations(s), SETTINGS, DISCOVERED).to_json()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    got = build(CASES[case])
+    path = GOLDEN / f"{case}.json"
+    if os.environ.get("LBCTL_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(path.read_text())
+
+
+def test_pure_and_deterministic() -> None:
+    s = CASES["tcp-udp-mixed"]
+    assert build(s) == build(s)
+    reordered = DISCOVERED.__class__(
+        DISCOVERED.vpc_id, DISCOVERED.vpc_cidrs, tuple(reversed(DISCOVERED.instances)),
+        tuple(reversed(DISCOVERED.subnets)), DISCOVERED.security_groups)
+    assert desired(s, parse_annotations(s), SETTINGS, reordered).to_json() == build(s)
+
+
+@pytest.mark.parametrize(("provider_id", "expected"), [
+    ("aws:///us-east-1a/i-0123abcd", "i-0123abcd"),
+    ("aws:////i-0123abcd", "i-0123abcd"),
+    ("i-0123abcd", "i-0123abcd"),
+    (" aws:///eu-west-1b/i-0f ", "i-0f"),
+    ("aws:///us-east-1a/vm-1", None),
+    ("gce://project/zone/i-0123", None),
+    ("kind://docker/kind/node", None),
+    ("", None),
+])
+def test_instance_ids(provider_id: str, expected: str | None) -> None:
+    assert instance_id(provider_id) == expected
+
+
+@pytest.mark.parametrize(("s", "field"), [
+    (spec(ports=((53, "TCP", 30053), (53, "UDP", 30054))), "spec.ports"),
+    (spec(ports=((80, "TCP", None),)), "spec.allocateLoadBalancerNodePorts"),
+    (spec(annotations={A + "subnets": "subnet-0nope"}),
+     f"metadata.annotations[{A}subnets]"),
+    (spec(annotations={A + "subnets": "public-a,subnet-0e0"}),  # two in us-east-1a
+     f"metadata.annotations[{A}subnets]"),
+    (spec(annotations={A + "subnets": "public-a,public-b", A + "eip-allocations": "eipalloc-0a"}),
+     f"metadata.annotations[{A}eip-allocations]"),
+])
+def test_bad_input_names_the_field(s: LoadBalancerSpec, field: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        build(s)
+    assert caught.value.field == field
+
+
+def test_no_role_tagged_subnet() -> None:
+    bare = Discovered("vpc-0a1", ("10.0.0.0/16",), DISCOVERED.instances, ())
+    s = CASES["one-tcp-port-cluster"]
+    with pytest.raises(PermanentError, match=r"kubernetes.io/role/elb"):
+        desired(s, parse_annotations(s), SETTINGS, bare)
+
+
+def test_target_node_labels_select_targets() -> None:
+    s = spec(annotations={A + "target-node-labels": "pool=edge"})
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED,
+                  {"node-0": {"pool": "edge"}, "node-1": {"pool": "batch"}})
+    assert got.target_groups[0].targets == ("i-0aaa",)
+    assert {r.group_id for r in got.sg_rules} == {"sg-0node"}
+
+
+def test_names_fit_aws_limits() -> None:
+    assert names.load_balancer_name("lb-shop-web-abcdefghij") == "lb-shop-web-abcdefghij"
+    long = names.load_balancer_name("x" * 40)
+    assert len(long) <= 32 and long.startswith("lb-")
+    assert names.load_balancer_name("internal-thing").startswith("lb-")
+    for proto in ("TCP", "UDP", "TCP_UDP"):
+        for kind in ("instance", "ip"):
+            name = names.target_group_name("lb-" + "y" * 29, proto, 32767, kind)
+            assert len(name) <= 32 and not name.startswith("a")
+    assert names.rule_description("lb-x", "health") == "lbctl:lb-x:health"
+    ref = CASES["one-tcp-port-cluster"].ref
+    assert names.ref_from_tags(names.ownership_tags(ref)) == ref
+
+
+def test_an_interval_annotation_alone_keeps_the_timeout_below_it() -> None:
+    from providers.aws.annotations import AwsOptions
+    from providers.aws.desired import health_check
+
+    s = spec()
+    checked = health_check(s, AwsOptions(hc_interval=5))
+    assert (checked.interval, checked.timeout) == (5, 4)
+    assert health_check(s, AwsOptions(hc_interval=5, hc_timeout=3)).timeout == 3
+    assert health_check(s, AwsOptions()).timeout < health_check(s, AwsOptions()).interval
