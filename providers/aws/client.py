@@ -19,6 +19,9 @@ never from lbctl's config.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -158,6 +161,13 @@ class TokenBucket:
         return wait
 
 
+log = logging.getLogger(__name__)
+
+CRASH_ENV = "LBCTL_TEST_CRASH_AFTER_AWS_CALL"
+"""Set to an operation name (e.g. CreateTargetGroup) to SIGKILL the process right after that
+call succeeds: the crash-safety tests' kill point. Never set in production."""
+
+
 class AwsClient:
     """elbv2 and ec2 with limits, retries and call counting; see the module docstring."""
 
@@ -184,6 +194,22 @@ class AwsClient:
         self._sleep = sleep
         for client in (self.elbv2_client, self.ec2_client):
             client.meta.events.register("before-call.*.*", self._count)
+        crash = os.environ.get(CRASH_ENV, "")
+        if crash:
+            self._crash_after = crash
+            for client in (self.elbv2_client, self.ec2_client):
+                client.meta.events.register("after-call.*.*", self._maybe_crash)
+
+    def _maybe_crash(self, model: Any = None, http_response: Any = None, **_: Any) -> None:
+        """Test hook: die like SIGKILL right after the named call succeeded (crash-safety
+        tests kill the controller at every distinct call in turn)."""
+        if model is None or model.name != self._crash_after:
+            return
+        if http_response is not None and getattr(http_response, "status_code", 200) >= 300:
+            return
+        log.critical("%s=%s: killing this process after %s", CRASH_ENV, self._crash_after,
+                     model.name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _count(self, model: Any = None, **_: Any) -> None:
         if model is not None:
