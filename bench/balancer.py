@@ -1,7 +1,8 @@
 """Data-plane benchmark of lbctl's software load balancer: one run, side by side, ratios printed.
 
 Topology (network namespaces, all named `lbb-*`, created by this script and removed on exit,
-Ctrl-C and SIGTERM included; leftovers of a killed run are removed at start):
+Ctrl-C and SIGTERM included; leftovers of a killed run are removed at start; the other bench
+scripts' `lbb-l2-*` / `lbb-nft-*` namespaces are left alone):
 
     lbb-client 10.99.0.2 --veth-- 10.99.0.1 lbb-lb (VIP 10.99.0.100/32 on lo, ip_forward on)
                                   10.99.1.1 bridge lbb-br --veth-- lbb-node1 10.99.1.11
@@ -14,17 +15,25 @@ client reaches the VIP and the nodes through lbb-lb, so "direct" is still routed
 balancer's namespace, only with no balancer in the path.
 
 Rows (`--only` takes the names in brackets); each is a `Config` that starts and stops itself
-in lbb-lb, so a new row (the later `lbctl nftables`) is one entry in `CONFIGS`:
+in lbb-lb, so a new row is one entry in `CONFIGS`:
 - [direct] no balancer: wrk aimed at the three nodes (bench/balancer/spread.lua puts one wrk
   thread on each), iperf3 to node1.
 - [haproxy] HAProxy 2.6 (Debian), TCP mode, 1 thread, maxconn 9000: bench/haproxy/haproxy.cfg.
 - [haproxy-splice] the same with `option splice-auto`, maxconn 6000:
   bench/haproxy/haproxy-splice.cfg (the baseline the goals are measured against).
 - [lbctl] `lbctl balancer serve --config bench/balancer/lbctl-userspace.yaml`.
-Every balancer forwards VIP:80 round robin to the nodes' :30080 with TCP health checks (1 s,
-fall 2, rise 2) and VIP:5201 by source-IP hash (HAProxy `balance source`, lbctl
-`sessionAffinity: ClientIP`) to :30201, so iperf3's control and data connections reach the
-same node.
+- [lbctl-nft] `lbctl balancer serve --config bench/balancer/lbctl-nftables.yaml`: the same
+  balancers with `dataplane: nftables`. The daemon runs as root in lbb-lb (CAP_NET_ADMIN), so it
+  programs `table inet lbctl` there (DNAT by jhash over a Maglev slot map, masqueraded) and
+  binds nothing. After every start the runner reads `GET /v1/balancers/{web,iperf}` and stops
+  with an error unless both say `dataplane: nftables` without problems (a daemon that fell back
+  to userspace would still serve, and be measured as the wrong thing). After every stop it makes
+  sure the table is gone (a leftover would DNAT the VIP under the next row).
+Every balancer forwards VIP:80 round robin (nftables: a jhash of source address and port over
+a Maglev slot map) to the nodes' :30080 with TCP health checks (1 s, fall 2, rise 2) and
+VIP:5201 by source-IP hash (HAProxy `balance source`, lbctl `sessionAffinity: ClientIP`; for
+nftables a jhash of the source address only) to :30201, so iperf3's control and data
+connections reach the same node.
 
 Loads, from lbb-client, each bounded in time (`--duration`, default 10 s):
 - `iperf3 -c TARGET -t 10 -J`, one stream: Gbit/s received and the sender's retransmits;
@@ -34,7 +43,8 @@ Loads, from lbb-client, each bounded in time (`--duration`, default 10 s):
 Balancer CPU: utime+stime of the balancer's process tree (from /proc/PID/stat) over the
 keep-alive wrk run, in % of one core (can exceed 100 with several threads/processes); the
 iperf3 and Connection: close figures are printed below the table. Kernel work done for a
-balancer in softirq (forwarding, a future nftables row) is not in this figure.
+balancer in softirq (forwarding, the nftables row's DNAT) is not in this figure: for lbctl-nft
+it is the daemon's health checks only.
 
 The loads run `--rounds` times (default 3), interleaved (round 1 of every row, then round 2,
 ...), each row's balancer started fresh per round; the table shows medians. Run-to-run spread on
@@ -69,13 +79,25 @@ Tuning, per the reference pitfalls: `ip_local_port_range 1024 65000` and `tcp_tw
 every namespace, `somaxconn 8192`; in lbb-lb also a 1 s conntrack TIME_WAIT timeout (applied
 where conntrack is loaded). HAProxy's maxconn stays under this machine's 20k open-file limit.
 
-    .venv/bin/python bench/balancer.py [--quick] [--only direct,haproxy,haproxy-splice,lbctl]
+    .venv/bin/python bench/balancer.py [--quick]
+        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft]
         [--duration S] [--rounds N] [--eject-rate R] [--eject-window S] [--eject-how nginx|link]
 
-Adding a row (the `lbctl nftables` one): a static file with `dataplane: nftables` and one line
-in `CONFIGS`, e.g. `Lbctl("lbctl-nft", "lbctl nftables", FILE, listens=False)` (no sockets to
-wait for: readiness is VIP:80 answering from every node). Its CPU column then covers the daemon
-only; the forwarding happens in softirq, which no process figure shows.
+Goals. The userspace row (`lbctl`) is checked against HAProxy + splice-auto: throughput
+>= 1.5x, req/s >= 0.8x, new conn/s >= 0.6x, ejection <= 1.5 s. The nftables row (`lbctl-nft`)
+has the issue's own block: throughput >= 0.8x direct, and >= 1.2x HAProxy + splice-auto on
+throughput, req/s, new conn/s and p99. Every nftables ratio is printed so that higher means
+nftables is better: for p99 it is HAProxy's p99 / nftables' p99 (>= 1.2x = a p99 at least 1.2x
+lower). Mind that wrk is closed-loop: each row's p99 is taken at the request rate that row
+reaches, so a faster data plane loads the 2 shared cores (wrk, nginx, softirq) harder and its
+p99 grows with it; HAProxy's lower p99 comes at ~0.6-0.8x the request rate. Its ejection time
+is measured and printed like the userspace row's, without a goal
+(the kernel path has no passive ejection: clients fail until the health checks, 1 s x 2, eject
+the node and a transaction re-programs the slot map).
+
+Adding a row: a Config subclass (or another `Lbctl(...)` with a static file) and one line in
+`CONFIGS`; `listens=False` for a data plane that binds nothing (readiness is then VIP:80
+answering from every node).
 
 `--quick` is a smoke run: 3 s loads, 1 round, 4 s ejection window. Needs root, iproute2,
 nginx, haproxy, iperf3 and wrk. Traffic never leaves the lbb-* namespaces.
@@ -109,6 +131,7 @@ BENCH = ROOT / "bench"
 HAPROXY_CFG = BENCH / "haproxy" / "haproxy.cfg"
 HAPROXY_SPLICE_CFG = BENCH / "haproxy" / "haproxy-splice.cfg"
 LBCTL_USERSPACE = BENCH / "balancer" / "lbctl-userspace.yaml"
+LBCTL_NFTABLES = BENCH / "balancer" / "lbctl-nftables.yaml"
 NGINX_TEMPLATE = BENCH / "balancer" / "nginx.conf"
 SPREAD_LUA = BENCH / "balancer" / "spread.lua"
 LBCTL = ROOT / ".venv" / "bin" / "lbctl"
@@ -137,6 +160,11 @@ GOAL_THROUGHPUT = 1.5
 GOAL_RPS = 0.8
 GOAL_CONN = 0.6
 GOAL_EJECTION_S = 1.5
+# the nftables row's goals (the issue): >= 0.8x direct throughput, >= 1.2x HAProxy + splice-auto
+# on every metric (p99 compared as HAProxy's / nftables', so higher is better there too)
+GOAL_NFT_VS_DIRECT = 0.8
+GOAL_NFT_VS_HAPROXY = 1.2
+NFT_TABLE = ("inet", "lbctl")  # lbctl's one table (lbctl/balancer/nft_rules.py)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -153,11 +181,11 @@ class BenchError(RuntimeError):
 
 
 # -- processes and commands ---------------------------------------------------------------------
-def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True
-        ) -> subprocess.CompletedProcess[str]:
+def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, env=env)
     except subprocess.TimeoutExpired as exc:  # the child was killed by subprocess.run
         raise BenchError(f"{' '.join(argv)} still running after {timeout:.0f} s") from exc
     if check and proc.returncode != 0:
@@ -406,7 +434,9 @@ class Config:
     ejection = True
     """Run the dead-node test (not for `direct`: nothing to eject)."""
     goals = False
-    """Check the issue's goals against the baseline for this row."""
+    """Check the issue's (userspace) goals against the baseline for this row."""
+    nft_goals = False
+    """Check the issue's nftables goals (vs direct and vs the baseline) for this row."""
 
     def unavailable(self) -> str | None:
         """Why this row cannot run here, or None."""
@@ -514,13 +544,18 @@ class HAProxy(ProcessBalancer):
 
 
 class Lbctl(ProcessBalancer):
-    goals = True
+    BALANCERS = ("web", "iperf")
+    """The balancers in bench/balancer/lbctl-*.yaml."""
 
     def __init__(self, name: str, label: str, config: Path, *, listens: bool = True) -> None:
         super().__init__()
         self.name, self.label, self.config, self.listens = name, label, config, listens
         self.token = ""
         self.token_file = Path("/nonexistent")
+        self.dataplane = "userspace" if listens else "nftables"
+        """What the status API must report for every balancer (checked after each start)."""
+        self.goals = listens
+        self.nft_goals = not listens
 
     def unavailable(self) -> str | None:
         if not LBCTL.exists():
@@ -528,6 +563,8 @@ class Lbctl(ProcessBalancer):
         probe = run([str(LBCTL), "balancer", "serve", "--help"], check=False)
         if probe.returncode != 0:
             return "`lbctl balancer serve` not available yet"
+        if self.dataplane == "nftables" and shutil.which("nft") is None:
+            return "the `nft` binary is not installed"
         return None
 
     def start(self, procs: Procs) -> None:
@@ -535,6 +572,55 @@ class Lbctl(ProcessBalancer):
         self.token_file = procs.logdir / f"{self.name}.token"
         self.token_file.write_text(self.token + "\n")
         super().start(procs)
+        try:
+            self.check_dataplane()
+        except BaseException:
+            self.stop()
+            raise
+        if self.dataplane == "nftables":
+            conntrack_tuning(NS_LB)  # in case conntrack was first loaded by lbctl's NAT
+
+    def check_dataplane(self, timeout: float = 10.0) -> None:
+        """Every balancer's status says `dataplane: <expected>` with no problem (an nftables
+        balancer that fell back to userspace would say "userspace" and name the reason)."""
+        request = self.status_request()
+        assert request is not None and self.proc is not None
+        deadline = time.monotonic() + timeout
+        for balancer in self.BALANCERS:
+            body, doc = "", None
+            while doc is None:
+                out = run(probe_argv("status", "--path", f"/v1/balancers/{balancer}"),
+                          timeout=15, check=False, env=status_env(request))
+                body = out.stdout.strip()
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(body) if out.returncode == 0 else None
+                if doc is None:
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{self.name}: no status for balancer {balancer} "
+                                         f"after {timeout:.0f} s: {body[-300:]}\n"
+                                         f"{tail(self.proc.log)}")
+                    time.sleep(0.2)
+            status = doc.get("status", {}) if isinstance(doc, dict) else {}
+            got = status.get("dataplane")
+            if got != self.dataplane:
+                raise BenchError(f"{self.name}: balancer {balancer} is served by the {got!r} "
+                                 f"data plane, not {self.dataplane!r} (fell back?): problems "
+                                 f"{status.get('problems')}\n{tail(self.proc.log)}")
+            if status.get("problems"):
+                raise BenchError(f"{self.name}: balancer {balancer} reports problems: "
+                                 f"{status['problems']}")
+
+    def stop(self) -> None:
+        super().stop()
+        if self.dataplane == "nftables":
+            # the daemon deletes its table on SIGTERM; one left behind (SIGKILL after a hung
+            # stop) would DNAT the VIP under the next row's balancer: remove it, say so
+            family, table = NFT_TABLE
+            if run(in_ns(NS_LB, "nft", "list", "table", family, table), check=False
+                   ).returncode == 0:
+                print(f"warning: {self.name} left table {family} {table} in {NS_LB}; "
+                      "deleting it", file=sys.stderr)
+                run(in_ns(NS_LB, "nft", "delete", "table", family, table), check=False)
 
     def argv(self) -> list[str]:
         return [str(LBCTL), "balancer", "serve", "--config", str(self.config),
@@ -565,6 +651,7 @@ CONFIGS: list[Config] = [
     HAProxy("haproxy", "HAProxy 2.6 tcp, 1 thread", HAPROXY_CFG),
     HAProxy("haproxy-splice", "HAProxy 2.6 + `option splice-auto`", HAPROXY_SPLICE_CFG),
     Lbctl("lbctl", "lbctl userspace", LBCTL_USERSPACE),
+    Lbctl("lbctl-nft", "lbctl nftables", LBCTL_NFTABLES, listens=False),
 ]
 
 
@@ -694,9 +781,21 @@ async def probe_eject(host: str, port: int, rate: float, seconds: float,
     return 0
 
 
+async def probe_status(path: str) -> int:
+    """Print the body of GET `path` from the status endpoint in LBB_STATUS (exit 1: none)."""
+    doc = json.loads(os.environ["LBB_STATUS"])
+    body = await http_get(LB_CLIENT_SIDE_IP, int(doc["port"]), path, dict(doc["headers"]), 3.0)
+    if body is None:
+        return 1
+    print(body, flush=True)
+    return 0
+
+
 def probe_main(args: argparse.Namespace) -> int:
     if args.probe == "ready":
         return asyncio.run(probe_ready(args.host, args.port, args.seconds))
+    if args.probe == "status":
+        return asyncio.run(probe_status(args.path))
     return asyncio.run(probe_eject(args.host, args.port, args.rate, args.seconds,
                                    args.status_of))
 
@@ -704,6 +803,12 @@ def probe_main(args: argparse.Namespace) -> int:
 def probe_argv(mode: str, *extra: str) -> list[str]:
     return in_ns(NS_CLIENT, sys.executable, str(Path(__file__).resolve()), "--probe", mode,
                  "--host", VIP, "--port", str(HTTP_PORT), *extra)
+
+
+def status_env(request: StatusRequest) -> dict[str, str]:
+    """The environment handing a probe the status endpoint (the token stays off argv)."""
+    return {**os.environ, "LBB_STATUS": json.dumps({"port": request.port, "path": request.path,
+                                                    "headers": request.headers})}
 
 
 def wait_serving(proc: Proc, timeout: float = 20.0) -> None:
@@ -831,8 +936,7 @@ def measure_ejection(config: Config, topo: Topology, rate: float, window: float,
     request = config.status_request()
     extra = ["--rate", str(rate), "--seconds", str(seconds)]
     if request is not None:
-        env["LBB_STATUS"] = json.dumps({"port": request.port, "path": request.path,
-                                        "headers": request.headers})
+        env = status_env(request)
         extra += ["--status-of", config.name]
     child = subprocess.Popen(probe_argv("eject", *extra), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
@@ -981,6 +1085,9 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
     if base is None:
         print(f"Ratios: baseline `{BASELINE}` not in this run.")
+        for row in rows:
+            if row.config.nft_goals and not row.skipped:
+                print_nft_goals(row, rows)
         return
     b = summarize(base)
     print(f"Ratios against {base.config.label} (same run):")
@@ -997,15 +1104,70 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
             verdict = ""
             if row.config.goals:
                 verdict = ("  PASS" if ratio is not None and ratio >= goal else "  MISS")
-            print(f"    {what:11} {fmt(ratio, '.2f')}x  (goal >= {goal}x){verdict}")
+            goal_text = f"  (goal >= {goal}x)" if row.config.goals else ""
+            print(f"    {what:11} {fmt(ratio, '.2f')}x{goal_text}{verdict}")
         if row.config.ejection:
             verdict = ""
             if row.config.goals:
                 verdict = ("  PASS" if s.ejection is not None and s.ejection <= GOAL_EJECTION_S
                            else "  MISS")
             ej = row.ejection.text if row.ejection else "-"
-            print(f"    {'ejection':11} {ej} s  (goal <= {GOAL_EJECTION_S} s; "
+            goal_text = (f"goal <= {GOAL_EJECTION_S} s; " if row.config.goals else "")
+            print(f"    {'ejection':11} {ej} s  ({goal_text}"
                   f"baseline {fmt(b.ejection, '.2f')} s){verdict}")
+    for row in rows:
+        if row.config.nft_goals and not row.skipped:
+            print_nft_goals(row, rows)
+
+
+def ratio_of(mine: float | None, theirs: float | None) -> float | None:
+    return mine / theirs if mine is not None and theirs else None
+
+
+def print_nft_goals(row: Row, rows: list[Row]) -> None:
+    """The issue's nftables goals: >= 0.8x direct throughput; >= 1.2x HAProxy + splice-auto on
+    throughput, req/s, new conn/s and p99 (p99 as HAProxy's / ours: > 1 = lower latency)."""
+    s = summarize(row)
+    direct = next((r for r in rows if r.config.name == "direct" and not r.skipped), None)
+    base = next((r for r in rows if r.config.name == BASELINE and not r.skipped), None)
+    verdicts: list[bool] = []
+
+    def verdict(ratio: float | None, goal: float) -> str:
+        ok = ratio is not None and ratio >= goal
+        verdicts.append(ok)
+        return "PASS" if ok else "MISS"
+
+    print()
+    print(f"nftables goals ({row.config.label}, same run):")
+    if direct is None:
+        print("  vs direct: `direct` not in this run")
+    else:
+        d = summarize(direct)
+        r = ratio_of(s.gbps, d.gbps)
+        print(f"  vs {direct.config.label}:")
+        print(f"    {'throughput':11} {fmt(r, '.2f')}x  (goal >= {GOAL_NFT_VS_DIRECT}x)  "
+              f"{verdict(r, GOAL_NFT_VS_DIRECT)}")
+        for what, mine, theirs in (("HTTP req/s", s.rps, d.rps),
+                                   ("new conn/s", s.conn_per_s, d.conn_per_s)):
+            print(f"    {what:11} {fmt(ratio_of(mine, theirs), '.2f')}x  (no goal)")
+        print(f"    {'p99 latency':11} {fmt(ratio_of(d.p99_ms, s.p99_ms), '.2f')}x  "
+              "(direct p99 / nftables p99; no goal)")
+    if base is None:
+        print(f"  vs {BASELINE}: not in this run")
+    else:
+        b = summarize(base)
+        print(f"  vs {base.config.label} (every ratio oriented so that higher = nftables "
+              f"better; p99 is HAProxy's p99 / nftables' p99, so >= {GOAL_NFT_VS_HAPROXY}x "
+              "means nftables' p99 is at least that much lower):")
+        for what, r in (("throughput", ratio_of(s.gbps, b.gbps)),
+                        ("HTTP req/s", ratio_of(s.rps, b.rps)),
+                        ("p99 latency", ratio_of(b.p99_ms, s.p99_ms)),
+                        ("new conn/s", ratio_of(s.conn_per_s, b.conn_per_s))):
+            print(f"    {what:11} {fmt(r, '.2f')}x  (goal >= {GOAL_NFT_VS_HAPROXY}x)  "
+                  f"{verdict(r, GOAL_NFT_VS_HAPROXY)}")
+    missed = verdicts.count(False)
+    print(f"  nftables goals: {len(verdicts) - missed} of {len(verdicts)} PASS"
+          + (f", {missed} MISS" if missed else ""))
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -1047,7 +1209,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds observed after the kill (default 8)")
     p.add_argument("--eject-how", choices=["nginx", "link"], default="nginx",
                    help="how node1 dies: its nginx SIGKILLed (default) or its link down")
-    p.add_argument("--probe", choices=["ready", "eject"], help=argparse.SUPPRESS)
+    p.add_argument("--probe", choices=["ready", "eject", "status"], help=argparse.SUPPRESS)
+    p.add_argument("--path", default="/", help=argparse.SUPPRESS)
     p.add_argument("--host", default=VIP, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=HTTP_PORT, help=argparse.SUPPRESS)
     p.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
@@ -1094,7 +1257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     current: Config | None = None
     ok = False
     try:
-        remove_namespaces([n for n in existing_namespaces() if n.startswith(PREFIX)])
+        # only this script's own names: bench/l2_failover.py (lbb-l2-*) and
+        # bench/nft_transaction.py (lbb-nft-*) may be running next to it
+        remove_namespaces([n for n in existing_namespaces() if n in ALL_NS])
         topo.up()
         topo.start_servers()
         active = [r for r in rows if not r.skipped]
@@ -1135,7 +1300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 current.stop()
             procs.stop_all()
             remove_namespaces(ALL_NS)
-            left = [n for n in existing_namespaces() if n.startswith(PREFIX)]
+            left = [n for n in existing_namespaces() if n in ALL_NS]
             if left:
                 print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)
         finally:
