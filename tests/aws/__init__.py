@@ -1,0 +1,1 @@
+"""AWS tests: moto or LocalStack behind AWS_ENDPOINT_URL, real boto3."""
