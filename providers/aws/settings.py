@@ -138,6 +138,8 @@ def _is_url(value: str) -> bool:
 
 def _endpoint(raw: Mapping[str, Any], env: Mapping[str, str], problems: Problems) -> str | None:
     value = raw.get("endpointURL")
+    if value == "":  # the design contract's default: unset (env, then the real AWS)
+        value = None
     if value is not None:
         if isinstance(value, str) and _is_url(value):
             return value

@@ -46,6 +46,7 @@ GOOD: list[tuple[dict[str, Any], AwsSettings]] = [
      replace(DEFAULT, endpoint_url="http://localstack:4566")),
     ({"endpointURL": "https://elasticloadbalancing.eu-west-1.amazonaws.com"},
      replace(DEFAULT, endpoint_url="https://elasticloadbalancing.eu-west-1.amazonaws.com")),
+    ({"endpointURL": ""}, DEFAULT),  # the design contract's default means unset
     ({"vpcID": "vpc-0a1b2c3d"}, replace(DEFAULT, vpc_id="vpc-0a1b2c3d")),
     ({"vpcID": "vpc-0123456789abcdef0"}, replace(DEFAULT, vpc_id="vpc-0123456789abcdef0")),
     ({"rateLimits": {"describe": 50}},
