@@ -89,13 +89,18 @@ async def _serve(options: SandboxOptions) -> None:
 
 
 @main.command()
+@click.option("--provider", type=click.Choice(["baremetal", "aws"]), default="baremetal",
+              show_default=True,
+              help="baremetal: a balancer daemon and real traffic; aws: an NLB built against a "
+                   "moto server (or AWS_ENDPOINT_URL), shown as the AWS CLI would, no traffic.")
 @click.option("--keep", is_flag=True,
               help="Leave everything running at the end and print how to use it.")
-def demo(keep: bool) -> None:
-    """Run the story on this machine: sandbox, controller, balancer, real traffic."""
+def demo(provider: str, keep: bool) -> None:
+    """Run the story on this machine: sandbox, controller, balancer (real traffic; or an NLB
+    against moto with --provider aws)."""
     from .demo import run_demo  # noqa: PLC0415  (keeps `lbctl --help` fast)
 
-    run_demo(keep=keep)
+    run_demo(keep=keep, provider=provider)
 
 
 register_controller_commands(main)

@@ -9,21 +9,27 @@ traffic through the VIP, stops a node and shows the traffic carrying on.
 
 Exit status: 0 only when at least two pods answered through the VIP and no request failed after
 the balancer detected the stopped node.
+
+`--provider aws` runs `demo_aws` instead: the same sandbox and controller against a moto server
+(or AWS_ENDPOINT_URL), showing the NLB, target groups and rules it builds; moto carries no
+traffic. `running_controller` and `wait_for_ctrl_c` are shared by both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .balancer.daemon import DaemonThread, ServeOptions
-from .config import parse_config
+from .config import Config, parse_config
 from .controller import Cache, Controller
 from .demo_story import Story
 from .events import BackgroundEvents
@@ -54,7 +60,15 @@ baremetal:
 """
 
 
-def run_demo(keep: bool = False) -> None:
+def run_demo(keep: bool = False, provider: str = "baremetal") -> None:
+    """The demo for `provider` (`baremetal`: real traffic; `aws`: against moto)."""
+    if provider == "aws":
+        from .demo_aws import run_aws_demo  # noqa: PLC0415  (needs boto3 and moto)
+
+        run_aws_demo(keep=keep)
+        return
+    if provider != "baremetal":
+        raise click.UsageError(f"--provider {provider}: the demo knows baremetal and aws")
     with tempfile.TemporaryDirectory(prefix="lbctl-demo-") as tmp:
         root = Path(tmp)
         kubeconfig = root / "kubeconfig"
@@ -66,62 +80,75 @@ def run_demo(keep: bool = False) -> None:
         box = sandbox.start()
         balancer = DaemonThread(ServeOptions(api_listen="127.0.0.1:0", token_file=token_file,
                                              state_file=root / "balancer-state.json"))
-        kube: Kube | None = None
-        controller: Controller | None = None
-        events: BackgroundEvents | None = None
         try:
             balancer.start()
             click.echo(f"sandbox ready at {box.url}: Kubernetes v1.33, nodes "
                        "sandbox-node-1..3 on 127.0.10.1-3")
             click.echo(f"balancer daemon ready at {balancer.url} (userspace data plane, "
                        "health checks every 0.5 s)")
-            kube = Kube.connect(str(kubeconfig), qps=200, burst=400)
             config = parse_config(demo_config(balancer.url, token_file))
-            events = BackgroundEvents(KubeEventWriter(kube))
-            from providers.registry import load  # noqa: PLC0415
-
-            def make(cache: Cache) -> Any:
-                return load("baremetal")(config.provider_settings(), config.cluster_name,
-                                         cache)
-
-            controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube),
-                                    events, Metrics())
-            controller.start()
-            controller.start_leading()
-            click.echo(f"lbctl controller running: provider baremetal, pool {POOL}, "
-                       "programming balancer demo-lb")
-            story = Story(kube, balancer.url, token_file.read_text())
-            story.run()
-            if keep:
-                _keep(kubeconfig)
-            story.cleanup()
-            problem = story.verdict()
-            if problem:
-                raise click.ClickException(problem)
-            click.secho("\ndemo passed: traffic through the VIP reached "
-                        f"{len(story.pods_seen)} pods, no request failed after detection",
-                        fg="green")
+            with running_controller(kubeconfig, config) as kube:
+                click.echo(f"lbctl controller running: provider baremetal, pool {POOL}, "
+                           "programming balancer demo-lb")
+                story = Story(kube, balancer.url, token_file.read_text())
+                story.run()
+                if keep:
+                    wait_for_ctrl_c(_baremetal_hints(kubeconfig))
+                story.cleanup()
+                problem = story.verdict()
+                if problem:
+                    raise click.ClickException(problem)
+                click.secho("\ndemo passed: traffic through the VIP reached "
+                            f"{len(story.pods_seen)} pods, no request failed after detection",
+                            fg="green")
         finally:
-            if controller is not None:
-                controller.stop()
-                controller.inner_provider.close()
-            if events is not None:
-                events.close()
-            if kube is not None:
-                kube.close()
             balancer.stop()
             sandbox.stop()
 
 
-def _keep(kubeconfig: Path) -> None:
-    click.echo(f"\nStill running (--keep). In another terminal:\n"
-               f"  export KUBECONFIG={kubeconfig}\n"
-               "  kubectl get services,nodes,pods -o wide\n"
-               "  kubectl describe service frontend\n"
-               "  kubectl annotate node sandbox-node-1 sandbox.lbctl.io/stopped-   # restart it\n"
-               "  curl http://$(kubectl get service frontend "
-               "-o jsonpath='{.status.loadBalancer.ingress[0].ip}'):8080/\n"
-               "Press Ctrl-C to finish (the Service is then deleted and everything stops).")
+@contextlib.contextmanager
+def running_controller(kubeconfig: Path, config: Config) -> Iterator[Kube]:
+    """The lbctl controller, leading, for the sandbox behind `kubeconfig` and `config`'s
+    provider; yields the Kube client the story uses. Stopped (provider closed) on exit."""
+    kube = Kube.connect(str(kubeconfig), qps=200, burst=400)
+    controller: Controller | None = None
+    events: BackgroundEvents | None = None
+    try:
+        events = BackgroundEvents(KubeEventWriter(kube))
+        from providers.registry import load  # noqa: PLC0415
+
+        def make(cache: Cache) -> Any:
+            return load(config.provider)(config.provider_settings(), config.cluster_name,
+                                         cache)
+
+        controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube),
+                                events, Metrics())
+        controller.start()
+        controller.start_leading()
+        yield kube
+    finally:
+        if controller is not None:
+            controller.stop()
+            controller.inner_provider.close()
+        if events is not None:
+            events.close()
+        kube.close()
+
+
+def _baremetal_hints(kubeconfig: Path) -> str:
+    return (f"\nStill running (--keep). In another terminal:\n"
+            f"  export KUBECONFIG={kubeconfig}\n"
+            "  kubectl get services,nodes,pods -o wide\n"
+            "  kubectl describe service frontend\n"
+            "  kubectl annotate node sandbox-node-1 sandbox.lbctl.io/stopped-   # restart it\n"
+            "  curl http://$(kubectl get service frontend "
+            "-o jsonpath='{.status.loadBalancer.ingress[0].ip}'):8080/\n"
+            "Press Ctrl-C to finish (the Service is then deleted and everything stops).")
+
+
+def wait_for_ctrl_c(hints: str) -> None:
+    """--keep: print `hints` and wait for SIGINT or SIGTERM."""
+    click.echo(hints)
     done = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -29,20 +30,20 @@ SEED_SERVICE: dict[str, Any] = {
 STOPPED = "sandbox.lbctl.io/stopped"
 
 
-def _deployment(name: str) -> dict[str, Any]:
+def deployment(name: str, port: int = 8080) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
                          {"name": "nginx", "image": "nginx",
-                          "ports": [{"containerPort": 8080}]}]}}}}
+                          "ports": [{"containerPort": port}]}]}}}}
 
 
-def _say(cmd: str) -> None:
+def say(cmd: str) -> None:
     click.secho(f"\n$ {cmd}", bold=True)
 
 
-def _wait(check: Any, what: str, timeout: float = 30.0) -> Any:
+def wait_for(check: Any, what: str, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -58,6 +59,25 @@ def _get(url: str, timeout: float = 2.0) -> str:
         return text
 
 
+def print_table(rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    """Columns padded to their widest cell, three spaces apart, as kubectl prints them."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+def print_services(kube: Kube) -> list[dict[str, Any]]:
+    """`kubectl get services` in the default namespace; returns the Services."""
+    items: list[dict[str, Any]] = kube.request("GET", f"{NS}/services")["items"]
+    rows = [("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)")]
+    rows += [(s["metadata"]["name"], s["spec"]["type"],
+              s["spec"].get("clusterIP") or "<none>", external_ip(s),
+              port_string(s["spec"].get("ports")) or "<none>") for s in items]
+    print_table(rows)
+    return items
+
+
 class Story:
     def __init__(self, kube: Kube, balancer_url: str, balancer_token: str) -> None:
         self.kube = kube
@@ -70,14 +90,14 @@ class Story:
     def run(self) -> None:
         self._seed()
         self._deploy()
-        svc = _wait(self._provisioned, "the balancer to serve the frontend's VIP")
-        _say("kubectl get services")
+        svc = wait_for(self._provisioned, "the balancer to serve the frontend's VIP")
+        say("kubectl get services")
         self._services()
         self.vip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
         ip_mode = svc["status"]["loadBalancer"]["ingress"][0].get("ipMode")
         click.echo(f"\nEXTERNAL-IP {self.vip} came from the pool (ipMode {ip_mode}: the "
                    "balancer proxies) and the balancer daemon answers on it.")
-        _say(f"for i in $(seq 30); do curl -s http://{self.vip}:8080/; done | sort | uniq -c")
+        say(f"for i in $(seq 30); do curl -s http://{self.vip}:8080/; done | sort | uniq -c")
         for _ in range(30):
             self.pods_seen[_get(f"http://{self.vip}:8080/")] += 1
         for answer, count in sorted(self.pods_seen.items()):
@@ -86,25 +106,25 @@ class Story:
 
     # -- steps ------------------------------------------------------------------------------
     def _seed(self) -> None:
-        _say("kubectl create -f service-definition.yaml      # the seed's file: no type")
+        say("kubectl create -f service-definition.yaml      # the seed's file: no type")
         try:
             self.kube.request("POST", f"{NS}/services", body=SEED_SERVICE)
         except ApiError as exc:
             click.echo(f"The {exc.body.get('message', exc)}")
-        _say("kubectl create -f service-definition.yaml      # with type: NodePort")
+        say("kubectl create -f service-definition.yaml      # with type: NodePort")
         self.kube.request("POST", f"{NS}/services", body={
             **SEED_SERVICE, "spec": {**SEED_SERVICE["spec"], "type": "NodePort"}})
         click.echo("service/myapp-service created")
 
     def _deploy(self) -> None:
         for name in ("backend", "frontend"):
-            _say(f"kubectl create deployment {name} --image=nginx --replicas=3 --port=8080")
+            say(f"kubectl create deployment {name} --image=nginx --replicas=3 --port=8080")
             self.kube.request("POST", "/apis/apps/v1/namespaces/default/deployments",
-                              body=_deployment(name))
+                              body=deployment(name))
             click.echo(f"deployment.apps/{name} created")
-        _say("kubectl expose deployment backend --port 8080")
+        say("kubectl expose deployment backend --port 8080")
         self._expose("backend", "ClusterIP")
-        _say("kubectl expose deployment frontend --port 8080 --type LoadBalancer")
+        say("kubectl expose deployment frontend --port 8080 --type LoadBalancer")
         self._expose("frontend", "LoadBalancer")
 
     def _expose(self, name: str, kind: str) -> None:
@@ -139,14 +159,7 @@ class Story:
         return items[0]["status"] if items else None
 
     def _services(self) -> None:
-        items = self.kube.request("GET", f"{NS}/services")["items"]
-        rows = [("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)")]
-        rows += [(s["metadata"]["name"], s["spec"]["type"],
-                  s["spec"].get("clusterIP") or "<none>", external_ip(s),
-                  port_string(s["spec"].get("ports")) or "<none>") for s in items]
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        for row in rows:
-            click.echo("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print_services(self.kube)
 
     def _stop_node(self) -> None:
         """Traffic runs while sandbox-node-1 stops; detection = the balancer marks it down."""
@@ -165,7 +178,7 @@ class Story:
         worker = threading.Thread(target=load, daemon=True)
         worker.start()
         time.sleep(0.5)
-        _say(f"kubectl annotate node sandbox-node-1 {STOPPED}=true   # pull node 1's plug")
+        say(f"kubectl annotate node sandbox-node-1 {STOPPED}=true   # pull node 1's plug")
         self.kube.request("PATCH", "/api/v1/nodes/sandbox-node-1",
                           content_type="application/merge-patch+json",
                           body={"metadata": {"annotations": {STOPPED: "true"}}})
@@ -176,7 +189,7 @@ class Story:
             return any(t["name"] == "sandbox-node-1" and not t["up"]
                        for li in status.get("listeners", []) for t in li["targets"])
 
-        _wait(detected, "the balancer to detect the stopped node", timeout=20)
+        wait_for(detected, "the balancer to detect the stopped node", timeout=20)
         detected_at = time.monotonic()
         time.sleep(3.0)
         stop.set()
@@ -194,8 +207,8 @@ class Story:
             click.echo(f"  {count:4d} {answer}")
         for failure in self.failures_after_detection[:5]:
             click.echo(f"  FAILED: {failure}")
-        _say("kubectl get service frontend -o jsonpath='{.status.conditions}'   # abridged")
-        degraded = _wait(self._degraded, "the Service to report LoadBalancerDegraded")
+        say("kubectl get service frontend -o jsonpath='{.status.conditions}'   # abridged")
+        degraded = wait_for(self._degraded, "the Service to report LoadBalancerDegraded")
         click.echo(f"  LoadBalancerDegraded=True ({degraded['reason']}): {degraded['message']}")
 
     def _degraded(self) -> dict[str, Any] | None:
@@ -206,9 +219,9 @@ class Story:
         return None
 
     def cleanup(self) -> None:
-        _say("kubectl delete service frontend")
+        say("kubectl delete service frontend")
         self.kube.request("DELETE", f"{NS}/services/frontend")
-        _wait(lambda: not any(s["metadata"]["name"] == "frontend" for s in self.kube.request(
+        wait_for(lambda: not any(s["metadata"]["name"] == "frontend" for s in self.kube.request(
             "GET", f"{NS}/services")["items"]), "the Service to go")
         left = self._balancer_status()
         click.echo('service "frontend" deleted (finalizer released after the balancer was '

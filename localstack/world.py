@@ -167,3 +167,13 @@ def nodes_file(world: World) -> str:
     header = (f"# lbctl sandbox --nodes-file: cluster {world.cluster}, {world.region}, "
               f"VPC {world.vpc_id}\n")
     return header + yaml.safe_dump({"nodes": nodes(world)}, sort_keys=False)
+
+
+def clients(endpoint: str, region: str = "us-east-1") -> tuple[Any, Any]:
+    """(ec2, elbv2) boto3 clients on `endpoint`: how the demo reaches the world it seeds
+    (lbctl's core never imports a cloud SDK; this tooling package may)."""
+    import boto3  # noqa: PLC0415 - only the AWS demo and the tests need it
+
+    session = boto3.session.Session(region_name=region)
+    return (session.client("ec2", endpoint_url=endpoint),
+            session.client("elbv2", endpoint_url=endpoint))

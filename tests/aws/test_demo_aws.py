@@ -1,0 +1,74 @@
+"""`lbctl demo --provider aws` end to end: a subprocess that starts its own moto server (no
+AWS_ENDPOINT_URL, no AWS credentials in its environment), seeds the world, runs the sandbox and
+the controller with the `aws` provider, and prints what it built. The output is checked against
+itself: the hostname in `kubectl get services`, the NLB by name, the target group named after
+the Service's nodePort, the world's instances registered as targets, the `lbctl:` rules, and a
+cleanup line of zeros; and the exit status is 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LBCTL = str(Path(sys.executable).parent / "lbctl")
+
+
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return subprocess.run([LBCTL, "demo", "--provider", "aws"], capture_output=True,
+                          text=True, timeout=120, cwd="/tmp", env=env, check=False)
+
+
+def test_demo_aws_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "a moto server of its own" in demo.stdout
+    assert "demo passed: the Service got " in demo.stdout
+
+
+def test_demo_aws_shows_hostname_nlb_target_groups_and_rules(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    out = demo.stdout
+    row = re.search(r"^frontend\s+LoadBalancer\s+\S+\s+(\S+\.elb\.amazonaws\.com)\s+"
+                    r"80:(\d+)/TCP$", out, re.M)
+    assert row, out
+    hostname, node_port = row.group(1), row.group(2)
+    nlb = re.search(r"^\$ aws elbv2 describe-load-balancers --names (lb-\S+)$", out, re.M)
+    assert nlb, out
+    assert hostname.startswith(f"{nlb.group(1)}-")
+    assert re.search(rf"^  DNSName\s+{re.escape(hostname)}$", out, re.M)
+    assert re.search(r"^  Type\s+network$", out, re.M)
+    assert re.search(r"^  Scheme\s+internet-facing$", out, re.M)
+    assert re.search(r"^  lbctl\.io/cluster\s+demo$", out, re.M)
+    assert re.search(r"^  lbctl\.io/service-name\s+frontend$", out, re.M)
+    groups = re.findall(rf"^  (lbctl-[a-z0-9]{{10}}-tcp-{node_port})\s+TCP\s+{node_port}\s+"
+                        r"instance\s+TCP traffic-port", out, re.M)
+    assert len(groups) == 1, out
+    assert re.search(rf"^  TCP\s+80\s+forward {groups[0]}$", out, re.M)
+    # the world's instances, registered on the nodePort, each named by its node
+    world = re.search(r"instances ((?:i-[0-9a-f]+(?:, )?)+)$", out, re.M)
+    assert world, out
+    instances = world.group(1).split(", ")
+    assert len(instances) == 3
+    for instance in instances:
+        assert re.search(rf"^  {instance}\s+{node_port}\s+healthy\s+"
+                         r"ip-10-0-\d+-\d+\.ec2\.internal$", out, re.M), out
+    for purpose in ("traffic", "health"):
+        assert re.search(rf"\s+ingress\s+tcp\s+{node_port}\s+\S+\s+"
+                         rf"lbctl:{nlb.group(1)}:{purpose}$", out, re.M), out
+    assert "Pending" in out  # no pods run on instances the sandbox does not simulate
+
+
+def test_demo_aws_cleans_up(demo: subprocess.CompletedProcess[str]) -> None:
+    out = demo.stdout
+    assert 'service "frontend" deleted' in out
+    assert re.search(r"^  0 load balancers, 0 target groups, 0 listeners, 0 security group rules, "
+                     r"0 security groups, 0 Elastic IPs$", out, re.M), out
