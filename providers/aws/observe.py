@@ -229,7 +229,8 @@ def target_group(client: AwsClient, raw: dict[str, Any], tags: dict[str, str], *
 
 def observe_balancer(client: AwsClient, cluster: str, balancer: str, lb_name: str, *,
                      lb_attributes: bool, raw_groups: Iterable[dict[str, Any]] = (),
-                     details: bool = True) -> Observed:
+                     details: bool = True,
+                     detached: Iterable[dict[str, Any]] = ()) -> Observed:
     """The NLB `lb_name`, its listeners and its target groups that are ours, and our rules on
     `raw_groups`. NotOwnedError when the NLB exists without our tags."""
     rules = rules_of(raw_groups, balancer)
@@ -243,6 +244,10 @@ def observe_balancer(client: AwsClient, cluster: str, balancer: str, lb_name: st
         for page in client.pages("elbv2", "DescribeListeners", LoadBalancerArn=lb_arn)
         for li in page.get("Listeners", []))
     raw_tgs = _target_groups(client, LoadBalancerArn=lb_arn)
+    # groups of ours no load balancer uses any more (a crash between switching a listener and
+    # deleting the old group): found by the owned-groups scan, deleted as not desired
+    known = {tg["TargetGroupArn"] for tg in raw_tgs}
+    raw_tgs += [tg for tg in detached if tg["TargetGroupArn"] not in known]
     # a group a listener forwards to is attached, but not every API (moto) says so
     linked = sorted({li.target_group_arn for li in listeners if li.target_group_arn}
                     - {tg["TargetGroupArn"] for tg in raw_tgs})

@@ -44,6 +44,9 @@ from .model import DesiredNlb, Observed
 from .settings import AwsSettings, parse_settings
 
 log = logging.getLogger(__name__)
+DETACHED_SCAN_SECONDS = 300.0
+"""How old the scan for target groups no load balancer uses may be (one scan serves every
+Service of the cluster; a restarted controller scans on its first ensure)."""
 
 PROVISIONING_POLL_SECONDS = 5.0
 
@@ -72,6 +75,30 @@ class AwsProvider:
         self._discovery = observe.Discovery(self.client, settings.vpc_id)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._detached: dict[str, list[dict[str, Any]]] | None = None
+        self._detached_at = 0.0
+
+    def _detached_groups(self, balancer: str) -> list[dict[str, Any]]:
+        """Target groups tagged for `balancer` that no load balancer uses, from one scan of
+        the cluster's groups at most every DETACHED_SCAN_SECONDS (and on the first ensure after
+        a start, which is when a crash may have left one)."""
+        with self._locks_guard:
+            fresh = self._detached is not None and \
+                time.monotonic() - self._detached_at < DETACHED_SCAN_SECONDS
+            if fresh and self._detached is not None:
+                return list(self._detached.get(balancer, []))
+        scanned: dict[str, list[dict[str, Any]]] = {}
+        for owned in observe.scan_owned(self.client, self.cluster_name, load_balancers=False):
+            if not owned.raw.get("LoadBalancerArns"):
+                scanned.setdefault(owned.tags.get(names.TAG_BALANCER, ""), []).append(owned.raw)
+        with self._locks_guard:
+            self._detached, self._detached_at = scanned, time.monotonic()
+        return list(scanned.get(balancer, []))
+
+    def _forget_detached(self, balancer: str) -> None:
+        with self._locks_guard:
+            if self._detached is not None:
+                self._detached.pop(balancer, None)
 
     def _lock(self, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -94,6 +121,7 @@ class AwsProvider:
             want, have = self._prepare(spec)
             result = Deployer(self.client, want, have, cluster=self.cluster_name,
                               balancer=spec.name, sleep=self._sleep).run()
+            self._forget_detached(spec.name)  # deleted above if there were any
         status = self._status(spec, want, have, result)
         if result.state == "provisioning":
             raise RetryAfter(PROVISIONING_POLL_SECONDS, "AWS is provisioning the NLB",
@@ -210,7 +238,8 @@ class AwsProvider:
         want = desired(spec, options, self.settings, found, labels)
         have = observe.observe_balancer(
             self.client, self.cluster_name, spec.name, want.load_balancer.name,
-            lb_attributes=bool(want.load_balancer.attributes), raw_groups=raw_groups)
+            lb_attributes=bool(want.load_balancer.attributes), raw_groups=raw_groups,
+            detached=self._detached_groups(spec.name))
         return want, have
 
     def _status(self, spec: LoadBalancerSpec, want: DesiredNlb, have: Observed,

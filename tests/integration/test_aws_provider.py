@@ -535,3 +535,25 @@ def test_a_target_group_left_behind_is_adopted(world: World) -> None:
         Port=30080, VpcId=world.vpc_id, TargetType="instance")
     with pytest.raises(NotOwnedError):
         ensure(provider, other)
+
+
+def test_a_group_detached_by_a_crash_mid_switch_is_deleted_after_a_restart(world: World) -> None:
+    """Real AWS detaches a group from its NLB once no listener forwards to it, so a crash
+    between ModifyListener and DeleteTargetGroup would leave a group the NLB no longer lists.
+    A restarted provider scans the cluster's groups on its first ensure and deletes it."""
+    spec = world.spec()
+    ensure(world.provider(), spec)
+    stale = aws_names.target_group_name(spec.name, "TCP", 30999, "instance")
+    tags = world.elbv2.describe_tags(ResourceArns=[world.groups(
+        world.lb(spec.name)["LoadBalancerArn"])[0]["TargetGroupArn"]])["TagDescriptions"][0]
+    world.elbv2.create_target_group(
+        Name=stale, Protocol="TCP", Port=30999, VpcId=world.vpc_id, TargetType="instance",
+        Tags=tags["Tags"])  # ours, attached to nothing
+    restarted = world.provider()
+    restarted.client.reset_calls()
+    ensure(restarted, spec)
+    assert writes(restarted.client.reset_calls()) == Counter({"DeleteTargetGroup": 1})
+    left = {g["TargetGroupName"] for g in world.elbv2.describe_target_groups()["TargetGroups"]}
+    assert stale not in left
+    ensure(restarted, spec)  # and the scan is not repeated on every ensure
+    assert restarted.client.reset_calls()["DescribeTargetGroups"] <= 1
