@@ -1,0 +1,485 @@
+"""Benchmark of the AWS provider against moto: API calls per operation and wall time to hostname.
+
+Prints figures side by side, asserts nothing (a line says so when a steady-state resync made a
+mutating call). Everything runs in this process: a moto server (ThreadedMotoServer), the seeded
+world (`localstack/world.py`: a VPC, two tagged subnets, a node security group, three running
+instances), a sandbox whose Nodes are those instances, and a Controller with the `aws` provider.
+Calls are the provider's own count (`AwsClient.calls`, a botocore `before-call` hook: every
+request, each retry included), read through `controller.inner_provider.client`.
+
+1. Calls per operation for one 1-port Service: create (the first ensure, which writes the
+   hostname, then the poll 5 s later that finds the NLB active), a steady-state resync (the
+   drift-repair timer's forced re-ensure with nothing changed: mutating calls must be 0), a node
+   change (an instance started and its Node added, with 10 Services provisioned: calls per
+   Service), and delete. Next to them the upstream sequence the reference describes
+   (clouds.md, "AWS": about 12-15 calls for a one-port create), counted step by step, not run.
+2. N Services (default 200) created at once by 8 clients: wall time from the first create to
+   the last hostname, p50/p99 of one Service's create -> hostname, then to every NLB polled
+   active; total calls and calls per Service. Optionally the same with 1 worker (upstream's
+   default) for a ratio.
+
+moto answers from one process with a global lock, so the wall times are moto's and the
+client's token buckets' (aws.rateLimits: describe 20/s, modify 5/s, register 4/s by default),
+not AWS's: the call counts are the figures that carry over.
+
+    .venv/bin/python bench/aws.py [--services 200] [--workers 8] [--one-worker 0]
+        [--rates 20,5,4] [--skip calls,scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `lbctl`, `providers`, `localstack` importable
+    sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+from lbctl.config import parse_config  # noqa: E402
+from lbctl.controller import Cache, Controller  # noqa: E402
+from lbctl.events import BackgroundEvents  # noqa: E402
+from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
+from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites  # noqa: E402
+from lbctl.metrics import Metrics  # noqa: E402
+from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
+from lbctl.sandbox.nodes import from_file  # noqa: E402
+from localstack import world as world_module  # noqa: E402
+from localstack.world import World  # noqa: E402
+from providers.aws.client import AwsClient, family  # noqa: E402
+from providers.interface import Provider  # noqa: E402
+from providers.registry import load  # noqa: E402
+
+REGION = "us-east-1"
+CLUSTER = "bench"
+NAMESPACE = "bench"
+UPSTREAM_CREATE = "~12-15"
+
+
+# -- the environment -------------------------------------------------------------------------------
+def set_rule_quota(limit: int) -> None:
+    """moto enforces AWS's default of 60 inbound rules per VPC security group; an account with
+    many NLB Services raises that quota (up to 1000 / security groups per interface)."""
+    from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    def verify(_self: Any, _group: Any, current_rule_nb: int, ip_ranges: list[str],
+               source_groups: list[dict[str, str]] | None = None, egress: bool = False) -> None:
+        if current_rule_nb + len(ip_ranges or ()) + len(source_groups or ()) > limit:
+            raise RulesPerSecurityGroupLimitExceededError
+
+    backend: Any = SecurityGroupBackend
+    backend._verify_group_will_respect_rule_count_limit = verify
+
+
+class Moto:
+    """A moto server of our own, with fake credentials in os.environ."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(key, None)
+        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
+                          AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=os.devnull,
+                          AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        request = urllib.request.Request(  # noqa: S310  (our moto)
+            f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  (moto)
+            response.read()
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session(region_name=REGION).client(service, endpoint_url=self.url)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@dataclass
+class Env:
+    """moto (reset and seeded), a sandbox with the world's nodes, the controller on both."""
+
+    moto: Moto
+    world: World
+    box: SandboxThread
+    kube: Kube
+    events: BackgroundEvents
+    controller: Controller
+    tmp: tempfile.TemporaryDirectory[str]
+
+    @property
+    def client(self) -> AwsClient:
+        client: AwsClient = self.controller.inner_provider.client  # type: ignore[attr-defined]
+        return client
+
+    def quiet(self) -> bool:
+        queue = self.controller.queue
+        return queue is not None and not (queue.depth() or queue.in_flight() or queue.delayed())
+
+    def close(self) -> None:
+        self.controller.stop()
+        self.controller.inner_provider.close()
+        self.events.close()
+        self.kube.close()
+        self.box.stop()
+        self.tmp.cleanup()
+
+
+def start_env(moto: Moto, workers: int, rates: tuple[float, float, float]) -> Env:
+    moto.reset()
+    world = world_module.seed(moto.client("ec2"), cluster=CLUSTER, nodes=3, region=REGION)
+    tmp = tempfile.TemporaryDirectory()
+    nodes_file = Path(tmp.name) / "nodes.yaml"
+    nodes_file.write_text(world_module.nodes_file(world))
+    box = SandboxThread(SandboxOptions(nodes=from_file(nodes_file), workloads=False,
+                                       kubeconfig=Path(tmp.name) / "kubeconfig",
+                                       bookmark_interval=1.0))
+    box.start()
+    describe, modify, register = rates
+    config = parse_config(f"""
+clusterName: {CLUSTER}
+provider: aws
+controller: {{workers: {workers}, nodeSyncDebounceSeconds: 1, resyncSeconds: 86400,
+              qps: 200, burst: 400}}
+aws:
+  region: {REGION}
+  endpointURL: "{moto.url}"
+  rateLimits: {{describe: {describe}, modify: {modify}, register: {register}}}
+""")
+    kube = Kube.connect(str(Path(tmp.name) / "kubeconfig"), qps=200, burst=400)
+
+    def make(cache: Cache) -> Provider:
+        provider: Provider = load("aws")(config.provider_settings(), config.cluster_name, cache)
+        return provider
+
+    events = BackgroundEvents(KubeEventWriter(kube))
+    controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
+                            Metrics())
+    controller.start()
+    controller.start_leading()
+    kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
+    return Env(moto, world, box, kube, events, controller, tmp)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def wait(check: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> float:
+    """Poll until `check()`; answer time.monotonic() when it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def service(name: str, ports: Iterable[int] = (80,)) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [
+                {"name": f"p{p}", "port": p, "targetPort": 8080, "protocol": "TCP"}
+                for p in ports]}}
+
+
+def create(env: Env, name: str) -> None:
+    env.kube.request("POST", SERVICES.path(NAMESPACE), body=service(name))
+
+
+def hostname(env: Env, name: str) -> str | None:
+    svc = env.controller.cache.service(NAMESPACE, name)
+    if svc is None or not svc.ingress:
+        return None
+    return svc.ingress[0].hostname or None
+
+
+def split(calls: Counter[str]) -> str:
+    """`12 (Describe 8, mutate 4: CreateLoadBalancer 1, ...)`."""
+    describe = sum(n for op, n in calls.items() if family(op) == "describe")
+    writes = sorted((op, n) for op, n in calls.items() if family(op) != "describe")
+    mutate = sum(n for _, n in writes)
+    detail = ", ".join(f"{op} {n}" for op, n in writes)
+    return (f"{describe + mutate:3d}  (Describe {describe}, mutate {mutate}"
+            + (f": {detail})" if detail else ")"))
+
+
+def describes(calls: Counter[str]) -> str:
+    return ", ".join(f"{op} {n}" for op, n in sorted(calls.items()) if family(op) == "describe")
+
+
+def per(calls: Counter[str], n: int) -> Counter[str]:
+    return Counter({op: round(c / n) for op, c in calls.items() if round(c / n)})
+
+
+# -- 1. calls per operation ----------------------------------------------------------------------
+@dataclass
+class CallFigures:
+    create_first: Counter[str]
+    create_poll: Counter[str]
+    create_seconds: float
+    active_seconds: float
+    resync: Counter[str]
+    node: Counter[str]
+    node_services: int
+    node_seconds: float
+    delete: Counter[str]
+    delete_seconds: float
+
+
+def calls_per_operation(moto: Moto, rates: tuple[float, float, float],
+                        node_services: int = 5) -> CallFigures:
+    env = start_env(moto, 8, rates)
+    try:
+        client = env.client
+        client.reset_calls()
+        t0 = time.monotonic()
+        create(env, "one")
+        t_host = wait(lambda: hostname(env, "one") is not None, 60, "the hostname of one")
+        time.sleep(0.2)  # the ensure that wrote it has returned; its poll is 5 s away
+        first = client.reset_calls()
+        t_active = wait(env.quiet, 60, "one polled active")
+        poll = client.reset_calls()
+
+        # steady state: the drift-repair timer's forced re-ensure, nothing changed
+        for svc in env.controller.cache.services():
+            env.controller._enqueue(svc, force=True)  # what Controller._tick does
+        wait(env.quiet, 60, "the resync")
+        resync = client.reset_calls()
+
+        # node change with `node_services` provisioned Services
+        for i in range(1, node_services):
+            create(env, f"n{i:02d}")
+        wait(lambda: all(hostname(env, f"n{i:02d}") for i in range(1, node_services)), 120,
+             "the node-change Services")
+        wait(env.quiet, 120, "the node-change Services polled active")
+        client.reset_calls()
+        node_seconds = add_node(env, node_services)
+        node = client.reset_calls()
+
+        t_del = time.monotonic()
+        env.kube.request("DELETE", SERVICES.path(NAMESPACE, "one"))
+        wait(lambda: env.controller.cache.service(NAMESPACE, "one") is None, 60,
+             "one deleted")
+        t_gone = wait(env.quiet, 60, "the delete")
+        delete = client.reset_calls()
+    finally:
+        env.close()
+    return CallFigures(first, poll, t_host - t0, t_active - t0, resync, node, node_services,
+                       node_seconds, delete, t_gone - t_del)
+
+
+def add_node(env: Env, services: int) -> float:
+    """Start an instance like the world's, add its Node; answer the seconds until every
+    Service's ensure registered it (debounce included)."""
+    ec2 = env.moto.client("ec2")
+    az = sorted(env.world.subnets)[0]
+    reservation = ec2.run_instances(
+        ImageId=env.world.image_id, InstanceType=world_module.INSTANCE_TYPE, MinCount=1,
+        MaxCount=1, SubnetId=env.world.subnets[az],
+        SecurityGroupIds=[env.world.security_group_id])
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id],
+                                            WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ip = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+        "PrivateIpAddress"]
+    name = f"ip-{ip.replace('.', '-')}.{world_module.dns_suffix(REGION)}"
+    before = env.client.calls["RegisterTargets"]
+    t0 = time.monotonic()
+    env.kube.request("POST", NODES.path(), body={
+        "metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": az}},
+        "spec": {"providerID": f"aws:///{az}/{instance_id}"},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                   "conditions": [{"type": "Ready", "status": "True"}]}})
+    wait(lambda: env.client.calls["RegisterTargets"] >= before + services, 120,
+         "the new node registered everywhere")
+    done = wait(env.quiet, 120, "the node sync")
+    return done - t0
+
+
+# -- 2. many Services at once ---------------------------------------------------------------------
+@dataclass
+class ScaleFigures:
+    services: int
+    workers: int
+    wall: float
+    to_active: float
+    p50: float
+    p99: float
+    calls_hostname: Counter[str]
+    calls_active: Counter[str]
+    got: int
+    delete_one: Counter[str]
+    """One Service deleted with all the others still provisioned."""
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def scale(moto: Moto, services: int, workers: int,
+          rates: tuple[float, float, float]) -> ScaleFigures:
+    env = start_env(moto, workers, rates)
+    try:
+        client = env.client
+        client.reset_calls()
+        names = [f"lb-{i:04d}" for i in range(services)]
+        sent: dict[str, float] = {}
+        seen: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def post(name: str) -> None:
+            with lock:
+                sent[name] = time.monotonic()
+            create(env, name)
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            done = pool.map(post, names)
+            deadline = time.monotonic() + 60 + services * 2.0
+            while time.monotonic() < deadline and len(seen) < services:
+                now = time.monotonic()
+                for name in names:
+                    if name not in seen and hostname(env, name):
+                        seen[name] = now
+                time.sleep(0.02)
+            list(done)
+        at_hostnames = Counter(client.calls)
+        last = max(seen.values()) if seen else float("nan")
+        t_active = wait(env.quiet, 60 + services * 2.0, "every NLB polled active", step=0.05)
+        at_active = client.reset_calls()
+        env.kube.request("DELETE", SERVICES.path(NAMESPACE, names[0]))
+        wait(lambda: env.controller.cache.service(NAMESPACE, names[0]) is None, 60,
+             "one deleted")
+        wait(env.quiet, 60, "the delete")
+        delete_one = client.reset_calls()
+    finally:
+        env.close()
+    waits = [seen[n] - sent[n] for n in names if n in seen]
+    return ScaleFigures(services, workers, last - t0, t_active - t0,
+                        statistics.median(waits) if waits else float("nan"),
+                        _quantile(waits, 0.99), at_hostnames, at_active, len(seen), delete_one)
+
+
+# -- report ----------------------------------------------------------------------------------------
+def report_calls(f: CallFigures) -> None:
+    create_total = f.create_first + f.create_poll
+    node = per(f.node, f.node_services)
+    rows = [
+        ("create, first ensure (-> hostname)", split(f.create_first), UPSTREAM_CREATE),
+        ("create, poll 5 s later (-> active)", split(f.create_poll), "-"),
+        ("create, total", split(create_total), UPSTREAM_CREATE),
+        ("steady-state resync (forced)", split(f.resync), "0 (no drift repair)"),
+        (f"node added, per Service (of {f.node_services})", split(node), "~7-9"),
+        ("delete", split(f.delete), "~7-8"),
+    ]
+    print("\n1. AWS calls per operation, one 1-port Service (each retry counted)")
+    print(f"  {'operation':42} {'lbctl calls (by API)':<60} upstream")
+    for label, mine, upstream in rows:
+        print(f"  {label:42} {mine:<60} {upstream}")
+    print(f"  describes on create: {describes(create_total)}")
+    print(f"  describes on resync: {describes(f.resync)}")
+    mutating = sum(n for op, n in f.resync.items() if family(op) != "describe")
+    print(f"  steady-state resync mutating calls: {mutating}"
+          + ("" if not mutating else "  <-- EXPECTED 0"))
+    print(f"  times: hostname {f.create_seconds:.2f} s after the create, active "
+          f"{f.active_seconds:.1f} s (one 5 s poll); node added -> every Service registered "
+          f"{f.node_seconds:.1f} s (1 s debounce); delete {f.delete_seconds:.2f} s")
+    print("  upstream: the reference's sequence (clouds.md, AWS steps 1-6) counted per call, "
+          "not run:\n  create DescribeInstances, DescribeSubnets, DescribeLoadBalancers, "
+          "CreateLoadBalancer,\n  DescribeTargetGroups, CreateTargetGroup, RegisterTargets, "
+          "DescribeListeners, CreateListener,\n  Describe/ModifyLoadBalancerAttributes, "
+          "DescribeSecurityGroups, Authorize x1-2; node change\n  DescribeInstances, "
+          "DescribeLoadBalancers, DescribeTargetGroups, DescribeTargetHealth, Register,\n"
+          "  DescribeSecurityGroups, Authorize; delete DescribeLoadBalancers, "
+          "DescribeTargetGroups, DescribeListeners,\n  DeleteLoadBalancer, DeleteTargetGroup, "
+          "DescribeSecurityGroups, Revoke", flush=True)
+
+
+def report_scale(runs: list[ScaleFigures], rates: tuple[float, float, float]) -> None:
+    base = runs[0]
+    print(f"\n2. {base.services} 1-port Services created at once (8 clients), moto, "
+          f"rate limits describe {rates[0]:g}/s, modify {rates[1]:g}/s, register {rates[2]:g}/s")
+    print(f"  {'':10} {'services':>8} {'-> last hostname s':>18} {'-> all active s':>15} "
+          f"{'p50 s':>6} {'p99 s':>6} {'calls':>6} {'per Svc':>7} {'s/Svc ratio':>11}")
+    for r in runs:
+        total = sum(r.calls_active.values())
+        ratio = (r.wall / r.services) / (base.wall / base.services)
+        print(f"  {r.workers:2d} worker{'s' if r.workers > 1 else ' '} {r.services:8d} "
+              f"{r.wall:18.1f} {r.to_active:15.1f} {r.p50:6.1f} {r.p99:6.1f} {total:6d} "
+              f"{total / r.services:7.1f} {ratio:10.2f}x"
+              + ("" if r.got == r.services else f"  (only {r.got} got a hostname)"))
+    at_host = sum(base.calls_hostname.values())
+    print(f"  calls by the last hostname: {split(base.calls_hostname).strip()}")
+    print(f"  calls until every NLB was active: {split(base.calls_active).strip()}")
+    by_family = Counter({fam: sum(n for op, n in base.calls_active.items() if family(op) == fam)
+                         for fam in ("describe", "modify", "register")})
+    floors = ", ".join(f"{by_family[fam] / rate:.0f} s of {fam}"
+                       for fam, rate in zip(("describe", "modify", "register"), rates,
+                                            strict=True))
+    print(f"  floors from the token buckets (calls / rate): {floors}; "
+          f"{at_host / base.services:.1f} calls per Service by the last hostname")
+    print(f"  delete one Service with {base.services - 1} others provisioned: "
+          f"{split(base.delete_one).strip()}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--one-worker", type=int, default=0, metavar="N",
+                        help="also create N Services with 1 worker, for a ratio (0: skip)")
+    parser.add_argument("--rates", default="20,5,4",
+                        help="aws.rateLimits describe,modify,register (lbctl's defaults)")
+    parser.add_argument("--rule-quota", type=int, default=1000,
+                        help="inbound rules per security group moto allows (AWS default: 60)")
+    parser.add_argument("--skip", default="", help="comma-separated: calls,scale")
+    args = parser.parse_args()
+    rates_list = [float(x) for x in args.rates.split(",")]
+    if len(rates_list) != 3:
+        raise SystemExit("--rates: three numbers, describe,modify,register")
+    rates = (rates_list[0], rates_list[1], rates_list[2])
+    skip = set(args.skip.split(","))
+    logging.getLogger("lbctl.events").setLevel(logging.ERROR)
+    logging.getLogger("providers.aws").setLevel(logging.ERROR)
+    started = time.monotonic()
+    set_rule_quota(args.rule_quota)
+    moto = Moto()
+    print(f"AWS benchmark: moto {moto.url} in this process, controller in-process "
+          f"({args.workers} workers), 3 node instances; rules per security group raised from "
+          f"AWS's default 60 to {args.rule_quota}\n(a 1-port Service adds 2 rules to the node "
+          "group, so at 60 the 30th Service fails: RulesPerSecurityGroupLimitExceeded)",
+          flush=True)
+    try:
+        if "calls" not in skip:
+            report_calls(calls_per_operation(moto, rates))
+        if "scale" not in skip:
+            runs = [scale(moto, args.services, args.workers, rates)]
+            if args.one_worker:
+                one = scale(moto, args.one_worker, 1, rates)
+                runs.append(one)
+            report_scale(runs, rates)
+    finally:
+        moto.stop()
+    print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
