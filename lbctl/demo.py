@@ -8,7 +8,7 @@ API. The story (`demo_story`) then runs the seed's commands as a user types them
 traffic through the VIP, stops a node and shows the traffic carrying on.
 
 Exit status: 0 only when at least two pods answered through the VIP and no request failed after
-the balancer detected the stopped node.
+the stopped node was detected (the balancer ejected it and the endpoints dropped its pods).
 
 `--provider aws` runs `demo_aws` instead: the same sandbox and controller against a moto server
 (or AWS_ENDPOINT_URL), showing the NLB, target groups and rules it builds; moto carries no
