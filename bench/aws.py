@@ -29,6 +29,7 @@ not AWS's: the call counts are the figures that carry over.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import statistics
@@ -52,18 +53,15 @@ import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from lbctl.config import parse_config  # noqa: E402
-from lbctl.controller import Cache, Controller  # noqa: E402
+from lbctl.controller import Controller  # noqa: E402
+from lbctl.embedded import running_controller  # noqa: E402
 from lbctl.events import BackgroundEvents  # noqa: E402
 from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites  # noqa: E402
-from lbctl.metrics import Metrics  # noqa: E402
 from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
 from lbctl.sandbox.nodes import from_file  # noqa: E402
 from localstack import world as world_module  # noqa: E402
 from localstack.world import World  # noqa: E402
 from providers.aws.client import AwsClient, family  # noqa: E402
-from providers.interface import Provider  # noqa: E402
-from providers.registry import load  # noqa: E402
 
 REGION = "us-east-1"
 CLUSTER = "bench"
@@ -126,6 +124,7 @@ class Env:
     events: BackgroundEvents
     controller: Controller
     tmp: tempfile.TemporaryDirectory[str]
+    stack: contextlib.ExitStack
 
     @property
     def client(self) -> AwsClient:
@@ -137,10 +136,7 @@ class Env:
         return queue is not None and not (queue.depth() or queue.in_flight() or queue.delayed())
 
     def close(self) -> None:
-        self.controller.stop()
-        self.controller.inner_provider.close()
-        self.events.close()
-        self.kube.close()
+        self.stack.close()  # controller, provider, events, client
         self.box.stop()
         self.tmp.cleanup()
 
@@ -166,19 +162,11 @@ aws:
   endpointURL: "{moto.url}"
   rateLimits: {{describe: {describe}, modify: {modify}, register: {register}}}
 """)
-    kube = Kube.connect(str(Path(tmp.name) / "kubeconfig"), qps=200, burst=400)
-
-    def make(cache: Cache) -> Provider:
-        provider: Provider = load("aws")(config.provider_settings(), config.cluster_name, cache)
-        return provider
-
-    events = BackgroundEvents(KubeEventWriter(kube))
-    controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
-                            Metrics())
-    controller.start()
-    controller.start_leading()
+    stack = contextlib.ExitStack()
+    embedded = stack.enter_context(running_controller(Path(tmp.name) / "kubeconfig", config))
+    kube, events, controller = embedded.kube, embedded.events, embedded.controller
     kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
-    return Env(moto, world, box, kube, events, controller, tmp)
+    return Env(moto, world, box, kube, events, controller, tmp, stack)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

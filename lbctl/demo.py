@@ -12,30 +12,23 @@ the stopped node was detected (the balancer ejected it and the endpoints dropped
 
 `--provider aws` runs `demo_aws` instead: the same sandbox and controller against a moto server
 (or AWS_ENDPOINT_URL), showing the NLB, target groups and rules it builds; moto carries no
-traffic. `running_controller` and `wait_for_ctrl_c` are shared by both.
+traffic. `wait_for_ctrl_c` is shared by both; the controller runs through `embedded`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
 from .balancer.daemon import DaemonThread, ServeOptions
-from .config import Config, parse_config
-from .controller import Cache, Controller
+from .config import parse_config
 from .demo_story import Story
-from .events import BackgroundEvents
-from .kube import Kube
-from .kube_writes import KubeEventWriter, KubeServiceWrites
-from .metrics import Metrics
+from .embedded import running_controller
 from .sandbox.app import SandboxOptions, SandboxThread
 from .sandbox.nodes import simulated
 
@@ -87,7 +80,8 @@ def run_demo(keep: bool = False, provider: str = "baremetal") -> None:
             click.echo(f"balancer daemon ready at {balancer.url} (userspace data plane, "
                        "health checks every 0.5 s)")
             config = parse_config(demo_config(balancer.url, token_file))
-            with running_controller(kubeconfig, config) as kube:
+            with running_controller(kubeconfig, config) as embedded:
+                kube = embedded.kube
                 click.echo(f"lbctl controller running: provider baremetal, pool {POOL}, "
                            "programming balancer demo-lb")
                 story = Story(kube, balancer.url, token_file.read_text())
@@ -104,35 +98,6 @@ def run_demo(keep: bool = False, provider: str = "baremetal") -> None:
         finally:
             balancer.stop()
             sandbox.stop()
-
-
-@contextlib.contextmanager
-def running_controller(kubeconfig: Path, config: Config) -> Iterator[Kube]:
-    """The lbctl controller, leading, for the sandbox behind `kubeconfig` and `config`'s
-    provider; yields the Kube client the story uses. Stopped (provider closed) on exit."""
-    kube = Kube.connect(str(kubeconfig), qps=200, burst=400)
-    controller: Controller | None = None
-    events: BackgroundEvents | None = None
-    try:
-        events = BackgroundEvents(KubeEventWriter(kube))
-        from providers.registry import load  # noqa: PLC0415
-
-        def make(cache: Cache) -> Any:
-            return load(config.provider)(config.provider_settings(), config.cluster_name,
-                                         cache)
-
-        controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube),
-                                events, Metrics())
-        controller.start()
-        controller.start_leading()
-        yield kube
-    finally:
-        if controller is not None:
-            controller.stop()
-            controller.inner_provider.close()
-        if events is not None:
-            events.close()
-        kube.close()
 
 
 def _baremetal_hints(kubeconfig: Path) -> str:

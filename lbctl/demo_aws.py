@@ -32,9 +32,10 @@ from typing import Any
 import click
 
 from .config import parse_config
-from .demo import running_controller, wait_for_ctrl_c
+from .demo import wait_for_ctrl_c
 from .demo_aws_view import TAG_CLUSTER, AwsView
 from .demo_story import NS, deployment, print_services, print_table, say, wait_for
+from .embedded import running_controller
 from .kube import Kube
 from .sandbox.app import SandboxOptions, SandboxThread
 from .sandbox.nodes import from_file
@@ -128,7 +129,8 @@ def run_aws_demo(keep: bool = False) -> None:
                        f"{', '.join(i.name for i in world.instances)} (the instances, "
                        "providerID aws:///<zone>/<instance-id>)")
             config = parse_config(aws_config(cluster, region, endpoint))
-            with running_controller(kubeconfig, config) as kube:
+            with running_controller(kubeconfig, config) as embedded:
+                kube = embedded.kube
                 click.echo(f"lbctl controller running: provider aws, cluster {cluster}, "
                            f"endpoint {endpoint}")
                 story = AwsStory(kube, aws, {i.instance_id: i.name for i in world.instances})

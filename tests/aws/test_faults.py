@@ -30,17 +30,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lbctl.config import Config, parse_config
-from lbctl.controller import Cache, Controller
-from lbctl.events import BackgroundEvents
-from lbctl.kube import Kube
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-from lbctl.metrics import Metrics
+from lbctl.controller import Controller
+from lbctl.embedded import running_controller
 from lbctl.sandbox.app import Sandbox
 from localstack.world import World
 from providers.aws import names
 from providers.aws.client import family
-from providers.interface import Provider
-from providers.registry import load
 from tests.aws.conftest import Boto, tagged_objects
 from tests.aws.fault_proxy import (
     EC2_ERRORS,
@@ -107,26 +102,13 @@ aws:
 def stack(world: World, boto: Boto, aws_sandbox: Sandbox) -> Iterator[Stack]:
     proxy = FaultProxy(boto.endpoint.url, seed=SEED).start()
     config = parse_config(_config(world.cluster, proxy.url))
-    kube = Kube.connect(str(aws_sandbox.options.kubeconfig), qps=500, burst=1000)
-
-    def make(cache: Cache) -> Provider:
-        provider: Provider = load("aws")(config.provider_settings(), config.cluster_name, cache)
-        return provider
-
-    events = BackgroundEvents(KubeEventWriter(kube))
-    controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
-                            Metrics())
-    controller.start()
-    controller.start_leading()
     api = client_for(aws_sandbox)
     try:
-        yield Stack(world, boto, proxy, controller, client.CoreV1Api(api), config)
+        with running_controller(str(aws_sandbox.options.kubeconfig), config, qps=500,
+                                burst=1000) as embedded:
+            yield Stack(world, boto, proxy, embedded.controller, client.CoreV1Api(api), config)
     finally:
         api.close()
-        controller.stop()
-        controller.inner_provider.close()
-        events.close()
-        kube.close()
         proxy.stop()
 
 

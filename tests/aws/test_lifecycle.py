@@ -26,16 +26,10 @@ from botocore.exceptions import ClientError
 from kubernetes import client
 
 from lbctl.config import parse_config
-from lbctl.controller import Cache, Controller
-from lbctl.events import BackgroundEvents
-from lbctl.kube import Kube
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-from lbctl.metrics import Metrics
+from lbctl.embedded import running_controller
 from lbctl.sandbox.app import Sandbox
 from localstack import world as world_module
 from localstack.world import Instance, World
-from providers.interface import Provider
-from providers.registry import load
 from tests.aws.conftest import Boto, tagged_objects
 from tests.conftest import client_for
 
@@ -364,26 +358,13 @@ class Env:
 def env(boto: Boto, world: World, aws_sandbox: Sandbox) -> Iterator[Env]:
     config = parse_config(config_text(world.cluster, boto.endpoint.url))
     assert aws_sandbox.options.kubeconfig is not None
-    kube = Kube.connect(str(aws_sandbox.options.kubeconfig), qps=500, burst=1000)
-
-    def make(cache: Cache) -> Provider:
-        provider: Provider = load("aws")(config.provider_settings(), config.cluster_name, cache)
-        return provider
-
-    events = BackgroundEvents(KubeEventWriter(kube))
-    controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
-                            Metrics())
-    controller.start()
-    controller.start_leading()
     api = client_for(aws_sandbox)
     try:
-        yield Env(client.CoreV1Api(api), boto, world, aws_sandbox)
+        with running_controller(str(aws_sandbox.options.kubeconfig), config, qps=500,
+                                burst=1000):
+            yield Env(client.CoreV1Api(api), boto, world, aws_sandbox)
     finally:
         api.close()
-        controller.stop()
-        controller.inner_provider.close()
-        events.close()
-        kube.close()
 
 
 def _tg_attributes(boto: Boto, arn: str) -> dict[str, str]:

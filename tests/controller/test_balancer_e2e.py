@@ -23,15 +23,9 @@ from kubernetes import client
 
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
 from lbctl.config import parse_config
-from lbctl.controller import Cache, Controller
-from lbctl.events import BackgroundEvents
-from lbctl.kube import Kube
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-from lbctl.metrics import Metrics
+from lbctl.embedded import running_controller
 from lbctl.sandbox.app import SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
-from providers.interface import Provider
-from providers.registry import load
 from tests.conftest import client_for, traffic_lock
 
 from .conftest import wait_for
@@ -76,29 +70,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         balancer = DaemonThread(ServeOptions(api_listen="127.0.0.1:0", token_file=token_file,
                                              state_file=state_file))
         balancer.start()
-        kube = Kube.connect(str(tmp / "kc"), qps=500, burst=1000)
         config = parse_config(_config(balancer.url, token_file))
-
-        def make(cache: Cache) -> Provider:
-            provider: Provider = load("baremetal")(config.provider_settings(),
-                                                   config.cluster_name, cache)
-            return provider
-
-        events = BackgroundEvents(KubeEventWriter(kube))
-        controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube), events,
-                                Metrics())
-        controller.start()
-        controller.start_leading()
         api = client_for(box)
         try:
-            yield Stack(client.CoreV1Api(api), client.AppsV1Api(api), balancer, token,
-                        state_file)
+            with running_controller(tmp / "kc", config, qps=500, burst=1000):
+                yield Stack(client.CoreV1Api(api), client.AppsV1Api(api), balancer, token,
+                            state_file)
         finally:
             api.close()
-            controller.stop()
-            controller.inner_provider.close()
-            events.close()
-            kube.close()
             balancer.stop()
             box_thread.stop()
 
