@@ -261,9 +261,10 @@ class DaemonProgrammer:
                 with self._lock:
                     was = self._known.get(daemon.name, {})
                     self._known[daemon.name] = None
+                    expected_now = set(self._expected)
                 if was is not None:
                     log.warning("%s", exc)
-                    touched |= set(self._expected)  # degraded now: say so on the Services
+                    touched |= expected_now  # degraded now: say so on the Services
                 continue
             if code != 200:
                 continue
