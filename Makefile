@@ -19,3 +19,6 @@ bench:
 	.venv/bin/python bench/sandbox_api.py
 	.venv/bin/python bench/controller.py
 	.venv/bin/python bench/balancer.py
+	.venv/bin/python bench/l2_failover.py
+	.venv/bin/python bench/nft_transaction.py
+	.venv/bin/python bench/aws.py
