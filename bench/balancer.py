@@ -127,6 +127,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.netns_tools import BenchError, existing_namespaces, in_ns, remove_namespaces, run, tail
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 HAPROXY_CFG = BENCH / "haproxy" / "haproxy.cfg"
@@ -181,35 +183,7 @@ def node_ns(node: str) -> str:
 ALL_NS = (NS_CLIENT, NS_LB, *(node_ns(n) for n in NODES))
 
 
-class BenchError(RuntimeError):
-    """A step of the benchmark failed; the message says which."""
-
-
 # -- processes and commands ---------------------------------------------------------------------
-def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env)
-    except subprocess.TimeoutExpired as exc:  # the child was killed by subprocess.run
-        raise BenchError(f"{' '.join(argv)} still running after {timeout:.0f} s") from exc
-    if check and proc.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: "
-                         f"{(proc.stderr or proc.stdout).strip()[-800:]}")
-    return proc
-
-
-def in_ns(ns: str, *argv: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *argv]
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @dataclass
 class Proc:
     """A long-running server we started in a namespace (own session: killed as a group)."""
@@ -288,23 +262,6 @@ def process_tree_ticks(root: int) -> int:
 
 
 # -- the topology -------------------------------------------------------------------------------
-def existing_namespaces() -> list[str]:
-    out = run(["ip", "netns", "list"]).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def remove_namespaces(names: Sequence[str]) -> None:
-    """Kill what still runs in our namespaces (only lbb-*: we created them), then delete them."""
-    for ns in names:
-        if not ns.startswith(PREFIX):
-            continue
-        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        run(["ip", "netns", "del", ns], check=False)
-
-
 def sysctl(ns: str, **values: str | int) -> None:
     """Set sysctls in a namespace; keys that do not exist there (conntrack) are skipped."""
     args = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
@@ -1294,7 +1251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # only this script's own names: bench/l2_failover.py (lbb-l2-*) and
         # bench/nft_transaction.py (lbb-nft-*) may be running next to it
-        remove_namespaces([n for n in existing_namespaces() if n in ALL_NS])
+        remove_namespaces([n for n in existing_namespaces() if n in ALL_NS], PREFIX)
         topo.up()
         topo.start_servers()
         active = [r for r in rows if not r.skipped]
@@ -1334,7 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if current is not None:
                 current.stop()
             procs.stop_all()
-            remove_namespaces(ALL_NS)
+            remove_namespaces(ALL_NS, PREFIX)
             left = [n for n in existing_namespaces() if n in ALL_NS]
             if left:
                 print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)

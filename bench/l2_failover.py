@@ -70,6 +70,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from bench.netns_tools import BenchError, existing_namespaces, in_ns, remove_namespaces, run, tail
 from lbctl.balancer.membership import rendezvous_owner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,51 +101,7 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class BenchError(RuntimeError):
-    """A step failed; the message says which."""
-
-
-def run(argv: Sequence[str], *, timeout: float = 20.0, check: bool = True
-        ) -> subprocess.CompletedProcess[str]:
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv)} still running after {timeout:.0f} s") from exc
-    if check and done.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} exited {done.returncode}: "
-                         f"{(done.stderr or done.stdout).strip()[-500:]}")
-    return done
-
-
-def in_ns(ns: str, *argv: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *argv]
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # -- namespaces ---------------------------------------------------------------------------------
-def existing_namespaces() -> list[str]:
-    return [line.split()[0] for line in run(["ip", "netns", "list"]).stdout.splitlines()
-            if line.strip()]
-
-
-def remove_namespaces(names: Sequence[str]) -> None:
-    """SIGKILL what still runs in our namespaces (lbb-l2-* only), then delete them."""
-    for ns in names:
-        if not ns.startswith(PREFIX):
-            continue
-        for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        run(["ip", "netns", "del", ns], check=False)
-
-
 def topology_up() -> None:
     for ns in ALL_NS:
         run(["ip", "netns", "add", ns])
@@ -605,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     probes: Probes | None = None
     ok = False
     try:
-        remove_namespaces([n for n in existing_namespaces() if n in ALL_NS])
+        remove_namespaces([n for n in existing_namespaces() if n in ALL_NS], PREFIX)
         topology_up()
         config = workdir / "balancers.yaml"
         config.write_text(balancers_yaml(args.dataplane))
@@ -650,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 api.close()
             for d in daemons.values():
                 d.stop()
-            remove_namespaces(ALL_NS)
+            remove_namespaces(ALL_NS, PREFIX)
             left = [n for n in existing_namespaces() if n in ALL_NS]
             if left:
                 print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)

@@ -42,23 +42,13 @@ from typing import Any
 
 import orjson
 
+from bench.netns_tools import BenchError, run
 from lbctl.balancer import nft_rules
 from lbctl.balancer.model import BalancerConfig, parse_balancer
 from lbctl.balancer.nft import NftablesDataplane, NftError
 
 NS = "lbb-nft-scratch"
 TARGETS = 3
-
-
-class BenchError(RuntimeError):
-    """A step failed; the message says which."""
-
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    if check and done.returncode != 0:
-        raise BenchError(f"{' '.join(argv)}: {done.stderr.strip()}")
-    return done
 
 
 def balancers(count: int) -> list[BalancerConfig]:
@@ -195,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _terminate)
     print(f"lbctl nft transaction benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
-          f"{os.cpu_count()} CPU(s), {sh('nft', '--version').stdout.strip()}", flush=True)
+          f"{os.cpu_count()} CPU(s), {run(['nft', '--version']).stdout.strip()}", flush=True)
     ok = False
     try:
-        if NS in sh("ip", "netns", "list").stdout.split():
-            sh("ip", "netns", "del", NS)
-        sh("ip", "netns", "add", NS)
+        if NS in run(["ip", "netns", "list"]).stdout.split():
+            run(["ip", "netns", "del", NS])
+        run(["ip", "netns", "add", NS])
         dp = NftablesDataplane(netns=NS)
         available, why = NftablesDataplane.available(netns=NS)
         if not available:
@@ -223,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with contextlib.suppress(BenchError, subprocess.TimeoutExpired):
-            sh("ip", "netns", "del", NS, check=False)
+            run(["ip", "netns", "del", NS], check=False)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return 0 if ok else 1

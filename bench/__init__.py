@@ -1,0 +1,1 @@
+"""Benchmarks: scripts printing figures and ratios side by side (see each module)."""
