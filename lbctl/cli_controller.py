@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from providers.cluster import NodeView, ServiceView
+from providers.cluster import StaticView
 from providers.errors import ProviderError
 from providers.registry import UnknownProviderError, load
 
@@ -101,20 +101,7 @@ def register(main: click.Group) -> None:
             nodes = [node_view(n) for n in kube.list_page(NODES).get("items", [])]
             kube.close()
         try:
-            provider = load(cfg.provider)(cfg.provider_settings(), cfg.cluster_name, _NoCluster())
+            provider = load(cfg.provider)(cfg.provider_settings(), cfg.cluster_name, StaticView())
             click.echo(make_plan(service, nodes, cfg, provider))
         except (ProviderError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
-
-
-class _NoCluster:
-    """A ClusterView with nothing in it (plan runs without a cluster cache)."""
-
-    def services(self) -> list[ServiceView]:
-        return []
-
-    def service(self, namespace: str, name: str) -> ServiceView | None:
-        return None
-
-    def nodes(self) -> list[NodeView]:
-        return []

@@ -108,3 +108,22 @@ class ClusterView(Protocol):
     def services(self) -> Iterable[ServiceView]: ...
     def service(self, namespace: str, name: str) -> ServiceView | None: ...
     def nodes(self) -> Iterable[NodeView]: ...
+
+
+class StaticView:
+    """A ClusterView over Services and Nodes held in memory (`lbctl plan`, which runs without
+    a cluster cache; tests). `by_key` maps "namespace/name" to the Service."""
+
+    def __init__(self, services: Iterable[ServiceView] = (),
+                 nodes: Iterable[NodeView] = ()) -> None:
+        self.by_key: dict[str, ServiceView] = {f"{s.namespace}/{s.name}": s for s in services}
+        self.node_list: list[NodeView] = list(nodes)
+
+    def services(self) -> Iterable[ServiceView]:
+        return list(self.by_key.values())
+
+    def service(self, namespace: str, name: str) -> ServiceView | None:
+        return self.by_key.get(f"{namespace}/{name}")
+
+    def nodes(self) -> Iterable[NodeView]:
+        return list(self.node_list)

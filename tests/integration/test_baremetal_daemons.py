@@ -30,7 +30,7 @@ from lbctl.balancer.daemon import DaemonThread, ServeOptions
 from providers.baremetal import BalancerDaemon, create
 from providers.baremetal.daemon_options import DaemonOptions
 from providers.baremetal.daemons import DaemonProgrammer, balancer_body
-from providers.cluster import NodeView, ServicePort, ServiceView
+from providers.cluster import ServicePort, ServiceView, StaticView
 from providers.errors import TransientError
 from providers.spec import (
     BalancerRef,
@@ -420,20 +420,8 @@ def test_unprogram_deletes_everywhere_and_collects_what_a_down_daemon_kept(
 # --- BaremetalProvider --------------------------------------------------------------------------
 
 
-class OneService:
+class OneService(StaticView):
     """A ClusterView holding the Services the test adds."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, ServiceView] = {}
-
-    def services(self) -> Iterable[ServiceView]:
-        return list(self.by_key.values())
-
-    def service(self, namespace: str, name: str) -> ServiceView | None:
-        return self.by_key.get(f"{namespace}/{name}")
-
-    def nodes(self) -> Iterable[NodeView]:
-        return ()
 
     def add(self, spec: LoadBalancerSpec) -> None:
         ref = spec.ref.service

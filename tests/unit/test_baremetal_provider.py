@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from providers.baremetal import BaremetalProvider, NoProgramming, create, parse_settings
-from providers.cluster import Ingress, NodeView, ServicePort, ServiceView
+from providers.cluster import Ingress, ServicePort, ServiceView, StaticView
 from providers.errors import PermanentError, TransientError
 from providers.interface import Provider, check_capabilities
 from providers.registry import load
@@ -36,20 +36,8 @@ SETTINGS: dict[str, Any] = {"pools": [
 ]}
 
 
-class Cluster:
+class Cluster(StaticView):
     """An in-memory ClusterView; `patch` plays the controller writing status."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, ServiceView] = {}
-
-    def services(self) -> Iterable[ServiceView]:
-        return list(self.by_key.values())
-
-    def service(self, namespace: str, name: str) -> ServiceView | None:
-        return self.by_key.get(f"{namespace}/{name}")
-
-    def nodes(self) -> Iterable[NodeView]:
-        return ()
 
     def add(self, name: str, *, ns: str = "default", ports: tuple[int, ...] = (80,),
             annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None,
