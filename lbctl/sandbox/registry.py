@@ -230,8 +230,11 @@ class Registry:
         return self.outward(res, new)
 
     def update_with(self, res: Resource, ns: str, name: str, subresource: str,
-                    change: Callable[[Obj], Obj]) -> Obj:
-        """Read-modify-write for PATCH: `change` gets the object as the endpoint shows it."""
+                    change: Callable[[Obj], Obj], *, dry_run: bool = False) -> Obj:
+        """Read-modify-write for PATCH: `change` gets the object as the endpoint shows it.
+
+        With `dry_run` (`?dryRun=All`) the patched object is admitted and answered as it would
+        be stored, but nothing is stored and no IP or port is taken or released."""
         old = self.store.get(res.storage_key, ns, name)
         if old is None:
             raise errors.not_found(res.plural, res.group, name)
@@ -239,7 +242,7 @@ class Registry:
         want_rv = (patched.get("metadata") or {}).get("resourceVersion")
         if want_rv and want_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, res.group, name, errors.STALE_OBJECT)
-        return self._apply_update(res, old, self.inward(res, patched), subresource, False)
+        return self._apply_update(res, old, self.inward(res, patched), subresource, dry_run)
 
     # -- delete --------------------------------------------------------------------------
     def delete(self, res: Resource, ns: str, name: str, options: Obj | None = None) -> Obj:

@@ -182,7 +182,7 @@ class ApiServer:
             return _json(reg.update(res, ns, t.name, body, t.subresource, dry_run), 200, headers)
         if verb == "patch":
             return self._patch(t, await self._read(request), request.headers.get(
-                "Content-Type", ""), _field_validation(q))
+                "Content-Type", ""), _field_validation(q), dry_run)
         if verb == "delete":
             return _json(reg.delete(res, ns, t.name, await self._delete_options(request)))
         if verb == "deletecollection":
@@ -195,7 +195,8 @@ class ApiServer:
             return _json(listed)
         raise errors.method_not_allowed(request.method, res.plural)
 
-    def _patch(self, t: Target, raw: bytes, content_type: str, validation: str) -> web.Response:
+    def _patch(self, t: Target, raw: bytes, content_type: str, validation: str,
+               dry_run: bool) -> web.Response:
         res = t.resource
         patch = decode_body(raw, content_type)
         kind = patch_type(content_type, patch)
@@ -220,7 +221,8 @@ class ApiServer:
             warnings.extend(found)
             return decoded
 
-        obj = self.registry.update_with(res, t.namespace or "", t.name, t.subresource, change)
+        obj = self.registry.update_with(res, t.namespace or "", t.name, t.subresource, change,
+                                        dry_run=dry_run)
         return _json(obj, 200, _warning_headers(warnings))
 
     async def _delete_options(self, request: web.Request) -> Obj:
