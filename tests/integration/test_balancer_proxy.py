@@ -197,6 +197,53 @@ def test_tcp_20mib_both_ways_intact(loop: str, mode: str, monkeypatch: pytest.Mo
 
 
 @LOOPS
+def test_small_exchanges_copy_and_bulk_streams_switch_to_splice(
+        loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """splice-auto: request/response traffic never opens a pipe; a bulk stream does, once per
+    direction that carries it, and its bytes then move by splice."""
+    pipes: list[int] = []
+    spliced: list[int] = []
+    real_pipe2, real_splice = os.pipe2, tcp_proxy._splice
+
+    def counting_pipe2(flags: int) -> tuple[int, int]:
+        pipes.append(flags)
+        return real_pipe2(flags)
+
+    def counting_splice(*args: Any) -> int:
+        moved: int = real_splice(*args)
+        spliced.append(moved)
+        return moved
+
+    monkeypatch.setattr(os, "pipe2", counting_pipe2)
+    monkeypatch.setattr(tcp_proxy, "_splice", counting_splice)
+
+    async def main() -> None:
+        (echo,) = await servers("127.0.102.30", 1)
+        async with Rig("127.0.101.30", BackendSet((echo.target(),))) as rig:
+            for i in range(20):
+                assert await rig.echo(b"GET / %d" % i) == b"GET / %d<eof>" % i
+            reader, writer = await rig.open()
+            for _ in range(50):  # keep-alive: many small messages on one connection
+                writer.write(b"x" * 100)
+                assert await reader.readexactly(100) == b"x" * 100
+            assert pipes == [] and spliced == []
+            payload = os.urandom(8 << 20)
+            writer.write(payload)
+            writer.write_eof()
+            got = await reader.read()
+            writer.close()
+            assert got == payload + b"<eof>"
+            assert len(pipes) == 2  # one per direction: both carried the bulk stream
+            assert sum(spliced) >= len(payload)  # in, and out again, mostly by splice
+            await until(lambda: rig.stats.active == 0)
+            requests = sum(len(b"GET / %d" % i) for i in range(20))
+            assert rig.stats.bytes_in == requests + 50 * 100 + len(payload)
+        await echo.close()
+
+    run(loop, main)
+
+
+@LOOPS
 def test_tcp_half_close_keeps_the_other_direction(loop: str) -> None:
     async def main() -> None:
         (echo,) = await servers("127.0.102.2", 1)
