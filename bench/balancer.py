@@ -29,6 +29,12 @@ in lbb-lb, so a new row is one entry in `CONFIGS`:
   with an error unless both say `dataplane: nftables` without problems (a daemon that fell back
   to userspace would still serve, and be measured as the wrong thing). After every stop it makes
   sure the table is gone (a leftover would DNAT the VIP under the next row).
+- [haproxy-splice-2t] HAProxy + splice-auto with `nbthread 2` (the committed splice file with
+  only that line changed, written to the run's work directory); no ejection run.
+- [lbctl-2w] `lbctl balancer serve --workers 2`: the daemon and one worker process share each
+  VIP:port (SO_REUSEPORT). Its ratios are printed against haproxy-splice-2t (the same
+  parallelism); the issue's goals are checked on the one-process pair only (lbctl vs
+  haproxy-splice, both one thread), so a second core never flatters a ratio.
 Every balancer forwards VIP:80 round robin (nftables: a jhash of source address and port over
 a Maglev slot map) to the nodes' :30080 with TCP health checks (1 s, fall 2, rise 2) and
 VIP:5201 by source-IP hash (HAProxy `balance source`, lbctl `sessionAffinity: ClientIP`; for
@@ -80,7 +86,7 @@ every namespace, `somaxconn 8192`; in lbb-lb also a 1 s conntrack TIME_WAIT time
 where conntrack is loaded). HAProxy's maxconn stays under this machine's 20k open-file limit.
 
     .venv/bin/python bench/balancer.py [--quick]
-        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft]
+        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft,haproxy-splice-2t,lbctl-2w]
         [--duration S] [--rounds N] [--eject-rate R] [--eject-window S] [--eject-how nginx|link]
 
 Goals. The userspace row (`lbctl`) is checked against HAProxy + splice-auto: throughput
@@ -399,6 +405,8 @@ class Config:
     """Check the issue's (userspace) goals against the baseline for this row."""
     nft_goals = False
     """Check the issue's nftables goals (vs direct and vs the baseline) for this row."""
+    baseline = BASELINE
+    """The row this one's ratios are printed against (the same parallelism)."""
 
     def unavailable(self) -> str | None:
         """Why this row cannot run here, or None."""
@@ -476,12 +484,24 @@ class ProcessBalancer(Config):
 
 
 class HAProxy(ProcessBalancer):
-    def __init__(self, name: str, label: str, cfg: Path) -> None:
+    def __init__(self, name: str, label: str, cfg: Path, *, threads: int = 1) -> None:
         super().__init__()
-        self.name, self.label, self.cfg = name, label, cfg
+        self.name, self.label, self.cfg, self.threads = name, label, cfg, threads
+        self.ejection = threads == 1
+        self.run_cfg = cfg
+
+    def start(self, procs: Procs) -> None:
+        if self.threads != 1:  # the committed file with only `nbthread` changed
+            text = self.cfg.read_text()
+            if "    nbthread 1\n" not in text:
+                raise BenchError(f"{self.cfg} has no `nbthread 1` line to change")
+            self.run_cfg = procs.logdir / f"{self.name}.cfg"
+            self.run_cfg.write_text(text.replace("    nbthread 1\n",
+                                                 f"    nbthread {self.threads}\n"))
+        super().start(procs)
 
     def argv(self) -> list[str]:
-        return ["haproxy", "-db", "-f", str(self.cfg)]
+        return ["haproxy", "-db", "-f", str(self.run_cfg)]
 
     def status_request(self) -> StatusRequest | None:
         return StatusRequest(HAPROXY_STATS_PORT, "/stats;csv")
@@ -509,14 +529,16 @@ class Lbctl(ProcessBalancer):
     BALANCERS = ("web", "iperf")
     """The balancers in bench/balancer/lbctl-*.yaml."""
 
-    def __init__(self, name: str, label: str, config: Path, *, listens: bool = True) -> None:
+    def __init__(self, name: str, label: str, config: Path, *, listens: bool = True,
+                 workers: int = 1, baseline: str = BASELINE) -> None:
         super().__init__()
         self.name, self.label, self.config, self.listens = name, label, config, listens
+        self.workers, self.baseline = workers, baseline
         self.token = ""
         self.token_file = Path("/nonexistent")
         self.dataplane = "userspace" if listens else "nftables"
         """What the status API must report for every balancer (checked after each start)."""
-        self.goals = listens
+        self.goals = listens and workers == 1
         self.nft_goals = not listens
 
     def unavailable(self) -> str | None:
@@ -587,7 +609,7 @@ class Lbctl(ProcessBalancer):
     def argv(self) -> list[str]:
         return [str(LBCTL), "balancer", "serve", "--config", str(self.config),
                 "--api-listen", f"{LB_CLIENT_SIDE_IP}:{LBCTL_API_PORT}",
-                "--token-file", str(self.token_file)]
+                "--token-file", str(self.token_file), "--workers", str(self.workers)]
 
     def status_request(self) -> StatusRequest | None:
         return StatusRequest(LBCTL_API_PORT, "/v1/balancers/web",
@@ -614,6 +636,10 @@ CONFIGS: list[Config] = [
     HAProxy("haproxy-splice", "HAProxy 2.6 + `option splice-auto`", HAPROXY_SPLICE_CFG),
     Lbctl("lbctl", "lbctl userspace", LBCTL_USERSPACE),
     Lbctl("lbctl-nft", "lbctl nftables", LBCTL_NFTABLES, listens=False),
+    HAProxy("haproxy-splice-2t", "HAProxy 2.6 + `option splice-auto`, 2 threads",
+            HAPROXY_SPLICE_CFG, threads=2),
+    Lbctl("lbctl-2w", "lbctl userspace, --workers 2", LBCTL_USERSPACE, workers=2,
+          baseline="haproxy-splice-2t"),
 ]
 
 
@@ -1069,19 +1095,28 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
             print(f"  {row.config.name:15} ejection: {e.text} s = max(status {e.status} s, "
                   f"clients {e.clients} s); {e.note}")
 
-    base = next((r for r in rows if r.config.name == BASELINE and not r.skipped), None)
+    baselines = sorted({r.config.baseline for r in rows if r.config.name != r.config.baseline},
+                       key=lambda name: name != BASELINE)
+    for name in baselines:
+        print_ratios(rows, name)
+    for row in rows:
+        if row.config.nft_goals and not row.skipped:
+            print_nft_goals(row, rows)
+
+
+def print_ratios(rows: list[Row], baseline: str) -> None:
+    """Every row measured against `baseline` (the same number of threads/processes)."""
+    base = next((r for r in rows if r.config.name == baseline and not r.skipped), None)
+    measured = [r for r in rows
+                if r.config.baseline == baseline and r is not base and not r.skipped]
     print()
     if base is None:
-        print(f"Ratios: baseline `{BASELINE}` not in this run.")
-        for row in rows:
-            if row.config.nft_goals and not row.skipped:
-                print_nft_goals(row, rows)
+        if measured:
+            print(f"Ratios: baseline `{baseline}` not in this run.")
         return
     b = summarize(base)
     print(f"Ratios against {base.config.label} (same run):")
-    for row in rows:
-        if row is base or row.skipped:
-            continue
+    for row in measured:
         s = summarize(row)
         print(f"  {row.config.label}:")
         checks = [("throughput", s.gbps, b.gbps, GOAL_THROUGHPUT),
@@ -1103,9 +1138,6 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
             goal_text = (f"goal <= {GOAL_EJECTION_S} s; " if row.config.goals else "")
             print(f"    {'ejection':11} {ej} s  ({goal_text}"
                   f"baseline {fmt(b.ejection, '.2f')} s){verdict}")
-    for row in rows:
-        if row.config.nft_goals and not row.skipped:
-            print_nft_goals(row, rows)
 
 
 def ratio_of(mine: float | None, theirs: float | None) -> float | None:

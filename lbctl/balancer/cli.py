@@ -6,6 +6,7 @@ Kept out of `lbctl/cli.py` so the controller's commands never import the data pl
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 from pathlib import Path
@@ -34,6 +35,16 @@ def _peer(value: str) -> tuple[str, str, int]:
         raise click.BadParameter(f"{host!r} is not an IP address (heartbeats do not resolve "
                                  "names)", param_hint="--peer") from None
     return name, host, port
+
+
+def _workers(value: str) -> int:
+    """`auto` (one per CPU this process may run on) or a count of 1..64."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise click.BadParameter(f"{value!r} is not 'auto' or a number 1..64",
+                                 param_hint="--workers")
+    return int(value)
 
 
 def register(main: click.Group) -> None:
@@ -65,12 +76,16 @@ def register(main: click.Group) -> None:
                   help="HOST:PORT for peer heartbeats (UDP, HMAC with the API token).")
     @click.option("--peer", "peers", multiple=True, metavar="NAME=IP:PORT",
                   help="Another instance on the segment (repeat for each).")
+    @click.option("--workers", "workers_text", default="1", show_default=True,
+                  metavar="N|auto",
+                  help="Processes serving the userspace data plane (this one included); they "
+                       "share each VIP:port with SO_REUSEPORT. auto: one per usable CPU.")
     @click.option("--log-format", type=click.Choice(["json", "text"]), default="text",
                   show_default=True)
     def serve(config_path: Path | None, api_listen: str | None, token_file: Path | None,
               state_file: Path | None, kernel_dataplane: str, interface: str | None,
               instance_name: str, heartbeat_listen: str, peers: tuple[str, ...],
-              log_format: str) -> None:
+              workers_text: str, log_format: str) -> None:
         """Serve balancers from a static file and/or the HTTP API."""
         from .announce import L2Options  # noqa: PLC0415 (keeps `lbctl --help` fast)
         from .daemon import ServeOptions, run  # noqa: PLC0415
@@ -87,10 +102,12 @@ def register(main: click.Group) -> None:
             l2 = L2Options(interface, instance_name, _hostport(heartbeat_listen,
                                                                 "--heartbeat-listen"),
                            tuple(_peer(p) for p in peers))
+        workers = _workers(workers_text)
         setup_logging(log_format)
         try:
             run(ServeOptions(config=config_path, api_listen=api_listen, token_file=token_file,
-                             state_file=state_file, kernel=kernel_dataplane, l2=l2))
+                             state_file=state_file, kernel=kernel_dataplane, l2=l2,
+                             workers=workers, log_format=log_format))
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

@@ -31,6 +31,7 @@ from .dataplane import Dataplane
 from .metrics import DataplaneCollector
 from .model import parse_file
 from .store import Store
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class ServeOptions:
     kernel: str = "auto"
     """auto: `dataplane: nftables` balancers go to the kernel when this process may program
     it; off: always userspace."""
+    workers: int = 1
+    """Processes serving the userspace data plane, this one included (workers.py)."""
+    log_format: str = "text"
 
 
 class Daemon:
@@ -108,6 +112,10 @@ class Daemon:
         if self.l2 is not None:
             self.l2.update(desired)
 
+    def _worker_failure(self, key: tuple[str, int], reason: str) -> None:
+        """A worker's connect to a target failed: the checker ejects it for everyone."""
+        self.dataplane.health.report_failure(key, reason)
+
     def status(self, name: str) -> dict[str, Any]:
         """The data plane's view of a balancer plus what L2 adds (conflicts, ownership)."""
         status = self.dataplane.status(name)
@@ -122,6 +130,12 @@ class Daemon:
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self.load_static()
+        if self.options.workers > 1:
+            pool = WorkerPool(self.options.workers - 1, self._worker_failure,
+                              log_format=self.options.log_format,
+                              event_loop=self.options.event_loop)
+            self.dataplane.workers = pool
+            await pool.start()
         restored = self.store.load()
         if restored:
             log.info("restored %d programmed balancers from %s", restored,

@@ -29,6 +29,7 @@ from .model import BalancerConfig, HealthCheckConfig, ListenerConfig
 from .nft import NftablesDataplane, NftError
 from .tcp_proxy import TcpFrontend
 from .udp_proxy import UdpFrontend
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,12 @@ class Dataplane:
     """Userspace frontends for every balancer; call from one event loop."""
 
     def __init__(self, health: HealthChecker | None = None,
-                 kernel: NftablesDataplane | str | None = "auto") -> None:
+                 kernel: NftablesDataplane | str | None = "auto", *,
+                 log_health: bool = True) -> None:
         self.health = health or HealthChecker(self._on_health)
+        self.log_health = log_health
+        self.workers: WorkerPool | None = None
+        """Worker processes serving the same userspace frontends (SO_REUSEPORT)."""
         self.running: dict[FrontKey, Running] = {}
         self.problems = Problems()
         self.desired: dict[str, BalancerConfig] = {}
@@ -103,16 +108,28 @@ class Dataplane:
         self.kernel_error: str | None = None
 
     # -- health -----------------------------------------------------------------------------
-    def _on_health(self, key: tuple[str, int], up: bool, reason: str) -> None:
+    def set_verdict(self, key: tuple[str, int], up: bool) -> bool:
+        """Apply a health verdict to every running frontend; answers whether one changed."""
         changed = False
         for run in self.running.values():
             changed |= run.backends.set_up(key, up)
+        return changed
+
+    def _sync_verdicts(self, backends: BackendSet) -> None:
+        """Targets the checker already knows start with its verdict, not "up"."""
+        for backend in backends.backends:
+            backends.set_up(backend.key, self.health.is_up(backend.key))
+
+    def _on_health(self, key: tuple[str, int], up: bool, reason: str) -> None:
+        changed = self.set_verdict(key, up)
+        if self.workers is not None:
+            self.workers.set_verdict(key, up)
         if key in self._kernel_keys:
             changed = True
             if not self._kernel_pending:
                 self._kernel_pending = True
                 asyncio.get_running_loop().create_task(self._reprogram_kernel())
-        if changed:
+        if changed and self.log_health:
             log.info("target %s:%d %s: %s", key[0], key[1], "up" if up else "down", reason)
 
     async def _reprogram_kernel(self) -> None:
@@ -156,12 +173,14 @@ class Dataplane:
         problems = Problems()
         wanted: dict[FrontKey, tuple[BalancerConfig, ListenerConfig]] = {}
         kernel: list[BalancerConfig] = []
+        userspace: list[BalancerConfig] = []
         for b in balancers:
             if b.dataplane == "nftables":
                 if self.kernel is not None:
                     kernel.append(b)
                     continue
                 problems.add(b.name, NFTABLES_FALLBACK.format(why=self.kernel_reason))
+            userspace.append(b)
             for li in b.listeners:
                 for vip in b.addresses:
                     wanted[(li.protocol, vip, li.port)] = (b, li)
@@ -176,6 +195,7 @@ class Dataplane:
                     run.signature == _signature(b, li):
                 if run.listener != li:
                     run.backends.update(li.targets, b.drain_seconds)
+                    self._sync_verdicts(run.backends)
                     run.listener = li
                 continue
             try:
@@ -193,6 +213,11 @@ class Dataplane:
         self._kernel_keys = {(t.address, t.port) for b in kernel for li in b.listeners
                              for t in li.targets}
         await self._program_kernel(kernel)
+        if self.workers is not None:
+            verdicts = {key: health.up for key, health in self.health.status().items()}
+            for name, found in (await self.workers.apply(userspace, verdicts)).items():
+                for message in found:
+                    problems.add(name, f"a data plane worker {message}")
         self.desired = {b.name: b for b in balancers}
         self.problems = problems
 
@@ -203,6 +228,7 @@ class Dataplane:
         if old is not None:  # keep health verdicts across a replacement
             for backend in old.backends.backends:
                 backends.set_up((backend.address, backend.port), backend.up)
+        self._sync_verdicts(backends)
         stats = ListenerStats()
         acl = Acl(b.source_ranges)
         frontend: TcpFrontend | UdpFrontend
@@ -241,6 +267,8 @@ class Dataplane:
                     await asyncio.to_thread(self.kernel.clear)
                 except NftError as exc:
                     log.error("could not delete the nft table: %s", exc)
+            if self.workers is not None:
+                await self.workers.close()
             await self.health.close()
 
     # -- reporting --------------------------------------------------------------------------
@@ -260,8 +288,12 @@ class Dataplane:
                 backend = run.backends.get((t.address, t.port)) if run else None
                 up = self.health.is_up((t.address, t.port)) if in_kernel else (
                     backend is not None and backend.up)
+                active = backend.active if backend else 0
+                if self.workers is not None:
+                    active += self.workers.target_active(
+                        (li.protocol, b.addresses[0], li.port), (t.address, t.port))
                 targets.append({"name": t.label, "address": t.address, "port": t.port,
-                                "up": up, "active": backend.active if backend else 0,
+                                "up": up, "active": active,
                                 "reason": self._reason((t.address, t.port))})
                 healthy += up
                 total += 1
@@ -282,6 +314,17 @@ class Dataplane:
         return {"serving": serving, "dataplane": "nftables" if in_kernel else "userspace",
                 "healthyTargets": healthy,
                 "totalTargets": total, "problems": problems, "listeners": listeners}
+
+    def totals(self, key: FrontKey) -> ListenerStats:
+        """A frontend's counters over this process and its workers."""
+        run = self.running.get(key)
+        local = run.stats if run is not None else ListenerStats()
+        if self.workers is None:
+            return local
+        total = self.workers.stats(key)
+        for name, value in local.as_dict().items():
+            setattr(total, name, getattr(total, name) + value)
+        return total
 
     def _reason(self, key: tuple[str, int]) -> str:
         health = self.health.status().get(key)

@@ -41,9 +41,10 @@ class DataplaneCollector(Collector):
         up = GaugeMetricFamily("lbctl_balancer_target_up",
                                "1 when the target passes its health checks",
                                labels=[*_L, "target"])
-        for (protocol, _vip, port), run in dp.running.items():
+        for key, run in dp.running.items():
+            protocol, _vip, port = key
             labels = [run.balancer, protocol, str(port)]
-            s = run.stats
+            s = dp.totals(key)
             conns.add_metric(labels, s.connections)
             active.add_metric(labels, s.active)
             byts.add_metric([*labels, "in"], s.bytes_in)
@@ -70,6 +71,15 @@ class DataplaneCollector(Collector):
         balancers.add_metric(["nftables"], len(dp.in_kernel))
         balancers.add_metric(["userspace"], len(dp.desired) - len(dp.in_kernel))
         yield balancers
+        if dp.workers is not None:
+            workers = GaugeMetricFamily("lbctl_balancer_workers_alive",
+                                        "Data plane worker processes running")
+            workers.add_metric([], dp.workers.alive())
+            yield workers
+            restarts = CounterMetricFamily("lbctl_balancer_worker_restarts",
+                                           "Data plane worker processes restarted")
+            restarts.add_metric([], dp.workers.restarts)
+            yield restarts
         available = GaugeMetricFamily(
             "lbctl_balancer_nftables_available",
             "1 when this instance can program nftables (CAP_NET_ADMIN and nft work); "

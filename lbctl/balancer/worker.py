@@ -1,0 +1,153 @@
+"""One worker process of the userspace data plane (`python -m lbctl.balancer.worker`).
+
+Why a separate entry point rather than `multiprocessing`: a worker must start from a clean
+interpreter (no copy of the daemon's sockets, API server, health probes or event loop) and
+talk a protocol the daemon can read without blocking its loop. So the daemon spawns this
+module with two pipes (see workers.py): JSON lines in on stdin (the balancers to serve and
+the health verdicts), JSON lines out on what was stdout (passive connect failures, bind
+problems, counters once a second). stdout is moved off fd 1 first and fd 1 pointed at
+stderr, so a stray print can never corrupt the protocol. EOF on stdin (the daemon exited,
+even by SIGKILL) closes every frontend and ends the process; SIGINT is ignored so a Ctrl-C
+in a terminal stops the daemon, which then stops its workers in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from lbctl.logs import setup as setup_logging
+
+from .backends import EndpointKey
+from .dataplane import Dataplane
+from .health import HealthChecker, TargetHealth
+from .model import parse_balancer
+from .workers import LINE_LIMIT
+
+log = logging.getLogger(__name__)
+
+STATS_SECONDS = 1.0
+
+
+class RemoteHealth(HealthChecker):
+    """Health as the daemon decides it: no probes here; verdicts arrive over the pipe and
+    passive failures go back to the daemon, whose checker ejects and re-probes."""
+
+    def __init__(self, send: Any) -> None:
+        super().__init__(lambda key, up, reason: None)
+        self._send = send
+        self.verdicts: dict[EndpointKey, bool] = {}
+
+    def set_owner_targets(self, owner: str, items: Any) -> None:
+        """The daemon runs the probes."""
+
+    def report_failure(self, key: EndpointKey, reason: str) -> None:
+        self._send({"op": "failed", "key": [key[0], key[1]], "reason": reason})
+
+    def is_up(self, key: EndpointKey) -> bool:
+        return self.verdicts.get(key, True)
+
+    def status(self) -> dict[EndpointKey, TargetHealth]:
+        return {}
+
+
+class Worker:
+    """The worker's loop: apply what the daemon sends, report what the daemon needs."""
+
+    def __init__(self, out: asyncio.WriteTransport) -> None:
+        self._out = out
+        self.health = RemoteHealth(self.send)
+        self.dataplane = Dataplane(health=self.health, kernel=None, log_health=False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self._out.is_closing():
+            self._out.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "apply":
+            self.health.verdicts = {(a, int(p)): bool(up) for a, p, up in message["verdicts"]}
+            balancers = [parse_balancer(doc, "daemon") for doc in message["balancers"]]
+            await self.dataplane.apply(balancers)
+            for key, up in self.health.verdicts.items():
+                self.dataplane.set_verdict(key, up)
+            self.send({"op": "applied", "seq": message["seq"],
+                       "problems": self.dataplane.problems.by_balancer})
+        elif op == "health":
+            key = (str(message["key"][0]), int(message["key"][1]))
+            self.health.verdicts[key] = bool(message["up"])
+            self.dataplane.set_verdict(key, bool(message["up"]))
+
+    def stats(self) -> dict[str, Any]:
+        frontends = []
+        for (protocol, vip, port), run in self.dataplane.running.items():
+            backends = [[b.address, b.port, b.active, b.total, b.failures]
+                        for b in run.backends.backends]
+            frontends.append([protocol, vip, port, run.stats.as_dict(), backends])
+        return {"op": "stats", "frontends": frontends}
+
+    async def report(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_SECONDS)
+            self.send(self.stats())
+
+
+async def _main() -> None:
+    loop = asyncio.get_running_loop()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # prints go to stderr; the protocol has its own fd
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", 0))
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    worker = Worker(out)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    reporter = asyncio.create_task(worker.report())
+
+    async def read() -> None:
+        while line := await reader.readline():
+            try:
+                await worker.handle(json.loads(line))
+            except Exception:  # a bad message must not take the worker's traffic down
+                log.exception("worker %d: cannot handle a message from the daemon", os.getpid())
+        stop.set()
+
+    reading = asyncio.create_task(read())
+    await stop.wait()
+    for task in (reporter, reading):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await worker.dataplane.close()
+    out.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="lbctl.balancer.worker")
+    parser.add_argument("--log-format", choices=["json", "text"], default="text")
+    parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default="auto")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    setup_logging(args.log_format)
+    if args.event_loop in ("uvloop", "auto"):
+        try:
+            import uvloop  # noqa: PLC0415 - optional accelerator
+        except ImportError:
+            if args.event_loop == "uvloop":
+                raise
+        else:
+            uvloop.run(_main())
+            return
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
