@@ -133,7 +133,7 @@ def test_daemonset_serves_on_the_lb_nodes_host_network(baremetal: Manifests) -> 
                                             "rollingUpdate": {"maxUnavailable": 1}}
     container = _container(baremetal)
     assert container["command"] == ["lbctl"]
-    assert container["args"] == [*SERVE, "--log-format=json"]
+    assert container["args"] == [*SERVE, "--workers=1", "--log-format=json"]
     assert container["ports"] == [{"name": "api", "containerPort": 9450, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "api"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "api"}
@@ -146,7 +146,7 @@ def test_static_balancers_file_is_mounted_and_passed_when_given(helm: Helm) -> N
                               sets=["balancer.existingConfigMap=static-balancers"])
     container = _container(manifests)
     assert container["args"] == [*SERVE, "--config", "/etc/lbctl/balancers.yaml",
-                                 "--log-format=json"]
+                                 "--workers=1", "--log-format=json"]
     assert _mount(container, "config") == {"name": "config", "mountPath": "/etc/lbctl",
                                            "readOnly": True}
     assert _volume(_pod(manifests), "config")["configMap"] == {
@@ -431,3 +431,10 @@ def test_applies_strictly_and_the_daemons_may_only_record_events(
                            ("get", "configmaps"), ("create", "pods")]:
         assert can(verb, resource) == "no", (verb, resource)
     assert can("create", "events", namespace="default") == "no"
+
+
+def test_workers_value_reaches_the_daemon(helm: Helm) -> None:
+    for value in ("auto", "4"):
+        manifests = helm.template(values=[values_file("baremetal")],
+                                  sets=[f"balancer.workers={value}"])
+        assert f"--workers={value}" in _container(manifests)["args"]
