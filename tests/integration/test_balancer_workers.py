@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -207,6 +209,51 @@ def test_stopping_the_daemon_stops_its_workers(
         assert not Path(f"/proc/{pid}").exists() or \
             Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert _listeners(KEY[2]) == 0
+
+
+def test_udp_flows_are_spread_and_each_stays_in_one_process(daemon: DaemonThread) -> None:
+    """The kernel hashes each UDP 4-tuple to one socket of the group: every flow gets its
+    answers, and the flows land in more than one process."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.106.9", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        echo.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                data, peer = echo.recvfrom(2048)
+            except TimeoutError:
+                continue
+            echo.sendto(data, peer)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    key = ("UDP", VIP, 18181)
+    d = _program(daemon, parse_balancer({"name": "dns", "vip": VIP, "listeners": [{
+        "protocol": "UDP", "port": key[2], "targets": [f"127.0.106.9:{echo.getsockname()[1]}"],
+        "healthCheck": {"type": "none"}}]}))
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(40)]
+    try:
+        for i, client in enumerate(clients):
+            client.settimeout(5)
+            for n in range(3):  # several datagrams per flow, all answered in order
+                client.sendto(b"%d-%d" % (i, n), (VIP, key[2]))
+                assert client.recvfrom(2048)[0] == b"%d-%d" % (i, n)
+        assert d.dataplane.workers is not None
+        pool = d.dataplane.workers
+        _until("worker flow counts", lambda: sum(
+            w.frontends[key].stats.connections for w in pool.workers if key in w.frontends)
+            + d.dataplane.running[key].stats.connections == 40)
+        per_process = [d.dataplane.running[key].stats.connections, *(
+            w.frontends[key].stats.connections for w in pool.workers)]
+        assert sum(1 for n in per_process if n) >= 2, per_process  # spread
+    finally:
+        stop.set()
+        server.join()
+        for client in clients:
+            client.close()
+        echo.close()
 
 
 def test_cli_names_a_bad_workers_value() -> None:
