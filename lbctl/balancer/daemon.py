@@ -31,7 +31,7 @@ from .dataplane import Dataplane
 from .metrics import DataplaneCollector
 from .model import parse_file
 from .store import Store
-from .workers import WorkerPool
+from .workers import WorkerPool, run_on_loop
 
 log = logging.getLogger(__name__)
 
@@ -224,16 +224,7 @@ async def serve(options: ServeOptions, announce: bool = True) -> None:
 
 def run(options: ServeOptions) -> None:
     """Blocking entry point on the event loop `options.event_loop` names."""
-    if options.event_loop in ("uvloop", "auto"):
-        try:
-            import uvloop  # noqa: PLC0415 - optional accelerator
-        except ImportError:
-            if options.event_loop == "uvloop":
-                raise
-        else:
-            uvloop.run(serve(options))
-            return
-    asyncio.run(serve(options))
+    run_on_loop(options.event_loop, serve(options))
 
 
 class DaemonThread:

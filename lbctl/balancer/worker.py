@@ -29,7 +29,7 @@ from .backends import EndpointKey
 from .dataplane import Dataplane
 from .health import HealthChecker, TargetHealth
 from .model import parse_balancer
-from .workers import LINE_LIMIT
+from .workers import LINE_LIMIT, run_on_loop
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(args.log_format)
-    if args.event_loop in ("uvloop", "auto"):
-        try:
-            import uvloop  # noqa: PLC0415 - optional accelerator
-        except ImportError:
-            if args.event_loop == "uvloop":
-                raise
-        else:
-            uvloop.run(_main())
-            return
-    asyncio.run(_main())
+    run_on_loop(args.event_loop, _main())
 
 
 if __name__ == "__main__":

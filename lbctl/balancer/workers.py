@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -36,6 +36,22 @@ RESTART_MAX_SECONDS = 30.0
 LINE_LIMIT = 256 * 1024 * 1024
 """The largest message (an apply of every balancer) either side's pipe reader accepts."""
 _COUNTERS = [f.name for f in fields(ListenerStats) if f.name != "active"]
+
+
+def run_on_loop(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on the loop the daemon and its workers share: `auto` (uvloop when
+    installed), `uvloop` (required) or `asyncio`."""
+    if event_loop in ("uvloop", "auto"):
+        try:
+            import uvloop  # noqa: PLC0415 - optional accelerator
+        except ImportError:
+            if event_loop == "uvloop":
+                main.close()
+                raise
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 @dataclass

@@ -256,6 +256,48 @@ def test_udp_flows_are_spread_and_each_stays_in_one_process(daemon: DaemonThread
         echo.close()
 
 
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in found]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_serve_workers_leave_with_the_daemon(tmp_path: Path, backends: list[ThreadingHTTPServer],
+                                             how: signal.Signals) -> None:
+    """`lbctl balancer serve --workers 3`: SIGTERM stops all three in order; after a SIGKILL
+    of the daemon its workers see EOF and exit too (no orphan keeps the VIP)."""
+    config = tmp_path / "balancers.yaml"
+    targets = ", ".join(f'"{s.server_address[0]!s}:{s.server_address[1]}"' for s in backends)
+    config.write_text(f"balancers:\n- name: web\n  vip: {VIP}\n  listeners:\n"
+                      f"  - {{protocol: TCP, port: {KEY[2]}, targets: [{targets}]}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "balancer", "serve", "--config",
+                             str(config), "--workers", "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("balancer ready: 1 balancers")
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        _until("every process listening", lambda: _listeners(KEY[2]) == 3)
+        assert sum(_requests(30).values()) == 30
+        proc.send_signal(how)
+        proc.wait(timeout=30)
+        if how == signal.SIGTERM:
+            assert proc.returncode == 0
+        _until("the workers' exit", lambda: all(_gone(pid) for pid in workers))
+        assert _listeners(KEY[2]) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_cli_names_a_bad_workers_value() -> None:
     proc = subprocess.run([sys.executable, "-m", "lbctl", "balancer", "serve", "--api-listen",
                            "127.0.0.1:0", "--workers", "0"], capture_output=True, text=True,
