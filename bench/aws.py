@@ -18,12 +18,20 @@ request, each retry included), read through `controller.inner_provider.client`.
    active; total calls and calls per Service. Optionally the same with 1 worker (upstream's
    default) for a ratio.
 
-moto answers from one process with a global lock, so the wall times are moto's and the
-client's token buckets' (aws.rateLimits: describe 20/s, modify 5/s, register 4/s by default),
-not AWS's: the call counts are the figures that carry over.
+moto answers from one process with a global lock, so the wall times are moto's and the client's
+token buckets' (aws.rateLimits: describe 20/s, modify (ELB writes) 5/s, register 4/s, tagging
+10/s, ec2Modify (security groups and rules) 5/s by default), not AWS's: the call counts are the
+figures that carry over. GetResources (the tagging API: delete, orphan collection, the
+detached-group scan) pages by tag count in moto (about 11 lbctl objects a page) where AWS gives
+100 objects a page, so its count here is an upper bound.
+
+Security groups: every NLB gets its own frontend group and the cluster's backend group; the
+node group gains one rule per 1-port Service (it used to be two). The 200-Service run still
+needs more than AWS's default 60 inbound rules on the node group, so moto's limit is raised
+(`--rule-quota`); section 2 prints how many rules the node group ended with.
 
     .venv/bin/python bench/aws.py [--services 200] [--workers 8] [--one-worker 0]
-        [--rates 20,5,4] [--skip calls,scale]
+        [--rates 20,5,4,10] [--rule-quota 1000] [--skip calls,scale]
 """
 
 from __future__ import annotations
@@ -61,8 +69,9 @@ from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
 from lbctl.sandbox.nodes import from_file  # noqa: E402
 from localstack import world as world_module  # noqa: E402
 from localstack.world import World  # noqa: E402
-from providers.aws.client import AwsClient, family  # noqa: E402
+from providers.aws.client import AwsClient, family, is_read  # noqa: E402
 
+FAMILIES = ("describe", "modify", "register", "tagging", "ec2Modify")
 REGION = "us-east-1"
 CLUSTER = "bench"
 NAMESPACE = "bench"
@@ -141,7 +150,11 @@ class Env:
         self.tmp.cleanup()
 
 
-def start_env(moto: Moto, workers: int, rates: tuple[float, float, float]) -> Env:
+Rates = tuple[float, float, float, float, float]
+"""describe, modify, register, tagging, ec2Modify (aws.rateLimits)."""
+
+
+def start_env(moto: Moto, workers: int, rates: Rates) -> Env:
     moto.reset()
     world = world_module.seed(moto.client("ec2"), cluster=CLUSTER, nodes=3, region=REGION)
     tmp = tempfile.TemporaryDirectory()
@@ -151,7 +164,7 @@ def start_env(moto: Moto, workers: int, rates: tuple[float, float, float]) -> En
                                        kubeconfig=Path(tmp.name) / "kubeconfig",
                                        bookmark_interval=1.0))
     box.start()
-    describe, modify, register = rates
+    describe, modify, register, tagging, ec2_modify = rates
     config = parse_config(f"""
 clusterName: {CLUSTER}
 provider: aws
@@ -160,7 +173,8 @@ controller: {{workers: {workers}, nodeSyncDebounceSeconds: 1, resyncSeconds: 864
 aws:
   region: {REGION}
   endpointURL: "{moto.url}"
-  rateLimits: {{describe: {describe}, modify: {modify}, register: {register}}}
+  rateLimits: {{describe: {describe}, modify: {modify}, register: {register},
+               tagging: {tagging}, ec2Modify: {ec2_modify}}}
 """)
     stack = contextlib.ExitStack()
     embedded = stack.enter_context(running_controller(Path(tmp.name) / "kubeconfig", config))
@@ -200,8 +214,8 @@ def hostname(env: Env, name: str) -> str | None:
 
 def split(calls: Counter[str]) -> str:
     """`12 (Describe 8, mutate 4: CreateLoadBalancer 1, ...)`."""
-    describe = sum(n for op, n in calls.items() if family(op) == "describe")
-    writes = sorted((op, n) for op, n in calls.items() if family(op) != "describe")
+    describe = sum(n for op, n in calls.items() if is_read(op))
+    writes = sorted((op, n) for op, n in calls.items() if not is_read(op))
     mutate = sum(n for _, n in writes)
     detail = ", ".join(f"{op} {n}" for op, n in writes)
     return (f"{describe + mutate:3d}  (Describe {describe}, mutate {mutate}"
@@ -209,7 +223,7 @@ def split(calls: Counter[str]) -> str:
 
 
 def describes(calls: Counter[str]) -> str:
-    return ", ".join(f"{op} {n}" for op, n in sorted(calls.items()) if family(op) == "describe")
+    return ", ".join(f"{op} {n}" for op, n in sorted(calls.items()) if is_read(op))
 
 
 def per(calls: Counter[str], n: int) -> Counter[str]:
@@ -231,7 +245,7 @@ class CallFigures:
     delete_seconds: float
 
 
-def calls_per_operation(moto: Moto, rates: tuple[float, float, float],
+def calls_per_operation(moto: Moto, rates: Rates,
                         node_services: int = 5) -> CallFigures:
     env = start_env(moto, 8, rates)
     try:
@@ -315,6 +329,10 @@ class ScaleFigures:
     got: int
     delete_one: Counter[str]
     """One Service deleted with all the others still provisioned."""
+    node_rules: tuple[int, int]
+    """(the node group's inbound rules, how many of them are lbctl's) once all were active."""
+    security_groups: int
+    """Security groups tagged for the cluster (a frontend per NLB, one backend)."""
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -323,7 +341,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def scale(moto: Moto, services: int, workers: int,
-          rates: tuple[float, float, float]) -> ScaleFigures:
+          rates: Rates) -> ScaleFigures:
     env = start_env(moto, workers, rates)
     try:
         client = env.client
@@ -353,6 +371,7 @@ def scale(moto: Moto, services: int, workers: int,
         last = max(seen.values()) if seen else float("nan")
         t_active = wait(env.quiet, 60 + services * 2.0, "every NLB polled active", step=0.05)
         at_active = client.reset_calls()
+        node_rules, security_groups = security_group_figures(env)
         env.kube.request("DELETE", SERVICES.path(NAMESPACE, names[0]))
         wait(lambda: env.controller.cache.service(NAMESPACE, names[0]) is None, 60,
              "one deleted")
@@ -363,7 +382,23 @@ def scale(moto: Moto, services: int, workers: int,
     waits = [seen[n] - sent[n] for n in names if n in seen]
     return ScaleFigures(services, workers, last - t0, t_active - t0,
                         statistics.median(waits) if waits else float("nan"),
-                        _quantile(waits, 0.99), at_hostnames, at_active, len(seen), delete_one)
+                        _quantile(waits, 0.99), at_hostnames, at_active, len(seen), delete_one,
+                        node_rules, security_groups)
+
+
+def security_group_figures(env: Env) -> tuple[tuple[int, int], int]:
+    """((inbound rules of the node group, lbctl's among them), the cluster's security groups),
+    read from moto directly (not counted as the provider's calls)."""
+    ec2 = env.moto.client("ec2")
+    node = ec2.describe_security_groups(GroupIds=[env.world.security_group_id])[
+        "SecurityGroups"][0]
+    entries = [e for p in node["IpPermissions"]
+               for e in p.get("IpRanges", []) + p.get("UserIdGroupPairs", [])]
+    ours = [e for e in entries if str(e.get("Description", "")).startswith("lbctl:")]
+    tagged = [g for page in ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "tag:lbctl.io/cluster", "Values": [CLUSTER]}])
+        for g in page["SecurityGroups"]]
+    return (len(entries), len(ours)), len(tagged)
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -384,7 +419,7 @@ def report_calls(f: CallFigures) -> None:
         print(f"  {label:42} {mine:<60} {upstream}")
     print(f"  describes on create: {describes(create_total)}")
     print(f"  describes on resync: {describes(f.resync)}")
-    mutating = sum(n for op, n in f.resync.items() if family(op) != "describe")
+    mutating = sum(n for op, n in f.resync.items() if not is_read(op))
     print(f"  steady-state resync mutating calls: {mutating}"
           + ("" if not mutating else "  <-- EXPECTED 0"))
     print(f"  times: hostname {f.create_seconds:.2f} s after the create, active "
@@ -401,10 +436,11 @@ def report_calls(f: CallFigures) -> None:
           "DescribeSecurityGroups, Revoke", flush=True)
 
 
-def report_scale(runs: list[ScaleFigures], rates: tuple[float, float, float]) -> None:
+def report_scale(runs: list[ScaleFigures], rates: Rates) -> None:
     base = runs[0]
     print(f"\n2. {base.services} 1-port Services created at once (8 clients), moto, "
-          f"rate limits describe {rates[0]:g}/s, modify {rates[1]:g}/s, register {rates[2]:g}/s")
+          f"rate limits describe {rates[0]:g}/s, modify (ELB) {rates[1]:g}/s, register "
+          f"{rates[2]:g}/s, tagging {rates[3]:g}/s, ec2Modify {rates[4]:g}/s")
     print(f"  {'':10} {'services':>8} {'-> last hostname s':>18} {'-> all active s':>15} "
           f"{'p50 s':>6} {'p99 s':>6} {'calls':>6} {'per Svc':>7} {'s/Svc ratio':>11}")
     for r in runs:
@@ -418,14 +454,19 @@ def report_scale(runs: list[ScaleFigures], rates: tuple[float, float, float]) ->
     print(f"  calls by the last hostname: {split(base.calls_hostname).strip()}")
     print(f"  calls until every NLB was active: {split(base.calls_active).strip()}")
     by_family = Counter({fam: sum(n for op, n in base.calls_active.items() if family(op) == fam)
-                         for fam in ("describe", "modify", "register")})
+                         for fam in FAMILIES})
     floors = ", ".join(f"{by_family[fam] / rate:.0f} s of {fam}"
-                       for fam, rate in zip(("describe", "modify", "register"), rates,
+                       for fam, rate in zip(FAMILIES, rates,
                                             strict=True))
     print(f"  floors from the token buckets (calls / rate): {floors}; "
           f"{at_host / base.services:.1f} calls per Service by the last hostname")
     print(f"  delete one Service with {base.services - 1} others provisioned: "
-          f"{split(base.delete_one).strip()}", flush=True)
+          f"{split(base.delete_one).strip()}")
+    total, ours = base.node_rules
+    print(f"  node security group: {total} inbound rules ({ours} lbctl's) for {base.services} "
+          f"1-port Services (the old scheme: {2 * base.services} lbctl rules); "
+          f"{base.security_groups} security groups tagged for the cluster (a frontend per NLB "
+          "and the shared backend)", flush=True)
 
 
 def main() -> None:
@@ -434,16 +475,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--one-worker", type=int, default=0, metavar="N",
                         help="also create N Services with 1 worker, for a ratio (0: skip)")
-    parser.add_argument("--rates", default="20,5,4",
-                        help="aws.rateLimits describe,modify,register (lbctl's defaults)")
+    parser.add_argument("--rates", default="20,5,4,10,5",
+                        help="aws.rateLimits describe,modify,register[,tagging[,ec2Modify]] "
+                             "(lbctl's defaults)")
     parser.add_argument("--rule-quota", type=int, default=1000,
                         help="inbound rules per security group moto allows (AWS default: 60)")
     parser.add_argument("--skip", default="", help="comma-separated: calls,scale")
     args = parser.parse_args()
     rates_list = [float(x) for x in args.rates.split(",")]
-    if len(rates_list) != 3:
-        raise SystemExit("--rates: three numbers, describe,modify,register")
-    rates = (rates_list[0], rates_list[1], rates_list[2])
+    defaults = [20.0, 5.0, 4.0, 10.0, 5.0]
+    if not 3 <= len(rates_list) <= 5:
+        raise SystemExit("--rates: describe,modify,register[,tagging[,ec2Modify]]")
+    rates_list += defaults[len(rates_list):]
+    rates = (rates_list[0], rates_list[1], rates_list[2], rates_list[3], rates_list[4])
     skip = set(args.skip.split(","))
     logging.getLogger("lbctl.events").setLevel(logging.ERROR)
     logging.getLogger("providers.aws").setLevel(logging.ERROR)
@@ -452,9 +496,9 @@ def main() -> None:
     moto = Moto()
     print(f"AWS benchmark: moto {moto.url} in this process, controller in-process "
           f"({args.workers} workers), 3 node instances; rules per security group raised from "
-          f"AWS's default 60 to {args.rule_quota}\n(a 1-port Service adds 2 rules to the node "
-          "group, so at 60 the 30th Service fails: RulesPerSecurityGroupLimitExceeded)",
-          flush=True)
+          f"AWS's default 60 to {args.rule_quota}\n(a 1-port Service adds 1 rule to the node "
+          "group, admitting the NLBs' backend security group: at 60 the 60th Service fails, "
+          "the 30th with the old 2 per-CIDR rules)", flush=True)
     try:
         if "calls" not in skip:
             report_calls(calls_per_operation(moto, rates))

@@ -238,7 +238,7 @@ class AwsStory:
         wait_for(lambda: not any(s["metadata"]["name"] == "frontend" for s in self.kube.request(
             "GET", f"{NS}/services")["items"]), "the Service to go", 60)
         click.echo('service "frontend" deleted (finalizer released after the provider deleted '
-                   "the listeners, the NLB, the target groups and the rules)")
+                   "the listeners, the NLB, the target groups, the rules and the security groups)")
         self.left = self.aws.leftovers()
         say(f"# what is left in AWS for the cluster (tagged {TAG_CLUSTER}={self.aws.cluster}, "
             "or an lbctl: rule)")

@@ -4,6 +4,8 @@
 and their answers as tables: the NLB and its tags, target groups (port = the Service's
 nodePort, health check), registered targets (the world's instances, by node), listeners, and the
 security group rules lbctl recognises by their `lbctl:<balancer>:<purpose>` description.
+The NLB's security groups are listed with it: its own frontend group (the Service's source
+ranges on the listener ports) and the cluster's backend group, which the node rules admit.
 `leftovers` counts, by kind, what is still tagged `lbctl.io/cluster=<cluster>` (or is one of
 its rules): all zeros after the Service is deleted. Clients are boto3's, handed in.
 """
@@ -50,31 +52,37 @@ class AwsView:
         tags = self._tags([i[arn_key] for i in items])
         return [{**i, "Tags": tags[i[arn_key]]} for i in items if self._ours(tags.get(i[arn_key]))]
 
-    def _rules(self) -> list[dict[str, Any]]:
-        """Rules in the cluster's VPC that lbctl made: described `lbctl:...` (or tagged)."""
-        groups = {g["GroupId"] for g in _pages(self.ec2, "describe_security_groups",
-                                               "SecurityGroups", Filters=[
-                                                   {"Name": "vpc-id", "Values": [self.vpc_id]}])}
-        return [r for r in _pages(self.ec2, "describe_security_group_rules", "SecurityGroupRules")
-                if self._ours(r.get("Tags")) or (r.get("GroupId") in groups and str(
-                    r.get("Description", "")).startswith(RULE_PREFIX))]
+    def _rules(self) -> list[dict[str, str]]:
+        """Ingress rules in the cluster's VPC described `lbctl:...`, flattened from
+        DescribeSecurityGroups (DescribeSecurityGroupRules would do, but moto leaves out the
+        description of a rule whose source is another group: the node rules)."""
+        rows: list[dict[str, str]] = []
+        for g in _pages(self.ec2, "describe_security_groups", "SecurityGroups",
+                        Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}]):
+            for perm in g.get("IpPermissions", []):
+                ports = str(perm.get("FromPort", "all"))
+                if perm.get("ToPort") != perm.get("FromPort"):
+                    ports += f"-{perm.get('ToPort')}"
+                sources = [(r["CidrIp"], r) for r in perm.get("IpRanges", [])]
+                sources += [(r["CidrIpv6"], r) for r in perm.get("Ipv6Ranges", [])]
+                sources += [(r["GroupId"], r) for r in perm.get("UserIdGroupPairs", [])]
+                rows += [{"GroupId": g["GroupId"], "Protocol": perm["IpProtocol"],
+                          "Ports": ports, "From": source,
+                          "Description": str(r.get("Description", ""))}
+                         for source, r in sources
+                         if str(r.get("Description", "")).startswith(RULE_PREFIX)]
+        return rows
 
     def show(self, node_names: dict[str, str]) -> None:
         for lb in self._elbv2("describe_load_balancers", "LoadBalancers", "LoadBalancerArn"):
             self._show_balancer(lb, node_names)
-        rules = sorted(self._rules(), key=lambda r: str(r.get("Description")))
-        groups = ",".join(sorted({r["GroupId"] for r in rules})) or "<none>"
-        say(f"aws ec2 describe-security-group-rules --filters Name=group-id,Values={groups} "
-            "--query \"SecurityGroupRules[?starts_with(Description, 'lbctl:')]\"")
-        rows = [("GROUP", "RULE", "DIRECTION", "PROTOCOL", "PORTS", "FROM", "DESCRIPTION")]
-        for r in rules:
-            ports = f"{r.get('FromPort')}" + (f"-{r.get('ToPort')}"
-                                              if r.get("ToPort") != r.get("FromPort") else "")
-            source = (r.get("CidrIpv4") or r.get("CidrIpv6") or r.get("PrefixListId")
-                      or (r.get("ReferencedGroupInfo") or {}).get("GroupId", "?"))
-            rows.append((r["GroupId"], r["SecurityGroupRuleId"],
-                         "egress" if r.get("IsEgress") else "ingress", r["IpProtocol"], ports,
-                         source, r.get("Description", "")))
+        rules = sorted(self._rules(), key=lambda r: (r["Description"], r["From"]))
+        groups = " ".join(sorted({r["GroupId"] for r in rules})) or "<none>"
+        say(f"aws ec2 describe-security-groups --group-ids {groups} "
+            "--query \"SecurityGroups[].IpPermissions[]\"   # lbctl's rules")
+        rows = [("GROUP", "PROTOCOL", "PORTS", "FROM", "DESCRIPTION")]
+        rows += [(r["GroupId"], r["Protocol"], r["Ports"], r["From"], r["Description"])
+                 for r in rules]
         print_table(rows, "  ")
 
     def _show_balancer(self, lb: dict[str, Any], node_names: dict[str, str]) -> None:
@@ -84,7 +92,8 @@ class AwsView:
         print_table([("LoadBalancerArn", arn), ("LoadBalancerName", lb["LoadBalancerName"]),
                      ("DNSName", lb["DNSName"]), ("Type", lb["Type"]),
                      ("Scheme", lb["Scheme"]), ("State", lb["State"]["Code"]),
-                     ("VpcId", lb["VpcId"]), ("AvailabilityZones", zones)], "  ")
+                     ("VpcId", lb["VpcId"]), ("AvailabilityZones", zones),
+                     ("SecurityGroups", " ".join(lb.get("SecurityGroups", [])) or "-")], "  ")
         say("aws elbv2 describe-tags --resource-arns $NLB_ARN   # the LoadBalancerArn above")
         print_table([("KEY", "VALUE"), *sorted(lb["Tags"].items())], "  ")
         say("aws elbv2 describe-target-groups --load-balancer-arn $NLB_ARN")

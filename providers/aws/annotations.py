@@ -57,6 +57,8 @@ IP_ADDRESS_TYPE = PREFIX + "aws-load-balancer-ip-address-type"
 SSL_CERT = PREFIX + "aws-load-balancer-ssl-cert"
 SSL_PORTS = PREFIX + "aws-load-balancer-ssl-ports"
 BACKEND_PROTOCOL = PREFIX + "aws-load-balancer-backend-protocol"
+SECURITY_GROUPS = PREFIX + "aws-load-balancer-security-groups"
+MANAGE_BACKEND_RULES = PREFIX + "aws-load-balancer-manage-backend-security-group-rules"
 TLS_ANNOTATIONS = (SSL_CERT, SSL_PORTS, BACKEND_PROTOCOL)
 
 LOAD_BALANCER_TYPES = ("nlb", "external")
@@ -71,6 +73,8 @@ PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
 TARGET_GROUP_ATTRIBUTE_KEYS = (PRESERVE_CLIENT_IP, DEREGISTRATION_DELAY, PROXY_PROTOCOL_V2)
 MAX_HC_PATH = 1024
 MAX_SUBNET_NAME = 256
+MAX_LB_SECURITY_GROUPS = 5
+"""AWS's limit of security groups on one load balancer."""
 LEGACY_INTERNAL = "0.0.0.0/0"
 """The in-tree controller's old spelling of `aws-load-balancer-internal: "true"`."""
 
@@ -80,6 +84,7 @@ _FALSE = ("false", "False", "FALSE", "f", "F", "0")
 _INT = re.compile(r"^[0-9]+$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
 _EIP_ALLOCATION = re.compile(r"^eipalloc-[0-9a-f]+$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HC_RANGES = {HC_INTERVAL: (5, 300, "seconds"), HC_TIMEOUT: (2, 120, "seconds"),
@@ -136,6 +141,18 @@ class AwsOptions:
     sorted."""
     ip_address_type: str = "ipv4"
     """ipv4 | dualstack (`-ip-address-type`)."""
+    security_groups: tuple[str, ...] = ()
+    """`-security-groups`: group IDs (`sg-...`) or Name tags, attached instead of the managed
+    frontend group (as the ALBC does); empty means lbctl's frontend group."""
+    manage_backend_rules: bool = False
+    """`-manage-backend-security-group-rules` (only with `-security-groups`, as in the ALBC):
+    also attach the shared backend group and write the node rules; without it the user's
+    groups must be admitted on the nodes by the user."""
+
+
+def is_security_group_id(text: str) -> bool:
+    """An entry of `AwsOptions.security_groups` that is an ID; any other is a Name tag."""
+    return bool(_SECURITY_GROUP_ID.match(text))
 
 
 def is_subnet_id(text: str) -> bool:
@@ -299,6 +316,7 @@ def _parse(annotations: Mapping[str, str]) -> tuple[AwsOptions, Problems]:
     labels = _node_labels(note)
     ip_address_type = (note.choice(IP_ADDRESS_TYPE, IP_ADDRESS_TYPES, "an IP address type")
                        or "ipv4")
+    groups, manage_backend = _security_groups(note)
 
     options = AwsOptions(
         scheme=scheme[0], target_type=target_type, subnets=tuple(subnets),
@@ -310,7 +328,8 @@ def _parse(annotations: Mapping[str, str]) -> tuple[AwsOptions, Problems]:
         preserve_client_ip=_opt_bool(attributes.get(PRESERVE_CLIENT_IP)),
         deregistration_delay=_opt_int(attributes.get(DEREGISTRATION_DELAY)),
         additional_tags=tuple(sorted(tags)), target_node_labels=tuple(sorted(labels)),
-        ip_address_type=ip_address_type,
+        ip_address_type=ip_address_type, security_groups=tuple(groups),
+        manage_backend_rules=manage_backend,
     )
     return options, note.problems
 
@@ -435,6 +454,30 @@ def _health_check(note: _Reader) -> _HealthCheck:
     healthy = note.integer(HC_HEALTHY_THRESHOLD)
     unhealthy = note.integer(HC_UNHEALTHY_THRESHOLD)
     return protocol, port, path, interval, timeout, healthy, unhealthy
+
+
+def _security_groups(note: _Reader) -> tuple[list[str], bool]:
+    """The user's groups (IDs or Name tags) and whether lbctl still manages the node rules."""
+    out = []
+    for item in note.items(SECURITY_GROUPS, "security groups"):
+        if item.startswith("sg-") and not is_security_group_id(item):
+            note.fail(SECURITY_GROUPS, f'"{item}" is not a security group ID: use "sg-" and '
+                                       'hexadecimal digits, e.g. "sg-0123456789abcdef0", or '
+                                       "the group's Name tag")
+            continue
+        if len(item) > MAX_SUBNET_NAME:
+            note.fail(SECURITY_GROUPS, f'"{item[:40]}..." is neither a security group ID nor a '
+                                       f"Name tag: Name tags have at most {MAX_SUBNET_NAME} "
+                                       "characters")
+            continue
+        out.append(item)
+    manage = bool(note.boolean(MANAGE_BACKEND_RULES))
+    limit = MAX_LB_SECURITY_GROUPS - (1 if manage else 0)
+    if len(out) > limit:
+        why = " (one place is the shared backend group)" if manage else ""
+        note.fail(SECURITY_GROUPS, f"{len(out)} security groups: an NLB takes at most {limit}"
+                                   f"{why}")
+    return out, manage and bool(out)
 
 
 def _proxy_protocol(note: _Reader) -> bool | None:

@@ -1,10 +1,13 @@
-"""The only place lbctl talks to AWS: boto3 clients for ELBv2 and EC2 behind rate limits,
-retries and one error mapping.
+"""The only place lbctl talks to AWS: boto3 clients for ELBv2, EC2 and the Resource Groups
+Tagging API behind rate limits, retries and one error mapping.
 
 Why each piece:
-- A token bucket per API family (describe / modify / register, from `aws.rateLimits`) keeps a
-  node-change storm across hundreds of Services under AWS's account-wide limits instead of
-  turning it into throttling (the ALBC's defaults are ~50 rps Describe*, ~4 rps Register*).
+- A token bucket per API family (describe / modify / register / tagging / ec2Modify, from
+  `aws.rateLimits`; EC2's writes apart from ELB's, as AWS throttles them apart) keeps a
+  node-change storm across hundreds of Services under AWS's account-wide limits instead of turning
+  it into throttling (the ALBC's defaults are ~50 rps Describe*, ~4 rps Register*). The tagging
+  API (GetResources: what the cluster owns, in O(owned objects) instead of listing the region) has
+  its own limits, so its own bucket.
 - tenacity retries throttling, 5xx and connection errors with jittered exponential waits,
   bounded in attempts and total time; botocore's own retries are off so each attempt passes the
   bucket and is counted once. Anything else is raised at once as `ApiError` (code kept, so
@@ -30,18 +33,24 @@ from typing import Any
 
 from providers.errors import PermanentError, ProviderError, TransientError
 
-from .annotations import EIP_ALLOCATIONS, SUBNETS, annotation_field
+from .annotations import EIP_ALLOCATIONS, SECURITY_GROUPS, SUBNETS, annotation_field
 from .settings import AwsSettings
 
 THROTTLING = frozenset({
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
     "TooManyRequestsException", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "ThrottledException",  # the Resource Groups Tagging API's spelling
 })
 NOT_FOUND = frozenset({
     "LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound",
     "InvalidPermission.NotFound", "InvalidGroup.NotFound", "InvalidInstanceID.NotFound",
     "InvalidSubnetID.NotFound", "InvalidVpcID.NotFound",
 })
+IN_USE = frozenset({"DependencyViolation", "ResourceInUse"})
+"""Still referenced (a security group AWS keeps on a deleted NLB's interfaces for minutes, a
+target group a listener still uses): the answer changes by itself, so it is transient. So is
+an expired tagging API page token (the scan starts again)."""
+TRANSIENT = IN_USE | {"PaginationTokenExpiredException"}
 QUOTA = frozenset({
     "TooManyLoadBalancers", "TooManyTargetGroups", "TooManyListeners", "TooManyTargets",
     "TooManyTags", "TooManyRegistrationsForTargetId", "RulesPerSecurityGroupLimitExceeded",
@@ -59,8 +68,17 @@ _FIELDS = {
     "AllocationIdNotFound": annotation_field(EIP_ALLOCATIONS),
     "InvalidAllocationID.NotFound": annotation_field(EIP_ALLOCATIONS),
     "InvalidConfigurationRequest": "metadata.annotations",
+    "InvalidSecurityGroup": annotation_field(SECURITY_GROUPS),
 }
-FAMILIES = ("describe", "modify", "register")
+FAMILIES = ("describe", "modify", "register", "tagging", "ec2Modify")
+EC2_WRITES = frozenset({"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
+                        "UpdateSecurityGroupRuleDescriptionsIngress", "CreateSecurityGroup",
+                        "DeleteSecurityGroup", "CreateTags", "DeleteTags"})
+"""EC2's writes lbctl makes: they draw from EC2's own bucket, not ELB's (a unit test checks
+every call the provider makes lands in its service's bucket)."""
+TAGGING_OPERATIONS = frozenset({"GetResources", "GetTagKeys", "GetTagValues", "TagResources",
+                                "UntagResources"})
+READ_PREFIXES = ("Describe", "Get", "List")
 
 
 class ApiError(Exception):
@@ -80,11 +98,20 @@ class ApiError(Exception):
 
 def family(operation: str) -> str:
     """Which rate limit an operation draws from."""
-    if operation.startswith(("Describe", "Get", "List")):
+    if operation in TAGGING_OPERATIONS:
+        return "tagging"
+    if operation.startswith(READ_PREFIXES):
         return "describe"
     if operation.startswith(("Register", "Deregister")):
         return "register"
+    if operation in EC2_WRITES:
+        return "ec2Modify"
     return "modify"
+
+
+def is_read(operation: str) -> bool:
+    """Describe*/Get*/List*: changes nothing (what a steady-state resync may call)."""
+    return operation.startswith(READ_PREFIXES)
 
 
 def map_error(exc: BaseException, field: str = "spec") -> ProviderError:
@@ -105,6 +132,8 @@ def map_error(exc: BaseException, field: str = "spec") -> ProviderError:
     text = f"{code}: {message}"
     if code in THROTTLING or status >= 500 or status == 429:
         return TransientError(f"AWS throttled or failed: {text}")
+    if code in TRANSIENT:
+        return TransientError(f"AWS still uses the object, or a listing expired: {text}")
     if code in NOT_FOUND and code not in _FIELDS:
         return TransientError(f"AWS object vanished: {text}")
     if code in QUOTA:
@@ -169,7 +198,8 @@ call succeeds: the crash-safety tests' kill point. Never set in production."""
 
 
 class AwsClient:
-    """elbv2 and ec2 with limits, retries and call counting; see the module docstring."""
+    """elbv2, ec2 and the tagging API with limits, retries and call counting; see the module
+    docstring."""
 
     def __init__(self, settings: AwsSettings, *, max_attempts: int = 5,
                  max_seconds: float = 30.0, max_wait: float = 5.0,
@@ -185,6 +215,8 @@ class AwsClient:
             "elbv2", endpoint_url=settings.endpoint_url, config=config)
         self.ec2_client: Any = session.client(
             "ec2", endpoint_url=settings.endpoint_url, config=config)
+        self.tagging_client: Any = session.client(
+            "resourcegroupstaggingapi", endpoint_url=settings.endpoint_url, config=config)
         self.calls: Counter[str] = Counter()
         """Requests sent, by operation name (each retry counts)."""
         self._calls_lock = threading.Lock()
@@ -192,13 +224,16 @@ class AwsClient:
                          for f in FAMILIES}
         self._max_attempts, self._max_seconds, self._max_wait = max_attempts, max_seconds, max_wait
         self._sleep = sleep
-        for client in (self.elbv2_client, self.ec2_client):
+        for client in self._clients():
             client.meta.events.register("before-call.*.*", self._count)
         crash = os.environ.get(CRASH_ENV, "")
         if crash:
             self._crash_after = crash
-            for client in (self.elbv2_client, self.ec2_client):
+            for client in self._clients():
                 client.meta.events.register("after-call.*.*", self._maybe_crash)
+
+    def _clients(self) -> tuple[Any, ...]:
+        return (self.elbv2_client, self.ec2_client, self.tagging_client)
 
     def _maybe_crash(self, model: Any = None, http_response: Any = None, **_: Any) -> None:
         """Test hook: die like SIGKILL right after the named call succeeded (crash-safety
@@ -229,11 +264,16 @@ class AwsClient:
     def ec2(self, operation: str, **params: Any) -> dict[str, Any]:
         return self._call(self.ec2_client, operation, params)
 
+    def tagging(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self._call(self.tagging_client, operation, params)
+
     def pages(self, service: str, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every page of a Describe*: ELBv2 pages by Marker/NextMarker, EC2 by NextToken."""
-        call = self.elbv2 if service == "elbv2" else self.ec2
-        token_in, token_out = (("Marker", "NextMarker") if service == "elbv2"
-                               else ("NextToken", "NextToken"))
+        """Every page of a Describe*/Get*: ELBv2 pages by Marker/NextMarker, EC2 by NextToken,
+        the tagging API by PaginationToken (an empty one ends it)."""
+        call = {"elbv2": self.elbv2, "ec2": self.ec2, "tagging": self.tagging}[service]
+        token_in, token_out = {"elbv2": ("Marker", "NextMarker"),
+                               "ec2": ("NextToken", "NextToken"),
+                               "tagging": ("PaginationToken", "PaginationToken")}[service]
         while True:
             page = call(operation, **params)
             yield page
@@ -271,5 +311,5 @@ class AwsClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        for client in (self.elbv2_client, self.ec2_client):
+        for client in self._clients():
             client.close()

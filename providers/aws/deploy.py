@@ -2,11 +2,14 @@
 differences, in an order that is safe to interrupt at any point.
 
 Order (each step only needs what the previous ones made, so a crash anywhere leaves objects a
-re-run finds by name and tags and finishes): load balancer (looked up first, never created
-twice) -> target groups (a crash-left group with our name and tags is adopted) -> targets
-(deregister before register, 100 a call) -> listeners (create, or switch the default action)
--> attributes (changed keys only) -> target groups no longer wanted (after no listener uses
-them) -> security group ingress (authorize missing, revoke ours no longer wanted).
+re-run finds by name and tags and finishes): security groups lbctl owns (frontend, backend;
+unique names per VPC, a crash-left one is adopted) -> load balancer (looked up first, never
+created twice; created with its security groups, the only time AWS takes them) -> target
+groups (a crash-left group with our name and tags is adopted) -> targets (deregister before
+register, 100 a call) -> listeners (create, or switch the default action) -> attributes
+(changed keys only) -> target groups no longer wanted (after no listener uses them) -> ingress
+rules on the node and frontend groups (authorize missing, revoke ours no longer wanted) -> a
+frontend group no longer used. The security group steps live in `deploy_groups`.
 A target group whose protocol, port or target type changes gets a new name (see `names`), so
 replacement falls out of the order: create the new group, switch the listener, delete the old.
 
@@ -24,8 +27,9 @@ from typing import Any
 from providers.errors import NotOwnedError
 
 from . import names, observe
+from .cleanup import delete_target_group, ignore_missing
 from .client import ApiError, AwsClient
-from .ingress import authorize, by_group, describe, revoke, rules_text
+from .deploy_groups import GroupSteps
 from .model import (
     DesiredNlb,
     DesiredTargetGroup,
@@ -56,9 +60,11 @@ class Result:
     dns_name: str = ""
     state: str = ""
     target_group_arns: dict[str, str] = field(default_factory=dict)
+    security_groups: tuple[str, ...] = ()
+    """The NLB's security groups (IDs; names in a dry run)."""
 
 
-class Deployer:
+class Deployer(GroupSteps):
     """One pass of desired-vs-observed for one balancer; `run()` returns the Result."""
 
     def __init__(self, client: AwsClient, desired: DesiredNlb, observed: Observed, *,
@@ -68,6 +74,7 @@ class Deployer:
         self.cluster, self.balancer, self.dry_run, self.sleep = cluster, balancer, dry_run, sleep
         self.result = Result()
         self.groups: dict[str, ObservedTargetGroup] = dict(observed.target_groups)
+        self.group_ids: dict[str, str] = {}
 
     def _write(self, words: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record `words`; unless dry-running, make the call."""
@@ -75,27 +82,33 @@ class Deployer:
         return None if self.dry_run else call(*args, **kwargs)
 
     def run(self) -> Result:
+        self.managed_groups()
         self.load_balancer()
         self.target_groups()
         self.targets()
         self.listeners()
         self.attributes()
         self.old_target_groups()
-        self.security_groups()
+        self.rules()
+        self.old_groups()
         return self.result
 
     # -- load balancer ---------------------------------------------------------------------
     def load_balancer(self) -> None:
         d, o, r = self.d.load_balancer, self.o.load_balancer, self.result
+        r.security_groups = tuple(self.attached())
         if o is not None and (o.scheme != d.scheme or o.type != d.type):
             self._write(f"replace load balancer {d.name} ({o.type}/{o.scheme} -> "
                         f"{d.type}/{d.scheme}; its DNS name changes)", self._drop_lb, o.arn)
-            self.o = Observed(None, self.o.target_groups, (), self.o.sg_rules)
+            self.o = Observed(None, self.o.target_groups, (), self.o.sg_rules,
+                              self.o.security_groups)
             o = None
         if o is None:
+            groups = f" with security groups {', '.join(self.attached())}" if self.attached() \
+                else ""
             raw = self._write(
                 f"create {d.scheme} network load balancer {d.name} in "
-                f"{', '.join(m.subnet_id for m in d.subnet_mappings)}", self._create_lb)
+                f"{', '.join(m.subnet_id for m in d.subnet_mappings)}{groups}", self._create_lb)
             if raw is not None:
                 r.lb_arn, r.dns_name = raw["LoadBalancerArn"], raw.get("DNSName", "")
                 r.state = raw.get("State", {}).get("Code", "provisioning")
@@ -110,16 +123,18 @@ class Deployer:
             self._write(f"set IP address type of {d.name} to {d.ip_address_type}",
                         self.client.elbv2, "SetIpAddressType", LoadBalancerArn=o.arn,
                         IpAddressType=d.ip_address_type)
+        self.nlb_groups(o.arn, o.security_groups)
         self._tags(o.arn, d.name, o.tags, d.tags)
 
     def _create_lb(self) -> dict[str, Any]:
         d = self.d.load_balancer
+        groups = {"SecurityGroups": self.attached()} if self.attached() else {}
         try:
             found: dict[str, Any] = self.client.elbv2(
                 "CreateLoadBalancer", Name=d.name, Type=d.type, Scheme=d.scheme,
                 IpAddressType=d.ip_address_type,
                 SubnetMappings=_subnet_mappings(d.subnet_mappings),
-                Tags=names.tag_list(d.tags))["LoadBalancers"][0]
+                Tags=names.tag_list(d.tags), **groups)["LoadBalancers"][0]
             return found
         except ApiError as exc:
             if exc.code != "DuplicateLoadBalancerName":
@@ -246,49 +261,6 @@ class Deployer:
             if name not in wanted:
                 self._write(f"delete target group {name}", delete_target_group, self.client,
                             group.arn, self.sleep)
-
-    # -- security groups -------------------------------------------------------------------
-    def security_groups(self) -> None:
-        have = {r.key: r for r in self.o.sg_rules}
-        want = {r.key: r for r in self.d.sg_rules}
-        add = [r for k, r in want.items() if k not in have]
-        drop = [r for k, r in have.items() if k not in want]
-        relabel = [r for k, r in want.items() if k in have and have[k].description != r.description]
-        for group, rules in by_group(add):
-            self._write(f"allow {rules_text(rules)} on {group}", authorize, self.client, group,
-                        rules)
-        for group, rules in by_group(drop):
-            self._write(f"revoke {rules_text(rules)} on {group}", revoke, self.client, group,
-                        rules)
-        for group, rules in by_group(relabel):
-            self._write(f"relabel {rules_text(rules)} on {group}", self.client.ec2,
-                        "UpdateSecurityGroupRuleDescriptionsIngress", GroupId=group,
-                        IpPermissions=describe(rules))
-
-
-# -- shared with delete ----------------------------------------------------------------------
-def delete_target_group(client: AwsClient, arn: str,
-                        sleep: Callable[[float], None] = time.sleep, attempts: int = 5) -> None:
-    """DeleteTargetGroup, waiting briefly while AWS still sees it in use; gone is success."""
-    for attempt in range(attempts):
-        try:
-            client.elbv2("DeleteTargetGroup", TargetGroupArn=arn)
-            return
-        except ApiError as exc:
-            if exc.not_found:
-                return
-            if exc.code != "ResourceInUse" or attempt == attempts - 1:
-                raise
-            sleep(0.5 * 2 ** attempt)
-
-
-def ignore_missing(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Make the call; a not-found answer means the work is already done."""
-    try:
-        call(*args, **kwargs)
-    except ApiError as exc:
-        if not exc.not_found:
-            raise
 
 
 def _subnet_mappings(mappings: Iterable[Any]) -> list[dict[str, str]]:

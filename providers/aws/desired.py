@@ -5,20 +5,21 @@ what discovery found, so every decision is golden-tested without AWS.
 into target groups and listeners (TCP and UDP on one port number become a TCP_UDP pair),
 chooses health checks as upstream does (Cluster: TCP traffic-port 30 s 3/3; Local: HTTP
 healthCheckNodePort `/healthz` 10 s 2/2; annotations override), maps nodes to targets (instance
-IDs parsed from providerIDs, or node IPs) and lists the node security group rules lbctl owns.
-Anything it has to leave out (a node without an AWS instance ID) becomes a note, not an error.
+IDs parsed from providerIDs, or node IPs) and asks `firewall` for the NLB's security groups and
+the ingress rules lbctl owns. Anything it has to leave out (a node without an AWS instance ID)
+becomes a note, not an error.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from providers.errors import PermanentError
 from providers.spec import LoadBalancerSpec, Target
 
-from . import names
+from . import firewall, names
 from .annotations import (
     EIP_ALLOCATIONS,
     PRIVATE_IPV4_ADDRESSES,
@@ -35,7 +36,6 @@ from .model import (
     Discovered,
     HealthCheckSettings,
     Instance,
-    SgRule,
     Subnet,
     SubnetMapping,
 )
@@ -75,8 +75,10 @@ def instance_id(provider_id: str) -> str | None:
 
 def desired(spec: LoadBalancerSpec, options: AwsOptions, settings: AwsSettings,
             discovered: Discovered,
-            node_labels: Mapping[str, Mapping[str, str]] | None = None) -> DesiredNlb:
-    """The NLB, target groups, listeners and security group rules `spec` needs."""
+            node_labels: Mapping[str, Mapping[str, str]] | None = None, *,
+            legacy: bool = False) -> DesiredNlb:
+    """The NLB, target groups, listeners, security groups and rules `spec` needs. `legacy`: the
+    NLB exists without security groups (see `firewall`)."""
     ctx = Context(options, settings, discovered, node_labels or {})
     tags = names.object_tags(spec.ref, settings.extra_tags, options.additional_tags)
     notes: list[str] = []
@@ -100,8 +102,10 @@ def desired(spec: LoadBalancerSpec, options: AwsOptions, settings: AwsSettings,
             vpc_id=discovered.vpc_id, health_check=health,
             attributes=_target_group_attributes(options), targets=targets, tags=tags))
         listeners.append(DesiredListener(port, protocol, name))
-    rules = _sg_rules(spec, ctx, tuple(groups.values()), instances, notes)
-    return DesiredNlb(lb, tuple(groups.values()), tuple(listeners), rules, tuple(notes))
+    sg = firewall.plan(spec, options, settings, discovered, tuple(groups.values()), listeners,
+                       instances, notes, legacy=legacy)
+    return DesiredNlb(replace(lb, security_groups=sg.attach), tuple(groups.values()),
+                      tuple(listeners), sg.rules, sg.groups, sg.mode, tuple(notes))
 
 
 # -- load balancer ---------------------------------------------------------------------------
@@ -257,47 +261,6 @@ def _selected(targets: tuple[Target, ...], ctx: Context) -> list[Target]:
         return list(targets)
     return [t for t in targets
             if all(ctx.node_labels.get(t.node, {}).get(k) == v for k, v in wanted)]
-
-
-# -- security groups -------------------------------------------------------------------------
-def node_security_group(instance: Instance, cluster: str, found: Discovered) -> str | None:
-    """Upstream's choice: the only group, else the one tagged for the cluster, else the first."""
-    if len(instance.security_groups) <= 1:
-        return instance.security_groups[0] if instance.security_groups else None
-    tagged = {g.id for g in found.security_groups
-              if f"{names.K8S_CLUSTER_TAG_PREFIX}{cluster}" in dict(g.tags)}
-    mine = sorted(g for g in instance.security_groups if g in tagged)
-    return mine[0] if mine else sorted(instance.security_groups)[0]
-
-
-def _sg_rules(spec: LoadBalancerSpec, ctx: Context, groups: tuple[DesiredTargetGroup, ...],
-              instances: list[Instance], notes: list[str]) -> tuple[SgRule, ...]:
-    """nodePorts from the source ranges, health-check ports from the VPC CIDRs, per node SG;
-    traffic rules win when both would cover the same (group, protocol, port, CIDR)."""
-    sgs = sorted({sg for i in instances
-                  if (sg := node_security_group(i, spec.ref.cluster, ctx.discovered))})
-    if instances and not sgs:
-        notes.append("node instances have no security group; no ingress rules written")
-    traffic = names.rule_description(spec.name, "traffic")
-    health = names.rule_description(spec.name, "health")
-    vpc = ctx.discovered.vpc_cidrs
-    wanted: list[tuple[str, int, str, str]] = []  # (protocol, port, cidr, description)
-    for tg in groups:
-        sources = list(spec.source_ranges)
-        if tg.target_type == "ip" and ctx.options.preserve_client_ip is not True:
-            sources += vpc  # without client IPs the NLB's own addresses connect
-        for proto in ("tcp", "udp"):
-            if proto.upper() in tg.protocol.split("_"):
-                wanted += [(proto, tg.port, cidr, traffic) for cidr in sources]
-    for tg in groups:
-        hc_port = tg.port if tg.health_check.port == "traffic-port" else int(tg.health_check.port)
-        wanted += [("tcp", hc_port, cidr, health) for cidr in vpc]
-    rules: dict[tuple[str, str, int, str], SgRule] = {}
-    for sg in sgs:
-        for proto, port, cidr, description in wanted:
-            rule = SgRule(sg, proto, port, cidr, description)
-            rules.setdefault(rule.key, rule)
-    return tuple(sorted(rules.values()))
 
 
 def _bool(value: bool) -> str:

@@ -41,6 +41,8 @@ class Subnet:
 class SecurityGroup:
     id: str
     tags: tuple[tuple[str, str], ...] = ()
+    name: str = ""
+    vpc_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class Discovered:
     instances: tuple[Instance, ...] = ()
     subnets: tuple[Subnet, ...] = ()
     security_groups: tuple[SecurityGroup, ...] = ()
+    named_groups: tuple[tuple[str, str], ...] = ()
+    """Name tag -> group ID, for the names given in `aws-load-balancer-security-groups`."""
 
 
 # -- desired ---------------------------------------------------------------------------------
@@ -75,6 +79,10 @@ class DesiredLoadBalancer:
     attributes: tuple[tuple[str, str], ...]
     """Only the keys lbctl manages; others are left as they are."""
     type: str = "network"
+    security_groups: tuple[str, ...] = ()
+    """Attached at creation (an NLB gets security groups then or never): group IDs, or the
+    names of the groups in `DesiredNlb.security_groups` (resolved by `deploy`). Empty only for
+    a legacy NLB that exists without any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +118,40 @@ class DesiredListener:
 
 @dataclass(frozen=True, slots=True, order=True)
 class SgRule:
-    """One ingress permission lbctl owns: (group, protocol, port, CIDR) is its identity."""
+    """One ingress permission lbctl owns: (group, protocol, port, source) is its identity.
+
+    `source` is a CIDR or a security group (an SG-referencing rule, `UserIdGroupPairs`). In the
+    desired model `group_id` and `source` may name a group of `DesiredNlb.security_groups`
+    that may not exist yet; `deploy` resolves names to IDs before it compares."""
 
     group_id: str
     protocol: str  # tcp | udp
     port: int
-    cidr: str
+    source: str
     description: str
 
     @property
     def key(self) -> tuple[str, str, int, str]:
-        return (self.group_id, self.protocol, self.port, self.cidr)
+        return (self.group_id, self.protocol, self.port, self.source)
+
+    @property
+    def from_group(self) -> bool:
+        """True when the source is a security group (an ID or a managed group's name)."""
+        return "/" not in self.source
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredSecurityGroup:
+    """A group lbctl creates and owns: `frontend` (one NLB) or `backend` (the cluster's)."""
+
+    name: str
+    role: str
+    description: str
+    vpc_id: str
+    tags: tuple[tuple[str, str], ...]
+
+
+SG_MANAGED, SG_ANNOTATION, SG_LEGACY = "managed", "annotation", "legacy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +160,12 @@ class DesiredNlb:
     target_groups: tuple[DesiredTargetGroup, ...]
     listeners: tuple[DesiredListener, ...]
     sg_rules: tuple[SgRule, ...]
+    """On the node groups, and (managed mode) on the frontend group."""
+    security_groups: tuple[DesiredSecurityGroup, ...] = ()
+    """The groups lbctl must own for this NLB (frontend and/or the shared backend)."""
+    security_group_mode: str = SG_MANAGED
+    """managed (frontend + backend) | annotation (the user's groups, plus the backend when
+    `manage-backend-security-group-rules` is true) | legacy (an NLB made without groups)."""
     notes: tuple[str, ...] = ()
     """Why the result is short of the spec (skipped targets); goes to status.degraded."""
 
@@ -153,6 +190,17 @@ class ObservedLoadBalancer:
     subnet_ids: tuple[str, ...]
     tags: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, str] | None = None  # None: not read (nothing managed)
+    security_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedSecurityGroup:
+    """A group found under one of the names lbctl gives its groups (ours only by its tags)."""
+
+    id: str
+    name: str
+    vpc_id: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +233,8 @@ class Observed:
     target_groups: dict[str, ObservedTargetGroup]  # by name
     listeners: tuple[ObservedListener, ...]
     sg_rules: tuple[SgRule, ...]  # ours only, on the groups looked at
+    security_groups: tuple[ObservedSecurityGroup, ...] = ()
+    """Groups carrying the names of this balancer's frontend or the cluster's backend."""
 
 
 def _plain(value: Any) -> Any:

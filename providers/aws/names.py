@@ -6,6 +6,11 @@ balancer name (itself derived from the cluster and the Service UID) and never on
 ownership: an object with our name but without our tags is someone else's and is never touched.
 Security group rules cannot carry tags in every API, so lbctl recognises its ingress rules by
 their description, `lbctl:<balancer>:<purpose>`, as upstream does.
+
+Security groups have names unique per VPC, which is what makes creating them crash-safe: a
+second CreateSecurityGroup for the same name fails with InvalidGroup.Duplicate and the first one
+is adopted (after its tags prove it ours). Each NLB gets a frontend group named after it; the
+cluster's NLBs share one backend group named after the cluster (the node rules' source).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ TAG_MANAGED_BY = "lbctl.io/managed-by"
 LBCTL_TAG_PREFIX = "lbctl.io/"
 K8S_SERVICE_TAG = "kubernetes.io/service-name"
 K8S_CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
+TAG_GROUP_ROLE = "lbctl.io/security-group"
+"""`frontend` (one NLB's clients) or `backend` (the cluster's shared node-rule source)."""
 ROLE_ELB = "kubernetes.io/role/elb"
 ROLE_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 
@@ -61,6 +68,33 @@ def target_group_name(balancer: str, protocol: str, node_port: int, target_type:
     name = f"lbctl-{short_hash(balancer)}-{_PROTO[protocol]}-{node_port}{suffix}"
     assert len(name) <= MAX_NAME, name
     return name
+
+
+def frontend_group_name(balancer: str) -> str:
+    """The per-NLB security group enforcing loadBalancerSourceRanges on the listener ports."""
+    return f"lbctl-frontend-{load_balancer_name(balancer)}"
+
+
+def backend_group_name(cluster: str) -> str:
+    """The cluster's shared security group: attached to every NLB lbctl creates, and the source
+    of the node security group rules (`lbctl-backend-<cluster>`, or a hash of an odd name)."""
+    ok = _VALID.match(cluster) and len(cluster) <= 63
+    return f"lbctl-backend-{cluster if ok else short_hash(cluster, 20)}"
+
+
+def backend_tags(cluster: str, *extra: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The backend group's tags: the cluster's, not any one Service's (it is shared)."""
+    tags: dict[str, str] = {}
+    for group in extra:
+        tags.update(group)
+    tags.update({f"{K8S_CLUSTER_TAG_PREFIX}{cluster}": "owned", TAG_CLUSTER: cluster,
+                 TAG_MANAGED_BY: "lbctl", TAG_GROUP_ROLE: "backend",
+                 "Name": backend_group_name(cluster)})
+    return tuple(sorted(tags.items()))
+
+
+def is_backend(tags: Mapping[str, str], cluster: str) -> bool:
+    return tags.get(TAG_CLUSTER) == cluster and tags.get(TAG_GROUP_ROLE) == "backend"
 
 
 def rule_prefix(balancer: str) -> str:

@@ -2,13 +2,17 @@
 
 Two ways in, for two jobs:
 - `observe_balancer` (ensure, plan, observe) starts from the deterministic NLB name and follows
-  the balancer's own links (its listeners and attached target groups), batching DescribeTags
-  (20 ARNs a call). An NLB with our name but without our tags raises NotOwnedError.
-- `scan_owned` (delete, list_owned) lists every load balancer and target group in the region
-  and keeps those whose tags name this cluster, so target groups left behind by a crash after
-  DeleteLoadBalancer are still found (upstream returns early and leaks them).
+  the balancer's own links (its listeners, attached target groups and security groups),
+  batching DescribeTags (20 ARNs a call). An NLB with our name but without our tags raises
+  NotOwnedError. Target groups tagged for the balancer that it no longer links (a crash between
+  switching a listener and deleting the old group) come from `tagging` (a cached scan of the
+  cluster's groups) and are described by ARN only when the NLB does not already list them.
+- `tagging` (delete, list_owned) asks the Resource Groups Tagging API for what carries the
+  cluster's tags, so what a crash after DeleteLoadBalancer left is still found (upstream
+  returns early and leaks it) at a cost in the objects owned, not in the account's.
 `discover` reads the node instances (one DescribeInstances for all of them), the VPC's subnets
-and CIDRs (cached: they rarely change) and the node security groups, whose rules lbctl
+and CIDRs (cached: they rarely change) and, in one DescribeSecurityGroups, the node security
+groups and the NLB's own groups (frontend, backend), whose lbctl rules `ingress.rules_of`
 recognises by description prefix.
 """
 
@@ -18,13 +22,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from providers.errors import NotOwnedError
 
-from . import names
+from . import groups, names
 from .client import ApiError, AwsClient
+from .ingress import rules_of
 from .model import (
     Discovered,
     HealthCheckSettings,
@@ -34,9 +38,9 @@ from .model import (
     ObservedLoadBalancer,
     ObservedTargetGroup,
     SecurityGroup,
-    SgRule,
     Subnet,
 )
+from .tagging import existing_target_groups
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +64,23 @@ class Discovery:
         self._cache: dict[str, tuple[float, tuple[str, ...], tuple[Subnet, ...]]] = {}
         self._lock = threading.Lock()
 
-    def discover(self, instance_ids: Iterable[str]) -> tuple[Discovered, list[dict[str, Any]]]:
-        """The facts `desired` needs, plus the raw node security groups (for their rules)."""
+    def discover(self, instance_ids: Iterable[str], extra_groups: Iterable[str] = (),
+                 ) -> tuple[Discovered, list[dict[str, Any]]]:
+        """The facts `desired` needs, plus the raw security groups (for their rules): the
+        nodes' and `extra_groups` (the NLB's), in one call."""
         instances = describe_instances(self._client, sorted(set(instance_ids)))
         vpc_id = self._vpc_id or _majority(i.vpc_id for i in instances)
         if vpc_id is None:
             return Discovered(vpc_id="", vpc_cidrs=(), instances=tuple(instances)), []
         cidrs, subnets = self.vpc(vpc_id)
-        group_ids = sorted({g for i in instances if i.vpc_id == vpc_id for g in i.security_groups})
+        group_ids = sorted({g for i in instances if i.vpc_id == vpc_id for g in i.security_groups}
+                           | set(extra_groups))
         raw_groups = describe_security_groups(self._client, group_ids) if group_ids else []
-        groups = tuple(SecurityGroup(g["GroupId"],
-                                     tuple(sorted(names.tag_dict(g.get("Tags")).items())))
-                       for g in raw_groups)
-        return Discovered(vpc_id, cidrs, tuple(instances), subnets, groups), raw_groups
+        found = tuple(SecurityGroup(g["GroupId"],
+                                    tuple(sorted(names.tag_dict(g.get("Tags")).items())),
+                                    g.get("GroupName", ""), g.get("VpcId", ""))
+                      for g in raw_groups)
+        return Discovered(vpc_id, cidrs, tuple(instances), subnets, found), raw_groups
 
     def vpc(self, vpc_id: str) -> tuple[tuple[str, ...], tuple[Subnet, ...]]:
         now = self._clock()
@@ -126,6 +134,22 @@ def describe_instances(client: AwsClient, ids: list[str]) -> list[Instance]:
     return sorted(out, key=lambda i: i.id)
 
 
+def groups_by_name_tag(client: AwsClient, vpc_id: str,
+                       tags: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Name tag -> group ID in `vpc_id`, for `aws-load-balancer-security-groups` entries that
+    are names (a name two groups carry is left out: `desired` then reports it unknown)."""
+    wanted = sorted(set(tags))
+    if not wanted:
+        return ()
+    found: dict[str, list[str]] = {}
+    for page in client.pages("ec2", "DescribeSecurityGroups", Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag:Name", "Values": wanted}]):
+        for g in page.get("SecurityGroups", []):
+            found.setdefault(names.tag_dict(g.get("Tags")).get("Name", ""), []).append(
+                g["GroupId"])
+    return tuple(sorted((name, ids[0]) for name, ids in found.items() if len(ids) == 1))
+
+
 def describe_security_groups(client: AwsClient, group_ids: list[str] | None = None,
                              vpc_id: str | None = None) -> list[dict[str, Any]]:
     """Groups by ID (a filter: a vanished group is skipped), or every group of a VPC/region."""
@@ -136,25 +160,6 @@ def describe_security_groups(client: AwsClient, group_ids: list[str] | None = No
         filters.append({"Name": "vpc-id", "Values": [vpc_id]})
     return [g for page in client.pages("ec2", "DescribeSecurityGroups", Filters=filters)
             for g in page.get("SecurityGroups", [])]
-
-
-def rules_of(raw_groups: Iterable[dict[str, Any]], balancer: str) -> tuple[SgRule, ...]:
-    """The ingress rules lbctl wrote for `balancer`: their description starts with
-    `lbctl:<balancer>:`."""
-    prefix = names.rule_prefix(balancer)
-    out: list[SgRule] = []
-    for group in raw_groups:
-        for perm in group.get("IpPermissions", []):
-            port = perm.get("FromPort")
-            if port is None or port != perm.get("ToPort"):
-                continue
-            ranges = [(r.get("CidrIp", ""), r.get("Description", ""))
-                      for r in perm.get("IpRanges", [])]
-            ranges += [(r.get("CidrIpv6", ""), r.get("Description", ""))
-                       for r in perm.get("Ipv6Ranges", [])]
-            out += [SgRule(group["GroupId"], perm.get("IpProtocol", ""), int(port), cidr, desc)
-                    for cidr, desc in ranges if desc.startswith(prefix)]
-    return tuple(sorted(set(out)))
 
 
 # -- the balancer by name --------------------------------------------------------------------
@@ -190,7 +195,8 @@ def load_balancer(raw: dict[str, Any], tags: dict[str, str],
         ip_address_type=raw.get("IpAddressType", "ipv4"), vpc_id=raw.get("VpcId", ""),
         subnet_ids=tuple(sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])
                                 if z.get("SubnetId"))),
-        tags=tags, attributes=attributes)
+        tags=tags, attributes=attributes,
+        security_groups=tuple(sorted(raw.get("SecurityGroups") or ())))
 
 
 def health_check_of(raw: dict[str, Any]) -> HealthCheckSettings:
@@ -227,16 +233,19 @@ def target_group(client: AwsClient, raw: dict[str, Any], tags: dict[str, str], *
         attributes=attributes, targets=targets, unhealthy=unhealthy)
 
 
-def observe_balancer(client: AwsClient, cluster: str, balancer: str, lb_name: str, *,
-                     lb_attributes: bool, raw_groups: Iterable[dict[str, Any]] = (),
-                     details: bool = True,
-                     detached: Iterable[dict[str, Any]] = ()) -> Observed:
-    """The NLB `lb_name`, its listeners and its target groups that are ours, and our rules on
-    `raw_groups`. NotOwnedError when the NLB exists without our tags."""
+def observe_balancer(client: AwsClient, cluster: str, balancer: str,
+                     raw_lb: dict[str, Any] | None, *, lb_attributes: bool,
+                     raw_groups: Iterable[dict[str, Any]] = (), group_names: Iterable[str] = (),
+                     details: bool = True, tagged_groups: Iterable[str] = ()) -> Observed:
+    """The NLB `raw_lb` (found by name, or None), its listeners and its target groups that are
+    ours, our rules on `raw_groups` and the groups among them called one of `group_names`.
+    `tagged_groups`: ARNs of groups tagged for the balancer (a cached scan), checked when the
+    NLB does not link them. NotOwnedError when the NLB exists without our tags."""
+    raw_groups = list(raw_groups)
     rules = rules_of(raw_groups, balancer)
-    raw_lb = find_load_balancer(client, lb_name)
+    managed = groups.observed(raw_groups, group_names)
     if raw_lb is None:
-        return Observed(None, {}, (), rules)
+        return Observed(None, {}, (), rules, managed)
     lb_arn = raw_lb["LoadBalancerArn"]
     listeners = tuple(
         ObservedListener(li["ListenerArn"], int(li["Port"]), li.get("Protocol", ""),
@@ -244,27 +253,28 @@ def observe_balancer(client: AwsClient, cluster: str, balancer: str, lb_name: st
         for page in client.pages("elbv2", "DescribeListeners", LoadBalancerArn=lb_arn)
         for li in page.get("Listeners", []))
     raw_tgs = _target_groups(client, LoadBalancerArn=lb_arn)
-    # groups of ours no load balancer uses any more (a crash between switching a listener and
-    # deleting the old group): found by the owned-groups scan, deleted as not desired
+    # a group a listener forwards to is attached, but not every API (moto) says so; a group
+    # tagged for us that no load balancer uses any more (a crash between switching a listener
+    # and deleting the old group) is read too, and deleted as not desired
     known = {tg["TargetGroupArn"] for tg in raw_tgs}
-    raw_tgs += [tg for tg in detached if tg["TargetGroupArn"] not in known]
-    # a group a listener forwards to is attached, but not every API (moto) says so
-    linked = sorted({li.target_group_arn for li in listeners if li.target_group_arn}
-                    - {tg["TargetGroupArn"] for tg in raw_tgs})
-    if linked:
-        raw_tgs += _target_groups(client, TargetGroupArns=linked)
+    linked = {li.target_group_arn for li in listeners if li.target_group_arn} - known
+    stray = set(tagged_groups) - known - linked
+    raw_tgs += existing_target_groups(client, sorted(linked)) if linked else []
+    raw_tgs += [tg for tg in existing_target_groups(client, sorted(stray))
+                if set(tg.get("LoadBalancerArns") or ()) <= {lb_arn}] if stray else []
     tags = describe_tags(client, [lb_arn] + [tg["TargetGroupArn"] for tg in raw_tgs])
     if not names.is_owned(tags.get(lb_arn, {}), cluster, balancer):
-        raise NotOwnedError("load balancer", lb_name)
+        raise NotOwnedError("load balancer", raw_lb.get("LoadBalancerName", ""))
     attrs = None
     if lb_attributes:
         attrs = {a["Key"]: str(a.get("Value", "")) for a in client.elbv2(
             "DescribeLoadBalancerAttributes", LoadBalancerArn=lb_arn).get("Attributes", [])}
-    groups = {tg["TargetGroupName"]: target_group(client, tg, tags.get(tg["TargetGroupArn"], {}),
-                                                  details=details)
-              for tg in raw_tgs
-              if names.is_owned(tags.get(tg["TargetGroupArn"], {}), cluster, balancer)}
-    return Observed(load_balancer(raw_lb, tags.get(lb_arn, {}), attrs), groups, listeners, rules)
+    found = {tg["TargetGroupName"]: target_group(client, tg, tags.get(tg["TargetGroupArn"], {}),
+                                                 details=details)
+             for tg in raw_tgs
+             if names.is_owned(tags.get(tg["TargetGroupArn"], {}), cluster, balancer)}
+    return Observed(load_balancer(raw_lb, tags.get(lb_arn, {}), attrs), found, listeners, rules,
+                    managed)
 
 
 def _target_groups(client: AwsClient, **params: Any) -> list[dict[str, Any]]:
@@ -302,32 +312,3 @@ def target_group_by_name(client: AwsClient,
         return None
     arn = found[0]["TargetGroupArn"]
     return found[0], describe_tags(client, [arn]).get(arn, {})
-
-
-# -- everything owned, by tags ---------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Owned:
-    """A load balancer or target group whose tags name this cluster."""
-
-    kind: str  # loadbalancer | targetgroup
-    arn: str
-    name: str
-    tags: dict[str, str]
-    raw: dict[str, Any]
-
-
-def scan_owned(client: AwsClient, cluster: str, *, load_balancers: bool = True,
-               target_groups: bool = True) -> list[Owned]:
-    """Every ELBv2 load balancer and target group tagged `lbctl.io/cluster=<cluster>`."""
-    found: list[tuple[str, str, str, dict[str, Any]]] = []
-    if load_balancers:
-        found += [("loadbalancer", lb["LoadBalancerArn"], lb["LoadBalancerName"], lb)
-                  for page in client.pages("elbv2", "DescribeLoadBalancers")
-                  for lb in page.get("LoadBalancers", [])]
-    if target_groups:
-        found += [("targetgroup", tg["TargetGroupArn"], tg["TargetGroupName"], tg)
-                  for page in client.pages("elbv2", "DescribeTargetGroups")
-                  for tg in page.get("TargetGroups", [])]
-    tags = describe_tags(client, [arn for _, arn, _, _ in found])
-    return [Owned(kind, arn, name, tags.get(arn, {}), raw) for kind, arn, name, raw in found
-            if tags.get(arn, {}).get(names.TAG_CLUSTER) == cluster]

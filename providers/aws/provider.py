@@ -6,13 +6,21 @@ observe (by name and ownership tags) -> deploy (only the differences) -> status 
 name). While AWS still provisions the NLB, ensure raises RetryAfter(5 s) carrying the status
 with the hostname, so the controller writes it at once and polls at a fixed interval.
 
-delete rediscovers everything by tags and descriptions rather than trusting the NLB to lead to
-the rest: a crash after DeleteLoadBalancer leaves target groups and rules that upstream leaks
-forever; here the next delete (or orphan collection via `list_owned`, which reports target
-groups whose NLB is gone) removes them.
+Security groups (see `firewall`): every NLB lbctl creates carries a frontend group of its own
+(the Service's source ranges on the listener ports) and the cluster's shared backend group,
+which the node groups admit (one rule per protocol and nodePort), so node groups no longer fill
+up with per-CIDR rules. An NLB an older lbctl made without groups keeps the per-CIDR node rules
+(AWS cannot add groups to it) and its Service hears so in status.degraded.
+
+delete, release and list_owned (`cleanup`) rediscover everything by tags (the Resource Groups
+Tagging API: O(owned objects), not O(account)) and descriptions rather than trusting the NLB to
+lead to the rest: a crash after DeleteLoadBalancer leaves target groups, rules and a frontend
+group that upstream leaks forever; here the next delete (or orphan collection via
+`list_owned`) removes them.
 
 Threads: writes for one balancer are serialised by a lock per balancer name; different
-Services ensure concurrently (boto3 clients are thread-safe; rate limits are shared).
+Services ensure concurrently (boto3 clients are thread-safe; rate limits are shared). The shared
+backend group is deleted only when no ensure is using it (`groups.BackendGate`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from providers.cluster import ClusterView
@@ -34,19 +43,27 @@ from providers.spec import (
     PortStatus,
 )
 
-from . import names, observe
-from .annotations import ANNOTATION_PREFIXES, EIP_ALLOCATIONS, AwsOptions, parse_annotations
+from . import groups, names, observe, tagging
+from .annotations import (
+    ANNOTATION_PREFIXES,
+    EIP_ALLOCATIONS,
+    AwsOptions,
+    is_security_group_id,
+    parse_annotations,
+)
+from .cleanup import Cleaner
 from .client import ApiError, AwsClient, map_error
-from .deploy import Deployer, Result, delete_target_group, ignore_missing
+from .deploy import Deployer, Result
 from .desired import desired, instance_id
-from .ingress import revoke
 from .model import DesiredNlb, Observed
 from .settings import AwsSettings, parse_settings
 
 log = logging.getLogger(__name__)
 DETACHED_SCAN_SECONDS = 300.0
-"""How old the scan for target groups no load balancer uses may be (one scan serves every
-Service of the cluster; a restarted controller scans on its first ensure)."""
+"""How old the scan of the cluster's target groups (tagging API) may be: a group tagged for a
+balancer that its NLB does not link (a crash between switching a listener and deleting the old
+group) is read and deleted. One scan serves every Service of the cluster; a restarted
+controller scans on its first ensure."""
 
 PROVISIONING_POLL_SECONDS = 5.0
 
@@ -75,30 +92,32 @@ class AwsProvider:
         self._discovery = observe.Discovery(self.client, settings.vpc_id)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._detached: dict[str, list[dict[str, Any]]] | None = None
-        self._detached_at = 0.0
+        self._tagged: dict[str, list[str]] | None = None
+        self._tagged_at = 0.0
+        self._gate = groups.BackendGate()
+        self._cleaner = Cleaner(self.client, cluster_name, settings.vpc_id, self._gate, sleep)
 
-    def _detached_groups(self, balancer: str) -> list[dict[str, Any]]:
-        """Target groups tagged for `balancer` that no load balancer uses, from one scan of
-        the cluster's groups at most every DETACHED_SCAN_SECONDS (and on the first ensure after
-        a start, which is when a crash may have left one)."""
+    def _tagged_groups(self, balancer: str) -> list[str]:
+        """ARNs of the target groups tagged for `balancer`, from one tagging API scan of the
+        cluster's groups at most every DETACHED_SCAN_SECONDS (and on the first ensure after a
+        start, which is when a crash may have left one behind)."""
         with self._locks_guard:
-            fresh = self._detached is not None and \
-                time.monotonic() - self._detached_at < DETACHED_SCAN_SECONDS
-            if fresh and self._detached is not None:
-                return list(self._detached.get(balancer, []))
-        scanned: dict[str, list[dict[str, Any]]] = {}
-        for owned in observe.scan_owned(self.client, self.cluster_name, load_balancers=False):
-            if not owned.raw.get("LoadBalancerArns"):
-                scanned.setdefault(owned.tags.get(names.TAG_BALANCER, ""), []).append(owned.raw)
+            fresh = self._tagged is not None and \
+                time.monotonic() - self._tagged_at < DETACHED_SCAN_SECONDS
+            if fresh and self._tagged is not None:
+                return list(self._tagged.get(balancer, []))
+        scanned: dict[str, list[str]] = {}
+        for item in tagging.owned(self.client, self.cluster_name, [tagging.TARGET_GROUP]):
+            scanned.setdefault(item.balancer, []).append(item.arn)
         with self._locks_guard:
-            self._detached, self._detached_at = scanned, time.monotonic()
+            self._tagged, self._tagged_at = scanned, time.monotonic()
         return list(scanned.get(balancer, []))
 
-    def _forget_detached(self, balancer: str) -> None:
+    def _forget_tagged(self, balancer: str) -> None:
+        """After an ensure: its stray groups are deleted, the rest are linked to its NLB."""
         with self._locks_guard:
-            if self._detached is not None:
-                self._detached.pop(balancer, None)
+            if self._tagged is not None:
+                self._tagged.pop(balancer, None)
 
     def _lock(self, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -117,11 +136,11 @@ class AwsProvider:
     def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
         """Create or update the NLB; RetryAfter while AWS provisions it."""
         self.validate(spec)
-        with self._lock(spec.name), _mapped():
+        with self._lock(spec.name), self._gate.use(), _mapped():
             want, have = self._prepare(spec)
             result = Deployer(self.client, want, have, cluster=self.cluster_name,
                               balancer=spec.name, sleep=self._sleep).run()
-            self._forget_detached(spec.name)  # deleted above if there were any
+            self._forget_tagged(spec.name)
         status = self._status(spec, want, have, result)
         if result.state == "provisioning":
             raise RetryAfter(PROVISIONING_POLL_SECONDS, "AWS is provisioning the NLB",
@@ -160,54 +179,23 @@ class AwsProvider:
             serving=state == "active", details=(("loadBalancerArn", arn), ("state", state)))
 
     def delete(self, ref: BalancerRef) -> None:
-        """Everything of `ref`, found by tags and rule descriptions, in dependency order:
-        listeners -> NLB -> target groups -> security group rules. Gone is success."""
+        """Everything of `ref`, found by tags and rule descriptions, in dependency order (see
+        `cleanup`); gone is success; RetryAfter while AWS still holds the frontend group."""
         with self._lock(ref.name), _mapped():
-            vpcs: set[str] = set()
-            raw_lb = observe.find_load_balancer(self.client, names.load_balancer_name(ref.name))
-            if raw_lb is not None:
-                arn = raw_lb["LoadBalancerArn"]
-                tags = observe.describe_tags(self.client, [arn]).get(arn, {})
-                if names.is_owned(tags, self.cluster_name, ref.name):
-                    vpcs.add(raw_lb.get("VpcId", ""))
-                    self._delete_lb(arn)
-            for owned in observe.scan_owned(self.client, self.cluster_name,
-                                            load_balancers=False):
-                if owned.tags.get(names.TAG_BALANCER) == ref.name:
-                    vpcs.add(owned.raw.get("VpcId", ""))
-                    delete_target_group(self.client, owned.arn, self._sleep)
-            self._revoke_rules(ref.name, {v for v in vpcs if v})
+            self._cleaner.delete(ref)
+            self._forget_tagged(ref.name)
 
     def release(self, ref: BalancerRef) -> None:
-        """Drop lbctl's ownership tags (lbctl.io/*) from the NLB and its target groups; the
-        objects stay and keep serving. Security group rules keep their description."""
+        """Drop lbctl's ownership tags (lbctl.io/*) from the NLB, its target groups and its
+        frontend group; the objects stay and keep serving. Rules keep their description."""
         with self._lock(ref.name), _mapped():
-            arns: dict[str, dict[str, str]] = {}
-            raw_lb = observe.find_load_balancer(self.client, names.load_balancer_name(ref.name))
-            if raw_lb is not None:
-                arn = raw_lb["LoadBalancerArn"]
-                tags = observe.describe_tags(self.client, [arn]).get(arn, {})
-                if names.is_owned(tags, self.cluster_name, ref.name):
-                    arns[arn] = tags
-            for owned in observe.scan_owned(self.client, self.cluster_name,
-                                            load_balancers=False):
-                if owned.tags.get(names.TAG_BALANCER) == ref.name:
-                    arns[owned.arn] = owned.tags
-            for arn, tags in arns.items():
-                keys = [k for k in tags if k.startswith(names.LBCTL_TAG_PREFIX)]
-                if keys:
-                    self.client.elbv2("RemoveTags", ResourceArns=[arn], TagKeys=keys)
+            self._cleaner.release(ref)
 
     def list_owned(self) -> Iterable[BalancerRef]:
-        """Every balancer with an NLB or a target group tagged for this cluster."""
+        """Every balancer with an NLB, a target group or a frontend group tagged for this
+        cluster (one tagging API listing)."""
         with _mapped():
-            owned = observe.scan_owned(self.client, self.cluster_name)
-        refs: dict[str, BalancerRef] = {}
-        for item in owned:
-            ref = names.ref_from_tags(item.tags)
-            if ref is not None:
-                refs.setdefault(ref.name, ref)
-        return [refs[k] for k in sorted(refs)]
+            return self._cleaner.list_owned()
 
     def close(self) -> None:
         self.client.close()
@@ -220,26 +208,43 @@ class AwsProvider:
                                  "an internet-facing NLB takes its addresses from Elastic IP "
                                  f"allocations: use the {EIP_ALLOCATIONS} annotation")
         if spec.requested_ips and not options.private_ipv4_addresses:
-            from dataclasses import replace  # noqa: PLC0415
-
             options = replace(options, private_ipv4_addresses=spec.requested_ips)
         return options
 
     def _prepare(self, spec: LoadBalancerSpec) -> tuple[DesiredNlb, Observed]:
         options = self._options(spec)
+        raw_lb = observe.find_load_balancer(self.client, names.load_balancer_name(spec.name))
         ids = [iid for t in spec.targets if (iid := instance_id(t.provider_id))]
-        found, raw_groups = self._discovery.discover(ids)
+        found, raw_groups = self._discovery.discover(
+            ids, extra_groups=(raw_lb or {}).get("SecurityGroups") or ())
         if not found.vpc_id:
             raise TransientError("no node is a running AWS instance, so the VPC is unknown; "
                                  "set aws.vpcID to create balancers without nodes")
+        # An NLB created without security groups can never get any: keep it (replacing it
+        # would change its DNS name behind the user's back) on the legacy per-CIDR rules.
+        legacy = (raw_lb is not None and not raw_lb.get("SecurityGroups")
+                  and raw_lb.get("Scheme") == options.scheme
+                  and raw_lb.get("Type", "network") == "network")
+        group_names = [] if legacy else [names.frontend_group_name(spec.name),
+                                         names.backend_group_name(self.cluster_name)]
+        seen = {g.get("GroupName") for g in raw_groups if g.get("VpcId") == found.vpc_id}
+        # ours not (all) on the NLB: creating it, the annotation's groups in use (a frontend
+        # left from before is found and deleted), or a switch back to ours: look up by name
+        if set(group_names) - seen:
+            raw_groups += groups.find_by_names(self.client, found.vpc_id,
+                                               set(group_names) - seen)
+        tags = [g for g in options.security_groups if not is_security_group_id(g)]
+        if tags:
+            found = replace(found, named_groups=observe.groups_by_name_tag(
+                self.client, found.vpc_id, tags))
         labels: Mapping[str, Mapping[str, str]] = {}
         if options.target_node_labels and self._cluster is not None:
             labels = {n.name: n.labels for n in self._cluster.nodes()}
-        want = desired(spec, options, self.settings, found, labels)
+        want = desired(spec, options, self.settings, found, labels, legacy=legacy)
         have = observe.observe_balancer(
-            self.client, self.cluster_name, spec.name, want.load_balancer.name,
+            self.client, self.cluster_name, spec.name, raw_lb,
             lb_attributes=bool(want.load_balancer.attributes), raw_groups=raw_groups,
-            detached=self._detached_groups(spec.name))
+            group_names=group_names, tagged_groups=self._tagged_groups(spec.name))
         return want, have
 
     def _status(self, spec: LoadBalancerSpec, want: DesiredNlb, have: Observed,
@@ -252,38 +257,15 @@ class AwsProvider:
                              f"in {tg.name}")
         details = [("loadBalancerArn", result.lb_arn or ""), ("loadBalancerName",
                                                                want.load_balancer.name),
-                   ("targetGroups", ",".join(sorted(result.target_group_arns)))]
+                   ("targetGroups", ",".join(sorted(result.target_group_arns))),
+                   ("securityGroups", ",".join(result.security_groups)),
+                   ("securityGroupMode", want.security_group_mode)]
         return LoadBalancerStatus(
             ingress=(IngressPoint(hostname=result.dns_name),) if result.dns_name else (),
             ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
             degraded="; ".join(notes) or None,
             serving=result.state == "active" and any(tg.targets for tg in want.target_groups),
             details=tuple(sorted(details)))
-
-    def _delete_lb(self, arn: str) -> None:
-        try:
-            for page in self.client.pages("elbv2", "DescribeListeners", LoadBalancerArn=arn):
-                for li in page.get("Listeners", []):
-                    ignore_missing(self.client.elbv2, "DeleteListener",
-                                    ListenerArn=li["ListenerArn"])
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
-        ignore_missing(self.client.elbv2, "DeleteLoadBalancer", LoadBalancerArn=arn)
-
-    def _revoke_rules(self, balancer: str, vpcs: set[str]) -> None:
-        """Our rules on every group of the balancer's VPCs (all groups when none is known)."""
-        if self.settings.vpc_id:
-            vpcs.add(self.settings.vpc_id)
-        scopes: list[str | None] = [*sorted(vpcs)] or [None]
-        for vpc in scopes:
-            rules = observe.rules_of(observe.describe_security_groups(self.client, vpc_id=vpc),
-                                     balancer)
-            by_group: dict[str, list[Any]] = {}
-            for rule in rules:
-                by_group.setdefault(rule.group_id, []).append(rule)
-            for group, group_rules in sorted(by_group.items()):
-                revoke(self.client, group, group_rules)
 
 
 class _mapped:

@@ -29,8 +29,12 @@ from urllib.parse import urlsplit
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
 DEFAULT_REGION = "us-east-1"
-RATE_FAMILIES = ("describe", "modify", "register")
-DEFAULT_RATE_LIMITS: Mapping[str, float] = {"describe": 20.0, "modify": 5.0, "register": 4.0}
+RATE_FAMILIES = ("describe", "modify", "register", "tagging", "ec2Modify")
+DEFAULT_RATE_LIMITS: Mapping[str, float] = {"describe": 20.0, "modify": 5.0, "register": 4.0,
+                                            "tagging": 10.0, "ec2Modify": 5.0}
+"""`modify` is ELBv2's writes; `ec2Modify` EC2's (security groups, their rules, tags), which
+AWS throttles apart from ELB (EC2's mutating-action bucket refills at 5/s per account);
+`tagging` is the Resource Groups Tagging API (GetResources), which has limits of its own."""
 MAX_RATE = 1000.0
 RESERVED_TAG_PREFIXES = ("lbctl.io/", "kubernetes.io/cluster/")
 """Tag keys lbctl writes itself to recognise its objects: a user tag there could forge or
@@ -66,8 +70,8 @@ class AwsSettings:
     vpc_id: str | None = None
     """Config `aws.vpcID`; None means discover it (from the nodes' instances)."""
     rate_limits: Mapping[str, float] = field(default_factory=_default_rate_limits)
-    """Tokens per second per API family (describe, modify, register); config `aws.rateLimits`,
-    each family absent from it keeps its default."""
+    """Tokens per second per API family (describe, modify, register, tagging, ec2Modify); config
+    `aws.rateLimits`, each family absent from it keeps its default."""
     extra_tags: tuple[tuple[str, str], ...] = ()
     """Config `aws.tags`, sorted by key: added to every object lbctl creates."""
 

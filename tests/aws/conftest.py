@@ -174,7 +174,9 @@ def tagged_objects(boto: Boto, cluster: str) -> dict[str, list[str]]:
     load_balancers, target_groups, listeners (ARNs): tagged `lbctl.io/cluster=<cluster>` (a
     listener also counts when its balancer is); security_groups, addresses (ids): tagged;
     security_group_rules (rule ids): tagged, or described `lbctl:...` in a group that is the
-    cluster's (tagged by lbctl or `kubernetes.io/cluster/<cluster>`, or in such a VPC).
+    cluster's (tagged by lbctl or `kubernetes.io/cluster/<cluster>`, or in such a VPC). A rule
+    whose source is a security group is matched through DescribeSecurityGroups, since moto's
+    DescribeSecurityGroupRules leaves such a rule's description out.
     `assert not any(tagged_objects(boto, c).values())` after a delete finds what leaked."""
     elbv2, ec2 = boto("elbv2"), boto("ec2")
     balancers = [lb["LoadBalancerArn"] for lb in _pages(elbv2, "describe_load_balancers",
@@ -201,10 +203,18 @@ def tagged_objects(boto: Boto, cluster: str) -> dict[str, list[str]]:
                       if sg["GroupId"] in found_sgs or sg.get("VpcId") in vpcs
                       or any(t.get("Key") == kube_tag for t in sg.get("Tags", []))}
     rules = _pages(ec2, "describe_security_group_rules", "SecurityGroupRules")
+    pairs = {(sg["GroupId"], perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"),
+              pair.get("GroupId"))
+             for sg in security_groups if sg["GroupId"] in cluster_groups
+             for perm in sg.get("IpPermissions", []) for pair in perm.get("UserIdGroupPairs", [])
+             if str(pair.get("Description", "")).startswith(LBCTL_RULE_PREFIX)}
     found_rules = [r["SecurityGroupRuleId"] for r in rules
                    if _tagged(r.get("Tags", []), cluster)
                    or (r.get("GroupId") in cluster_groups
-                       and str(r.get("Description", "")).startswith(LBCTL_RULE_PREFIX))]
+                       and str(r.get("Description", "")).startswith(LBCTL_RULE_PREFIX))
+                   or (not r.get("IsEgress") and (
+                       r.get("GroupId"), r.get("IpProtocol"), r.get("FromPort"), r.get("ToPort"),
+                       (r.get("ReferencedGroupInfo") or {}).get("GroupId")) in pairs)]
     addresses = ec2.describe_addresses()["Addresses"]
     found_eips = [a["AllocationId"] for a in addresses if _tagged(a.get("Tags", []), cluster)]
     return {"load_balancers": found_lbs, "target_groups": found_tgs,

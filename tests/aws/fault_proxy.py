@@ -12,7 +12,12 @@ Every request is forwarded unchanged, except that, decided by a seeded RNG per r
   `<Code>active</Code>` to `<Code>provisioning</Code>` (an NLB AWS is still provisioning);
 - a share `lost_reply_share` of mutating requests (in `lost_reply_actions`, all when None) is
   forwarded, so the change is made, and then answered with a 500 as if the reply had been lost
-  on the way back (the retry then meets what the first attempt did).
+  on the way back (the retry then meets what the first attempt did);
+- `script(action, fault, times)` answers the next `times` requests for `action` with `fault`
+  whatever the shares (e.g. DeleteSecurityGroup -> DependencyViolation, which moto never says);
+- the Resource Groups Tagging API (JSON protocol, `X-Amz-Target`, credential scope `tagging`)
+  gets the same error share with its own errors (`ThrottledException` 400,
+  `InternalServiceException` 500) as JSON documents.
 
 Every request is recorded (`records`) with its monotonic time, service, action, the fault made
 (None when it was passed through untouched) and the status returned. The shares can be changed
@@ -26,6 +31,7 @@ while the proxy runs (`configure`), so one proxy serves a fault-free run and a f
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import re
 import threading
@@ -41,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 ELBV2 = "elasticloadbalancing"
 EC2 = "ec2"
+TAGGING = "tagging"
 
 
 class Fault(NamedTuple):
@@ -61,6 +68,11 @@ EC2_ERRORS = (
     Fault("InternalError", 500, "An internal error has occurred."),
     Fault("Unavailable", 503, "The server is overloaded and can't handle the request."),
 )
+TAGGING_ERRORS = (
+    Fault("ThrottledException", 400, "Rate exceeded"),
+    Fault("InternalServiceException", 500, "The request processing failed because of an "
+                                           "unknown error, exception, or failure."),
+)
 PROVISIONING = "provisioning"
 LOST_REPLY = "lost-reply"
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
@@ -68,7 +80,9 @@ _ACTIVE = b"<Code>active</Code>"
 
 
 def error_body(service: str, fault: Fault, request_id: str) -> bytes:
-    """The error document AWS sends for `fault` on `service` (ELBv2 or EC2)."""
+    """The error document AWS sends for `fault` on `service` (ELBv2, EC2 or tagging)."""
+    if service == TAGGING:
+        return json.dumps({"__type": fault.code, "Message": fault.message}).encode()
     if service == EC2:
         return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
                 f"<Code>{fault.code}</Code><Message>{fault.message}</Message></Error></Errors>"
@@ -111,6 +125,7 @@ class FaultProxy:
         self.error_share = self.provisioning_share = self.lost_reply_share = 0.0
         self.actions: frozenset[str] | None = None
         self.lost_reply_actions: frozenset[str] | None = None
+        self.scripted: dict[str, list[tuple[Fault, dict[str, str]]]] = {}
         self.configure(error_share=error_share, provisioning_share=provisioning_share,
                        lost_reply_share=lost_reply_share, actions=actions,
                        lost_reply_actions=lost_reply_actions)
@@ -139,6 +154,13 @@ class FaultProxy:
             self.actions = None if actions is None else frozenset(actions)
             self.lost_reply_actions = (None if lost_reply_actions is None
                                        else frozenset(lost_reply_actions))
+
+    def script(self, action: str, fault: Fault, times: int = 1,
+               match: dict[str, str] | None = None) -> None:
+        """Answer the next `times` requests for `action` whose form parameters include `match`
+        with `fault` (before any share)."""
+        with self._lock:
+            self.scripted.setdefault(action, []).extend([(fault, dict(match or {}))] * times)
 
     def start(self) -> FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
@@ -179,12 +201,17 @@ class FaultProxy:
                        if r.fault is not None)
 
     # -- the decision ----------------------------------------------------------------------
-    def decide(self, service: str, action: str) -> tuple[str, Fault | None]:
+    def decide(self, service: str, action: str,
+               params: dict[str, str] | None = None) -> tuple[str, Fault | None]:
         """("error", fault) | ("provisioning", None) | ("lost-reply", fault) | ("pass", None);
-        each share is drawn on its own, in that order."""
+        a scripted fault first, then each share drawn on its own, in that order."""
         with self._lock:
+            for i, (fault, match) in enumerate(self.scripted.get(action, [])):
+                if all((params or {}).get(k) == v for k, v in match.items()):
+                    del self.scripted[action][i]
+                    return "error", fault
             error, state, lost, pick = (self._rng.random() for _ in range(4))
-            errors = EC2_ERRORS if service == EC2 else ELBV2_ERRORS
+            errors = {EC2: EC2_ERRORS, TAGGING: TAGGING_ERRORS}.get(service, ELBV2_ERRORS)
             if (self.actions is None or action in self.actions) and error < self.error_share:
                 return "error", errors[int(pick * len(errors))]
             if action == "DescribeLoadBalancers" and state < self.provisioning_share:
@@ -251,16 +278,21 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             match = _SERVICE.search(self.headers.get("Authorization", ""))
             service = match.group(1) if match else ""
-            form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+            json_protocol = service == TAGGING
+            form = parse_qs(body.decode("utf-8", "replace")) if body and not json_protocol \
+                else {}
             action = (form.get("Action") or parse_qs(urlsplit(self.path).query).get("Action")
                       or [""])[0]
-            what, fault = (proxy.decide(service, action) if action and service in (ELBV2, EC2)
-                           else ("pass", None))
-            request_id = str(uuid.uuid4())
+            if json_protocol:
+                action = str(self.headers.get("X-Amz-Target", "")).rpartition(".")[2]
             params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
+            what, fault = (proxy.decide(service, action, params)
+                           if action and service in (ELBV2, EC2, TAGGING) else ("pass", None))
+            request_id = str(uuid.uuid4())
+            kind = "application/x-amz-json-1.1" if json_protocol else "text/xml"
             if what == "error" and fault is not None:
                 proxy.record(at, service, action, fault.code, fault.status, params)
-                self._reply(fault.status, [("Content-Type", "text/xml"),
+                self._reply(fault.status, [("Content-Type", kind),
                                            ("x-amzn-RequestId", request_id)],
                             error_body(service, fault, request_id))
                 return
@@ -270,7 +302,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 proxy.record(at, service, action, PROVISIONING, status, params)
             elif what == LOST_REPLY and fault is not None and status == 200:
                 proxy.record(at, service, action, LOST_REPLY, fault.status, params)
-                self._reply(fault.status, [("Content-Type", "text/xml")],
+                self._reply(fault.status, [("Content-Type", kind)],
                             error_body(service, fault, request_id))
                 return
             else:

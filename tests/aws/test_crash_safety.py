@@ -9,9 +9,13 @@ of moto that logs each request's `Action` (and its answer's status). Phase 2 run
 scenario once per distinct operation C (in the order phase 1 first made them) with a Service of
 its own, the controller started with `LBCTL_TEST_CRASH_AFTER_AWS_CALL=C`: it dies (-9) right
 after its first successful C, is restarted without the variable, and the phase it died in must
-converge: exactly one NLB per live Service (by tags and by name), one target group per port,
-every group behind a listener, no duplicate security group rules, nothing of the cluster's
-beyond that; after the final delete, `tagged_objects` is empty.
+converge: exactly one NLB per live Service (by tags and by name) carrying its own frontend
+security group and the cluster's backend group, one target group per port, every group behind a
+listener, no duplicate security group rules, no second frontend or backend group, nothing of
+the cluster's beyond that; after the final delete, `tagged_objects` is empty (the backend group
+included: the last NLB is gone). The kill points include the security group calls
+(CreateSecurityGroup: the backend group, created first; DeleteSecurityGroup: the frontend group,
+deleted after the NLB).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from kubernetes import client
 from lbctl.sandbox.app import Sandbox
 from localstack.world import World
 from providers.aws.client import CRASH_ENV
-from tests.aws.conftest import Boto, tagged_objects
+from tests.aws.conftest import LBCTL_CLUSTER_TAG, Boto, tagged_objects
 from tests.aws.test_lifecycle import (
     NAMESPACE,
     View,
@@ -280,9 +284,11 @@ class Scenario:
             out = [] if svc is None else [f"Service still there (finalizers "
                                           f"{svc.metadata.finalizers})"]
             view = aws_view(self.boto, self.uid, self.balancer or None)
-            if view.load_balancers or view.target_groups or view.rules or view.named:
+            if (view.load_balancers or view.target_groups or view.rules or view.named
+                    or view.groups):
                 out.append(f"left: {len(view.load_balancers)} NLBs, {view.named} named, "
-                           f"{len(view.target_groups)} groups, {len(view.rules)} rules")
+                           f"{len(view.target_groups)} groups, {len(view.rules)} rules, "
+                           f"security groups {sorted(view.groups)}")
             return out + nothing_left(self.boto, self.world.cluster)
         if svc is None:
             return ["Service missing"]
@@ -298,7 +304,8 @@ class Scenario:
 
 
 def strays(boto: Boto, cluster: str, view: View) -> list[str]:
-    """Anything tagged for the cluster (or an `lbctl:` rule) that is not the Service's."""
+    """Anything tagged for the cluster (or an `lbctl:` rule) that is not the Service's (its
+    NLB's security groups are: its frontend group and the cluster's backend group)."""
     found = tagged_objects(boto, cluster)
     out = []
     if set(found["load_balancers"]) != {lb["LoadBalancerArn"] for lb in view.load_balancers}:
@@ -308,9 +315,14 @@ def strays(boto: Boto, cluster: str, view: View) -> list[str]:
     if len(found["security_group_rules"]) != len(view.rules):
         out.append(f"{len(found['security_group_rules'])} lbctl rules in the cluster's groups, "
                    f"{len(view.rules)} of the Service's")
-    if found["security_groups"] or found["addresses"]:
-        out.append(f"security groups {found['security_groups']}, "
-                   f"addresses {found['addresses']}")
+    groups = {gid for gid, g in view.groups.items()
+              if any(t.get("Key") == LBCTL_CLUSTER_TAG and t.get("Value") == cluster
+                     for t in g.get("Tags", []))}
+    if set(found["security_groups"]) != groups or len(found["security_groups"]) != 2:
+        out.append(f"cluster security groups {found['security_groups']}, the Service's NLB "
+                   f"has {sorted(groups)}")
+    if found["addresses"]:
+        out.append(f"addresses {found['addresses']}")
     return out
 
 
@@ -400,9 +412,11 @@ def test_sigkill_after_every_distinct_aws_call_converges(
         for phase in PHASES:
             print(f"  {phase}: {', '.join(c.action for c in clean if c.phase == phase)}")
         print(f"distinct ({len(distinct)}): {', '.join(distinct)}")
-        assert {"CreateLoadBalancer", "CreateTargetGroup", "RegisterTargets", "CreateListener",
-                "AuthorizeSecurityGroupIngress", "DeleteLoadBalancer", "DeleteTargetGroup",
-                "RevokeSecurityGroupIngress"} <= set(distinct)
+        assert {"CreateSecurityGroup", "CreateLoadBalancer", "CreateTargetGroup",
+                "RegisterTargets", "CreateListener", "AuthorizeSecurityGroupIngress",
+                "ModifyListener", "DeleteLoadBalancer", "DeleteTargetGroup",
+                "RevokeSecurityGroupIngress", "DeleteSecurityGroup"} <= set(distinct)
+        assert distinct[0] == "CreateSecurityGroup"  # the groups exist before the NLB
         assert not any(tagged_objects(boto, world.cluster).values())
 
         # Phase 2: a kill point per distinct call, each with a Service of its own.

@@ -2,8 +2,10 @@
 AWS_ENDPOINT_URL, no AWS credentials in its environment), seeds the world, runs the sandbox and
 the controller with the `aws` provider, and prints what it built. The output is checked against
 itself: the hostname in `kubectl get services`, the NLB by name, the target group named after
-the Service's nodePort, the world's instances registered as targets, the `lbctl:` rules, and a
-cleanup line of zeros; and the exit status is 0."""
+the Service's nodePort, the world's instances registered as targets, the NLB's two security
+groups with the `lbctl:` rules (source ranges on the frontend group, one node rule admitting
+the backend group on the nodePort), and a cleanup line of zeros (security groups included); and the
+exit status is 0."""
 
 from __future__ import annotations
 
@@ -61,9 +63,18 @@ def test_demo_aws_shows_hostname_nlb_target_groups_and_rules(
     for instance in instances:
         assert re.search(rf"^  {instance}\s+{node_port}\s+healthy\s+"
                          r"ip-10-0-\d+-\d+\.ec2\.internal$", out, re.M), out
-    for purpose in ("traffic", "health"):
-        assert re.search(rf"\s+ingress\s+tcp\s+{node_port}\s+\S+\s+"
-                         rf"lbctl:{nlb.group(1)}:{purpose}$", out, re.M), out
+    # the NLB carries two groups: its own frontend group holds the source ranges (everyone)
+    # on the listener port; the node group admits the other one (the cluster's backend group)
+    # on the nodePort, traffic and health checks alike: one node rule, no per-CIDR rules
+    attached = re.search(r"^  SecurityGroups\s+(sg-\S+) (sg-\S+)$", out, re.M)
+    assert attached, out
+    frontend = re.search(rf"^  (sg-\S+)\s+tcp\s+80\s+0\.0\.0\.0/0\s+"
+                         rf"lbctl:{nlb.group(1)}:frontend$", out, re.M)
+    assert frontend and frontend.group(1) in attached.groups(), out
+    [backend] = set(attached.groups()) - {frontend.group(1)}
+    node_rules = re.findall(rf"^  (sg-\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+lbctl:{nlb.group(1)}:"
+                            r"(traffic|health)$", out, re.M)
+    assert [r[1:] for r in node_rules] == [("tcp", node_port, backend, "traffic")], out
     assert "Pending" in out  # no pods run on instances the sandbox does not simulate
 
 

@@ -9,10 +9,13 @@ namespace of its own. Both must converge to exactly the desired AWS objects: one
 Service whose DNS name is the Service's hostname, one listener per port forwarding to a target
 group on the port's nodePort with every node instance registered, no target group left over
 from a change, the node security group rules for the nodePorts and nothing else; the deleted
-Services leave nothing (NLB, target groups, rules), nothing is duplicated. The faulty run must
-show every kind of fault, stay under the client's token buckets (requests in any 1 s window,
-per API family) and cost at most a bounded multiple of the fault-free run's calls. At the end
-every Service is deleted under faults and the cluster's leak check is empty.
+Services leave nothing (NLB, target groups, rules, frontend security group), nothing is
+duplicated. Rules: the node group admits the cluster's backend security group (one rule per
+protocol and nodePort, plus TCP for a UDP port's health check), each NLB's frontend group holds
+its source ranges. The faulty run must show every kind of fault, stay under the client's token
+buckets (requests in any 1 s window, per API family, the tagging API's included) and cost at
+most a bounded multiple of the fault-free run's calls. At the end every Service is deleted under
+faults (the tagging API throttled too) and the cluster's leak check is empty.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tests.aws.fault_proxy import (
     ELBV2_ERRORS,
     LOST_REPLY,
     PROVISIONING,
+    TAGGING_ERRORS,
     FaultProxy,
     Record,
 )
@@ -49,7 +53,8 @@ from tests.conftest import client_for
 
 pytestmark = pytest.mark.integration
 
-RATES = {"describe": 20.0, "modify": 10.0, "register": 10.0}
+RATES = {"describe": 20.0, "modify": 10.0, "register": 10.0, "tagging": 10.0,
+         "ec2Modify": 10.0}
 """The client's token buckets (rate = burst): at most 2 x rate requests in any 1 s window."""
 ERROR_SHARE = 0.25
 PROVISIONING_SHARE = 0.25
@@ -57,7 +62,8 @@ LOST_REPLY_SHARE = 0.2
 LOST_REPLY_ACTIONS = frozenset({
     "CreateTargetGroup", "RegisterTargets", "DeregisterTargets", "ModifyListener",
     "ModifyTargetGroup", "AddTags", "DeleteListener", "DeleteLoadBalancer", "DeleteTargetGroup",
-    "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress"})
+    "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "CreateSecurityGroup",
+    "DeleteSecurityGroup"})
 """Writes whose reply may be lost (made, then answered 500). Not CreateLoadBalancer and
 CreateListener: AWS answers a repeat with the same settings with the existing object, but moto
 makes a second NLB of the same name and a second listener on the same port (its duplicate check
@@ -139,8 +145,10 @@ class Nlb:
 class AwsState:
     nlbs: list[Nlb]
     groups: list[TargetGroup]
-    rules: list[tuple[str, str, str, int, str]]
-    """lbctl's rules on the node group: (balancer, purpose, protocol, port, cidr)."""
+    rules: list[tuple[str, str, str, str, int, str]]
+    """lbctl's rules in the VPC: (balancer, purpose, group, protocol, port, source)."""
+    security_groups: dict[str, str]
+    """The VPC's security groups: name -> ID."""
 
     def nlbs_of(self, uid: str) -> list[Nlb]:
         return [lb for lb in self.nlbs if lb.tags.get(names.TAG_UID) == uid]
@@ -148,9 +156,9 @@ class AwsState:
     def groups_of(self, uid: str) -> list[TargetGroup]:
         return [tg for tg in self.groups if tg.tags.get(names.TAG_UID) == uid]
 
-    def rules_of(self, balancer: str) -> set[tuple[str, str, int, str]]:
-        return {(purpose, proto, port, cidr) for b, purpose, proto, port, cidr in self.rules
-                if b == balancer}
+    def rules_of(self, balancer: str) -> set[tuple[str, str, str, int, str]]:
+        return {(purpose, group, proto, port, source)
+                for b, purpose, group, proto, port, source in self.rules if b == balancer}
 
 
 def _tags(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
@@ -194,15 +202,19 @@ def aws_state(stack: Stack) -> AwsState:
         groups.append(TargetGroup(arn, tg["TargetGroupName"], tg["Protocol"], int(tg["Port"]),
                                   tags[arn], targets))
     rules = []
-    sg = ec2.describe_security_groups(GroupIds=[stack.world.security_group_id])
-    for perm in sg["SecurityGroups"][0].get("IpPermissions", []):
-        for r in perm.get("IpRanges", []):
-            desc = str(r.get("Description", ""))
-            if desc.startswith("lbctl:"):
-                _, balancer, purpose = desc.split(":", 2)
-                rules.append((balancer, purpose, perm["IpProtocol"], int(perm["FromPort"]),
-                              r["CidrIp"]))
-    return AwsState(nlbs, groups, rules)
+    vpc_groups = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [stack.world.vpc_id]}])["SecurityGroups"]
+    for sg in vpc_groups:
+        for perm in sg.get("IpPermissions", []):
+            sources = [(r["CidrIp"], r.get("Description", "")) for r in perm.get("IpRanges", [])]
+            sources += [(r["GroupId"], r.get("Description", ""))
+                        for r in perm.get("UserIdGroupPairs", [])]
+            for source, desc in sources:
+                if str(desc).startswith("lbctl:"):
+                    _, balancer, purpose = str(desc).split(":", 2)
+                    rules.append((balancer, purpose, sg["GroupId"], perm["IpProtocol"],
+                                  int(perm["FromPort"]), source))
+    return AwsState(nlbs, groups, rules, {g["GroupName"]: g["GroupId"] for g in vpc_groups})
 
 
 # -- the scenario ---------------------------------------------------------------------------------
@@ -309,7 +321,8 @@ def problems(stack: Stack, scenario: Scenario) -> list[str]:
     except ClientError as exc:  # an object went away while we read: look again
         return [f"reading AWS raced a change: {exc}"]
     instances = frozenset(i.instance_id for i in stack.world.instances)
-    vpc_cidr = stack.world.vpc_cidr
+    node = stack.world.security_group_id
+    backend = state.security_groups.get(names.backend_group_name(stack.world.cluster), "?")
     hostnames = _hostnames(stack, scenario)
     live = {svc.metadata.name: svc
             for svc in stack.core.list_namespaced_service(scenario.namespace).items}
@@ -353,9 +366,13 @@ def problems(stack: Stack, scenario: Scenario) -> list[str]:
             if tg.tags.get(names.TAG_BALANCER) != balancer:
                 out.append(f"{name}: {tg.name} tagged for {tg.tags.get(names.TAG_BALANCER)}")
         sources = svc.spec.load_balancer_source_ranges or ["0.0.0.0/0"]
-        rules = {("traffic", proto.lower(), node_port, cidr)
-                 for proto, node_port in wanted.values() for cidr in sources}
-        rules |= {("health", "tcp", node_port, vpc_cidr) for _, node_port in wanted.values()}
+        frontend = state.security_groups.get(names.frontend_group_name(balancer), "?")
+        rules = {("traffic", node, proto.lower(), node_port, backend)
+                 for proto, node_port in wanted.values()}
+        rules |= {("health", node, "tcp", node_port, backend)
+                  for proto, node_port in wanted.values() if proto == "UDP"}
+        rules |= {("frontend", frontend, proto.lower(), port, cidr)
+                  for port, (proto, _) in wanted.items() for cidr in sources}
         have = state.rules_of(balancer)
         if have != rules:
             out.append(f"{name}: rules missing {sorted(rules - have)}, extra "
@@ -372,6 +389,8 @@ def problems(stack: Stack, scenario: Scenario) -> list[str]:
             out.append(f"{name}: its balancer was never seen")
         elif state.rules_of(known):
             out.append(f"{name}: left rules {sorted(state.rules_of(known))}")
+        elif known and names.frontend_group_name(known) in state.security_groups:
+            out.append(f"{name}: left its frontend security group")
     for kind, seen in (("NLB", Counter(lb.name for lb in state.nlbs)),
                        ("target group", Counter(tg.name for tg in state.groups))):
         out += [f"duplicate {kind} {n} (x{c})" for n, c in seen.items() if c > 1]
@@ -440,7 +459,9 @@ def test_converges_under_throttling_5xx_and_provisioning(stack: Stack) -> None:
           f"({sum(faults.values())} faulted: {dict(faults)}); busiest second "
           f"{max_per_window(storm_calls)}")
 
-    # everything deleted under faults: nothing of the cluster is left in AWS
+    # everything deleted under faults (the tagging API throttled twice on top of the shares):
+    # nothing of the cluster is left in AWS
+    stack.proxy.script("GetResources", TAGGING_ERRORS[0], times=2)
     _delete_all(stack, storm)
     wait_until(lambda: problems(stack, storm) or ([] if stack.quiet() else ["busy"]),
                CONVERGE_SECONDS, "faulty cleanup")
@@ -455,6 +476,7 @@ def test_converges_under_throttling_5xx_and_provisioning(stack: Stack) -> None:
     assert max_per_window(everything) <= 2 * sum(RATES.values()) + 2
     kinds = [f.code for f in ELBV2_ERRORS + EC2_ERRORS] + [PROVISIONING, LOST_REPLY]
     assert all(injected[k] > 0 for k in kinds), injected
+    assert injected[TAGGING_ERRORS[0].code] >= 2, injected
     for scenario in (calm, storm):
         for name in scenario.uids:
             with pytest.raises(ApiException) as gone:

@@ -134,19 +134,25 @@ def test_tagged_objects_finds_lbctl_objects_only(boto: Boto, world: World) -> No
     sg = ec2.create_security_group(
         GroupName=f"lbctl-{suffix}", Description="lbctl", VpcId=world.vpc_id,
         TagSpecifications=[{"ResourceType": "security-group", "Tags": mine}])["GroupId"]
-    ec2.create_security_group(GroupName=f"bare-{suffix}", Description="not lbctl's",
-                              VpcId=world.vpc_id)
+    bare_sg = ec2.create_security_group(GroupName=f"bare-{suffix}", Description="not lbctl's",
+                                        VpcId=world.vpc_id)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=world.security_group_id, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 30080, "ToPort": 30080,
          "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": f"lbctl: default/web {suffix}"}]},
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
          "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "ssh from the VPC"}]},
+        # a node rule admitting a security group (the NLBs' backend group), and a foreign one
+        {"IpProtocol": "tcp", "FromPort": 30081, "ToPort": 30081,
+         "UserIdGroupPairs": [{"GroupId": sg, "Description": f"lbctl:lb-{suffix}:traffic"}]},
+        {"IpProtocol": "tcp", "FromPort": 30082, "ToPort": 30082,
+         "UserIdGroupPairs": [{"GroupId": bare_sg, "Description": "someone else's"}]},
     ])
     rules = ec2.describe_security_group_rules(Filters=[
         {"Name": "group-id", "Values": [world.security_group_id]}])["SecurityGroupRules"]
     lbctl_rules = [r["SecurityGroupRuleId"] for r in rules
-                   if str(r.get("Description", "")).startswith("lbctl:")]
-    assert len(lbctl_rules) == 1
+                   if str(r.get("Description", "")).startswith("lbctl:")
+                   or (r.get("ReferencedGroupInfo") or {}).get("GroupId") == sg]
+    assert len(lbctl_rules) == 2
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=[
         {"ResourceType": "elastic-ip", "Tags": mine}])["AllocationId"]
     ec2.allocate_address(Domain="vpc")
@@ -160,9 +166,9 @@ def test_tagged_objects_finds_lbctl_objects_only(boto: Boto, world: World) -> No
     elbv2.delete_listener(ListenerArn=listener_arn)
     elbv2.delete_load_balancer(LoadBalancerArn=lb)
     elbv2.delete_target_group(TargetGroupArn=tg)
-    ec2.delete_security_group(GroupId=sg)
     ec2.revoke_security_group_ingress(GroupId=world.security_group_id,
                                       SecurityGroupRuleIds=lbctl_rules)
+    ec2.delete_security_group(GroupId=sg)
     ec2.release_address(AllocationId=eip)
     assert not any(tagged_objects(boto, world.cluster).values())
 

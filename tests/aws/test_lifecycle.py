@@ -3,13 +3,16 @@ world's EC2 instances in moto, Services created with the official client, every 
 back from AWS with boto3 (all load balancers, target groups, listeners, targets and security
 group rules, not only the ones lbctl would find).
 
-Covered: create (one NLB with our tags, one target group per port on the Service's nodePort,
-listeners forwarding to them, the world's instance IDs registered, `lbctl:` ingress rules on the
-node security group, status hostname = DNSName), port changes (old target group gone), nodes
+Covered: create (one NLB with our tags and two security groups, its own frontend group and the
+cluster's backend group; one target group per port on the Service's nodePort, listeners
+forwarding to them, the world's instance IDs registered, one `lbctl:` rule per nodePort on the
+node security group admitting the backend group, the source ranges on the frontend group,
+status hostname = DNSName), port changes (old target group gone), nodes
 excluded / re-included / deleted / added, Local traffic policy (HTTP health check on the
 healthCheckNodePort), loadBalancerSourceRanges changes, annotation changes (target group and
 load balancer attributes; a bad value -> a Warning event naming the annotation, the balancer
-kept), type change to ClusterIP and delete (zero tagged objects left).
+kept), type change to ClusterIP and delete (zero tagged objects left: load balancers, target
+groups, listeners, security groups and rules).
 
 `aws_view` / `problems` / `Expect` are shared with `test_crash_safety.py`.
 """
@@ -42,7 +45,18 @@ TG_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-target-group-attri
 CROSS_ZONE = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
 TAG_UID = "lbctl.io/service-uid"
 TAG_BALANCER = "lbctl.io/balancer"
+TAG_CLUSTER = "lbctl.io/cluster"
 EVERYONE = ("0.0.0.0/0",)
+
+
+def frontend_name(balancer: str) -> str:
+    """The NLB's own security group (the Service's source ranges on its listener ports)."""
+    return f"lbctl-frontend-{balancer}"
+
+
+def backend_name(cluster: str) -> str:
+    """The cluster's shared security group: on every NLB, the source of the node rules."""
+    return f"lbctl-backend-{cluster}"
 
 
 def config_text(cluster: str, endpoint: str, resync: float = 300.0) -> str:
@@ -111,8 +125,12 @@ class View:
     targets: dict[str, set[str]]
     """Target group ARN -> registered target IDs (draining ones left out)."""
     rules: list[tuple[str, str, int, str, str]]
-    """(group, protocol, port, CIDR, description) of every ingress rule described
-    `lbctl:<balancer>:` in any security group, duplicates kept."""
+    """(group, protocol, port, source, description) of every ingress rule described
+    `lbctl:<balancer>:` in any security group, duplicates kept; the source is a CIDR or a
+    security group ID (read from DescribeSecurityGroups: moto's DescribeSecurityGroupRules
+    leaves out the description of a rule whose source is a group)."""
+    groups: dict[str, dict[str, Any]]
+    """Security groups by ID: the NLBs' and every one tagged with the Service's UID."""
 
     @property
     def lb(self) -> dict[str, Any]:
@@ -165,13 +183,26 @@ def _aws_view(boto: Boto, uid: str, balancer: str | None = None) -> View:
             d["Target"]["Id"] for d in health["TargetHealthDescriptions"]
             if d.get("TargetHealth", {}).get("State") != "draining"}
     prefix = f"lbctl:{balancer}:" if balancer else "lbctl:<unknown>:"
-    rules = [(r["GroupId"], r["IpProtocol"], int(r["FromPort"]), r.get("CidrIpv4", ""),
-              r.get("Description", ""))
-             for r in _pages(ec2, "describe_security_group_rules", "SecurityGroupRules")
-             if not r.get("IsEgress") and str(r.get("Description", "")).startswith(prefix)]
+    all_groups = _pages(ec2, "describe_security_groups", "SecurityGroups")
+    rules = [(g["GroupId"], perm["IpProtocol"], int(perm["FromPort"]), source, description)
+             for g in all_groups for perm in g.get("IpPermissions", [])
+             for source, description in _sources(perm)
+             if description.startswith(prefix)]
+    attached = {sg for lb in mine_lbs for sg in lb.get("SecurityGroups") or ()}
+    groups = {g["GroupId"]: g for g in all_groups if g["GroupId"] in attached or any(
+        t["Key"] == TAG_UID and t["Value"] == uid for t in g.get("Tags", []))}
     return View(balancer, mine_lbs,
                 sum(1 for lb in lbs if balancer and lb["LoadBalancerName"] == balancer),
-                mine_tgs, tags, listeners, targets, rules)
+                mine_tgs, tags, listeners, targets, rules, groups)
+
+
+def _sources(perm: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, description) of each entry of an IpPermissions item."""
+    return ([(r["CidrIp"], str(r.get("Description", ""))) for r in perm.get("IpRanges", [])]
+            + [(r["CidrIpv6"], str(r.get("Description", "")))
+               for r in perm.get("Ipv6Ranges", [])]
+            + [(r["GroupId"], str(r.get("Description", "")))
+               for r in perm.get("UserIdGroupPairs", [])])
 
 
 @dataclass
@@ -183,6 +214,7 @@ class Expect:
     instances: set[str]
     vpc_cidr: str
     node_group: str
+    cluster: str
     sources: tuple[str, ...] = EVERYONE
     health_port: int | None = None
     """The healthCheckNodePort (Local policy); None: each target group's own port."""
@@ -201,6 +233,7 @@ def expect_for(svc: client.V1Service, world: World, instances: set[str]) -> Expe
     return Expect(ports={p.port: p.node_port for p in spec.ports}, instances=instances,
                   protocols={p.node_port: p.protocol or "TCP" for p in spec.ports},
                   vpc_cidr=world.vpc_cidr, node_group=world.security_group_id,
+                  cluster=world.cluster,
                   sources=tuple(spec.load_balancer_source_ranges or EVERYONE),
                   health_port=int(spec.health_check_node_port) if local else None,
                   hostname=ingress[0].hostname if ingress else "")
@@ -269,21 +302,49 @@ def problems(view: View, want: Expect) -> list[str]:
                tg.get("HealthCheckPath") if tg.get("HealthCheckProtocol") == "HTTP" else None)
         if got != hc:
             out.append(f"health check of {tg['TargetGroupName']}: {got}, want {hc}")
+    frontend, backend, group_problems = _groups(view, want)
+    out += group_problems
     traffic = f"lbctl:{view.balancer}:traffic"
     health = f"lbctl:{view.balancer}:health"
-    wanted = {(want.node_group, want.protocols.get(np, "TCP").lower(), np, cidr, traffic)
-              for np in node_ports for cidr in want.sources}
+    # the node group admits the backend group: one rule per (protocol, nodePort), plus TCP on
+    # the health-check port unless a traffic rule already covers it
+    wanted = {(want.node_group, want.protocols.get(np, "TCP").lower(), np, backend, traffic)
+              for np in node_ports}
     health_ports = {want.health_port} if want.health_port is not None else node_ports
-    wanted |= {(want.node_group, "tcp", p, want.vpc_cidr, health) for p in health_ports}
-    # a traffic rule wins over a health rule on the same (group, protocol, port, CIDR)
+    wanted |= {(want.node_group, "tcp", p, backend, health) for p in health_ports}
     covered = {(g, pr, p, c) for g, pr, p, c, d in wanted if d == traffic}
     wanted = {r for r in wanted if r[4] == traffic or r[:4] not in covered}
+    # the frontend group holds the source ranges on the listener ports
+    wanted |= {(frontend, want.protocols.get(np, "TCP").lower(), port, cidr,
+                f"lbctl:{view.balancer}:frontend")
+               for port, np in want.ports.items() for cidr in want.sources}
     if len(view.rules) != len(set(view.rules)):
         out.append(f"duplicate security group rules: {sorted(view.rules)}")
     if set(view.rules) != wanted:
         out.append(f"security group rules: extra {sorted(set(view.rules) - wanted)}, "
                    f"missing {sorted(wanted - set(view.rules))}")
     return out + want.extra
+
+
+def _groups(view: View, want: Expect) -> tuple[str, str, list[str]]:
+    """(frontend ID, backend ID, problems): the NLB carries exactly its own frontend group
+    (named after it, tagged for the Service) and the cluster's backend group."""
+    out: list[str] = []
+    attached = list(view.lb.get("SecurityGroups") or [])
+    by_name = {view.groups[g]["GroupName"]: g for g in attached if g in view.groups}
+    frontend = by_name.get(frontend_name(view.balancer), "<no frontend group>")
+    backend = by_name.get(backend_name(want.cluster), "<no backend group>")
+    if sorted(attached) != sorted({frontend, backend}):
+        out.append(f"NLB security groups {attached}, want its frontend and the backend "
+                   f"({sorted(by_name)})")
+    mine = [g for g in view.groups.values()
+            if any(t["Key"] == TAG_BALANCER for t in g.get("Tags", []))]
+    if [g["GroupId"] for g in mine] != [frontend]:
+        out.append(f"groups tagged for the Service: {[g['GroupName'] for g in mine]}")
+    backend_tags = {t["Key"]: t["Value"] for t in view.groups.get(backend, {}).get("Tags", [])}
+    if backend_tags.get(TAG_CLUSTER) != want.cluster or TAG_BALANCER in backend_tags:
+        out.append(f"backend group tags {backend_tags}")
+    return frontend, backend, out
 
 
 def instance_ids(world: World) -> set[str]:
@@ -418,12 +479,14 @@ def test_create_ports_annotations_and_delete(env: Env) -> None:
     assert (listener["Port"], listener["Protocol"]) == (80, "TCP")
     assert view.forwards() == {80: tg["TargetGroupArn"]}
     assert view.targets[tg["TargetGroupArn"]] == instance_ids(world)
-    assert sorted(view.rules) == sorted([
-        (world.security_group_id, "tcp", node_port, "0.0.0.0/0",
-         f"lbctl:{view.balancer}:traffic"),
-        (world.security_group_id, "tcp", node_port, world.vpc_cidr,
-         f"lbctl:{view.balancer}:health")])
+    groups = {g["GroupName"]: g["GroupId"] for g in view.groups.values()}
+    frontend, backend = groups[frontend_name(view.balancer)], groups[backend_name(world.cluster)]
+    assert sorted(lb["SecurityGroups"]) == sorted([frontend, backend])
+    assert sorted(view.rules) == sorted([  # one node rule for a one-port Service
+        (world.security_group_id, "tcp", node_port, backend, f"lbctl:{view.balancer}:traffic"),
+        (frontend, "tcp", 80, "0.0.0.0/0", f"lbctl:{view.balancer}:frontend")])
     assert len(found["security_group_rules"]) == 2
+    assert sorted(found["security_groups"]) == sorted([frontend, backend])
     assert env.hostname("web") == lb["DNSName"]
     assert FINALIZER in env.read("web").metadata.finalizers
     first_dns = lb["DNSName"]
@@ -490,7 +553,8 @@ def test_create_ports_annotations_and_delete(env: Env) -> None:
                           if s.metadata.name == "web"], 30, "the Service gone")
     assert not any(tagged_objects(boto, world.cluster).values())
     gone = aws_view(boto, uid, view.balancer)
-    assert (gone.named, gone.load_balancers, gone.target_groups, gone.rules) == (0, [], [], [])
+    assert (gone.named, gone.load_balancers, gone.target_groups, gone.rules, gone.groups) == (
+        0, [], [], [], {})
 
 
 def _add_instance(boto: Boto, world: World) -> Instance:
@@ -554,24 +618,25 @@ def test_local_policy_and_source_ranges(env: Env) -> None:
     assert (tg["HealthCheckIntervalSeconds"], tg["HealthyThresholdCount"],
             tg["UnhealthyThresholdCount"]) == (10, 2, 2)
     node_port = svc.spec.ports[0].node_port
-    assert sorted(view.rules) == sorted([
-        (world.security_group_id, "tcp", node_port, "0.0.0.0/0",
-         f"lbctl:{view.balancer}:traffic"),
-        (world.security_group_id, "tcp", hc_port, world.vpc_cidr,
-         f"lbctl:{view.balancer}:health")])
+    backend = next(g["GroupId"] for g in view.groups.values()
+                   if g["GroupName"] == backend_name(world.cluster))
+    assert sorted(r for r in view.rules if r[0] == world.security_group_id) == sorted([
+        (world.security_group_id, "tcp", node_port, backend, f"lbctl:{view.balancer}:traffic"),
+        (world.security_group_id, "tcp", hc_port, backend, f"lbctl:{view.balancer}:health")])
 
     ranges = ["203.0.113.0/24", "198.51.100.7/32"]
     env.core.patch_namespaced_service("local", NAMESPACE,
                                       {"spec": {"loadBalancerSourceRanges": ranges}})
     view = env.converge("local")
-    traffic = sorted(r[3] for r in view.rules if r[4].endswith(":traffic"))
-    assert traffic == sorted(ranges)
+    frontend = sorted(r[3] for r in view.rules if r[4].endswith(":frontend"))
+    assert frontend == sorted(ranges)
     assert "0.0.0.0/0" not in {r[3] for r in view.rules}
+    assert len([r for r in view.rules if r[0] == world.security_group_id]) == 2  # unchanged
 
     env.core.patch_namespaced_service("local", NAMESPACE,
                                       {"spec": {"loadBalancerSourceRanges": ["192.0.2.0/24"]}})
     view = env.converge("local")
-    assert sorted(r[3] for r in view.rules if r[4].endswith(":traffic")) == ["192.0.2.0/24"]
+    assert sorted(r[3] for r in view.rules if r[4].endswith(":frontend")) == ["192.0.2.0/24"]
 
     # back to Cluster: the TCP traffic-port check, the health rule on the nodePort
     env.core.patch_namespaced_service("local", NAMESPACE, {"spec": {
@@ -607,5 +672,6 @@ def test_type_change_to_cluster_ip_deletes_everything(env: Env) -> None:
     assert not [c for c in (svc.status.conditions or []) if c.type.startswith("LoadBalancer")]
     gone = aws_view(boto, svc.metadata.uid, view.balancer)
     assert not gone.load_balancers and not gone.target_groups and not gone.rules
+    assert not gone.groups
     assert gone.named == 0
     env.core.delete_namespaced_service("flip", NAMESPACE)

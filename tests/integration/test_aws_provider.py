@@ -39,8 +39,9 @@ from providers.spec import (
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-READ_PREFIXES = ("Describe",)
-FAST = {"describe": 1000.0, "modify": 1000.0, "register": 1000.0}
+READ_PREFIXES = ("Describe", "Get")  # GetResources: the tagging API
+FAST = {"describe": 1000.0, "modify": 1000.0, "register": 1000.0, "tagging": 1000.0,
+        "ec2Modify": 1000.0}
 INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
 
 
@@ -157,18 +158,30 @@ class World:
         return {d["Target"]["Id"] for d in health["TargetHealthDescriptions"]}
 
     def rules(self, balancer: str) -> set[tuple[str, str, int, str, str]]:
-        """(group, protocol, port, cidr, purpose) of every ingress rule described as ours."""
+        """(group, protocol, port, source CIDR or group, purpose) of every ingress rule
+        described as ours."""
         out = set()
         prefix = aws_names.rule_prefix(balancer)
         groups = self.ec2.describe_security_groups(
             Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}])["SecurityGroups"]
         for g in groups:
             for p in g["IpPermissions"]:
-                for r in p.get("IpRanges", []):
-                    if r.get("Description", "").startswith(prefix):
-                        out.add((g["GroupId"], p["IpProtocol"], p["FromPort"], r["CidrIp"],
-                                 r["Description"].removeprefix(prefix)))
+                sources = [(r["CidrIp"], r.get("Description", ""))
+                           for r in p.get("IpRanges", [])]
+                sources += [(r["GroupId"], r.get("Description", ""))
+                            for r in p.get("UserIdGroupPairs", [])]
+                for source, description in sources:
+                    if description.startswith(prefix):
+                        out.add((g["GroupId"], p["IpProtocol"], p["FromPort"], source,
+                                 description.removeprefix(prefix)))
         return out
+
+    def group_id(self, name: str) -> str:
+        found = self.ec2.describe_security_groups(Filters=[
+            {"Name": "vpc-id", "Values": [self.vpc_id]},
+            {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+        assert len(found) == 1, (name, found)
+        return str(found[0]["GroupId"])
 
 
 @pytest.fixture
@@ -247,12 +260,17 @@ def test_create_then_noop(world: World) -> None:
         assert arn_tags["lbctl.io/balancer"] == spec.name
         assert arn_tags["lbctl.io/service-uid"] == spec.ref.service.uid
         assert arn_tags["lbctl.io/managed-by"] == "lbctl"
+    frontend = world.group_id(aws_names.frontend_group_name(spec.name))
+    backend = world.group_id(aws_names.backend_group_name(world.cluster))
+    assert sorted(lb["SecurityGroups"]) == sorted([frontend, backend])
+    # the source ranges on the NLB's own group; one rule on the node group, from the NLBs'
+    # backend group (traffic and health checks alike)
     assert world.rules(spec.name) == {
-        (world.node_sg, "tcp", 30080, "0.0.0.0/0", "traffic"),
-        (world.node_sg, "tcp", 30080, "10.0.0.0/16", "health")}
+        (world.node_sg, "tcp", 30080, backend, "traffic"),
+        (frontend, "tcp", 80, "0.0.0.0/0", "frontend")}
     assert writes(created) == Counter({
-        "CreateLoadBalancer": 1, "CreateTargetGroup": 1, "RegisterTargets": 1,
-        "CreateListener": 1, "AuthorizeSecurityGroupIngress": 1})
+        "CreateSecurityGroup": 2, "CreateLoadBalancer": 1, "CreateTargetGroup": 1,
+        "RegisterTargets": 1, "CreateListener": 1, "AuthorizeSecurityGroupIngress": 2})
 
     again = provider.ensure(spec)  # moto's NLB is active once described
     noop = provider.client.reset_calls()
@@ -299,7 +317,7 @@ def test_port_change_replaces_target_group(world: World) -> None:
     all_names = {g["TargetGroupName"] for g in world.elbv2.describe_target_groups()[
         "TargetGroups"]}
     assert aws_names.target_group_name(spec.name, "TCP", 30080, "instance") not in all_names
-    assert {r[2] for r in world.rules(spec.name)} == {30081}
+    assert {r[2] for r in world.rules(spec.name) if r[0] == world.node_sg} == {30081}
 
 
 def test_mixed_protocols_share_a_tcp_udp_group(world: World) -> None:
@@ -330,15 +348,15 @@ def test_local_policy_health_check(world: World) -> None:
     assert (tg["HealthCheckProtocol"], tg["HealthCheckPort"], tg["HealthCheckPath"],
             tg["HealthCheckIntervalSeconds"], tg["HealthyThresholdCount"],
             tg["UnhealthyThresholdCount"]) == ("HTTP", "32000", "/healthz", 10, 2, 2)
-    assert (world.node_sg, "tcp", 32000, "10.0.0.0/16", "health") in world.rules(spec.name)
+    backend = world.group_id(aws_names.backend_group_name(world.cluster))
+    assert (world.node_sg, "tcp", 32000, backend, "health") in world.rules(spec.name)
     provider.client.reset_calls()
     provider.ensure(spec)
     assert writes(provider.client.reset_calls()) == Counter()
     # back to Cluster: the health check changes in place, the group stays
     provider.ensure(world.spec())
-    assert writes(provider.client.reset_calls()) == Counter({
-        "ModifyTargetGroup": 1, "AuthorizeSecurityGroupIngress": 1,  # health: 32000 -> 30080
-        "RevokeSecurityGroupIngress": 1})
+    assert writes(provider.client.reset_calls()) == Counter({  # the traffic rule covers health
+        "ModifyTargetGroup": 1, "RevokeSecurityGroupIngress": 1})
 
 
 def test_source_ranges_become_rules(world: World) -> None:
@@ -346,11 +364,11 @@ def test_source_ranges_become_rules(world: World) -> None:
     ranges = ("203.0.113.0/24", "198.51.100.0/24")
     spec = world.spec(source_ranges=ranges)
     ensure(provider, spec)
-    assert {r[3] for r in world.rules(spec.name) if r[4] == "traffic"} == set(ranges)
+    assert {r[3] for r in world.rules(spec.name) if r[4] == "frontend"} == set(ranges)
     provider.client.reset_calls()
     provider.ensure(world.spec(source_ranges=ranges[:1]))
     assert writes(provider.client.reset_calls()) == Counter({"RevokeSecurityGroupIngress": 1})
-    assert {r[3] for r in world.rules(spec.name) if r[4] == "traffic"} == {ranges[0]}
+    assert {r[3] for r in world.rules(spec.name) if r[4] == "frontend"} == {ranges[0]}
 
 
 def test_internal_scheme_uses_internal_subnets(world: World) -> None:
@@ -390,7 +408,8 @@ def test_concurrent_ensures_for_different_services(world: World) -> None:
     assert all(st.ingress and st.ingress[0].hostname for st in statuses)
     for s in specs:
         assert len(world.lbs(s.name)) == 1
-        assert {r[2] for r in world.rules(s.name)} == {s.listeners[0].node_port}
+        assert {r[2] for r in world.rules(s.name) if r[0] == world.node_sg} == {
+            s.listeners[0].node_port}
     assert sorted(r.name for r in provider.list_owned()) == sorted(s.name for s in specs)
     for s in specs:
         provider.delete(s.ref)
@@ -410,6 +429,9 @@ def test_delete_leaves_nothing(world: World) -> None:
     assert world.owned() == []
     assert world.rules(spec.name) == set()
     assert world.lbs(spec.name) == []
+    lbctl_groups = world.ec2.describe_security_groups(Filters=[
+        {"Name": "tag:lbctl.io/cluster", "Values": [world.cluster]}])["SecurityGroups"]
+    assert lbctl_groups == []
     provider.delete(spec.ref)  # idempotent
     assert writes(provider.client.reset_calls()) == Counter()
     assert list(provider.list_owned()) == []

@@ -41,7 +41,18 @@ def spec_with(annotations: dict[str, str]) -> LoadBalancerSpec:
 
 GOOD: list[tuple[dict[str, str], AwsOptions]] = [
     ({}, DEFAULT),
-    ({"other.io/x": "y", k("security-groups"): "sg-1", k("name"): "whatever"}, DEFAULT),
+    ({"other.io/x": "y", k("name"): "whatever"}, DEFAULT),
+    ({k("security-groups"): "sg-1"}, replace(DEFAULT, security_groups=("sg-1",))),
+    ({k("security-groups"): "sg-0a1, web clients,,sg-0b2"},
+     replace(DEFAULT, security_groups=("sg-0a1", "web clients", "sg-0b2"))),
+    ({k("security-groups"): "sg-0a1", k("manage-backend-security-group-rules"): "true"},
+     replace(DEFAULT, security_groups=("sg-0a1",), manage_backend_rules=True)),
+    ({k("security-groups"): "sg-0a1", k("manage-backend-security-group-rules"): "false"},
+     replace(DEFAULT, security_groups=("sg-0a1",))),
+    # only meaningful with security-groups (as in the ALBC): lbctl manages the rules anyway
+    ({k("manage-backend-security-group-rules"): "false"}, DEFAULT),
+    ({k("security-groups"): "sg-1,sg-2,sg-3,sg-4,sg-5"},
+     replace(DEFAULT, security_groups=("sg-1", "sg-2", "sg-3", "sg-4", "sg-5"))),
     ({k("type"): "nlb"}, DEFAULT),
     ({k("type"): " nlb "}, DEFAULT),
     ({k("type"): ""}, DEFAULT),
@@ -319,6 +330,22 @@ BAD: list[tuple[dict[str, str], list[tuple[str, str]]]] = [
                              "with an alphanumeric")]),
     ({k("ip-address-type"): "ipv6"},
      [("ip-address-type", '"ipv6" is not an IP address type: use "ipv4" or "dualstack"')]),
+    ({k("security-groups"): "sg-xyz"},
+     [("security-groups", '"sg-xyz" is not a security group ID: use "sg-" and hexadecimal '
+                          'digits, e.g. "sg-0123456789abcdef0", or the group\'s Name tag')]),
+    ({k("security-groups"): "sg-1,sg-1"}, [("security-groups", '"sg-1" is listed twice')]),
+    ({k("security-groups"): " , "},
+     [("security-groups", '"," lists no security groups: give a comma-separated list, or '
+                          "remove the annotation")]),
+    ({k("security-groups"): "sg-1,sg-2,sg-3,sg-4,sg-5,sg-6"},
+     [("security-groups", "6 security groups: an NLB takes at most 5")]),
+    ({k("security-groups"): "sg-1,sg-2,sg-3,sg-4,sg-5",
+      k("manage-backend-security-group-rules"): "true"},
+     [("security-groups", "5 security groups: an NLB takes at most 4 (one place is the shared "
+                          "backend group)")]),
+    ({k("security-groups"): "sg-1", k("manage-backend-security-group-rules"): "yes"},
+     [("manage-backend-security-group-rules", '"yes" is not a boolean: use "true" or '
+                                              '"false"')]),
 ]
 
 

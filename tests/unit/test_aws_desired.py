@@ -12,7 +12,7 @@ import pytest
 from providers.aws import names
 from providers.aws.annotations import parse_annotations
 from providers.aws.desired import desired, instance_id
-from providers.aws.model import Discovered, Instance, SecurityGroup, Subnet
+from providers.aws.model import DesiredNlb, Discovered, Instance, SecurityGroup, Subnet
 from providers.aws.settings import AwsSettings
 from providers.errors import PermanentError
 from providers.spec import (
@@ -55,6 +55,7 @@ DISCOVERED = Discovered(
     ),
     security_groups=(SecurityGroup("sg-0node"), SecurityGroup("sg-0extra"),
                      SecurityGroup("sg-0node2", (OURS,))),
+    named_groups=(("edge-clients", "sg-0named"),),
 )
 SETTINGS = AwsSettings(extra_tags=(("team", "edge"),))
 
@@ -102,16 +103,26 @@ CASES: dict[str, LoadBalancerSpec] = {
     "bad-provider-ids-skipped": spec(provider_ids=(
         "aws:///us-east-1a/i-0aaa", "aws:////i-0bbb", "i-0ccc", "gce://p/z/vm", "",
         "aws:///us-east-1a/i-0ddd")),
+    "security-groups-annotation": spec(annotations={
+        A + "security-groups": "sg-0abc1, edge-clients"}),
+    "security-groups-annotation-managed-backend": spec(local=31999, annotations={
+        A + "security-groups": "sg-0abc1",
+        A + "manage-backend-security-group-rules": "true"}),
+    "dualstack-source-ranges": spec(ports=((443, "TCP", 30443), (53, "UDP", 30053)),
+                                    annotations={A + "ip-address-type": "dualstack"}),
+    "legacy-no-security-groups": spec(source_ranges=("203.0.113.0/24", "198.51.100.0/24")),
+    "legacy-ip-targets": spec(annotations={A + "nlb-target-type": "ip"}),
 }
+LEGACY = {"legacy-no-security-groups", "legacy-ip-targets"}
 
 
-def build(s: LoadBalancerSpec) -> dict[str, object]:
-    return desired(s, parse_annotations(s), SETTINGS, DISCOVERED).to_json()
+def build(s: LoadBalancerSpec, legacy: bool = False) -> dict[str, object]:
+    return desired(s, parse_annotations(s), SETTINGS, DISCOVERED, legacy=legacy).to_json()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    got = build(CASES[case])
+    got = build(CASES[case], legacy=case in LEGACY)
     path = GOLDEN / f"{case}.json"
     if os.environ.get("LBCTL_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
@@ -169,7 +180,8 @@ def test_target_node_labels_select_targets() -> None:
     got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED,
                   {"node-0": {"pool": "edge"}, "node-1": {"pool": "batch"}})
     assert got.target_groups[0].targets == ("i-0aaa",)
-    assert {r.group_id for r in got.sg_rules} == {"sg-0node"}
+    assert {r.group_id for r in got.sg_rules if r.description.endswith(":traffic")} == {
+        "sg-0node"}
 
 
 def test_names_fit_aws_limits() -> None:
@@ -195,3 +207,86 @@ def test_an_interval_annotation_alone_keeps_the_timeout_below_it() -> None:
     assert (checked.interval, checked.timeout) == (5, 4)
     assert health_check(s, AwsOptions(hc_interval=5, hc_timeout=3)).timeout == 3
     assert health_check(s, AwsOptions()).timeout < health_check(s, AwsOptions()).interval
+
+
+# -- security groups -------------------------------------------------------------------------
+FRONTEND = names.frontend_group_name("lb-shop-web-abcdefghij")
+BACKEND = names.backend_group_name(CLUSTER)
+
+
+def node_rules(got: DesiredNlb, group: str) -> list[tuple[str, int, str, str]]:
+    return [(r.protocol, r.port, r.source, r.description.rsplit(":", 1)[1])
+            for r in got.sg_rules if r.group_id == group]
+
+
+def test_one_port_cluster_service_costs_one_rule_per_node_group() -> None:
+    s = CASES["one-tcp-port-cluster"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert got.security_group_mode == "managed"
+    assert got.load_balancer.security_groups == (FRONTEND, BACKEND)
+    assert [(g.name, g.role) for g in got.security_groups] == [(FRONTEND, "frontend"),
+                                                               (BACKEND, "backend")]
+    for group in ("sg-0node", "sg-0node2"):
+        assert node_rules(got, group) == [("tcp", 30080, BACKEND, "traffic")]
+    assert node_rules(got, FRONTEND) == [("tcp", 80, "0.0.0.0/0", "frontend")]
+    frontend = dict(got.security_groups[0].tags)
+    assert frontend[names.TAG_BALANCER] == s.name and frontend["Name"] == FRONTEND
+    backend = dict(got.security_groups[1].tags)
+    assert names.is_backend(backend, CLUSTER) and names.TAG_BALANCER not in backend
+    assert names.ref_from_tags(backend) is None  # shared: no balancer owns it
+
+
+def test_health_port_rule_only_when_it_differs() -> None:
+    s = CASES["local-policy"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert node_rules(got, "sg-0node") == [("tcp", 30080, BACKEND, "traffic"),
+                                           ("tcp", 31999, BACKEND, "health")]
+    udp = spec(ports=((53, "UDP", 30053),))
+    got = desired(udp, parse_annotations(udp), SETTINGS, DISCOVERED)
+    assert node_rules(got, "sg-0node") == [("tcp", 30053, BACKEND, "health"),
+                                           ("udp", 30053, BACKEND, "traffic")]
+
+
+def test_ip_targets_need_no_vpc_cidrs_with_security_groups() -> None:
+    s = CASES["ip-targets"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert not {r.source for r in got.sg_rules} & set(DISCOVERED.vpc_cidrs)
+    legacy = desired(s, parse_annotations(s), SETTINGS, DISCOVERED, legacy=True)
+    assert set(DISCOVERED.vpc_cidrs) <= {r.source for r in legacy.sg_rules
+                                         if r.description.endswith(":traffic")}
+
+
+def test_legacy_keeps_per_cidr_rules_and_says_so() -> None:
+    s = CASES["legacy-no-security-groups"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED, legacy=True)
+    assert got.security_group_mode == "legacy"
+    assert got.load_balancer.security_groups == () and got.security_groups == ()
+    assert {r.source for r in got.sg_rules} == {"203.0.113.0/24", "198.51.100.0/24",
+                                               *DISCOVERED.vpc_cidrs}
+    assert any("without security groups" in n for n in got.notes)
+
+
+def test_annotation_groups_replace_the_frontend() -> None:
+    s = CASES["security-groups-annotation"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert got.security_group_mode == "annotation"
+    assert got.load_balancer.security_groups == ("sg-0abc1", "sg-0named")
+    assert got.security_groups == () and got.sg_rules == ()  # the user admits them (ALBC)
+    s = CASES["security-groups-annotation-managed-backend"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert got.load_balancer.security_groups == ("sg-0abc1", BACKEND)
+    assert [g.role for g in got.security_groups] == ["backend"]
+    assert node_rules(got, "sg-0node") == [("tcp", 30080, BACKEND, "traffic"),
+                                           ("tcp", 31999, BACKEND, "health")]
+    missing = spec(annotations={A + "security-groups": "nope"})
+    with pytest.raises(PermanentError) as caught:
+        desired(missing, parse_annotations(missing), SETTINGS, DISCOVERED)
+    assert caught.value.field == f"metadata.annotations[{A}security-groups]"
+
+
+def test_dualstack_frontend_admits_ipv6_by_default() -> None:
+    s = CASES["dualstack-source-ranges"]
+    got = desired(s, parse_annotations(s), SETTINGS, DISCOVERED)
+    assert sorted(node_rules(got, FRONTEND)) == [
+        ("tcp", 443, "0.0.0.0/0", "frontend"), ("tcp", 443, "::/0", "frontend"),
+        ("udp", 53, "0.0.0.0/0", "frontend"), ("udp", 53, "::/0", "frontend")]

@@ -24,7 +24,8 @@ RESERVED = "is reserved: lbctl writes its ownership tags under lbctl.io/ and kub
 def test_defaults() -> None:
     assert DEFAULT.region == "us-east-1" and DEFAULT.endpoint_url is None
     assert DEFAULT.vpc_id is None and DEFAULT.extra_tags == ()
-    assert DEFAULT.rate_limits == {"describe": 20.0, "modify": 5.0, "register": 4.0}
+    assert DEFAULT.rate_limits == {"describe": 20.0, "modify": 5.0, "register": 4.0,
+                                   "tagging": 10.0, "ec2Modify": 5.0}
     assert AwsSettings().rate_limits is not DEFAULT.rate_limits  # no shared mutable default
 
 
@@ -50,9 +51,12 @@ GOOD: list[tuple[dict[str, Any], AwsSettings]] = [
     ({"vpcID": "vpc-0a1b2c3d"}, replace(DEFAULT, vpc_id="vpc-0a1b2c3d")),
     ({"vpcID": "vpc-0123456789abcdef0"}, replace(DEFAULT, vpc_id="vpc-0123456789abcdef0")),
     ({"rateLimits": {"describe": 50}},
-     replace(DEFAULT, rate_limits={"describe": 50.0, "modify": 5.0, "register": 4.0})),
-    ({"rateLimits": {"describe": 1000, "modify": 0.5, "register": 1}},
-     replace(DEFAULT, rate_limits={"describe": 1000.0, "modify": 0.5, "register": 1.0})),
+     replace(DEFAULT, rate_limits={"describe": 50.0, "modify": 5.0, "register": 4.0,
+                                   "tagging": 10.0, "ec2Modify": 5.0})),
+    ({"rateLimits": {"describe": 1000, "modify": 0.5, "register": 1, "tagging": 2,
+                     "ec2Modify": 3}},
+     replace(DEFAULT, rate_limits={"describe": 1000.0, "modify": 0.5, "register": 1.0,
+                                   "tagging": 2.0, "ec2Modify": 3.0})),
     ({"rateLimits": {}}, DEFAULT),
     ({"tags": {"team": "web", "Name": "my lb", "cost-center": "", "k8s.io/x": "a=b@c+d"}},
      replace(DEFAULT, extra_tags=(("Name", "my lb"), ("cost-center", ""), ("k8s.io/x", "a=b@c+d"),
@@ -94,16 +98,18 @@ BAD: list[tuple[Any, list[tuple[str, str]], AwsSettings]] = [
     ({"vpcID": "vpc-xyz"}, [("aws.vpcID", VPC + "'vpc-xyz'")], DEFAULT),
     ({"vpcID": "0a1b2c3d"}, [("aws.vpcID", VPC + "'0a1b2c3d'")], DEFAULT),
     ({"rateLimits": 5},
-     [("aws.rateLimits", "must be a mapping of describe, modify, register to requests per "
-                         "second, not 5")], DEFAULT),
+     [("aws.rateLimits", "must be a mapping of describe, modify, register, tagging, ec2Modify to "
+                         "requests per second, not 5")], DEFAULT),
     ({"rateLimits": {"describe": 0, "modify": 1001, "register": True, "delete": 1}},
      [("aws.rateLimits.describe", RATE + "0"), ("aws.rateLimits.modify", RATE + "1001"),
       ("aws.rateLimits.register", RATE + "True"),
-      ("aws.rateLimits.delete", "unknown key (allowed: describe, modify, register)")],
+      ("aws.rateLimits.delete", "unknown key (allowed: describe, modify, register, tagging, "
+                                "ec2Modify)")],
      DEFAULT),
     ({"rateLimits": {"describe": -1, "modify": "5", "register": 2}},
      [("aws.rateLimits.describe", RATE + "-1"), ("aws.rateLimits.modify", RATE + "'5'")],
-     replace(DEFAULT, rate_limits={"describe": 20.0, "modify": 5.0, "register": 2.0})),
+     replace(DEFAULT, rate_limits={"describe": 20.0, "modify": 5.0, "register": 2.0,
+                                   "tagging": 10.0, "ec2Modify": 5.0})),
     ({"tags": ["a=b"]}, [("aws.tags", "must be a mapping of tag keys to values, not ['a=b']")],
      DEFAULT),
     ({"tags": {"lbctl.io/owner": "me", "ok": "yes"}},
