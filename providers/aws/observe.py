@@ -54,21 +54,55 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 # -- discovery -------------------------------------------------------------------------------
+INSTANCES_TTL = 5.0
+"""How long one DescribeInstances answer serves every Service asking about the same nodes."""
+
+
+class _Shared:
+    """One DescribeInstances answer for a set of instance IDs, and the lock that makes
+    concurrent askers wait for the first one's call instead of making their own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: float | None = None
+        self.value: list[Instance] = []
+
+
 class Discovery:
-    """Node instances and security groups on every call; the VPC's CIDRs and subnets cached
-    for `ttl` seconds (a new subnet is picked up within that time)."""
+    """Security groups on every call; node instances shared across Services for INSTANCES_TTL
+    (a node change re-ensures every Service at once: one DescribeInstances serves them all);
+    the VPC's CIDRs and subnets cached for `ttl` seconds (a new subnet is picked up within
+    that time)."""
 
     def __init__(self, client: AwsClient, vpc_id: str | None, ttl: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 instances_ttl: float = INSTANCES_TTL) -> None:
         self._client, self._vpc_id, self._ttl, self._clock = client, vpc_id, ttl, clock
         self._cache: dict[str, tuple[float, tuple[str, ...], tuple[Subnet, ...]]] = {}
+        self._instances: dict[tuple[str, ...], _Shared] = {}
+        self._instances_ttl = instances_ttl
         self._lock = threading.Lock()
+
+    def instances(self, ids: tuple[str, ...]) -> list[Instance]:
+        """The running instances among `ids`, from a call at most `instances_ttl` old; callers
+        asking at the same moment share one call."""
+        now = self._clock()
+        with self._lock:
+            for key in [k for k, v in self._instances.items()
+                        if v.at is not None and now - v.at >= self._instances_ttl]:
+                del self._instances[key]  # old node sets do not pile up
+            shared = self._instances.setdefault(ids, _Shared())
+        with shared.lock:
+            if shared.at is None or self._clock() - shared.at >= self._instances_ttl:
+                shared.value = describe_instances(self._client, list(ids))
+                shared.at = self._clock()
+            return list(shared.value)
 
     def discover(self, instance_ids: Iterable[str], extra_groups: Iterable[str] = (),
                  ) -> tuple[Discovered, list[dict[str, Any]]]:
         """The facts `desired` needs, plus the raw security groups (for their rules): the
         nodes' and `extra_groups` (the NLB's), in one call."""
-        instances = describe_instances(self._client, sorted(set(instance_ids)))
+        instances = self.instances(tuple(sorted(set(instance_ids))))
         vpc_id = self._vpc_id or _majority(i.vpc_id for i in instances)
         if vpc_id is None:
             return Discovered(vpc_id="", vpc_cidrs=(), instances=tuple(instances)), []
@@ -107,6 +141,7 @@ class Discovery:
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._instances.clear()
 
 
 def _majority(values: Iterable[str]) -> str | None:
