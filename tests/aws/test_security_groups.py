@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from localstack.world import World
 from providers.aws import AwsProvider, groups, names
 from providers.aws.model import DesiredSecurityGroup
-from providers.aws.settings import AwsSettings
+from providers.aws.settings import RATE_FAMILIES, AwsSettings
 from providers.errors import NotOwnedError, RetryAfter
 from providers.spec import (
     BalancerRef,
@@ -40,8 +40,7 @@ from tests.aws.fault_proxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.integration
 
-FAST = {"describe": 1000.0, "modify": 1000.0, "register": 1000.0, "tagging": 1000.0,
-        "ec2Modify": 1000.0}
+FAST = dict.fromkeys(RATE_FAMILIES, 1000.0)
 A = "service.beta.kubernetes.io/aws-load-balancer-"
 SERVICES = 40
 """One-port Services on one node group: 80 rules in the old scheme, over AWS's 60."""

@@ -24,7 +24,7 @@ from botocore.stub import Stubber
 from providers.aws import AwsProvider
 from providers.aws import names as aws_names
 from providers.aws.client import AwsClient, map_error
-from providers.aws.settings import AwsSettings
+from providers.aws.settings import RATE_FAMILIES, AwsSettings
 from providers.errors import NotOwnedError, PermanentError, RetryAfter, TransientError
 from providers.spec import (
     BalancerRef,
@@ -40,8 +40,7 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 READ_PREFIXES = ("Describe", "Get")  # GetResources: the tagging API
-FAST = {"describe": 1000.0, "modify": 1000.0, "register": 1000.0, "tagging": 1000.0,
-        "ec2Modify": 1000.0}
+FAST = dict.fromkeys(RATE_FAMILIES, 1000.0)
 INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
 
 
