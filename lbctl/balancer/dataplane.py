@@ -116,9 +116,11 @@ class Dataplane:
         return changed
 
     def _sync_verdicts(self, backends: BackendSet) -> None:
-        """Targets the checker already knows start with its verdict, not "up"."""
+        """A target the checker already holds down starts down, not "up" (only ever marks
+        down: a verdict copied from a replaced frontend is never undone here)."""
         for backend in backends.backends:
-            backends.set_up(backend.key, self.health.is_up(backend.key))
+            if not self.health.is_up(backend.key):
+                backends.set_up(backend.key, False)
 
     def _on_health(self, key: tuple[str, int], up: bool, reason: str) -> None:
         changed = self.set_verdict(key, up)
