@@ -23,6 +23,7 @@ import fcntl
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 
 from lbctl.balancer.acl import Acl
@@ -39,10 +40,19 @@ COPY_CHUNK = 64 * 1024
 BULK = 128 * 1024
 """A direction that has copied this many bytes is a bulk (or long-lived) stream: it switches
 to splice, so the pipe's cost is paid once per connection that carries real volume."""
-_SCRATCH = bytearray(256 * 1024)
-"""The copy buffer every connection of the process reads small messages into (one event
-loop thread: a read is written out, or parked, before the next read anywhere)."""
-_SCRATCH_VIEW = memoryview(_SCRATCH)
+SCRATCH_SIZE = 256 * 1024
+_scratch = threading.local()
+
+
+def scratch_buffer() -> tuple[bytearray, memoryview]:
+    """The copy buffer every connection of this thread's event loop reads small messages into
+    (a read is written out, or parked, before the loop runs anything else; recv/send release
+    the GIL, so each thread needs its own)."""
+    found: tuple[bytearray, memoryview] | None = getattr(_scratch, "buffer", None)
+    if found is None:
+        buf = bytearray(SCRATCH_SIZE)
+        found = _scratch.buffer = (buf, memoryview(buf))
+    return found
 BACKLOG = 4096
 READ_BUDGET = int(os.environ.get("LBCTL_READ_BUDGET", "8"))
 """Reads per readiness event before yielding to other connections (fairness vs wake-ups)."""
@@ -166,7 +176,7 @@ class _AutoDirection(_Direction):
     in a private copy, since the scratch buffer belongs to whoever reads next."""
 
     __slots__ = ("bulk", "can_splice", "chunk", "copied", "parked", "pipe_r", "pipe_w",
-                 "splicing")
+                 "scratch", "scratch_view", "splicing")
 
     def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket,
                  upstream: bool) -> None:
@@ -174,6 +184,7 @@ class _AutoDirection(_Direction):
         self.splicing = False
         self.bulk = False
         self.can_splice = conn.frontend.splice
+        self.scratch, self.scratch_view = conn.frontend.scratch
         self.copied = 0
         self.parked: bytes | None = None
         self.pipe_r = self.pipe_w = -1
@@ -182,34 +193,41 @@ class _AutoDirection(_Direction):
     def _read(self) -> int:
         if self.splicing:
             return _splice(self.src_fd, self.pipe_w, self.chunk, None, None, SPLICE_FLAGS)
-        if self.bulk and self.can_splice:
-            self._open_pipe()
+        if self.bulk and self.can_splice and self._open_pipe():
             return _splice(self.src_fd, self.pipe_w, self.chunk, None, None, SPLICE_FLAGS)
-        n = self.src.recv_into(_SCRATCH)
+        n = self.src.recv_into(self.scratch)
         self.copied += n
         if self.copied >= BULK:
             self.bulk = True
         return n
 
-    def _open_pipe(self) -> None:
-        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    def _open_pipe(self) -> bool:
+        """Start splicing; False (keep copying, try again after another BULK bytes) when no
+        pipe can be had, e.g. out of file descriptors."""
+        try:
+            self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            log.debug("no pipe for splicing (%s); copying on", exc)
+            self.bulk, self.copied = False, 0
+            return False
         try:
             self.chunk = fcntl.fcntl(self.pipe_w, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             self.chunk = COPY_CHUNK  # the default pipe holds 64 KiB
         self.splicing = True
+        return True
 
     def _write(self) -> int:
         if self.splicing:
             return _splice(self.pipe_r, self.dst_fd, self.pending, None, None, SPLICE_FLAGS)
         if self.parked is None:
             try:
-                sent = self.dst.send(_SCRATCH_VIEW[: self.pending])
+                sent = self.dst.send(self.scratch_view[: self.pending])
             except BlockingIOError:
-                self.parked = bytes(_SCRATCH_VIEW[: self.pending])
+                self.parked = bytes(self.scratch_view[: self.pending])
                 raise
             if sent < self.pending:
-                self.parked = bytes(_SCRATCH_VIEW[sent: self.pending])
+                self.parked = bytes(self.scratch_view[sent: self.pending])
             return sent
         sent = self.dst.send(self.parked)
         self.parked = self.parked[sent:] if sent < len(self.parked) else None
@@ -390,6 +408,8 @@ class TcpFrontend:
         self.splice = splice
         """False: always copy through Python (benchmarks, kernels without splice)."""
         self.connections: set[_Connection] = set()
+        self.scratch = scratch_buffer()
+        """This loop thread's copy buffer (taken again in start(), on the loop's thread)."""
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -400,6 +420,7 @@ class TcpFrontend:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.scratch = scratch_buffer()
         sock = bind_socket(self.vip, self.port, socket.SOCK_STREAM)
         sock.listen(BACKLOG)
         self._sock = sock

@@ -14,6 +14,7 @@ import hashlib
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -241,6 +242,40 @@ def test_small_exchanges_copy_and_bulk_streams_switch_to_splice(
         await echo.close()
 
     run(loop, main)
+
+
+def test_two_loops_in_two_threads_never_mix_their_bytes() -> None:
+    """Each event-loop thread copies through its own scratch buffer (recv/send release the GIL:
+    a shared one would hand one thread's bytes to the other's connections), e.g. two balancer
+    daemons in one process. Many concurrent copy-mode streams per loop, odd chunk sizes."""
+    results: list[tuple[int, int]] = []
+
+    async def main(vip: str) -> None:
+        (echo,) = await servers("127.0.102.31", 1)
+        async with Rig(vip, BackendSet((echo.target(),)), splice=False) as rig:
+            async def one(size: int) -> bool:
+                reader, writer = await rig.open()
+                data = os.urandom(size)
+                for i in range(0, len(data), 7000):
+                    writer.write(data[i:i + 7000])
+                    await writer.drain()
+                writer.write_eof()
+                got = await reader.read()
+                writer.close()
+                return got == data + b"<eof>"
+
+            ok = await asyncio.gather(*(one((1000, 200_000, 1_500_000)[i % 3])
+                                        for i in range(60)))
+            results.append((sum(ok), len(ok)))
+        await echo.close()
+
+    threads = [threading.Thread(target=run, args=("asyncio", lambda v=vip: main(v)))
+               for vip in ("127.0.101.31", "127.0.101.32")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [(60, 60), (60, 60)]
 
 
 @LOOPS
