@@ -184,6 +184,8 @@ class Daemon:
 
     async def stop(self) -> None:
         self._ready = False
+        if self.dataplane.workers is not None:
+            self.dataplane.workers.closing()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

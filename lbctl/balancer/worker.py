@@ -73,13 +73,19 @@ class Worker:
     async def handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "apply":
-            self.health.verdicts = {(a, int(p)): bool(up) for a, p, up in message["verdicts"]}
-            balancers = [parse_balancer(doc, "daemon") for doc in message["balancers"]]
-            await self.dataplane.apply(balancers)
-            for key, up in self.health.verdicts.items():
-                self.dataplane.set_verdict(key, up)
-            self.send({"op": "applied", "seq": message["seq"],
-                       "problems": self.dataplane.problems.by_balancer})
+            try:
+                self.health.verdicts = {(a, int(p)): bool(up)
+                                        for a, p, up in message["verdicts"]}
+                balancers = [parse_balancer(doc, "daemon") for doc in message["balancers"]]
+                await self.dataplane.apply(balancers)
+                for key, up in self.health.verdicts.items():
+                    self.dataplane.set_verdict(key, up)
+                problems = self.dataplane.problems.by_balancer
+            except Exception as exc:  # the daemon must hear back, or it waits for nothing
+                log.exception("worker %d: cannot apply the daemon's balancers", os.getpid())
+                problems = {str(doc.get("name")): [f"could not apply the update: {exc}"]
+                            for doc in message.get("balancers", []) if isinstance(doc, dict)}
+            self.send({"op": "applied", "seq": message["seq"], "problems": problems})
         elif op == "health":
             key = (str(message["key"][0]), int(message["key"][1]))
             self.health.verdicts[key] = bool(message["up"])

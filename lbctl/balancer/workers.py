@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 FrontKey = tuple[str, str, int]
 APPLY_TIMEOUT = 30.0
 RESTART_MAX_SECONDS = 30.0
+STABLE_SECONDS = 60.0
+"""A worker up this long starts its restart backoff afresh."""
 LINE_LIMIT = 256 * 1024 * 1024
 """The largest message (an apply of every balancer) either side's pipe reader accepts."""
 _COUNTERS = [f.name for f in fields(ListenerStats) if f.name != "active"]
@@ -69,6 +71,9 @@ class _Worker:
         self.frontends: dict[FrontKey, FrontendStats] = {}
         self.acks: dict[int, asyncio.Future[dict[str, list[str]]]] = {}
         self.reader: asyncio.Task[None] | None = None
+        self.started = 0.0
+        self.failures = 0
+        """Restarts in a row without STABLE_SECONDS of uptime (the backoff's exponent)."""
 
     @property
     def alive(self) -> bool:
@@ -104,7 +109,9 @@ class WorkerPool:
         worker.proc = await asyncio.create_subprocess_exec(
             *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=LINE_LIMIT)
-        worker.reader = asyncio.get_running_loop().create_task(self._read(worker))
+        loop = asyncio.get_running_loop()
+        worker.started = loop.time()
+        worker.reader = loop.create_task(self._read(worker))
         log.info("data plane worker %d started (pid %d)", worker.index, worker.proc.pid)
         if self._last is not None:
             worker.send(self._apply_message())
@@ -118,11 +125,21 @@ class WorkerPool:
     async def _read(self, worker: _Worker) -> None:
         proc = worker.proc
         assert proc is not None and proc.stdout is not None
-        while line := await proc.stdout.readline():
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError as exc:  # a line over LINE_LIMIT: the stream is unusable now
+                log.error("worker %d: %s; restarting it", worker.index, exc)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                break
+            if not line:
+                break
             try:
                 self._handle(worker, json.loads(line))
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                log.error("worker %d sent a bad message: %s", worker.index, exc)
+            except Exception as exc:  # one bad message must not stop the reading
+                log.error("worker %d sent a message the daemon cannot use: %r", worker.index,
+                          exc)
         await proc.wait()
         for ack in worker.acks.values():
             if not ack.done():
@@ -130,18 +147,30 @@ class WorkerPool:
         worker.acks.clear()
         self._retire(worker)
         if not self._closing:
-            log.error("data plane worker %d (pid %d) exited with %s; restarting", worker.index,
-                      proc.pid, proc.returncode)
-            task = asyncio.get_running_loop().create_task(self._restart(worker))
+            task = asyncio.get_running_loop().create_task(
+                self._restart(worker, f"pid {proc.pid} exited with {proc.returncode}"))
             self._restarts.add(task)
             task.add_done_callback(self._restarts.discard)
 
-    async def _restart(self, worker: _Worker) -> None:
-        delay = min(RESTART_MAX_SECONDS, 0.5 * 2 ** min(self.restarts, 6))
-        self.restarts += 1
-        await asyncio.sleep(delay)
-        if not self._closing:
-            await self._spawn(worker)
+    async def _restart(self, worker: _Worker, why: str) -> None:
+        """Spawn `worker` again after a backoff, unless the daemon started stopping meanwhile
+        (a SIGTERM to the whole process group reaches the workers first: not a crash)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - worker.started >= STABLE_SECONDS:
+            worker.failures = 0
+        while not self._closing:
+            delay = min(RESTART_MAX_SECONDS, 0.5 * 2 ** min(worker.failures, 6))
+            worker.failures += 1
+            await asyncio.sleep(delay)
+            if self._closing:
+                return
+            log.error("data plane worker %d: %s; restarting", worker.index, why)
+            self.restarts += 1
+            try:
+                await self._spawn(worker)
+                return
+            except OSError as exc:  # no fork, no pipe (EAGAIN, EMFILE, ENOMEM): try again
+                log.error("cannot restart data plane worker %d: %s", worker.index, exc)
 
     def _handle(self, worker: _Worker, message: dict[str, Any]) -> None:
         op = message["op"]
@@ -176,6 +205,10 @@ class WorkerPool:
         them (or died). Returns the problems the workers found, per balancer."""
         self._last = {"op": "apply", "balancers": [
             to_json(b.model_copy(update={"dataplane": "userspace"})) for b in balancers]}
+        wanted = {(li.protocol, vip, li.port) for b in balancers for li in b.listeners
+                  for vip in b.addresses}
+        for key in [k for k in self._retired if k not in wanted]:
+            del self._retired[key]  # a later balancer on that VIP:port starts from zero
         self._verdicts = dict(verdicts)
         waits: list[asyncio.Future[dict[str, list[str]]]] = []
         loop = asyncio.get_running_loop()
@@ -193,6 +226,9 @@ class WorkerPool:
         done, pending = await asyncio.wait(waits, timeout=APPLY_TIMEOUT)
         for ack in pending:
             ack.cancel()
+        for worker in self.workers:
+            for seq in [n for n, ack in worker.acks.items() if ack.done()]:
+                del worker.acks[seq]
         for ack in done:
             for name, found in ack.result().items():
                 for problem in found:
@@ -227,6 +263,11 @@ class WorkerPool:
 
     def alive(self) -> int:
         return sum(w.alive for w in self.workers)
+
+    def closing(self) -> None:
+        """The daemon is stopping: workers that exit from now on (a SIGTERM sent to the whole
+        process group) are not restarted."""
+        self._closing = True
 
     async def close(self) -> None:
         """EOF to every worker (each closes its frontends and exits); kill stragglers."""
