@@ -140,7 +140,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.netns_tools import BenchError, existing_namespaces, in_ns, remove_namespaces, run, tail
+from bench.netns_tools import (
+    BenchError,
+    existing_namespaces,
+    in_ns,
+    remove_namespaces,
+    remove_own_namespaces,
+    run,
+    tail,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -1351,10 +1359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if current is not None:
                 current.stop()
             procs.stop_all()
-            remove_namespaces(ALL_NS, PREFIX)
-            left = [n for n in existing_namespaces() if n in ALL_NS]
-            if left:
-                print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)
+            remove_own_namespaces(ALL_NS, PREFIX)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -70,7 +70,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench.netns_tools import BenchError, existing_namespaces, in_ns, remove_namespaces, run, tail
+from bench.netns_tools import (
+    BenchError,
+    existing_namespaces,
+    in_ns,
+    remove_namespaces,
+    remove_own_namespaces,
+    run,
+    tail,
+)
 from lbctl.balancer.membership import rendezvous_owner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -607,10 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 api.close()
             for d in daemons.values():
                 d.stop()
-            remove_namespaces(ALL_NS, PREFIX)
-            left = [n for n in existing_namespaces() if n in ALL_NS]
-            if left:
-                print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)
+            remove_own_namespaces(ALL_NS, PREFIX)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,3 +55,11 @@ def remove_namespaces(names: Sequence[str], prefix: str) -> None:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         run(["ip", "netns", "del", ns], check=False)
+
+
+def remove_own_namespaces(names: Sequence[str], prefix: str) -> None:
+    """A benchmark's final cleanup: remove its namespaces and warn about any that stayed."""
+    remove_namespaces(names, prefix)
+    left = [n for n in existing_namespaces() if n in names]
+    if left:
+        print(f"warning: namespaces left: {', '.join(left)}", file=sys.stderr)
