@@ -390,10 +390,8 @@ def _eips(note: _Reader, scheme: tuple[str, str], subnets: list[str]) -> list[st
     if out and scheme[0] != "internet-facing":
         note.fail(EIP_ALLOCATIONS, "Elastic IPs need an internet-facing balancer, but the "
                                    f"scheme is internal ({scheme[1]})")
-    elif out and subnets and len(out) != len(subnets):
-        note.fail(EIP_ALLOCATIONS, f"{len(out)} EIP allocations for {len(subnets)} subnets "
-                                   f"({short(SUBNETS)}): give exactly one per subnet, in the "
-                                   "same order")
+    elif out and subnets:
+        _one_per_subnet(note, EIP_ALLOCATIONS, "EIP allocations", out, subnets)
     return out
 
 
@@ -407,11 +405,16 @@ def _private_addresses(note: _Reader, scheme: tuple[str, str], subnets: list[str
     if out and scheme[0] != "internal":
         note.fail(PRIVATE_IPV4_ADDRESSES, "private IPv4 addresses need an internal balancer, "
                                           f"but the scheme is internet-facing ({scheme[1]})")
-    elif out and subnets and len(out) != len(subnets):
-        note.fail(PRIVATE_IPV4_ADDRESSES, f"{len(out)} private IPv4 addresses for "
-                                          f"{len(subnets)} subnets ({short(SUBNETS)}): give "
-                                          "exactly one per subnet, in the same order")
+    elif out and subnets:
+        _one_per_subnet(note, PRIVATE_IPV4_ADDRESSES, "private IPv4 addresses", out, subnets)
     return out
+
+
+def _one_per_subnet(note: _Reader, key: str, what: str, out: list[str],
+                    subnets: list[str]) -> None:
+    if len(out) != len(subnets):
+        note.fail(key, f"{len(out)} {what} for {len(subnets)} subnets ({short(SUBNETS)}): "
+                       "give exactly one per subnet, in the same order")
 
 
 _HealthCheck = tuple[str | None, str | None, str | None, int | None, int | None, int | None,
