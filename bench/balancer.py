@@ -29,6 +29,13 @@ in lbb-lb, so a new row is one entry in `CONFIGS`:
   with an error unless both say `dataplane: nftables` without problems (a daemon that fell back
   to userspace would still serve, and be measured as the wrong thing). After every stop it makes
   sure the table is gone (a leftover would DNAT the VIP under the next row).
+- [haproxy-splice-always] the same file with `option splice-auto` replaced by `option
+  splice-request` and `option splice-response` (written to the run's work directory): HAProxy
+  splicing from the first byte. HAProxy 2.6's splice-auto copies a new stream through its
+  buffers (recvfrom/sendto) until `timeout connect` (5 s) has elapsed and splices after that
+  (strace; with `timeout connect 9s` the switch moves to 9 s), so a 10 s iperf3 through the
+  baseline is half copying, half splicing. This row and a by-half table below the ratios show
+  both; informational, no goals, no ejection run.
 - [haproxy-splice-2t] HAProxy + splice-auto with `nbthread 2` (the committed splice file with
   only that line changed, written to the run's work directory); no ejection run.
 - [lbctl-2w] `lbctl balancer serve --workers 2`: the daemon and one worker process share each
@@ -92,12 +99,16 @@ every namespace, `somaxconn 8192`; in lbb-lb also a 1 s conntrack TIME_WAIT time
 where conntrack is loaded). HAProxy's maxconn stays under this machine's 20k open-file limit.
 
     .venv/bin/python bench/balancer.py [--quick]
-        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft,haproxy-splice-2t,lbctl-2w]
+        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft,haproxy-splice-always,
+                haproxy-splice-2t,lbctl-2w]
         [--duration S] [--rounds N] [--eject-rate R] [--eject-window S] [--eject-how nginx|link]
         [--pin-cpu CPU|auto|none]
 
 Goals. The userspace row (`lbctl`) is checked against HAProxy + splice-auto: throughput
->= 1.5x, req/s >= 0.8x, new conn/s >= 0.6x, ejection <= 1.5 s. The nftables row (`lbctl-nft`)
+>= 1.5x, req/s >= 0.8x, new conn/s >= 0.6x, ejection <= 1.5 s. Throughput is the whole
+run's average, as iperf3 reports it; since the baseline copies for its first 5 s and splices
+after (see haproxy-splice-always), a run shorter than 5 s (`--quick`) compares against
+copying only, and the by-half table shows each phase's ratio. The nftables row (`lbctl-nft`)
 has the issue's own block: throughput >= 0.8x direct, and >= 1.2x HAProxy + splice-auto on
 throughput, req/s, new conn/s and p99. Every nftables ratio is printed so that higher means
 nftables is better: for p99 it is HAProxy's p99 / nftables' p99 (>= 1.2x = a p99 at least 1.2x
@@ -181,6 +192,9 @@ HAPROXY_STATS_PORT = 8404  # bench/haproxy/*.cfg `listen stats`
 LBCTL_API_PORT = 9180
 STATUS_POLL_S = 0.02
 BASELINE = "haproxy-splice"
+SPLICE_AUTO = "    option splice-auto\n"
+SPLICE_ALWAYS = "    option splice-request\n    option splice-response\n"
+"""The haproxy-splice-always row: HAProxy told to splice both directions from the first byte."""
 EJECT_NODE = "node1"
 PROBE_TIMEOUT = 5.0
 
@@ -507,21 +521,30 @@ class ProcessBalancer(Config):
 
 
 class HAProxy(ProcessBalancer):
-    def __init__(self, name: str, label: str, cfg: Path, *, threads: int = 1) -> None:
+    """HAProxy run on a committed config file, or on that file with a few lines changed
+    (`changes`: exact line -> replacement, written to the run's work directory), so a variant
+    row differs from its committed file only where it says."""
+
+    def __init__(self, name: str, label: str, cfg: Path, *, threads: int = 1,
+                 changes: dict[str, str] | None = None, ejection: bool = True) -> None:
         super().__init__()
         self.name, self.label, self.cfg, self.threads = name, label, cfg, threads
         self.processes = threads
-        self.ejection = threads == 1
+        self.changes = dict(changes or {})
+        if threads != 1:
+            self.changes["    nbthread 1\n"] = f"    nbthread {threads}\n"
+        self.ejection = ejection and threads == 1
         self.run_cfg = cfg
 
     def start(self, procs: Procs) -> None:
-        if self.threads != 1:  # the committed file with only `nbthread` changed
+        if self.changes:
             text = self.cfg.read_text()
-            if "    nbthread 1\n" not in text:
-                raise BenchError(f"{self.cfg} has no `nbthread 1` line to change")
+            for line, replacement in self.changes.items():
+                if line not in text:
+                    raise BenchError(f"{self.cfg} has no line {line.strip()!r} to change")
+                text = text.replace(line, replacement)
             self.run_cfg = procs.logdir / f"{self.name}.cfg"
-            self.run_cfg.write_text(text.replace("    nbthread 1\n",
-                                                 f"    nbthread {self.threads}\n"))
+            self.run_cfg.write_text(text)
         super().start(procs)
 
     def argv(self) -> list[str]:
@@ -661,6 +684,8 @@ CONFIGS: list[Config] = [
     HAProxy("haproxy-splice", "HAProxy 2.6 + `option splice-auto`", HAPROXY_SPLICE_CFG),
     Lbctl("lbctl", "lbctl userspace", LBCTL_USERSPACE),
     Lbctl("lbctl-nft", "lbctl nftables", LBCTL_NFTABLES, listens=False),
+    HAProxy("haproxy-splice-always", "HAProxy 2.6 + `option splice-request/-response`",
+            HAPROXY_SPLICE_CFG, changes={SPLICE_AUTO: SPLICE_ALWAYS}, ejection=False),
     HAProxy("haproxy-splice-2t", "HAProxy 2.6 + `option splice-auto`, 2 threads",
             HAPROXY_SPLICE_CFG, threads=2),
     Lbctl("lbctl-2w", "lbctl userspace, --workers 2", LBCTL_USERSPACE, workers=2,
@@ -837,6 +862,8 @@ def wait_serving(proc: Proc, timeout: float = 20.0) -> None:
 class Round:
     gbps: float | None = None
     retransmits: int | None = None
+    gbps_halves: tuple[float, float] | None = None
+    """iperf3's per-second figures averaged over the first and the second half of the run."""
     rps: float | None = None
     p99_ms: float | None = None
     paced_rps: float | None = None
@@ -880,7 +907,9 @@ def cpu_meter(config: Config, out: list[float | None]) -> Iterator[None]:
         out.append(100.0 * (c1 - c0) / CLK_TCK / max(t1 - t0, 1e-9))
 
 
-def run_iperf(config: Config, duration: int) -> tuple[float, int]:
+def run_iperf(config: Config, duration: int
+              ) -> tuple[float, int, tuple[float, float] | None]:
+    """(Gbit/s received, sender retransmits, Gbit/s over the first and second half)."""
     host, port = config.iperf_target()
     argv = in_ns(NS_CLIENT, "iperf3", "-c", host, "-p", str(port), "-t", str(duration), "-J")
     last = ""
@@ -893,10 +922,21 @@ def run_iperf(config: Config, duration: int) -> tuple[float, int]:
         if "error" not in doc and "end" in doc:
             end = doc["end"]
             return (end["sum_received"]["bits_per_second"] / 1e9,
-                    int(end["sum_sent"].get("retransmits", 0)))
+                    int(end["sum_sent"].get("retransmits", 0)), halves(doc))
         last = str(doc.get("error", "no result"))
         time.sleep(1.0)
     raise BenchError(f"iperf3 via {config.name}: {last}")
+
+
+def halves(doc: dict[str, Any]) -> tuple[float, float] | None:
+    """Mean Gbit/s of iperf3's per-second intervals over the first and the second half of the
+    run (sender side; None for a run too short to split)."""
+    rates = [float(i["sum"]["bits_per_second"]) / 1e9 for i in doc.get("intervals", [])
+             if "sum" in i]
+    if len(rates) < 2:
+        return None
+    mid = len(rates) // 2
+    return statistics.fmean(rates[:mid]), statistics.fmean(rates[mid:])
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -943,7 +983,7 @@ def run_round(config: Config, duration: int) -> Round:
     r = Round()
     cpu: list[float | None] = []
     with cpu_meter(config, cpu):
-        r.gbps, r.retransmits = run_iperf(config, duration)
+        r.gbps, r.retransmits, r.gbps_halves = run_iperf(config, duration)
     time.sleep(0.5)
     with cpu_meter(config, cpu):
         r.rps, r.p99_ms, err = run_wrk(config, duration, close=False)
@@ -1124,6 +1164,7 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
                        key=lambda name: name != BASELINE)
     for name in baselines:
         print_ratios(rows, name)
+    print_throughput_halves(rows, args.duration)
     for row in rows:
         if row.config.nft_goals and not row.skipped:
             print_nft_goals(row, rows)
@@ -1163,6 +1204,45 @@ def print_ratios(rows: list[Row], baseline: str) -> None:
             goal_text = (f"goal <= {GOAL_EJECTION_S} s; " if row.config.goals else "")
             print(f"    {'ejection':11} {ej} s  ({goal_text}"
                   f"baseline {fmt(b.ejection, '.2f')} s){verdict}")
+
+
+def print_throughput_halves(rows: list[Row], duration: int) -> None:
+    """Single-stream throughput per half of the run, and lbctl's ratio to each HAProxy
+    splice row per half: HAProxy's splice-auto changes behaviour in the middle of the run."""
+    measured = [r for r in rows if not r.skipped and any(x.gbps_halves for x in r.rounds)]
+    if not measured:
+        return
+
+    def half(row: Row, i: int) -> float | None:
+        return med([r.gbps_halves[i] for r in row.rounds if r.gbps_halves])
+
+    first, second = duration // 2, duration - duration // 2
+    print()
+    print(f"Single-stream throughput by half of the {duration} s run (Gbit/s; iperf3's "
+          "per-second figures, median over the rounds):")
+    print(f"| config | first {first} s | last {second} s | whole run |")
+    print("|---|---|---|---|")
+    for row in measured:
+        print(f"| {row.config.label} | {fmt(half(row, 0), '.1f')} | {fmt(half(row, 1), '.1f')} "
+              f"| {fmt(summarize(row).gbps, '.1f')} |")
+    by_name = {r.config.name: r for r in measured}
+    mine = by_name.get("lbctl")
+    if mine is None:
+        return
+    for name in (BASELINE, "haproxy-splice-always"):
+        theirs = by_name.get(name)
+        if theirs is None:
+            continue
+        parts = [f"first {first} s {fmt(ratio_of(half(mine, 0), half(theirs, 0)), '.2f')}x",
+                 f"last {second} s {fmt(ratio_of(half(mine, 1), half(theirs, 1)), '.2f')}x",
+                 "whole run "
+                 f"{fmt(ratio_of(summarize(mine).gbps, summarize(theirs).gbps), '.2f')}x"]
+        print(f"  {mine.config.label} vs {theirs.config.label}: {', '.join(parts)}")
+    print("  HAProxy 2.6 with splice-auto copies a new stream through its buffers "
+          "(recvfrom/sendto) and only starts splicing once `timeout connect` (5 s in "
+          "bench/haproxy/*.cfg) has elapsed (measured: with 9 s the switch moves to 9 s), so "
+          "its whole-run figure averages both; `splice-request/-response` splices from the "
+          "first byte.")
 
 
 def ratio_of(mine: float | None, theirs: float | None) -> float | None:
