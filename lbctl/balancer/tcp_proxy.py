@@ -87,7 +87,7 @@ class _Direction:
     it stops reading `src` and waits for `dst` to drain (backpressure without buffering more)."""
 
     __slots__ = ("blocked", "conn", "done", "dst", "dst_fd", "loop", "pending", "src", "src_fd",
-                 "upstream")
+                 "upstream", "want")
 
     def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket,
                  upstream: bool) -> None:
@@ -97,6 +97,8 @@ class _Direction:
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.upstream = upstream  # client -> target
         self.pending = 0
+        self.want = 0
+        """How many bytes the last `_read` asked for: fewer came = the socket is drained."""
         self.blocked = False
         self.done = False
 
@@ -114,7 +116,10 @@ class _Direction:
 
     def on_readable(self) -> None:
         # Several reads per wake-up while the destination keeps up: a bulk stream then costs
-        # one event-loop round trip per READ_BUDGET chunks instead of one per chunk.
+        # one event-loop round trip per READ_BUDGET chunks instead of one per chunk. A read
+        # that came back short has drained the socket (what arrives later wakes us again), so
+        # a request/response exchange costs one recv per message, not a second one failing
+        # with EAGAIN.
         conn = self.conn
         for _ in range(READ_BUDGET):
             try:
@@ -129,7 +134,7 @@ class _Direction:
                 return
             self.pending = n
             self._drain()
-            if self.pending or conn.state != "established":
+            if self.pending or n < self.want or conn.state != "established":
                 return
 
     def on_writable(self) -> None:
@@ -191,10 +196,10 @@ class _AutoDirection(_Direction):
         self.chunk = COPY_CHUNK
 
     def _read(self) -> int:
-        if self.splicing:
+        if self.splicing or (self.bulk and self.can_splice and self._open_pipe()):
+            self.want = self.chunk
             return _splice(self.src_fd, self.pipe_w, self.chunk, None, None, SPLICE_FLAGS)
-        if self.bulk and self.can_splice and self._open_pipe():
-            return _splice(self.src_fd, self.pipe_w, self.chunk, None, None, SPLICE_FLAGS)
+        self.want = SCRATCH_SIZE
         n = self.src.recv_into(self.scratch)
         self.copied += n
         if self.copied >= BULK:
