@@ -240,7 +240,8 @@ class Dataplane:
                                    on_connect_failure=self._connect_failed)
         else:
             frontend = UdpFrontend(vip, port, backends, acl,
-                                   idle_timeout=li.idle_timeout_seconds, stats=stats)
+                                   idle_timeout=li.idle_timeout_seconds, stats=stats,
+                                   on_unreachable=self._connect_failed)
         await frontend.start()
         self.running[key] = Running(b.name, li, _signature(b, li), backends, frontend, stats)
         if old is not None:

@@ -42,14 +42,6 @@ _OPEN = ("0.0.0.0/0", "::/0")
 def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonOptions
                   ) -> dict[str, Any]:
     """The daemon's wire form of `spec` served at `ips` (see `lbctl.balancer.model`)."""
-    hc = spec.health_check
-    check: dict[str, Any] = {
-        "type": "http" if hc.protocol == "HTTP" else "tcp",
-        "intervalSeconds": options.interval_seconds, "timeoutSeconds": options.timeout_seconds,
-        "healthyThreshold": options.healthy_threshold,
-        "unhealthyThreshold": options.unhealthy_threshold}
-    if hc.protocol == "HTTP":
-        check.update(port=hc.port, path=hc.path or "/healthz")
     affinity = spec.session_affinity == "ClientIP"
     listeners = []
     for li in spec.listeners:
@@ -58,7 +50,7 @@ def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonO
         targets = [{"name": t.node, "address": _address(t.addresses, ips), "port": li.node_port}
                    for t in spec.targets if t.addresses]
         listeners.append({"protocol": li.protocol, "port": li.port, "targets": targets,
-                          "healthCheck": check,
+                          "healthCheck": listener_check(spec, li.protocol, options),
                           "algorithm": "maglev" if affinity else "roundRobin"})
     ranges = [r for r in spec.source_ranges if r not in _OPEN]
     body: dict[str, Any] = {
@@ -69,6 +61,35 @@ def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonO
                   "name": spec.ref.service.name, "uid": spec.ref.service.uid}}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
     return {**body, "revision": digest}
+
+
+def listener_check(spec: LoadBalancerSpec, protocol: str, options: DaemonOptions
+                   ) -> dict[str, Any]:
+    """The active check for one listener's targets.
+
+    Local: HTTP `/healthz` on healthCheckNodePort (kube-proxy answers for the node's own
+    endpoints, whatever the listener's protocol). Cluster, TCP: a connect to the nodePort
+    itself. Cluster, UDP: nothing listens for TCP on a UDP nodePort, so a connect there would
+    fail on every healthy node and take the listener out of service; the node is checked by a
+    connect to the Service's first TCP nodePort instead (mixed-protocol Services; an ICMP
+    port-unreachable from a node then ejects it at once, like a failed TCP connect), and a
+    UDP-only Service gets no active check: its targets stay in rotation until their node
+    leaves the Service's targets (NotReady, deleted, excluded).
+    """
+    hc = spec.health_check
+    timing = {"intervalSeconds": options.interval_seconds,
+              "timeoutSeconds": options.timeout_seconds,
+              "healthyThreshold": options.healthy_threshold,
+              "unhealthyThreshold": options.unhealthy_threshold}
+    if hc.protocol == "HTTP":
+        return {"type": "http", "port": hc.port, "path": hc.path or "/healthz", **timing}
+    if protocol == "TCP":
+        return {"type": "tcp", **timing}
+    sibling = next((li.node_port for li in spec.listeners
+                    if li.protocol == "TCP" and li.node_port is not None), None)
+    if sibling is None:
+        return {"type": "none"}
+    return {"type": "tcp", "port": sibling, **timing}
 
 
 def _address(addresses: tuple[str, ...], vips: tuple[str, ...]) -> str:
