@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -159,20 +160,52 @@ def test_source_ranges_admit_and_refuse(stack: Stack) -> None:
     assert _balancers(stack)["private"]["balancer"]["sourceRanges"] == ["127.0.0.2/32"]
 
 
+def _udp(vip: str, port: int, text: str) -> str:
+    """One datagram from a new source port; the answering pod's name (the echo checked)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(text.encode(), (vip, port))
+        reply = s.recvfrom(4096)[0].decode()
+    pod, _, echoed = reply.partition(": ")
+    assert echoed == text
+    return pod
+
+
+CHECKS_TO_EJECT = 1.0
+"""Five check intervals of the stack's config (0.2 s), well past unhealthyThreshold 2."""
+
+
 def test_udp_service_through_the_vip(stack: Stack) -> None:
     _deploy(stack, "dns", [{"containerPort": 5353, "protocol": "UDP"}])
     svc = _service(stack, "dns", [{"port": 5353, "targetPort": 5353, "protocol": "UDP"}])
     vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
-    seen = set()
-    for i in range(12):  # a new flow (source port) each time
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(3)
-            s.sendto(f"hello {i}".encode(), (vip, 5353))
-            reply = s.recvfrom(4096)[0].decode()
-        pod, _, text = reply.partition(": ")
-        assert text == f"hello {i}"
-        seen.add(pod)
-    assert len(seen) >= 2
+    assert len({_udp(vip, 5353, f"hello {i}") for i in range(12)}) >= 2
+    # nothing listens for TCP on a UDP nodePort: a connect check there would fail on every
+    # node, so a UDP-only Service has no active check, and it keeps serving past the checks
+    listener = _balancers(stack)["dns"]["balancer"]["listeners"][0]
+    assert listener["healthCheck"]["type"] == "none"
+    time.sleep(CHECKS_TO_EJECT)
+    assert _balancers(stack)["dns"]["status"]["healthyTargets"] == 3
+    assert len({_udp(vip, 5353, f"later {i}") for i in range(12)}) >= 2
+
+
+def test_mixed_protocol_service_checks_its_udp_targets_on_the_tcp_node_port(stack: Stack
+                                                                          ) -> None:
+    _deploy(stack, "mixed", [{"containerPort": 5354, "protocol": "UDP"},
+                             {"containerPort": 8080}])
+    svc = _service(stack, "mixed", [
+        {"name": "dns", "port": 5354, "targetPort": 5354, "protocol": "UDP"},
+        {"name": "web", "port": 8085, "targetPort": 8080, "protocol": "TCP"}])
+    tcp_node_port = next(p["node_port"] for p in svc["spec"]["ports"] if p["protocol"] == "TCP")
+    checks = {li["protocol"]: li["healthCheck"]
+              for li in _balancers(stack)["mixed"]["balancer"]["listeners"]}
+    assert (checks["UDP"]["type"], checks["UDP"]["port"]) == ("tcp", tcp_node_port)
+    assert checks["TCP"]["type"] == "tcp" and checks["TCP"].get("port") is None
+    time.sleep(CHECKS_TO_EJECT)
+    assert _balancers(stack)["mixed"]["status"]["healthyTargets"] == 6
+    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
+    assert _udp(vip, 5354, "hi").startswith("mixed-")
+    assert _http(vip, 8085).startswith("pod mixed-")
 
 
 def test_daemon_that_lost_its_state_is_reprogrammed_and_delete_cleans_up(stack: Stack) -> None:
@@ -217,12 +250,15 @@ def test_local_policy_checks_health_check_node_port(stack: Stack) -> None:
     assert "1 of 3 targets healthy" in degraded.message
 
 
-def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: Stack) -> None:
+@pytest.mark.parametrize(("policy", "port"), [("Local", 8086), ("Cluster", 8084)])
+def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(
+        stack: Stack, policy: str, port: int) -> None:
     import threading
-    import time
 
-    _deploy(stack, "busy", [{"containerPort": 8080}])
-    svc = _service(stack, "busy", [{"port": 8084, "targetPort": 8080}])
+    name = f"busy-{policy.lower()}"
+    _deploy(stack, name, [{"containerPort": 8080}])  # one pod per node (the spread)
+    svc = _service(stack, name, [{"port": port, "targetPort": 8080}],
+                   externalTrafficPolicy=policy)
     vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
     results: list[tuple[float, bool, str]] = []
     stop = threading.Event()
@@ -231,7 +267,7 @@ def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: 
         while not stop.is_set() and len(results) < 5000:
             started = time.monotonic()
             try:
-                results.append((started, True, _http(vip, 8084)))
+                results.append((started, True, _http(vip, port)))
             except OSError as exc:
                 results.append((started, False, str(exc)))
 
@@ -243,23 +279,25 @@ def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: 
             "sandbox.lbctl.io/stopped": "true"}}})
 
         def ejected() -> float | None:
-            targets = _balancers(stack)["busy"]["status"]["listeners"][0]["targets"]
+            targets = _balancers(stack)[name]["status"]["listeners"][0]["targets"]
             down = any(t["name"] == "sandbox-node-2" and not t["up"] for t in targets)
             return time.monotonic() if down else None
 
-        wait_for(ejected, 15, "the stopped node to be ejected")
+        ejected_at: float = wait_for(ejected, 15, "the stopped node to be ejected")
 
         def endpoints_moved() -> float | None:
-            # Cluster policy: the other nodes forward to every ready pod, so requests can still
-            # reach the stopped node's pods until EndpointSlices drop them (kube-proxy's lag,
-            # not the balancer's); count from when both have happened.
             slices = client.DiscoveryV1Api(stack.core.api_client).list_namespaced_endpoint_slice(
-                "default", label_selector="kubernetes.io/service-name=busy").items
+                "default", label_selector=f"kubernetes.io/service-name={name}").items
             stale = [e for sl in slices for e in sl.endpoints or []
                      if e.node_name == "sandbox-node-2" and e.conditions and e.conditions.ready]
             return None if stale else time.monotonic()
 
-        ejected_at: float = wait_for(endpoints_moved, 15, "endpoints without the stopped node")
+        if policy == "Cluster":
+            # the other nodes forward to every ready pod, so requests can still reach the
+            # stopped node's pod until EndpointSlices drop it (kube-proxy's lag, not the
+            # balancer's): count from when both have happened. Local: each node serves only
+            # its own pod, so the ejection alone is the mark.
+            ejected_at = wait_for(endpoints_moved, 15, "endpoints without the stopped node")
         wait_for(lambda: sum(r[0] > ejected_at for r in results) >= 100, 20,
                  "100 requests after the ejection")
     finally:
@@ -271,7 +309,7 @@ def test_node_stopped_mid_traffic_no_new_connection_fails_after_ejection(stack: 
     assert [r for r in after if not r[1]] == []
     assert not any("sandbox-node-2" in r[2] for r in after)
     assert {r[2].rsplit(" ", 1)[1] for r in after} == {"sandbox-node-1", "sandbox-node-3"}
-    wait_for(lambda: _balancers(stack)["busy"]["status"]["healthyTargets"] == 3, 15,
+    wait_for(lambda: _balancers(stack)[name]["status"]["healthyTargets"] == 3, 15,
              "the node to come back")
 
 
