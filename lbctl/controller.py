@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from providers.cluster import NodeView, ServiceView
-from providers.interface import ChangeNotifier, Provider
+from providers.interface import ChangeNotifier, Provider, Reconfigurable
 from providers.spec import BalancerRef
 
 from .config import Config
@@ -60,6 +60,8 @@ class Controller:
         self.nodes = Informer(kube, NODES, node_view, name="nodes")
         self.cache = Cache(self.services, self.nodes)
         self.inner_provider = make_provider(self.cache)
+        self._provider_settings = config().provider_settings()
+        """The provider section the provider last took (see `config_changed`)."""
         self.provider: Provider = MeteredProvider(self.inner_provider, metrics)
         provider = self.provider
         self.reconciler = Reconciler(self.cache, provider, config, writes, recorder)
@@ -119,10 +121,31 @@ class Controller:
         self.nodes.stop()
 
     def config_changed(self) -> None:
-        """A reloaded config may own other classes: offer every cached Service again (specs
-        that did not change cost no provider call)."""
+        """A reloaded config: a changed provider section goes to the provider (one that is
+        `Reconfigurable`; others keep theirs until a restart, said in the log), and every
+        cached Service is offered again, since the config may own other classes now. Specs
+        that did not change cost no provider call, unless the provider took new settings:
+        then every Service is ensured again (a balancer instance that joined gets them all)."""
+        config = self.config()
+        settings = config.provider_settings()
+        force = False
+        if settings != self._provider_settings:
+            provider = config.provider
+            if isinstance(self.inner_provider, Reconfigurable):
+                try:
+                    problems = self.inner_provider.apply_settings(settings)
+                except Exception:  # a provider bug must not stop the Services' re-offer
+                    log.exception("provider %s failed to take the reloaded settings", provider)
+                else:
+                    force = True
+                    log.info("provider %s took the reloaded settings%s", provider,
+                             f" ({len(problems)} problem(s) logged)" if problems else "")
+            else:
+                log.warning("provider %s cannot take new settings while running: the ones it "
+                            "started with stay in effect until a restart", provider)
+            self._provider_settings = settings
         for svc in self.cache.services():
-            self._enqueue(svc)
+            self._enqueue(svc, force=force)
 
     def _provider_changed(self, ref: BalancerRef) -> None:
         """The provider saw something change (target health, a daemon that lost its state):

@@ -9,7 +9,7 @@ its provider, then the event writer, then the client).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +32,12 @@ class Embedded:
 
 
 @contextlib.contextmanager
-def running_controller(kubeconfig: Path | str, config: Config, *, qps: float = 200,
-                       burst: int = 400) -> Iterator[Embedded]:
+def running_controller(kubeconfig: Path | str, config: Config | Callable[[], Config], *,
+                       qps: float = 200, burst: int = 400) -> Iterator[Embedded]:
     """The lbctl controller, leading, for the cluster behind `kubeconfig` and `config`'s
-    provider. Stopped (provider closed) on exit."""
+    provider (a `Config`, or a callable answering the current one, such as a reloading
+    `lbctl.runner.ConfigHolder`). Stopped (provider closed) on exit."""
+    current: Callable[[], Config] = config if callable(config) else (lambda: config)
     kube = Kube.connect(str(kubeconfig), qps=qps, burst=burst)
     controller: Controller | None = None
     events: BackgroundEvents | None = None
@@ -43,12 +45,13 @@ def running_controller(kubeconfig: Path | str, config: Config, *, qps: float = 2
         events = BackgroundEvents(KubeEventWriter(kube))
 
         def make(cache: Cache) -> Provider:
-            provider: Provider = load(config.provider)(config.provider_settings(),
-                                                       config.cluster_name, cache)
+            first = current()
+            provider: Provider = load(first.provider)(first.provider_settings(),
+                                                      first.cluster_name, cache)
             return provider
 
-        controller = Controller(kube, lambda: config, make, KubeServiceWrites(kube),
-                                events, Metrics())
+        controller = Controller(kube, current, make, KubeServiceWrites(kube), events,
+                                Metrics())
         controller.start()
         controller.start_leading()
         yield Embedded(kube, controller, events)

@@ -102,6 +102,18 @@ class ChangeNotifier(Protocol):
         """Call `notify(ref)` (from any thread) whenever `ref` should be re-ensured."""
 
 
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """Optional: a provider that takes a reloaded provider section without a restart (new
+    pools, balancer instances joining or leaving). Without it, a changed section is logged as
+    needing a restart and the provider keeps the settings it was built with."""
+
+    def apply_settings(self, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Switch to `settings`; answer its problems as (key path, message). A part with
+        problems is handled as at start-up (e.g. a bad pool frozen), never by failing the
+        whole reload."""
+
+
 SettingsValidator = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 """A provider module's `validate_settings(raw)`: (key path, message) for each problem."""
 

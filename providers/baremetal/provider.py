@@ -213,6 +213,16 @@ class BaremetalProvider:
             if self._notify is not None:
                 self.subscribe(self._notify)
 
+    def apply_settings(self, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """A reloaded `baremetal` section (see `Reconfigurable`): parsed as `create` does,
+        problems logged and kept for `validate`, then `reconfigure`."""
+        parsed, problems = parse_settings(settings)
+        for path, message in problems:
+            log.warning("config %s: %s", path, message)
+        self.problems = tuple(problems)
+        self.reconfigure(parsed)
+        return list(problems)
+
     def close(self) -> None:
         self._programmer.close()
 
