@@ -10,17 +10,23 @@ a Python `nobody` can run. Run as any other user, the demo simply runs as that u
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import traffic_lock
+from tests.kubectl.runner import IMAGE_VERSIONS, binary_path
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +92,60 @@ def test_demo_runs_unprivileged_and_tells_the_story(demo_command: list[str]) -> 
            "down: sandbox-node-1" in out
     assert "NOT removed" not in out
     assert "demo passed: traffic through the VIP reached 3 pods" in out
+
+
+def _lines_until(proc: subprocess.Popen[str], marker: str, seconds: float) -> str:
+    """stdout up to and including the line containing `marker` (fails after `seconds`)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+            if marker in line:
+                break
+        else:
+            lines.put(None)  # EOF: the demo ended before the marker
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while True:
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+        if line is None:
+            pytest.fail(f"the demo ended before {marker!r}:\n{''.join(seen)}")
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+
+
+def test_demo_keep_stays_up_for_kubectl_and_stops_cleanly_on_ctrl_c() -> None:
+    lbctl = Path(sys.executable).parent / "lbctl"
+    kubectl = binary_path(IMAGE_VERSIONS[-1])
+    with traffic_lock():
+        proc = subprocess.Popen([str(lbctl), "demo", "--keep"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd="/tmp")
+        try:
+            out = _lines_until(proc, "Press Ctrl-C", 300)
+            found = re.search(r"^\s*export KUBECONFIG=(\S+)$", out, re.M)
+            assert found, out
+            kubeconfig = found.group(1)
+            # the printed commands work: kubectl reads the Service's address ...
+            got = subprocess.run([str(kubectl), "get", "service", "frontend", "-o",
+                                  "jsonpath={.status.loadBalancer.ingress[0].ip}"],
+                                 env={**os.environ, "KUBECONFIG": kubeconfig},
+                                 capture_output=True, text=True, timeout=60, check=True)
+            vip = got.stdout.strip()
+            assert re.fullmatch(r"127\.0\.100\.\d+", vip), got
+            # ... and the VIP still carries traffic while the demo waits
+            with urllib.request.urlopen(f"http://{vip}:8080/", timeout=5) as resp:
+                assert resp.read().decode().startswith("pod frontend-")
+            proc.send_signal(signal.SIGINT)
+            rest, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, rest + err
+    assert "demo passed" in rest
+    assert not Path(kubeconfig).exists(), "the demo's temporary directory outlived it"
