@@ -112,6 +112,18 @@ def test_unauthenticated_and_wrong_token_are_refused_and_change_nothing(
         d.stop()
 
 
+def _key(labels: dict[str, str], **more: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({**labels, **more}.items()))
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The exposition parsed by prometheus_client: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, _key(s.labels)): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_put_serves_traffic_and_reports_target_health(
         tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
     d = _start(tmp_path, token_file)
@@ -137,9 +149,22 @@ def test_put_serves_traffic_and_reports_target_health(
         assert any("2 of 3 targets healthy" in p for p in status["problems"])
         answers = Counter(_get("http://127.0.105.2:18080/") for _ in range(20))
         assert set(answers) == {"backend 127.0.104.1", "backend 127.0.104.2"}
-        metrics = _get(f"{d.url}/metrics")
-        assert 'lbctl_balancer_target_up{balancer="web",port="18080",protocol="TCP"' in metrics
-        assert "lbctl_balancer_connections_total" in metrics
+        samples = _samples(_get(f"{d.url}/metrics"))
+        web = {"balancer": "web", "protocol": "TCP", "port": "18080"}
+        assert samples[("lbctl_balancer_connections_total", _key(web))] == 50
+        assert samples[("lbctl_balancer_active_connections", _key(web))] == 0
+        # every request and every answer went through, counted once
+        assert samples[("lbctl_balancer_bytes_total", _key(web, direction="in"))] >= 50 * 14
+        assert samples[("lbctl_balancer_bytes_total", _key(web, direction="out"))] >= 50 * 19
+        ups = {dict(labels)["target"]: value for (name, labels), value in samples.items()
+               if name == "lbctl_balancer_target_up"}
+        assert sorted(ups.values()) == [0.0, 1.0, 1.0]
+        assert samples[("lbctl_balancer_health_transitions_total", ())] >= 1
+        assert samples[("lbctl_balancer_health_probes_total", ())] >= 3
+        # no per-connection labels: every series is labelled by listener (and a bounded kind)
+        allowed = {"balancer", "protocol", "port", "target", "direction", "reason",
+                   "dataplane"}
+        assert all(set(dict(labels)) <= allowed for _name, labels in samples)
     finally:
         d.stop()
 
