@@ -198,6 +198,8 @@ class Dataplane:
                 if run.listener != li:
                     run.backends.update(li.targets, b.drain_seconds)
                     self._sync_verdicts(run.backends)
+                    if isinstance(run.frontend, TcpFrontend):  # read at each connect
+                        run.frontend.connect_timeout = li.connect_timeout
                     run.listener = li
                 continue
             try:
@@ -237,7 +239,8 @@ class Dataplane:
         if protocol == "TCP":
             frontend = TcpFrontend(vip, port, backends, acl,
                                    proxy_protocol=li.proxy_protocol == "v2", stats=stats,
-                                   on_connect_failure=self._connect_failed)
+                                   on_connect_failure=self._connect_failed,
+                                   connect_timeout=li.connect_timeout)
         else:
             frontend = UdpFrontend(vip, port, backends, acl,
                                    idle_timeout=li.idle_timeout_seconds, stats=stats,

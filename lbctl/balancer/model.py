@@ -74,6 +74,10 @@ def _target(value: Any) -> Any:
     return {"address": address, "port": int(match.group(2) or match.group(4))}
 
 
+DEFAULT_CONNECT_TIMEOUT = 2.0
+"""Seconds a TCP connect to a target may take on a listener without active health checks."""
+
+
 class ListenerConfig(BaseModel):
     """One front-end port on the VIP(s) and the targets it forwards to."""
 
@@ -87,6 +91,20 @@ class ListenerConfig(BaseModel):
     """Prepend a PROXY protocol v2 header to each TCP connection (targets must expect it)."""
     idle_timeout_seconds: float = Field(60.0, alias="idleTimeoutSeconds", gt=0, le=86400)
     """UDP: a flow's session is closed after this long without traffic."""
+    connect_timeout_seconds: float | None = Field(None, alias="connectTimeoutSeconds", gt=0,
+                                                  le=60)
+    """TCP: how long a connect to a target may take before the client's connection is retried
+    on another target and the target ejected (passive ejection of a dead host, whose SYNs go
+    unanswered). Default: the health check's timeoutSeconds, since a target that slow to
+    accept fails its checks too; 2 s for a listener without active checks."""
+
+    @property
+    def connect_timeout(self) -> float:
+        if self.connect_timeout_seconds is not None:
+            return self.connect_timeout_seconds
+        if self.health_check.type == "none":
+            return DEFAULT_CONNECT_TIMEOUT
+        return self.health_check.timeout_seconds
 
     @field_validator("targets", mode="before")
     @classmethod

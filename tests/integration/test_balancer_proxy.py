@@ -25,7 +25,8 @@ import uvloop
 from lbctl.balancer import tcp_proxy
 from lbctl.balancer.acl import Acl
 from lbctl.balancer.backends import Backend, BackendSet, ListenerStats
-from lbctl.balancer.model import TargetConfig
+from lbctl.balancer.dataplane import Dataplane
+from lbctl.balancer.model import TargetConfig, parse_balancer
 from lbctl.balancer.proxy_protocol import SIGNATURE
 from lbctl.balancer.tcp_proxy import TcpFrontend
 from lbctl.balancer.udp_proxy import UdpFrontend
@@ -403,6 +404,35 @@ def test_tcp_connect_timeout_is_a_failure_and_retried(loop: str) -> None:
         await echo.close()
 
     run(loop, main)
+
+
+def test_the_listener_connect_timeout_reaches_the_frontend_and_follows_changes() -> None:
+    """A dead host's SYNs go unanswered: its connects are cut after the listener's connect
+    timeout (by default the health check's), which the running frontend takes without a
+    restart when the check changes."""
+    async def main() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.101.31", 0))
+            port = probe.getsockname()[1]
+
+        def body(timeout: float) -> dict[str, Any]:
+            return {"name": "t", "vip": "127.0.101.31", "listeners": [{
+                "protocol": "TCP", "port": port, "targets": ["127.0.102.31:9"],
+                "healthCheck": {"type": "tcp", "intervalSeconds": 60,
+                                "timeoutSeconds": timeout}}]}
+
+        dp = Dataplane(kernel=None, log_health=False)
+        try:
+            await dp.apply([parse_balancer(body(0.3))])
+            front = dp.running[("TCP", "127.0.101.31", port)].frontend
+            assert isinstance(front, TcpFrontend) and front.connect_timeout == 0.3
+            await dp.apply([parse_balancer(body(0.5))])
+            assert dp.running[("TCP", "127.0.101.31", port)].frontend is front
+            assert front.connect_timeout == 0.5
+        finally:
+            await dp.close()
+
+    run("asyncio", main)
 
 
 @LOOPS

@@ -424,3 +424,25 @@ def test_bad_state_entries_are_skipped_and_the_rest_load(
 
 def test_balancers_key_with_every_entry_commented_out_means_none() -> None:
     assert parse_file("balancers:\n# - name: web\n").balancers == ()
+
+
+# --- connect timeout ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({}, 1.0),  # the health check's default timeoutSeconds
+    ({"healthCheck": {"timeoutSeconds": 0.3}}, 0.3),
+    ({"healthCheck": {"type": "none"}}, 2.0),  # no checks: the fixed default
+    ({"healthCheck": {"timeoutSeconds": 0.3}, "connectTimeoutSeconds": 5}, 5.0),
+])
+def test_connect_timeout_follows_the_health_check_unless_set(extra: dict[str, Any],
+                                                             expected: float) -> None:
+    parsed = parse_file(first_listener(**extra), "balancers.yaml")
+    assert parsed.balancers[0].listeners[0].connect_timeout == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (0, "Input should be greater than 0"),
+    (61, "Input should be less than or equal to 60"),
+])
+def test_connect_timeout_out_of_range_is_named(value: float, message: str) -> None:
+    assert problems(first_listener(connectTimeoutSeconds=value)) == [
+        ("balancers[0].listeners[0].connectTimeoutSeconds", message)]
