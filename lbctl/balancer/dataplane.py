@@ -27,7 +27,7 @@ from .backends import Backend, BackendSet, ListenerStats
 from .health import HealthChecker
 from .model import BalancerConfig, HealthCheckConfig, ListenerConfig
 from .nft import NftablesDataplane, NftError
-from .tcp_proxy import TcpFrontend
+from .tcp_proxy import TcpFrontend, congestion_problem
 from .udp_proxy import UdpFrontend
 from .workers import WorkerPool
 
@@ -200,10 +200,13 @@ class Dataplane:
                     self._sync_verdicts(run.backends)
                     if isinstance(run.frontend, TcpFrontend):  # read at each connect
                         run.frontend.connect_timeout = li.connect_timeout
+                        run.frontend.congestion = self._congestion(b.name, li, problems)
                     run.listener = li
+                elif li.upstream_congestion_control:
+                    self._congestion(b.name, li, problems)  # still say why it is not used
                 continue
             try:
-                await self._start(key, b, li)
+                await self._start(key, b, li, problems)
             except OSError as exc:
                 message = f"cannot serve {key[1]}:{key[2]}/{key[0]}: {exc.strerror or exc}"
                 problems.add(b.name, message)
@@ -225,7 +228,21 @@ class Dataplane:
         self.desired = {b.name: b for b in balancers}
         self.problems = problems
 
-    async def _start(self, key: FrontKey, b: BalancerConfig, li: ListenerConfig) -> None:
+    @staticmethod
+    def _congestion(balancer: str, li: ListenerConfig, problems: Problems) -> bytes:
+        """The listener's upstream congestion control if this process may set it; else b""
+        and the reason among the balancer's problems."""
+        name = li.upstream_congestion_control
+        if not name:
+            return b""
+        problem = congestion_problem(name)
+        if problem is not None:
+            problems.add(balancer, problem)
+            return b""
+        return name.encode()
+
+    async def _start(self, key: FrontKey, b: BalancerConfig, li: ListenerConfig,
+                     problems: Problems) -> None:
         protocol, vip, port = key
         old = self.running.get(key)
         backends = BackendSet(li.targets, li.algorithm, b.session_affinity)
@@ -241,6 +258,7 @@ class Dataplane:
                                    proxy_protocol=li.proxy_protocol == "v2", stats=stats,
                                    on_connect_failure=self._connect_failed,
                                    connect_timeout=li.connect_timeout)
+            frontend.congestion = self._congestion(b.name, li, problems)
         else:
             frontend = UdpFrontend(vip, port, backends, acl,
                                    idle_timeout=li.idle_timeout_seconds, stats=stats,

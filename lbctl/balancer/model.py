@@ -98,6 +98,14 @@ class ListenerConfig(BaseModel):
     unanswered). Default: the health check's timeoutSeconds, since a target that slow to
     accept fails its checks too; 2 s for a listener without active checks."""
 
+    upstream_congestion_control: str | None = Field(
+        None, alias="upstreamCongestionControl", pattern=r"^[a-z][a-z0-9_]{0,14}$")
+    """TCP: the congestion control of the connections to the targets (`TCP_CONGESTION`, e.g.
+    `cubic` or `reno`); default: the host's. The hop to a node is short and inside one
+    network: a pacing algorithm (bbr) paces it with kernel timers and held a proxied stream
+    to ~0.75x of what the same hop carries with reno or cubic (bench/balancer.py). An
+    unprivileged daemon may only pick names in net.ipv4.tcp_allowed_congestion_control."""
+
     @property
     def connect_timeout(self) -> float:
         if self.connect_timeout_seconds is not None:
@@ -121,6 +129,8 @@ class ListenerConfig(BaseModel):
             raise ValueError(f"targets: {', '.join(dup)} listed more than once")
         if self.protocol == "UDP" and self.proxy_protocol != "none":
             raise ValueError("proxyProtocol: only TCP listeners can send a PROXY header")
+        if self.protocol == "UDP" and self.upstream_congestion_control:
+            raise ValueError("upstreamCongestionControl: only TCP listeners have one")
         return self
 
 

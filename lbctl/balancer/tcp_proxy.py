@@ -61,6 +61,20 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _splice = os.splice  # module attribute so tests can simulate a kernel without splice support
 
 
+def congestion_problem(name: str) -> str | None:
+    """Why this process cannot give its sockets congestion control `name`, or None."""
+    with socket.socket() as probe:
+        try:
+            probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+        except OSError as exc:
+            why = ("not in net.ipv4.tcp_allowed_congestion_control (or no CAP_NET_ADMIN)"
+                   if exc.errno == errno.EPERM else
+                   "not available in this kernel" if exc.errno == errno.ENOENT else
+                   exc.strerror or str(exc))
+            return f"upstreamCongestionControl {name}: {why}; the host's default is used"
+    return None
+
+
 def bind_socket(vip: str, port: int, kind: socket.SocketKind) -> socket.socket:
     """A nonblocking socket bound to vip:port with SO_REUSEADDR, SO_REUSEPORT (several balancer
     processes may share a port) and IP_FREEBIND (bind the VIP before it is on an interface)."""
@@ -289,6 +303,12 @@ class _Connection:
         up = self.upstream = socket.socket(family, socket.SOCK_STREAM)
         up.setblocking(False)
         up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        congestion = self.frontend.congestion
+        if congestion:
+            try:
+                up.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion)
+            except OSError as exc:  # checked when the listener started; the host may change
+                log.debug("TCP_CONGESTION %s: %s", congestion.decode(), exc)
         err = up.connect_ex((backend.address, backend.port))
         if err == 0:
             self._established()
@@ -410,6 +430,9 @@ class TcpFrontend:
         self.stats = stats
         self.on_connect_failure = on_connect_failure
         self.connect_timeout = connect_timeout
+        self.congestion = b""
+        """TCP_CONGESTION for the connections to targets (b"": the host's default); the data
+        plane sets it from the listener once `congestion_problem` found nothing against it."""
         self.splice = splice
         """False: always copy through Python (benchmarks, kernels without splice)."""
         self.connections: set[_Connection] = set()

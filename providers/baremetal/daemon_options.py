@@ -8,6 +8,7 @@ seconds EndpointSlice readiness takes (the root of most slow-failover reports).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 from .selectors import Problems
 
 ROOT = "baremetal"
-KEYS = ("healthCheck", "dataplane", "statusPollSeconds", "drainSeconds")
+KEYS = ("healthCheck", "dataplane", "statusPollSeconds", "drainSeconds",
+        "upstreamCongestionControl")
 _CHECK_LIMITS = {"intervalSeconds": (0.1, 300.0), "timeoutSeconds": (0.1, 60.0),
                  "healthyThreshold": (1, 10), "unhealthyThreshold": (1, 10)}
 
@@ -31,6 +33,9 @@ class DaemonOptions:
     status_poll_seconds: float = 2.0
     """How often the provider reads every daemon's status (target health, lost state)."""
     drain_seconds: float = 30.0
+    upstream_congestion_control: str = ""
+    """TCP congestion control of the userspace data plane's connections to the nodes (e.g.
+    reno, cubic); "": the balancer host's default (see `lbctl.balancer.model`)."""
 
 
 def _number(raw: Mapping[str, Any], key: str, lo: float, hi: float, default: float,
@@ -66,7 +71,14 @@ def parse_options(raw: Mapping[str, Any], problems: Problems) -> DaemonOptions:
         problems.append((f"{ROOT}.dataplane", f"must be userspace or nftables, not "
                                               f"{dataplane!r}"))
         dataplane = d.dataplane
+    congestion = raw.get("upstreamCongestionControl", d.upstream_congestion_control)
+    if not (isinstance(congestion, str) and re.fullmatch(r"([a-z][a-z0-9_]{0,14})?", congestion)):
+        problems.append((f"{ROOT}.upstreamCongestionControl",
+                         f"must be a congestion control name such as cubic or reno, not "
+                         f"{congestion!r}"))
+        congestion = d.upstream_congestion_control
     return DaemonOptions(
+        upstream_congestion_control=str(congestion),
         interval_seconds=values["intervalSeconds"], timeout_seconds=values["timeoutSeconds"],
         healthy_threshold=int(values["healthyThreshold"]),
         unhealthy_threshold=int(values["unhealthyThreshold"]), dataplane=str(dataplane),

@@ -49,9 +49,12 @@ def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonO
             continue
         targets = [{"name": t.node, "address": _address(t.addresses, ips), "port": li.node_port}
                    for t in spec.targets if t.addresses]
-        listeners.append({"protocol": li.protocol, "port": li.port, "targets": targets,
-                          "healthCheck": listener_check(spec, li.protocol, options),
-                          "algorithm": "maglev" if affinity else "roundRobin"})
+        listener = {"protocol": li.protocol, "port": li.port, "targets": targets,
+                    "healthCheck": listener_check(spec, li.protocol, options),
+                    "algorithm": "maglev" if affinity else "roundRobin"}
+        if li.protocol == "TCP" and options.upstream_congestion_control:
+            listener["upstreamCongestionControl"] = options.upstream_congestion_control
+        listeners.append(listener)
     ranges = [r for r in spec.source_ranges if r not in _OPEN]
     body: dict[str, Any] = {
         "name": spec.name, "vips": list(ips), "dataplane": options.dataplane,

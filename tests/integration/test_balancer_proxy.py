@@ -435,6 +435,51 @@ def test_the_listener_connect_timeout_reaches_the_frontend_and_follows_changes()
     run("asyncio", main)
 
 
+def test_upstream_congestion_control_is_set_on_target_connections_or_reported() -> None:
+    with socket.socket() as fresh:  # what a socket gets from the host
+        default = fresh.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0")
+
+    async def main() -> None:
+        (echo,) = await servers("127.0.102.32", 1)
+        with socket.socket() as probe:
+            probe.bind(("127.0.101.32", 0))
+            port = probe.getsockname()[1]
+
+        def body(cc: str) -> dict[str, Any]:
+            return {"name": "cc", "vip": "127.0.101.32", "listeners": [{
+                "protocol": "TCP", "port": port, "targets": [f"127.0.102.32:{echo.port}"],
+                "healthCheck": {"type": "none"}, "upstreamCongestionControl": cc}]}
+
+        async def upstream_cc(dp: Dataplane) -> bytes:
+            front = dp.running[("TCP", "127.0.101.32", port)].frontend
+            assert isinstance(front, TcpFrontend)
+            reader, writer = await asyncio.open_connection("127.0.101.32", port)
+            writer.write(b"x")
+            assert await reader.readexactly(1) == b"x"
+            (conn,) = front.connections
+            assert conn.upstream is not None
+            name = conn.upstream.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+            writer.close()
+            return name.rstrip(b"\0")
+
+        dp = Dataplane(kernel=None, log_health=False)
+        try:
+            await dp.apply([parse_balancer(body("reno"))])  # always allowed
+            assert await upstream_cc(dp) == b"reno"
+            assert dp.problems.by_balancer.get("cc", []) == []
+            await asyncio.sleep(0.05)
+            # a name the kernel does not know: reported, and the host's default is used
+            await dp.apply([parse_balancer(body("nosuchcc"))])
+            assert any("upstreamCongestionControl nosuchcc: not available in this kernel"
+                       in p for p in dp.problems.by_balancer.get("cc", []))
+            assert await upstream_cc(dp) == default
+        finally:
+            await dp.close()
+            await echo.close()
+
+    run("asyncio", main)
+
+
 @LOOPS
 def test_tcp_drain_cuts_leftover_connections(loop: str) -> None:
     async def main() -> None:

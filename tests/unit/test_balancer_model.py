@@ -446,3 +446,20 @@ def test_connect_timeout_follows_the_health_check_unless_set(extra: dict[str, An
 def test_connect_timeout_out_of_range_is_named(value: float, message: str) -> None:
     assert problems(first_listener(connectTimeoutSeconds=value)) == [
         ("balancers[0].listeners[0].connectTimeoutSeconds", message)]
+
+
+@pytest.mark.parametrize(("extra", "key", "message"), [
+    ({"upstreamCongestionControl": "Cubic"}, "balancers[0].listeners[0].upstreamCongestionControl",
+     "String should match pattern"),
+    ({"upstreamCongestionControl": "reno", "protocol": "UDP"}, "balancers[0].listeners[0]",
+     "upstreamCongestionControl: only TCP listeners have one"),
+])
+def test_upstream_congestion_control_problems_are_named(extra: dict[str, Any], key: str,
+                                                        message: str) -> None:
+    [(where, what)] = problems(first_listener(**extra))
+    assert where == key and message in what
+
+
+def test_upstream_congestion_control_round_trips() -> None:
+    parsed = parse_file(first_listener(upstreamCongestionControl="reno"), "balancers.yaml")
+    assert parsed.balancers[0].listeners[0].upstream_congestion_control == "reno"

@@ -57,3 +57,13 @@ def test_body_gives_each_listener_its_own_check() -> None:
     checks = {li["protocol"]: li["healthCheck"] for li in body["listeners"]}
     assert checks == {"UDP": {"type": "tcp", "port": 30011, **TIMING},
                       "TCP": {"type": "tcp", **TIMING}}
+
+
+def test_upstream_congestion_control_goes_to_tcp_listeners_only() -> None:
+    options = DaemonOptions(upstream_congestion_control="reno")
+    body = balancer_body(_spec(("UDP", 30020), ("TCP", 30021)), ("192.0.2.1",), options)
+    by_protocol = {li["protocol"]: li for li in body["listeners"]}
+    assert by_protocol["TCP"]["upstreamCongestionControl"] == "reno"
+    assert "upstreamCongestionControl" not in by_protocol["UDP"]
+    plain = balancer_body(_spec(("TCP", 30021)), ("192.0.2.1",), OPTIONS)
+    assert "upstreamCongestionControl" not in plain["listeners"][0]

@@ -184,6 +184,16 @@ def test_top_level_and_balancer_problems(raw: Any, expected: list[tuple[str, str
     assert parse_settings(raw)[1] == expected
 
 
+def test_upstream_congestion_control() -> None:
+    assert parse_settings({"upstreamCongestionControl": "reno"})[0].daemon \
+        .upstream_congestion_control == "reno"
+    assert parse_settings({})[0].daemon.upstream_congestion_control == ""
+    settings, problems = parse_settings({"upstreamCongestionControl": "BBR!"})
+    assert problems == [("baremetal.upstreamCongestionControl",
+                         "must be a congestion control name such as cubic or reno, not 'BBR!'")]
+    assert settings.daemon.upstream_congestion_control == ""
+
+
 def test_bad_balancer_dropped_good_kept() -> None:
     settings, problems = parse_settings({"balancers": [
         {"name": "a", "url": "http://10.0.0.1:8080", "tokenFile": "/t"},
