@@ -29,6 +29,14 @@ in lbb-lb, so a new row is one entry in `CONFIGS`:
   with an error unless both say `dataplane: nftables` without problems (a daemon that fell back
   to userspace would still serve, and be measured as the wrong thing). After every stop it makes
   sure the table is gone (a leftover would DNAT the VIP under the next row).
+- [lbctl-reno] lbctl userspace with `upstreamCongestionControl: reno` on every TCP listener
+  (the committed file with that key added, written to the run's work directory). Where the
+  host's default is bbr (this machine's), and with no fq qdisc on the veths, bbr paces every
+  socket with kernel timers, and a proxied stream's hop to the node then carries ~0.75x of
+  what it carries with reno (measured: 15 vs 20 Gbit/s). HAProxy 2.6 has no per-connection
+  setting for it; with reno as the whole balancer namespace's default (measured once, not a
+  row) HAProxy + splice-request/-response reached 21.1 Gbit/s and splice-auto 14.6 (half of
+  it copying), lbctl 20.1. Informational: no goals, no ejection run.
 - [haproxy-splice-always] the same file with `option splice-auto` replaced by `option
   splice-request` and `option splice-response` (written to the run's work directory): HAProxy
   splicing from the first byte. HAProxy 2.6's splice-auto copies a new stream through its
@@ -99,8 +107,8 @@ every namespace, `somaxconn 8192`; in lbb-lb also a 1 s conntrack TIME_WAIT time
 where conntrack is loaded). HAProxy's maxconn stays under this machine's 20k open-file limit.
 
     .venv/bin/python bench/balancer.py [--quick]
-        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft,haproxy-splice-always,
-                haproxy-splice-2t,lbctl-2w]
+        [--only direct,haproxy,haproxy-splice,lbctl,lbctl-nft,lbctl-reno,
+                haproxy-splice-always,haproxy-splice-2t,lbctl-2w]
         [--duration S] [--rounds N] [--eject-rate R] [--eject-window S] [--eject-how nginx|link]
         [--pin-cpu CPU|auto|none]
 
@@ -150,6 +158,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import yaml
 
 from bench.netns_tools import (
     BenchError,
@@ -577,17 +587,22 @@ class Lbctl(ProcessBalancer):
     """The balancers in bench/balancer/lbctl-*.yaml."""
 
     def __init__(self, name: str, label: str, config: Path, *, listens: bool = True,
-                 workers: int = 1, baseline: str = BASELINE) -> None:
+                 workers: int = 1, baseline: str = BASELINE,
+                 listener_extra: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.name, self.label, self.config, self.listens = name, label, config, listens
         self.workers, self.baseline = workers, baseline
+        self.listener_extra = dict(listener_extra or {})
+        """Keys added to every TCP listener of the committed file (a variant row)."""
+        self.run_config = config
         self.processes = workers
         self.token = ""
         self.token_file = Path("/nonexistent")
         self.dataplane = "userspace" if listens else "nftables"
         """What the status API must report for every balancer (checked after each start)."""
-        self.goals = listens and workers == 1
+        self.goals = listens and workers == 1 and not listener_extra
         self.nft_goals = not listens
+        self.ejection = not listener_extra
 
     def unavailable(self) -> str | None:
         if not LBCTL.exists():
@@ -600,6 +615,14 @@ class Lbctl(ProcessBalancer):
         return None
 
     def start(self, procs: Procs) -> None:
+        if self.listener_extra:  # the committed file with keys added, in the work directory
+            doc = yaml.safe_load(self.config.read_text())
+            for balancer in doc["balancers"]:
+                for listener in balancer["listeners"]:
+                    if listener.get("protocol", "TCP") == "TCP":
+                        listener.update(self.listener_extra)
+            self.run_config = procs.logdir / f"{self.name}.yaml"
+            self.run_config.write_text(yaml.safe_dump(doc))
         self.token = secrets.token_hex(16)
         self.token_file = procs.logdir / f"{self.name}.token"
         self.token_file.write_text(self.token + "\n")
@@ -655,7 +678,7 @@ class Lbctl(ProcessBalancer):
                 run(in_ns(NS_LB, "nft", "delete", "table", family, table), check=False)
 
     def argv(self) -> list[str]:
-        return [str(LBCTL), "balancer", "serve", "--config", str(self.config),
+        return [str(LBCTL), "balancer", "serve", "--config", str(self.run_config),
                 "--api-listen", f"{LB_CLIENT_SIDE_IP}:{LBCTL_API_PORT}",
                 "--token-file", str(self.token_file), "--workers", str(self.workers)]
 
@@ -684,6 +707,8 @@ CONFIGS: list[Config] = [
     HAProxy("haproxy-splice", "HAProxy 2.6 + `option splice-auto`", HAPROXY_SPLICE_CFG),
     Lbctl("lbctl", "lbctl userspace", LBCTL_USERSPACE),
     Lbctl("lbctl-nft", "lbctl nftables", LBCTL_NFTABLES, listens=False),
+    Lbctl("lbctl-reno", "lbctl userspace, `upstreamCongestionControl: reno`", LBCTL_USERSPACE,
+          listener_extra={"upstreamCongestionControl": "reno"}),
     HAProxy("haproxy-splice-always", "HAProxy 2.6 + `option splice-request/-response`",
             HAPROXY_SPLICE_CFG, changes={SPLICE_AUTO: SPLICE_ALWAYS}, ejection=False),
     HAProxy("haproxy-splice-2t", "HAProxy 2.6 + `option splice-auto`, 2 threads",
@@ -1226,13 +1251,9 @@ def print_throughput_halves(rows: list[Row], duration: int) -> None:
         print(f"| {row.config.label} | {fmt(half(row, 0), '.1f')} | {fmt(half(row, 1), '.1f')} "
               f"| {fmt(summarize(row).gbps, '.1f')} |")
     by_name = {r.config.name: r for r in measured}
-    mine = by_name.get("lbctl")
-    if mine is None:
-        return
-    for name in (BASELINE, "haproxy-splice-always"):
-        theirs = by_name.get(name)
-        if theirs is None:
-            continue
+    pairs = [(by_name[m], by_name[t]) for m in ("lbctl", "lbctl-reno")
+             for t in (BASELINE, "haproxy-splice-always") if m in by_name and t in by_name]
+    for mine, theirs in pairs:
         parts = [f"first {first} s {fmt(ratio_of(half(mine, 0), half(theirs, 0)), '.2f')}x",
                  f"last {second} s {fmt(ratio_of(half(mine, 1), half(theirs, 1)), '.2f')}x",
                  "whole run "
@@ -1314,6 +1335,10 @@ def print_header(args: argparse.Namespace) -> None:
               "nothing pinned; balancers, ")
     print(f"CPU placement: {pinned}client (wrk, iperf3), the 3 nodes' nginx (1 worker each), "
           f"iperf3 servers and softirq share the {cpus} cores.")
+    with contextlib.suppress(OSError):
+        cc = Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+        print(f"TCP congestion control: {cc}, the host's default, in every namespace (rows "
+              "that set their own say so).")
     print(f"Loads from {NS_CLIENT}: iperf3 -t {args.duration} (1 stream); wrk -t3 -c51 "
           f"-d{args.duration}s --latency; the same with -H 'Connection: close'. Ejection probe: "
           f"{args.eject_rate:.0f} new connections/s, node1 "
