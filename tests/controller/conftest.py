@@ -96,3 +96,12 @@ def running(ctl_sandbox: Sandbox) -> Iterator[Running]:
     run = start_controller(ctl_sandbox, CONFIG)
     yield run
     stop_controller(run)
+
+
+def write_changed(path: Path, text: str) -> None:
+    """Write a config file so a `ConfigHolder`'s (mtime, size) stamp surely changes."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    while path.stat().st_mtime_ns == before:
+        time.sleep(0.01)
+        path.write_text(text)

@@ -25,7 +25,7 @@ from lbctl.sandbox.app import SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from tests.conftest import client_for, traffic_lock
 
-from .conftest import wait_for
+from .conftest import wait_for, write_changed
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ class Reloading:
     def write(self, names: list[str], pools: str = "") -> None:
         """A new config file with these instances (and extra pools), then the reload the
         holder's poller would do (`lbctl run` polls; here it happens now)."""
-        _write(self.path, _config(self.daemons, self.token_file, names, pools))
+        write_changed(self.path, _config(self.daemons, self.token_file, names, pools))
         assert self.holder.reload()
 
 
@@ -62,14 +62,6 @@ baremetal:
   statusPollSeconds: 0.2
 """
 
-
-def _write(path: Path, text: str) -> None:
-    """Write so the holder's (mtime, size) stamp surely changes."""
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text)
-    while path.stat().st_mtime_ns == before:
-        time.sleep(0.01)
-        path.write_text(text)
 
 
 @pytest.fixture

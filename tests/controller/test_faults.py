@@ -45,6 +45,7 @@ from tests.controller.conftest import (
     start_controller,
     stop_controller,
     wait_for,
+    write_changed,
 )
 
 pytestmark = pytest.mark.integration
@@ -662,14 +663,6 @@ def _reload_errors(metrics: Metrics) -> float:
     return float(value or 0.0)
 
 
-def _write(path: Path, text: str) -> None:
-    """Write so the holder's (mtime, size) stamp surely changes."""
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text)
-    while path.stat().st_mtime_ns == before:
-        time.sleep(0.01)
-        path.write_text(text)
-
 
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[tuple[ConfigHolder, Metrics, Path]]:
@@ -696,8 +689,8 @@ def test_config_reload_classes_take_effect_and_bad_files_keep_the_last_good(
         time.sleep(0.5)
         assert {c.service for c in fake.ops()} == {"default/sa"}  # sb is not ours yet
         # A new file adding lbctl.io/b: the poller swaps it in.
-        _write(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
-                     "handleClasslessServices: false\n")
+        write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
+                            "handleClasslessServices: false\n")
         wait_for(lambda: "lbctl.io/b" in config().load_balancer_classes, 10, "reloaded")
         assert _reload_errors(metrics) == 0
         core_api.create_namespaced_service("default", _lb("sc", loadBalancerClass="lbctl.io/b"))
@@ -710,13 +703,13 @@ def test_config_reload_classes_take_effect_and_bad_files_keep_the_last_good(
         for n, broken in enumerate(["loadBalancerClasses: [no-domain]\n",
                                     "controller: {workers: 0}\nbogus: 1\n",
                                     "loadBalancerClasses: [lbctl.io/a\n"], start=1):
-            _write(path, broken)
+            write_changed(path, broken)
             wait_for(lambda: _reload_errors(metrics) >= n, 10, f"error {n} counted")  # noqa: B023
             assert _reload_errors(metrics) == n
             assert config() is good
         # clusterName and provider changes need a restart: counted, identity kept.
-        _write(path, "provider: aws\nclusterName: other\nloadBalancerClasses: [lbctl.io/a]\n"
-                     "handleClasslessServices: false\n")
+        write_changed(path, "provider: aws\nclusterName: other\nloadBalancerClasses: [lbctl.io/a]\n"
+                            "handleClasslessServices: false\n")
         wait_for(lambda: config().load_balancer_classes == ("lbctl.io/a",), 10, "reloaded")
         assert (config().provider, config().cluster_name) == ("fake", "kubernetes")
         assert _reload_errors(metrics) == 4
@@ -742,8 +735,8 @@ def test_config_reload_takes_on_existing_services_of_a_new_class(
     try:
         core_api.create_namespaced_service("default", _lb("sb", loadBalancerClass="lbctl.io/b"))
         time.sleep(0.5)
-        _write(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
-                     "handleClasslessServices: false\n")
+        write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
+                            "handleClasslessServices: false\n")
         wait_for(lambda: "lbctl.io/b" in config().load_balancer_classes, 10, "reloaded")
         wait_for(lambda: _provisioned(core_api, fake, ["sb"], LBCTL_FINALIZER), 10, "sb")
     finally:
@@ -760,8 +753,8 @@ def test_dropping_a_class_does_not_strand_its_services(
     try:
         core_api.create_namespaced_service("default", _lb("sa", loadBalancerClass="lbctl.io/a"))
         wait_for(lambda: _provisioned(core_api, fake, ["sa"], LBCTL_FINALIZER), 30, "sa")
-        _write(path, "provider: fake\nloadBalancerClasses: [lbctl.io/other]\n"
-                     "handleClasslessServices: false\n")
+        write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/other]\n"
+                            "handleClasslessServices: false\n")
         assert config.reload()
         # The Service still shows the address, so its balancer must not be collected ...
         run_.controller.collect_orphans()
@@ -777,7 +770,7 @@ def test_config_reload_survives_a_bad_yaml_tag(holder: tuple[ConfigHolder, Metri
                                                ) -> None:
     config, metrics, path = holder
     good = config()
-    _write(path, "controller: {workers: !!int eight}\n")
+    write_changed(path, "controller: {workers: !!int eight}\n")
     assert config.reload() is False
     assert config() is good
     assert _reload_errors(metrics) == 1
