@@ -76,6 +76,9 @@ def _target(value: Any) -> Any:
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 """Seconds a TCP connect to a target may take on a listener without active health checks."""
+MIN_DEFAULT_CONNECT_TIMEOUT = 1.25
+"""The floor of the default taken from the health check: a lost SYN is sent again after 1 s,
+and one lost SYN must not count as a dead target (passive ejection has no threshold)."""
 
 
 class ListenerConfig(BaseModel):
@@ -96,7 +99,8 @@ class ListenerConfig(BaseModel):
     """TCP: how long a connect to a target may take before the client's connection is retried
     on another target and the target ejected (passive ejection of a dead host, whose SYNs go
     unanswered). Default: the health check's timeoutSeconds, since a target that slow to
-    accept fails its checks too; 2 s for a listener without active checks."""
+    accept fails its checks too, but at least 1.25 s, so that one lost SYN (sent again after
+    1 s) is not taken for a dead host; 2 s for a listener without active checks."""
 
     upstream_congestion_control: str | None = Field(
         None, alias="upstreamCongestionControl", pattern=r"^[a-z][a-z0-9_]{0,14}$")
@@ -112,7 +116,7 @@ class ListenerConfig(BaseModel):
             return self.connect_timeout_seconds
         if self.health_check.type == "none":
             return DEFAULT_CONNECT_TIMEOUT
-        return self.health_check.timeout_seconds
+        return max(self.health_check.timeout_seconds, MIN_DEFAULT_CONNECT_TIMEOUT)
 
     @field_validator("targets", mode="before")
     @classmethod

@@ -428,8 +428,9 @@ def test_balancers_key_with_every_entry_commented_out_means_none() -> None:
 
 # --- connect timeout ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("extra", "expected"), [
-    ({}, 1.0),  # the health check's default timeoutSeconds
-    ({"healthCheck": {"timeoutSeconds": 0.3}}, 0.3),
+    ({}, 1.25),  # the check's default timeoutSeconds (1 s), raised to the floor
+    ({"healthCheck": {"timeoutSeconds": 0.3}}, 1.25),  # one lost SYN is not a dead host
+    ({"healthCheck": {"timeoutSeconds": 3}}, 3.0),
     ({"healthCheck": {"type": "none"}}, 2.0),  # no checks: the fixed default
     ({"healthCheck": {"timeoutSeconds": 0.3}, "connectTimeoutSeconds": 5}, 5.0),
 ])
