@@ -61,7 +61,9 @@ class Problems:
     by_balancer: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, balancer: str, message: str) -> None:
-        self.by_balancer.setdefault(balancer, []).append(message)
+        found = self.by_balancer.setdefault(balancer, [])
+        if message not in found:  # the same cause on several VIPs or ports is said once
+            found.append(message)
 
 
 def _signature(b: BalancerConfig, li: ListenerConfig) -> tuple[Any, ...]:
@@ -198,12 +200,10 @@ class Dataplane:
                 if run.listener != li:
                     run.backends.update(li.targets, b.drain_seconds)
                     self._sync_verdicts(run.backends)
-                    if isinstance(run.frontend, TcpFrontend):  # read at each connect
-                        run.frontend.connect_timeout = li.connect_timeout
-                        run.frontend.congestion = self._congestion(b.name, li, problems)
                     run.listener = li
-                elif li.upstream_congestion_control:
-                    self._congestion(b.name, li, problems)  # still say why it is not used
+                if isinstance(run.frontend, TcpFrontend):  # both are read at each connect
+                    run.frontend.connect_timeout = li.connect_timeout
+                    run.frontend.congestion = self._congestion(b.name, li, problems)
                 continue
             try:
                 await self._start(key, b, li, problems)

@@ -62,8 +62,13 @@ _splice = os.splice  # module attribute so tests can simulate a kernel without s
 
 
 def congestion_problem(name: str) -> str | None:
-    """Why this process cannot give its sockets congestion control `name`, or None."""
-    with socket.socket() as probe:
+    """Why this process cannot give its sockets congestion control `name`, or None (also
+    when it cannot tell, e.g. out of file descriptors: each connect tries anyway)."""
+    try:
+        probe = socket.socket()
+    except OSError:
+        return None
+    with probe:
         try:
             probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
         except OSError as exc:
@@ -129,11 +134,10 @@ class _Direction:
         self.loop.add_reader(self.src_fd, self.on_readable)
 
     def on_readable(self) -> None:
-        # Several reads per wake-up while the destination keeps up: a bulk stream then costs
-        # one event-loop round trip per READ_BUDGET chunks instead of one per chunk. A read
-        # that came back short has drained the socket (what arrives later wakes us again), so
-        # a request/response exchange costs one recv per message, not a second one failing
-        # with EAGAIN.
+        # A read that came back short has drained the socket (the loop's readiness is
+        # level-triggered: what arrives later wakes us again), so a request/response exchange
+        # costs one recv per message, not a second one failing with EAGAIN. Reads that come
+        # back full go on, up to READ_BUDGET per wake-up, while the destination keeps up.
         conn = self.conn
         for _ in range(READ_BUDGET):
             try:
