@@ -134,16 +134,18 @@ class Controller:
             if isinstance(self.inner_provider, Reconfigurable):
                 try:
                     problems = self.inner_provider.apply_settings(settings)
-                except Exception:  # a provider bug must not stop the Services' re-offer
+                except Exception:  # a provider bug must not stop the Services' re-offer;
+                    # the settings are not recorded, so the next reload tries them again
                     log.exception("provider %s failed to take the reloaded settings", provider)
                 else:
                     force = True
+                    self._provider_settings = settings
                     log.info("provider %s took the reloaded settings%s", provider,
                              f" ({len(problems)} problem(s) logged)" if problems else "")
             else:
                 log.warning("provider %s cannot take new settings while running: the ones it "
                             "started with stay in effect until a restart", provider)
-            self._provider_settings = settings
+                self._provider_settings = settings
         for svc in self.cache.services():
             self._enqueue(svc, force=force)
 

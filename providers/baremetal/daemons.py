@@ -236,6 +236,13 @@ class DaemonProgrammer:
                 if known is not None:
                     known.pop(ref.name, None)
 
+    def withdraw(self) -> None:
+        """Delete this cluster's balancers from these instances (they left the config)."""
+        for ref in self.programmed():
+            self.unprogram(ref)
+        log.info("balancers of cluster %s withdrawn from %s", self.cluster_name,
+                 ", ".join(d.name for d in self.daemons))
+
     def programmed(self) -> Iterable[BalancerRef]:
         self.poll_once()
         refs: dict[str, BalancerRef] = {}

@@ -43,7 +43,7 @@ from .claims import Request
 from .intake import request_for
 from .ledger import Holding, Ledger
 from .programming import NoProgramming, Programmer
-from .settings import Settings, parse_settings
+from .settings import BalancerDaemon, Settings, parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,9 @@ class BaremetalProvider:
 
     def reconfigure(self, settings: Settings) -> None:
         """New pools without forgetting cool-downs (a config reload can call this instead of
-        building a new provider)."""
+        building a new provider). Balancer instances that left the config (by URL) get this
+        cluster's balancers deleted, in the background and best effort: one still running
+        must not go on serving, or announcing, addresses the pools may hand out again."""
         with self._lock:
             old = self._settings
             self._settings = settings
@@ -212,6 +214,11 @@ class BaremetalProvider:
             self._programmer = _programmer_for(settings, self.cluster_name)
             if self._notify is not None:
                 self.subscribe(self._notify)
+            staying = {d.url for d in settings.balancers}
+            left = tuple(d for d in old.balancers if d.url not in staying)
+            if left:
+                threading.Thread(target=_withdraw, args=(left, old, self.cluster_name),
+                                 name="baremetal-withdraw", daemon=True).start()
 
     def apply_settings(self, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
         """A reloaded `baremetal` section (see `Reconfigurable`): parsed as `create` does,
@@ -225,6 +232,19 @@ class BaremetalProvider:
 
     def close(self) -> None:
         self._programmer.close()
+
+
+def _withdraw(daemons: tuple[BalancerDaemon, ...], settings: Settings,
+              cluster_name: str) -> None:
+    from .daemons import DaemonProgrammer  # noqa: PLC0415 - only with daemons configured
+
+    programmer = DaemonProgrammer(daemons, settings.daemon, cluster_name)
+    try:
+        programmer.withdraw()
+    except Exception:  # best effort: an instance that is gone keeps nothing we can reach
+        log.exception("withdrawing balancers from instances that left the config")
+    finally:
+        programmer.close()
 
 
 def _programmer_for(settings: Settings, cluster_name: str) -> Programmer:

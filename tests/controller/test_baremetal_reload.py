@@ -1,6 +1,6 @@
 """A reloaded `baremetal` section reaches the running provider: balancer instances that join the
-config are programmed with the Services already served, instances that leave it get nothing new,
-and a pool added by a reload serves a Service that asks for an address in it. Wired as `lbctl
+config are programmed with the Services already served, instances that leave it are emptied of
+this cluster's balancers and get nothing new, and a pool added by a reload serves a Service that asks for an address in it. Wired as `lbctl
 run` wires it: a `ConfigHolder` over the file, `config_changed` on every reload."""
 
 from __future__ import annotations
@@ -132,12 +132,15 @@ def test_instances_joining_and_leaving_the_config_converge(reloading: Reloading)
     wait_for(lambda: "one" in _served(r, "lb-b"), 15, "lb-b, added by a reload, to serve one")
     assert (_served(r, "lb-b")["one"]["balancer"]["revision"]
             == _served(r, "lb-a")["one"]["balancer"]["revision"])
-    # lb-a leaves: a new Service goes to lb-b only
+    # lb-a leaves: what it served is withdrawn (it must not go on serving addresses the pool
+    # may hand out again), lb-b keeps serving, and a new Service goes to lb-b only
     r.write(["lb-b"])
+    wait_for(lambda: _served(r, "lb-a") == {}, 15, "lb-a, removed by a reload, to be emptied")
+    assert "one" in _served(r, "lb-b")
     _serve(r, "two")
     wait_for(lambda: "two" in _served(r, "lb-b"), 15, "lb-b to serve two")
     time.sleep(0.5)  # a few status polls: nothing may reach the instance that left
-    assert "two" not in _served(r, "lb-a")
+    assert _served(r, "lb-a") == {}
 
 
 def test_a_pool_added_by_a_reload_serves_a_service_waiting_for_it(reloading: Reloading
