@@ -1,7 +1,8 @@
 """A reloaded `baremetal` section reaches the running provider: balancer instances that join the
 config are programmed with the Services already served, instances that leave it are emptied of
-this cluster's balancers and get nothing new, and a pool added by a reload serves a Service that asks for an address in it. Wired as `lbctl
-run` wires it: a `ConfigHolder` over the file, `config_changed` on every reload."""
+this cluster's balancers and get nothing new, and a pool added by a reload serves a Service that
+asks for an address in it. Wired as `lbctl run` wires it: a `ConfigHolder` over the file,
+`config_changed` on every reload."""
 
 from __future__ import annotations
 
