@@ -9,7 +9,7 @@ test:
 
 lint:
 	scripts/bootstrap.sh
-	.venv/bin/ruff check lbctl providers tests bench localstack
+	.venv/bin/ruff check lbctl providers tests bench deploy
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
@@ -18,6 +18,7 @@ bench:
 	scripts/install-net-tools.sh --bench
 	.venv/bin/python bench/sandbox_api.py
 	.venv/bin/python bench/controller.py
+	.venv/bin/python bench/startup.py
 	.venv/bin/python bench/balancer.py
 	.venv/bin/python bench/l2_failover.py
 	.venv/bin/python bench/nft_transaction.py

@@ -1,9 +1,10 @@
 """Benchmark of the AWS provider against moto: API calls per operation and wall time to hostname.
 
 Prints figures side by side, asserts nothing (a line says so when a steady-state resync made a
-mutating call). Everything runs in this process: a moto server (ThreadedMotoServer), the seeded
-world (`localstack/world.py`: a VPC, two tagged subnets, a node security group, three running
-instances), a sandbox whose Nodes are those instances, and a Controller with the `aws` provider.
+mutating call). Everything runs in this process: the AWS emulator (moto's ThreadedMotoServer),
+the seeded world (`lbctl/emulators/aws/world.py`: a VPC, two tagged subnets, a node security
+group, three running instances), a sandbox whose Nodes are those instances, and a Controller
+with the `aws` provider.
 Calls are the provider's own count (`AwsClient.calls`, a botocore `before-call` hook: every
 request, each retry included), read through `controller.inner_provider.client`.
 
@@ -45,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,21 +54,21 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: `lbctl`, `providers`, `localstack` importable
+if str(ROOT) not in sys.path:  # run as a script: `lbctl` and `providers` importable
     sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
 
-from lbctl.config import parse_config  # noqa: E402
-from lbctl.controller import Controller  # noqa: E402
-from lbctl.embedded import running_controller  # noqa: E402
-from lbctl.events import BackgroundEvents  # noqa: E402
+from lbctl.controller.config import parse_config  # noqa: E402
+from lbctl.controller.controller import Controller  # noqa: E402
+from lbctl.controller.embedded import running_controller  # noqa: E402
+from lbctl.controller.events import BackgroundEvents  # noqa: E402
+from lbctl.emulators.aws import world as world_module  # noqa: E402
+from lbctl.emulators.aws.server import AwsEmulator  # noqa: E402
+from lbctl.emulators.aws.world import World  # noqa: E402
 from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
 from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
 from lbctl.sandbox.nodes import from_file  # noqa: E402
-from localstack import world as world_module  # noqa: E402
-from localstack.world import World  # noqa: E402
 from providers.aws.client import AwsClient, family, is_read  # noqa: E402
 
 FAMILIES = ("describe", "modify", "register", "tagging", "ec2Modify")
@@ -98,22 +98,16 @@ class Moto:
     """A moto server of our own, with fake credentials in os.environ."""
 
     def __init__(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             os.environ.pop(key, None)
         os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
                           AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=os.devnull,
                           AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        self.server = AwsEmulator(region=REGION)
+        self.url = self.server.start()
 
     def reset(self) -> None:
-        request = urllib.request.Request(  # noqa: S310  (our moto)
-            f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  (moto)
-            response.read()
+        self.server.reset()
 
     def client(self, service: str) -> Any:
         return boto3.session.Session(region_name=REGION).client(service, endpoint_url=self.url)
@@ -489,7 +483,7 @@ def main() -> None:
     rates_list += defaults[len(rates_list):]
     rates = (rates_list[0], rates_list[1], rates_list[2], rates_list[3], rates_list[4])
     skip = set(args.skip.split(","))
-    logging.getLogger("lbctl.events").setLevel(logging.ERROR)
+    logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
     logging.getLogger("providers.aws").setLevel(logging.ERROR)
     started = time.monotonic()
     set_rule_quota(args.rule_quota)

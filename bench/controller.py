@@ -180,12 +180,12 @@ class RunningController:
 
 
 def start_controller(box: SandboxProcess, provider: Any, config_text: str) -> RunningController:
-    from lbctl.config import parse_config
-    from lbctl.controller import Controller
-    from lbctl.events import BackgroundEvents
+    from lbctl.controller.config import parse_config
+    from lbctl.controller.controller import Controller
+    from lbctl.controller.events import BackgroundEvents
+    from lbctl.controller.kube_writes import KubeEventWriter, KubeServiceWrites
+    from lbctl.controller.metrics import Metrics
     from lbctl.kube import Kube
-    from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-    from lbctl.metrics import Metrics
 
     config = parse_config(config_text)
     settings = config.controller
@@ -209,8 +209,8 @@ class IngressWatch:
     """An informer of our own (no rate limit): when each Service first showed an ingress."""
 
     def __init__(self, box: SandboxProcess) -> None:
+        from lbctl.controller.records import service_view
         from lbctl.kube import SERVICES, Handlers, Informer, Kube
-        from lbctl.records import service_view
         from providers.cluster import ServiceView
 
         self.kube = Kube.connect(box.kubeconfig, qps=0)
@@ -423,8 +423,8 @@ def hold(kind: str, kubeconfig: str) -> None:
     if kind == "models":
         from kubernetes import client, config
     else:
+        from lbctl.controller.records import node_view, service_view
         from lbctl.kube import NODES, SERVICES, Informer, Kube
-        from lbctl.records import node_view, service_view
     gc.collect()
     print("imported", flush=True)  # the parent measures the baseline now
     sys.stdin.readline()
@@ -529,7 +529,7 @@ def main() -> None:
         return
     skip = set(args.skip.split(","))
     # An Event backlog still draining when a run's sandbox stops only logs failures: hide them.
-    logging.getLogger("lbctl.events").setLevel(logging.ERROR)
+    logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
     started = time.monotonic()
     print(f"controller benchmark: fake provider sleeping {args.latency * 1000:.0f} ms per call; "
           "sandbox in its own process (no workloads)", flush=True)

@@ -1,6 +1,6 @@
 """Write deploy/config.schema.json, the JSON schema of lbctl's config file, from the model.
 
-The schema is generated from `lbctl.config.Config` (the one parser the controller and
+The schema is generated from `lbctl.controller.config.Config` (the one parser the controller and
 `lbctl config validate` use), so it cannot drift as long as this is rerun; tests/deploy checks
 that the committed file equals what this prints (`--check`).
 
@@ -46,12 +46,12 @@ def _untitle(node: Any) -> Any:
 def schema() -> dict[str, Any]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from lbctl.config import Config  # noqa: PLC0415  (after the path is set)
+    from lbctl.controller.config import Config  # noqa: PLC0415  (after the path is set)
 
     generated = _untitle(Config.model_json_schema(by_alias=True, mode="validation"))
     return {"$schema": DIALECT, **generated, "title": "lbctl config.yaml",
             "description": "The lbctl controller's config file (the ConfigMap's config.yaml). "
-                           "Generated from lbctl.config.Config by deploy/gen_schema.py; "
+                           "Generated from lbctl.controller.config.Config by deploy/gen_schema.py; "
                            "provider sections are checked by `lbctl config validate`."}
 
 

@@ -1,9 +1,9 @@
 """The desired balancer (`LoadBalancerSpec`) and what a provider reports back.
 
 A spec is built purely from a Service, the selected Nodes and the config (see
-`lbctl.spec_builder.build_spec`); it is frozen and JSON-serialisable, so it can be diffed,
-golden-tested, logged and printed by `lbctl plan`. Providers turn a spec into cloud state and
-answer with a `LoadBalancerStatus`; neither side ever sees the other's types.
+`lbctl.controller.spec_builder.build_spec`); it is frozen and JSON-serialisable, so it can be
+diffed, golden-tested, logged and printed by `lbctl plan`. Providers turn a spec into cloud
+state and answer with a `LoadBalancerStatus`; neither side ever sees the other's types.
 """
 
 from __future__ import annotations

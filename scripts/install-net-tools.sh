@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages the network tests (and, with --bench, the data-plane benchmark)
-# need: nftables + iproute2 (+ util-linux's setpriv) for tests/network; haproxy, wrk, iperf3 and
+# need: nftables + iproute2 (+ util-linux's setpriv) for tests/balancer/network; haproxy, wrk, iperf3 and
 # nginx-light for bench/balancer.py. Idempotent and quiet when everything is there. Without root
 # or apt-get it says what is missing and exits 0: the network tests then fail under CI=true
 # (and skip otherwise) with a message naming the missing tool.

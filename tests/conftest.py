@@ -42,6 +42,20 @@ def traffic_lock(wait: float = 300.0) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "",
+             interval: float = 0.05) -> Any:
+    """Poll until `check()` is truthy and answer that value; fail naming `what` after
+    `timeout` seconds. A generous safety net for tests, never a measurement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
+        time.sleep(interval)
+
+
 def running_sandbox(tmp: Path, nodes: int = 3, **kw: Any) -> Iterator[Sandbox]:
     """A fixture's body: a sandbox in a thread with `nodes` simulated nodes and its kubeconfig
     in `tmp`, stopped when the fixture is torn down."""

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from lbctl.config import ConfigError
+from lbctl.parsing import ConfigError
 
 from .model import parse_balancer, to_json
 from .store import Refused, Store

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from lbctl.config import ConfigError
+from lbctl.parsing import ConfigError
 
 from .announce import Announcements, L2Options
 from .api import Api, TokenFile

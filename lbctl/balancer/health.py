@@ -17,6 +17,10 @@ When the data plane itself sees a connect fail it calls `report_failure`: the ta
 once and must earn `healthy_threshold` active successes to come back (re-probed immediately).
 Probes are raw asyncio streams (one socket, a few syscalls, works under uvloop) behind one
 semaphore, so 10k targets never hold 10k sockets at once.
+
+Not split: `HealthChecker` is one state machine (probe streams shared by owners, thresholds,
+passive reports that cut a stream short); its helpers are private to it, and splitting them out
+would spread the sharing invariant over modules for ~100 lines' gain.
 """
 
 from __future__ import annotations

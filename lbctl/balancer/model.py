@@ -14,9 +14,9 @@ import ipaddress
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lbctl.config import ConfigError, parse_yaml_model, validation_problems
+from lbctl.parsing import parse_model, parse_yaml_model
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -264,12 +264,7 @@ def frontend_clash(balancers: tuple[BalancerConfig, ...] | list[BalancerConfig])
 
 def parse_balancer(doc: Any, source: str = "body") -> BalancerConfig:
     """One balancer from a decoded JSON/YAML object; ConfigError names every bad key."""
-    if not isinstance(doc, dict):
-        raise ConfigError(source, [("", "must be an object")])
-    try:
-        return BalancerConfig.model_validate(doc)
-    except ValidationError as exc:
-        raise ConfigError(source, validation_problems(exc, doc)) from exc
+    return parse_model(BalancerConfig, doc, source, "must be an object")
 
 
 def parse_file(text: str, source: str = "balancers.yaml") -> BalancerFile:

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lbctl.config import ConfigError
+from lbctl.parsing import ConfigError
 
 from .model import BalancerConfig, frontend_clash, parse_balancer, to_json
 

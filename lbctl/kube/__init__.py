@@ -12,7 +12,7 @@ slim frozen records and one exception type, `ApiError`.
 - `informer`: list in pages + watch the raw stream into a dict of slim records, with handlers.
 - `leader`: Lease-based leader election that releases on shutdown and never exits the process.
 
-The work queue lives in `lbctl.workqueue`: it knows nothing of Kubernetes.
+The work queue lives in `lbctl.controller.workqueue`: it knows nothing of Kubernetes.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ only the new object. So this informer:
 
 - lists in pages of 500 (`limit`/`continue`, resourceVersion unset so the server honours `limit`
   and the pages form one consistent snapshot), decoding each raw item with the caller's function
-  (`lbctl.records.service_view` / `node_view`) into frozen records keyed `namespace/name` (just
-  `name` for cluster-scoped kinds);
+  (`lbctl.controller.records.service_view` / `node_view`) into frozen records keyed
+  `namespace/name` (just `name` for cluster-scoped kinds);
 - watches the raw chunked stream from the list's resourceVersion with bookmarks, a jittered
   `timeoutSeconds` and a socket read timeout; when a watch ends, drops or times out it resumes from
   the last resourceVersion seen (bookmarks advance it) without relisting;

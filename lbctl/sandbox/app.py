@@ -16,15 +16,16 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import bootstrap_policy, kubeconfig, tls, token_request
-from .auth import TokenIssuer
-from .faults import Faults
+from .auth import bootstrap_policy, token_request
+from .auth.authn import TokenIssuer
+from .http import kubeconfig, tls
+from .http.faults import Faults
+from .http.server import ApiServer
 from .nodes import NodeSpec, node_object
-from .registry import Registry
-from .resources import by_key
-from .server import ApiServer
-from .store import ObjectStore
-from .strategies import default_strategies
+from .storage.registry import Registry
+from .storage.resources import by_key
+from .storage.store import ObjectStore
+from .storage.strategies import default_strategies
 from .traffic import TrafficProcess
 from .workloads import WorkloadControllers
 

@@ -22,76 +22,68 @@ both, rather than one silently winning.
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lbctl.parsing import Problems
 from providers.errors import PermanentError
 from providers.spec import LoadBalancerSpec
 
+from .annotation_keys import (
+    ADDITIONAL_TAGS,
+    BACKEND_PROTOCOL,
+    CROSS_ZONE,
+    DEREGISTRATION_DELAY,
+    EIP_ALLOCATIONS,
+    HC_HEALTHY_THRESHOLD,
+    HC_INTERVAL,
+    HC_PATH,
+    HC_PORT,
+    HC_PROTOCOL,
+    HC_PROTOCOLS,
+    HC_TIMEOUT,
+    HC_UNHEALTHY_THRESHOLD,
+    INTERNAL,
+    IP_ADDRESS_TYPE,
+    IP_ADDRESS_TYPES,
+    LEGACY_INTERNAL,
+    LOAD_BALANCER_TYPES,
+    MANAGE_BACKEND_RULES,
+    MAX_HC_PATH,
+    MAX_LB_SECURITY_GROUPS,
+    MAX_SUBNET_NAME,
+    PRESERVE_CLIENT_IP,
+    PRIVATE_IPV4_ADDRESSES,
+    PROXY_PROTOCOL,
+    PROXY_PROTOCOL_V2,
+    SCHEME,
+    SCHEMES,
+    SECURITY_GROUPS,
+    SUBNETS,
+    TARGET_GROUP_ATTRIBUTE_KEYS,
+    TARGET_GROUP_ATTRIBUTES,
+    TARGET_NODE_LABELS,
+    TARGET_TYPE,
+    TARGET_TYPES,
+    TLS_ANNOTATIONS,
+    TRAFFIC_PORT,
+    TYPE,
+)
+from .annotation_reader import (
+    EIP_ALLOCATION_ID,
+    GO_FALSE,
+    GO_TRUE,
+    INT,
+    Reader,
+    either,
+    is_security_group_id,
+    label_problem,
+    short,
+)
 from .settings import tag_problem
 
-PREFIX = "service.beta.kubernetes.io/"
-ANNOTATION_PREFIXES = ("service.beta.kubernetes.io/aws-load-balancer-",)
-
-TYPE = PREFIX + "aws-load-balancer-type"
-INTERNAL = PREFIX + "aws-load-balancer-internal"
-SCHEME = PREFIX + "aws-load-balancer-scheme"
-TARGET_TYPE = PREFIX + "aws-load-balancer-nlb-target-type"
-SUBNETS = PREFIX + "aws-load-balancer-subnets"
-EIP_ALLOCATIONS = PREFIX + "aws-load-balancer-eip-allocations"
-PRIVATE_IPV4_ADDRESSES = PREFIX + "aws-load-balancer-private-ipv4-addresses"
-HC_PROTOCOL = PREFIX + "aws-load-balancer-healthcheck-protocol"
-HC_PORT = PREFIX + "aws-load-balancer-healthcheck-port"
-HC_PATH = PREFIX + "aws-load-balancer-healthcheck-path"
-HC_INTERVAL = PREFIX + "aws-load-balancer-healthcheck-interval"
-HC_TIMEOUT = PREFIX + "aws-load-balancer-healthcheck-timeout"
-HC_HEALTHY_THRESHOLD = PREFIX + "aws-load-balancer-healthcheck-healthy-threshold"
-HC_UNHEALTHY_THRESHOLD = PREFIX + "aws-load-balancer-healthcheck-unhealthy-threshold"
-PROXY_PROTOCOL = PREFIX + "aws-load-balancer-proxy-protocol"
-CROSS_ZONE = PREFIX + "aws-load-balancer-cross-zone-load-balancing-enabled"
-TARGET_GROUP_ATTRIBUTES = PREFIX + "aws-load-balancer-target-group-attributes"
-ADDITIONAL_TAGS = PREFIX + "aws-load-balancer-additional-resource-tags"
-TARGET_NODE_LABELS = PREFIX + "aws-load-balancer-target-node-labels"
-IP_ADDRESS_TYPE = PREFIX + "aws-load-balancer-ip-address-type"
-SSL_CERT = PREFIX + "aws-load-balancer-ssl-cert"
-SSL_PORTS = PREFIX + "aws-load-balancer-ssl-ports"
-BACKEND_PROTOCOL = PREFIX + "aws-load-balancer-backend-protocol"
-SECURITY_GROUPS = PREFIX + "aws-load-balancer-security-groups"
-MANAGE_BACKEND_RULES = PREFIX + "aws-load-balancer-manage-backend-security-group-rules"
-TLS_ANNOTATIONS = (SSL_CERT, SSL_PORTS, BACKEND_PROTOCOL)
-
-LOAD_BALANCER_TYPES = ("nlb", "external")
-SCHEMES = ("internet-facing", "internal")
-TARGET_TYPES = ("instance", "ip")
-HC_PROTOCOLS = ("TCP", "HTTP", "HTTPS")
-IP_ADDRESS_TYPES = ("ipv4", "dualstack")
-TRAFFIC_PORT = "traffic-port"
-PRESERVE_CLIENT_IP = "preserve_client_ip.enabled"
-DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
-PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
-TARGET_GROUP_ATTRIBUTE_KEYS = (PRESERVE_CLIENT_IP, DEREGISTRATION_DELAY, PROXY_PROTOCOL_V2)
-MAX_HC_PATH = 1024
-MAX_SUBNET_NAME = 256
-MAX_LB_SECURITY_GROUPS = 5
-"""AWS's limit of security groups on one load balancer."""
-LEGACY_INTERNAL = "0.0.0.0/0"
-"""The in-tree controller's old spelling of `aws-load-balancer-internal: "true"`."""
-
-# What Go's strconv.ParseBool accepts (both upstreams parse booleans with it).
-_TRUE = ("true", "True", "TRUE", "t", "T", "1")
-_FALSE = ("false", "False", "FALSE", "f", "F", "0")
-_INT = re.compile(r"^[0-9]+$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
-_EIP_ALLOCATION = re.compile(r"^eipalloc-[0-9a-f]+$")
-_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_HC_RANGES = {HC_INTERVAL: (5, 300, "seconds"), HC_TIMEOUT: (2, 120, "seconds"),
-              HC_HEALTHY_THRESHOLD: (2, 10, "checks"), HC_UNHEALTHY_THRESHOLD: (2, 10, "checks")}
 _MAX_DEREGISTRATION_DELAY = 3600
 
-Problems = list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,146 +142,9 @@ class AwsOptions:
     groups must be admitted on the nodes by the user."""
 
 
-def is_security_group_id(text: str) -> bool:
-    """An entry of `AwsOptions.security_groups` that is an ID; any other is a Name tag."""
-    return bool(_SECURITY_GROUP_ID.match(text))
-
-
-def is_subnet_id(text: str) -> bool:
-    """An entry of `AwsOptions.subnets` that is an ID (`subnet-` and hex digits); any other
-    entry is the value of a subnet's Name tag."""
-    return bool(_SUBNET_ID.match(text))
-
-
-def annotation_field(key: str) -> str:
-    return f"metadata.annotations[{key}]"
-
-
-def short(key: str) -> str:
-    """`aws-load-balancer-type` for `service.beta.kubernetes.io/aws-load-balancer-type`."""
-    return key.removeprefix(PREFIX)
-
-
-class _Reader:
-    """The annotations' values (stripped; blank counts as absent) and the problems found."""
-
-    def __init__(self, annotations: Mapping[str, str]) -> None:
-        self._values = {k: v.strip() for k, v in annotations.items()
-                        if k.startswith(PREFIX) and v.strip()}
-        self.problems: Problems = []
-
-    def get(self, key: str) -> str | None:
-        return self._values.get(key)
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append((annotation_field(key), message))
-
-    def choice(self, key: str, allowed: tuple[str, ...], what: str) -> str | None:
-        value = self.get(key)
-        if value is None or value in allowed:
-            return value
-        self.fail(key, f'"{value}" is not {what}: use {_either(allowed)}')
-        return None
-
-    def boolean(self, key: str) -> bool | None:
-        value = self.get(key)
-        return None if value is None else _bool(value, lambda m: self.fail(key, m))
-
-    def integer(self, key: str) -> int | None:
-        value = self.get(key)
-        if value is None:
-            return None
-        low, high, unit = _HC_RANGES[key]
-        if not _INT.match(value) or not low <= int(value) <= high:
-            self.fail(key, f'"{value}" is out of range: use a whole number of {unit} from '
-                           f"{low} to {high}")
-            return None
-        return int(value)
-
-    def items(self, key: str, what: str) -> list[str]:
-        """A comma-separated list (blank entries dropped, as upstream does); a repeated entry
-        is a problem."""
-        value = self.get(key)
-        if value is None:
-            return []
-        out: list[str] = []
-        for item in (part.strip() for part in value.split(",")):
-            if not item:
-                continue
-            if item in out:
-                self.fail(key, f'"{item}" is listed twice')
-                continue
-            out.append(item)
-        if not out:
-            self.fail(key, f'"{value}" lists no {what}: give a comma-separated list, or remove '
-                           "the annotation")
-        return out
-
-    def pairs(self, key: str, *, bare_key: bool,
-              check: Callable[[str, str], str | None]) -> list[tuple[str, str]]:
-        """"k=v,k2=v2" (blank entries dropped); `bare_key` accepts "k" as "k=". A repeated key
-        is a problem, and so is every pair `check` has a message for (kept in order)."""
-        value = self.get(key)
-        if value is None:
-            return []
-        out: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for item in (part.strip() for part in value.split(",")):
-            if not item:
-                continue
-            name, sep, text = item.partition("=")
-            name, text = name.strip(), text.strip()
-            if not sep and not bare_key:
-                self.fail(key, f'"{item}" is not key=value: use "k1=v1,k2=v2"')
-                continue
-            if not name:
-                self.fail(key, f'"{item}" has no key before "=": use "k1=v1,k2=v2"')
-                continue
-            if name in seen:
-                self.fail(key, f'"{name}" is given twice')
-                continue
-            seen.add(name)
-            problem = check(name, text)
-            if problem is not None:
-                self.fail(key, problem)
-                continue
-            out.append((name, text))
-        return out
-
-
-def _either(allowed: tuple[str, ...]) -> str:
-    quoted = [f'"{a}"' for a in allowed]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-
-
-def _bool(value: str, fail: Callable[[str], None]) -> bool | None:
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    fail(f'"{value}" is not a boolean: use "true" or "false"')
-    return None
-
-
-def _label_problem(key: str, value: str) -> str | None:
-    """Why Kubernetes would refuse the node label `key=value` (so no node can carry it)."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return (f'label key "{key}" has an invalid prefix "{prefix}": it must be a DNS '
-                "subdomain (lowercase alphanumerics, '-' and '.') of at most 253 characters")
-    if len(name) > 63 or not _LABEL_NAME.match(name):
-        return (f'label key "{key}" is not a valid label name: at most 63 characters, '
-                "alphanumerics, '-', '_' and '.', starting and ending with an alphanumeric")
-    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
-        return (f'label value "{value}" of "{key}" is not a valid label value: at most 63 '
-                "characters, alphanumerics, '-', '_' and '.', starting and ending with an "
-                "alphanumeric")
-    return None
-
-
 def _parse(annotations: Mapping[str, str]) -> tuple[AwsOptions, Problems]:
     """The options and every problem, in a fixed order (the type first)."""
-    note = _Reader(annotations)
+    note = Reader(annotations)
 
     lb_type = note.get(TYPE)
     if lb_type is not None and lb_type not in LOAD_BALANCER_TYPES:
@@ -342,14 +197,14 @@ def _opt_int(value: bool | int | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _scheme(note: _Reader, lb_type: str | None) -> tuple[str, str]:
+def _scheme(note: Reader, lb_type: str | None) -> tuple[str, str]:
     """(scheme, where it came from, for messages)."""
     internal_text = note.get(INTERNAL)
     internal: bool | None = None
     if internal_text == LEGACY_INTERNAL:
         internal = True
-    elif internal_text in _TRUE or internal_text in _FALSE:
-        internal = internal_text in _TRUE
+    elif internal_text in GO_TRUE or internal_text in GO_FALSE:
+        internal = internal_text in GO_TRUE
     elif internal_text is not None:
         note.fail(INTERNAL, f'"{internal_text}" is not a boolean: use "true" or "false" (or the '
                             f'legacy "{LEGACY_INTERNAL}", meaning true)')
@@ -367,7 +222,7 @@ def _scheme(note: _Reader, lb_type: str | None) -> tuple[str, str]:
     return "internet-facing", '"internet-facing" is the default'
 
 
-def _subnets(note: _Reader) -> list[str]:
+def _subnets(note: Reader) -> list[str]:
     out = []
     for item in note.items(SUBNETS, "subnets"):
         if len(item) > MAX_SUBNET_NAME:
@@ -378,10 +233,10 @@ def _subnets(note: _Reader) -> list[str]:
     return out
 
 
-def _eips(note: _Reader, scheme: tuple[str, str], subnets: list[str]) -> list[str]:
+def _eips(note: Reader, scheme: tuple[str, str], subnets: list[str]) -> list[str]:
     out = []
     for item in note.items(EIP_ALLOCATIONS, "EIP allocations"):
-        if not _EIP_ALLOCATION.match(item):
+        if not EIP_ALLOCATION_ID.match(item):
             note.fail(EIP_ALLOCATIONS, f'"{item}" is not an Elastic IP allocation ID: use '
                                        '"eipalloc-" and hexadecimal digits, e.g. '
                                        '"eipalloc-0123456789abcdef0"')
@@ -395,7 +250,7 @@ def _eips(note: _Reader, scheme: tuple[str, str], subnets: list[str]) -> list[st
     return out
 
 
-def _private_addresses(note: _Reader, scheme: tuple[str, str], subnets: list[str]) -> list[str]:
+def _private_addresses(note: Reader, scheme: tuple[str, str], subnets: list[str]) -> list[str]:
     out = []
     for item in note.items(PRIVATE_IPV4_ADDRESSES, "addresses"):
         try:
@@ -410,7 +265,7 @@ def _private_addresses(note: _Reader, scheme: tuple[str, str], subnets: list[str
     return out
 
 
-def _one_per_subnet(note: _Reader, key: str, what: str, out: list[str],
+def _one_per_subnet(note: Reader, key: str, what: str, out: list[str],
                     subnets: list[str]) -> None:
     if len(out) != len(subnets):
         note.fail(key, f"{len(out)} {what} for {len(subnets)} subnets ({short(SUBNETS)}): "
@@ -421,7 +276,7 @@ _HealthCheck = tuple[str | None, str | None, str | None, int | None, int | None,
                      int | None]
 
 
-def _health_check(note: _Reader) -> _HealthCheck:
+def _health_check(note: Reader) -> _HealthCheck:
     protocol_text = note.get(HC_PROTOCOL)
     protocol = None
     if protocol_text is not None:
@@ -429,10 +284,10 @@ def _health_check(note: _Reader) -> _HealthCheck:
             protocol = protocol_text.upper()
         else:
             note.fail(HC_PROTOCOL, f'"{protocol_text}" is not a health-check protocol: use '
-                                   f"{_either(HC_PROTOCOLS)}")
+                                   f"{either(HC_PROTOCOLS)}")
     port = note.get(HC_PORT)
     if port is not None and port != TRAFFIC_PORT:
-        if _INT.match(port) and 1 <= int(port) <= 65535:
+        if INT.match(port) and 1 <= int(port) <= 65535:
             port = str(int(port))
         else:
             note.fail(HC_PORT, f'"{port}" is not a port: use "{TRAFFIC_PORT}" or a number from '
@@ -459,7 +314,7 @@ def _health_check(note: _Reader) -> _HealthCheck:
     return protocol, port, path, interval, timeout, healthy, unhealthy
 
 
-def _security_groups(note: _Reader) -> tuple[list[str], bool]:
+def _security_groups(note: Reader) -> tuple[list[str], bool]:
     """The user's groups (IDs or Name tags) and whether lbctl still manages the node rules."""
     out = []
     for item in note.items(SECURITY_GROUPS, "security groups"):
@@ -483,7 +338,7 @@ def _security_groups(note: _Reader) -> tuple[list[str], bool]:
     return out, manage and bool(out)
 
 
-def _proxy_protocol(note: _Reader) -> bool | None:
+def _proxy_protocol(note: Reader) -> bool | None:
     value = note.get(PROXY_PROTOCOL)
     if value is None:
         return None
@@ -495,35 +350,35 @@ def _proxy_protocol(note: _Reader) -> bool | None:
     return True
 
 
-def _target_group_attributes(note: _Reader, proxy_protocol: bool | None,
+def _target_group_attributes(note: Reader, proxy_protocol: bool | None,
                              ) -> dict[str, bool | int]:
     def check(key: str, text: str) -> str | None:
         if key not in TARGET_GROUP_ATTRIBUTE_KEYS:
             return (f'"{key}" is not an attribute lbctl supports: use '
                     f"{', '.join(TARGET_GROUP_ATTRIBUTE_KEYS)}")
         if key == DEREGISTRATION_DELAY:
-            if not _INT.match(text) or int(text) > _MAX_DEREGISTRATION_DELAY:
+            if not INT.match(text) or int(text) > _MAX_DEREGISTRATION_DELAY:
                 return (f'{key} "{text}" is out of range: use a whole number of seconds from 0 '
                         f"to {_MAX_DEREGISTRATION_DELAY}")
             return None
-        if text not in _TRUE and text not in _FALSE:
+        if text not in GO_TRUE and text not in GO_FALSE:
             return f'{key} "{text}" is not a boolean: use "true" or "false"'
-        if key == PROXY_PROTOCOL_V2 and proxy_protocol and text in _FALSE:
+        if key == PROXY_PROTOCOL_V2 and proxy_protocol and text in GO_FALSE:
             return (f'{key} "{text}" contradicts {short(PROXY_PROTOCOL)} ("*"): remove one of '
                     "the two")
         return None
 
     pairs = note.pairs(TARGET_GROUP_ATTRIBUTES, bare_key=False, check=check)
-    return {key: int(text) if key == DEREGISTRATION_DELAY else text in _TRUE
+    return {key: int(text) if key == DEREGISTRATION_DELAY else text in GO_TRUE
             for key, text in pairs}
 
 
-def _tags(note: _Reader) -> list[tuple[str, str]]:
+def _tags(note: Reader) -> list[tuple[str, str]]:
     return note.pairs(ADDITIONAL_TAGS, bare_key=True, check=tag_problem)
 
 
-def _node_labels(note: _Reader) -> list[tuple[str, str]]:
-    return note.pairs(TARGET_NODE_LABELS, bare_key=False, check=_label_problem)
+def _node_labels(note: Reader) -> list[tuple[str, str]]:
+    return note.pairs(TARGET_NODE_LABELS, bare_key=False, check=label_problem)
 
 
 def problems(annotations: Mapping[str, str]) -> list[tuple[str, str]]:

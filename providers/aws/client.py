@@ -33,7 +33,8 @@ from typing import Any
 
 from providers.errors import PermanentError, ProviderError, TransientError
 
-from .annotations import EIP_ALLOCATIONS, SECURITY_GROUPS, SUBNETS, annotation_field
+from .annotation_keys import EIP_ALLOCATIONS, SECURITY_GROUPS, SUBNETS
+from .annotation_reader import annotation_field
 from .settings import AwsSettings
 
 THROTTLING = frozenset({

@@ -15,19 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from providers.errors import PermanentError
 from providers.spec import LoadBalancerSpec, Target
 
 from . import firewall, names
-from .annotations import (
-    EIP_ALLOCATIONS,
-    PRIVATE_IPV4_ADDRESSES,
-    SUBNETS,
-    AwsOptions,
-    annotation_field,
-    is_subnet_id,
-)
+from .annotation_keys import EIP_ALLOCATIONS, PRIVATE_IPV4_ADDRESSES, SUBNETS
+from .annotation_reader import annotation_field, is_subnet_id
+from .annotations import AwsOptions
 from .model import (
     DesiredListener,
     DesiredLoadBalancer,
@@ -71,6 +67,37 @@ def instance_id(provider_id: str) -> str | None:
         return text
     match = _PROVIDER_ID.match(text)
     return match.group(1) if match else None
+
+
+def options_for(spec: LoadBalancerSpec, parsed: AwsOptions) -> AwsOptions:
+    """The options the NLB for `spec` is built with: the annotations' (`parsed`, read once per
+    ensure), with `spec.loadBalancerIP` as the private addresses of an internal NLB; an
+    internet-facing NLB takes its addresses from Elastic IPs, so a requested IP is refused."""
+    if spec.requested_ips and parsed.scheme != "internal":
+        raise PermanentError("spec.loadBalancerIP",
+                             "an internet-facing NLB takes its addresses from Elastic IP "
+                             f"allocations: use the {EIP_ALLOCATIONS} annotation")
+    if spec.requested_ips and not parsed.private_ipv4_addresses:
+        return replace(parsed, private_ipv4_addresses=spec.requested_ips)
+    return parsed
+
+
+def keeps_legacy_rules(existing: Mapping[str, Any] | None, scheme: str) -> bool:
+    """Whether the NLB that exists (`existing`, DescribeLoadBalancers' item, or None) stays on
+    the legacy per-CIDR node rules: AWS cannot add security groups to an NLB created without
+    any, and replacing it would change its DNS name behind the user's back. One whose scheme
+    changes is replaced anyway, and then gets groups."""
+    return (existing is not None and not existing.get("SecurityGroups")
+            and existing.get("Scheme") == scheme
+            and existing.get("Type", "network") == "network")
+
+
+def own_group_names(spec: LoadBalancerSpec, legacy: bool) -> tuple[str, ...]:
+    """The security groups lbctl owns for this NLB (its frontend group and the cluster's
+    backend group); none on the legacy path."""
+    if legacy:
+        return ()
+    return (names.frontend_group_name(spec.name), names.backend_group_name(spec.ref.cluster))
 
 
 def desired(spec: LoadBalancerSpec, options: AwsOptions, settings: AwsSettings,

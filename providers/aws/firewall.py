@@ -35,7 +35,9 @@ from providers.errors import PermanentError
 from providers.spec import LoadBalancerSpec
 
 from . import names
-from .annotations import SECURITY_GROUPS, AwsOptions, annotation_field, is_security_group_id
+from .annotation_keys import SECURITY_GROUPS
+from .annotation_reader import annotation_field, is_security_group_id
+from .annotations import AwsOptions
 from .model import (
     SG_ANNOTATION,
     SG_LEGACY,

@@ -97,9 +97,13 @@ def is_backend(tags: Mapping[str, str], cluster: str) -> bool:
     return tags.get(TAG_CLUSTER) == cluster and tags.get(TAG_GROUP_ROLE) == "backend"
 
 
+RULE_PREFIX = "lbctl:"
+"""What every description of an lbctl security group rule starts with."""
+
+
 def rule_prefix(balancer: str) -> str:
     """What every description of this balancer's security group rules starts with."""
-    return f"lbctl:{balancer}:"
+    return f"{RULE_PREFIX}{balancer}:"
 
 
 def rule_description(balancer: str, purpose: str) -> str:

@@ -44,17 +44,13 @@ from providers.spec import (
 )
 
 from . import groups, names, observe, tagging
-from .annotations import (
-    ANNOTATION_PREFIXES,
-    EIP_ALLOCATIONS,
-    AwsOptions,
-    is_security_group_id,
-    parse_annotations,
-)
+from .annotation_keys import ANNOTATION_PREFIXES
+from .annotation_reader import is_security_group_id
+from .annotations import AwsOptions, parse_annotations
 from .cleanup import Cleaner
 from .client import ApiError, AwsClient, map_error
 from .deploy import Deployer, Result
-from .desired import desired, instance_id
+from .desired import desired, instance_id, keeps_legacy_rules, options_for, own_group_names
 from .model import DesiredNlb, Observed
 from .settings import AwsSettings, parse_settings
 
@@ -126,18 +122,13 @@ class AwsProvider:
     # -- Provider --------------------------------------------------------------------------
     def validate(self, spec: LoadBalancerSpec) -> None:
         """Capabilities, annotations and requested IPs; no AWS call."""
-        check_capabilities(self.capabilities, spec)
-        self._options(spec)
-        for i, li in enumerate(spec.listeners):
-            if li.node_port is None:
-                raise PermanentError("spec.allocateLoadBalancerNodePorts",
-                                     f"spec.ports[{i}] has no nodePort; an NLB targets nodePorts")
+        self._checked(spec)
 
     def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
         """Create or update the NLB; RetryAfter while AWS provisions it."""
-        self.validate(spec)
+        options = self._checked(spec)  # the annotations are parsed here, once per ensure
         with self._lock(spec.name), self._gate.use(), _mapped():
-            want, have = self._prepare(spec)
+            want, have = self._prepare(spec, options)
             result = Deployer(self.client, want, have, cluster=self.cluster_name,
                               balancer=spec.name, sleep=self._sleep).run()
             self._forget_tagged(spec.name)
@@ -151,9 +142,9 @@ class AwsProvider:
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         """The writes ensure would make now, in words."""
-        self.validate(spec)
+        options = self._checked(spec)
         with _mapped():
-            want, have = self._prepare(spec)
+            want, have = self._prepare(spec, options)
             return Deployer(self.client, want, have, cluster=self.cluster_name,
                             balancer=spec.name, dry_run=True).run().words
 
@@ -201,18 +192,19 @@ class AwsProvider:
         self.client.close()
 
     # -- helpers ---------------------------------------------------------------------------
-    def _options(self, spec: LoadBalancerSpec) -> AwsOptions:
-        options = parse_annotations(spec)
-        if spec.requested_ips and options.scheme != "internal":
-            raise PermanentError("spec.loadBalancerIP",
-                                 "an internet-facing NLB takes its addresses from Elastic IP "
-                                 f"allocations: use the {EIP_ALLOCATIONS} annotation")
-        if spec.requested_ips and not options.private_ipv4_addresses:
-            options = replace(options, private_ipv4_addresses=spec.requested_ips)
-        return options
+    def _checked(self, spec: LoadBalancerSpec) -> AwsOptions:
+        """Everything checkable without AWS (capabilities, nodePorts, annotations, requested
+        IPs): the options to build with, or PermanentError naming the field."""
+        check_capabilities(self.capabilities, spec)
+        for i, li in enumerate(spec.listeners):
+            if li.node_port is None:
+                raise PermanentError("spec.allocateLoadBalancerNodePorts",
+                                     f"spec.ports[{i}] has no nodePort; an NLB targets nodePorts")
+        return options_for(spec, parse_annotations(spec))
 
-    def _prepare(self, spec: LoadBalancerSpec) -> tuple[DesiredNlb, Observed]:
-        options = self._options(spec)
+    def _prepare(self, spec: LoadBalancerSpec,
+                 options: AwsOptions) -> tuple[DesiredNlb, Observed]:
+        """Observe what the decisions need, decide (pure, `desired`), observe the rest."""
         raw_lb = observe.find_load_balancer(self.client, names.load_balancer_name(spec.name))
         ids = [iid for t in spec.targets if (iid := instance_id(t.provider_id))]
         found, raw_groups = self._discovery.discover(
@@ -220,13 +212,8 @@ class AwsProvider:
         if not found.vpc_id:
             raise TransientError("no node is a running AWS instance, so the VPC is unknown; "
                                  "set aws.vpcID to create balancers without nodes")
-        # An NLB created without security groups can never get any: keep it (replacing it
-        # would change its DNS name behind the user's back) on the legacy per-CIDR rules.
-        legacy = (raw_lb is not None and not raw_lb.get("SecurityGroups")
-                  and raw_lb.get("Scheme") == options.scheme
-                  and raw_lb.get("Type", "network") == "network")
-        group_names = [] if legacy else [names.frontend_group_name(spec.name),
-                                         names.backend_group_name(self.cluster_name)]
+        legacy = keeps_legacy_rules(raw_lb, options.scheme)
+        group_names = list(own_group_names(spec, legacy))
         seen = {g.get("GroupName") for g in raw_groups if g.get("VpcId") == found.vpc_id}
         # ours not (all) on the NLB: creating it, the annotation's groups in use (a frontend
         # left from before is found and deleted), or a switch back to ours: look up by name

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from lbctl.parsing import Problems, within
+
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
 DEFAULT_REGION = "us-east-1"
@@ -52,7 +54,6 @@ _CREDENTIAL_WORDS = ("accesskey", "secret", "token", "credential", "password")
 _CREDENTIALS_HINT = ("unknown key: credentials come from the environment, a mounted Secret or "
                      "workload identity, never from config")
 
-Problems = list[tuple[str, str]]
 
 
 def _default_rate_limits() -> dict[str, float]:
@@ -255,8 +256,4 @@ def validate_settings(raw: Any) -> list[tuple[str, str]]:
     """Every problem in the section as (key path within it, message), empty when valid; the
     config alone is checked (not the environment). The registry's `SettingsValidator`, whose
     caller (`lbctl config validate`) prefixes the section, e.g. `aws.` + `rateLimits.modify`."""
-    return [(_relative(path), message) for path, message in parse_settings(raw, env={})[1]]
-
-
-def _relative(path: str) -> str:
-    return path[len(ROOT):].lstrip(".") if path.startswith(ROOT) else path
+    return [(within(path, ROOT), message) for path, message in parse_settings(raw, env={})[1]]

@@ -1,5 +1,5 @@
-"""The `baremetal` provider: IP address pools (MetalLB's job, done better) and, next, lbctl's
-own balancer daemons.
+"""The `baremetal` provider: IP address pools (MetalLB's job, done better) and lbctl's own
+balancer daemons, which it programs over their authenticated API.
 
 Public interface:
 
@@ -14,7 +14,8 @@ Public interface:
 Inside: `addresses` (ranges), `selectors` (label selectors), `pools` (pools and their order),
 `settings` (parsing), `claims` (Services as claimants, sharing rules), `intake` (spec ->
 request), `ledger` (holdings rebuilt from Service status, cool-down), `allocator` (the pure
-decision), `programming` (the daemon seam), `provider` (the Provider, locking).
+decision), `programming` (the daemon seam), `daemons` and `daemon_options` (programming the
+balancer daemons, polling their status), `provider` (the Provider, locking).
 """
 
 from __future__ import annotations

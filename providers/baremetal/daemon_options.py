@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .selectors import Problems
+from lbctl.parsing import Problems
 
 ROOT = "baremetal"
 KEYS = ("healthCheck", "dataplane", "statusPollSeconds", "drainSeconds",

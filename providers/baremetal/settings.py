@@ -20,12 +20,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from lbctl.parsing import Problems, boolean, unknown_keys, within
+
 from .addresses import AddressRange, RangeError, parse_range
 from .claims import NAMESPACE_NAME_LABEL
 from .daemon_options import KEYS as DAEMON_KEYS
 from .daemon_options import DaemonOptions, parse_options
 from .pools import Pool, PoolSet, ServiceAllocation
-from .selectors import LabelSelector, Problems, parse_selector
+from .selectors import LabelSelector, parse_selector
 
 ROOT = "baremetal"
 DEFAULT_COOLDOWN_SECONDS = 30.0
@@ -58,22 +60,6 @@ class Settings:
     """How the balancer daemons are programmed (health checks, data plane, polling)."""
 
 
-def _unknown(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str,
-             problems: Problems) -> None:
-    for key in raw:
-        if key not in allowed:
-            problems.append((f"{path}.{key}", "unknown key"))
-
-
-def _bool(raw: Mapping[str, Any], key: str, default: bool, path: str,
-          problems: Problems) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        problems.append((f"{path}.{key}", f"must be true or false, not {value!r}"))
-        return default
-    return value
-
-
 def _strings(raw: Any, path: str, problems: Problems) -> list[tuple[int, str]]:
     if raw is None:
         return []
@@ -96,7 +82,7 @@ def _allocation(raw: Any, path: str, problems: Problems) -> ServiceAllocation | 
         problems.append((path, "must be a mapping (priority, namespaces, namespaceSelectors, "
                                "serviceSelectors)"))
         return None
-    _unknown(raw, _ALLOCATION_KEYS, path, problems)
+    unknown_keys(raw, _ALLOCATION_KEYS, path, problems)
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
         problems.append((f"{path}.priority", f"must be a non-negative integer, not {priority!r}"))
@@ -131,7 +117,7 @@ def _allocation(raw: Any, path: str, problems: Problems) -> ServiceAllocation | 
 def _pool(raw: dict[str, Any], index: int, problems: Problems,
           ) -> tuple[Pool, list[tuple[int, AddressRange]]]:
     path = f"{ROOT}.pools[{index}]"
-    _unknown(raw, _POOL_KEYS, path, problems)
+    unknown_keys(raw, _POOL_KEYS, path, problems)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append((f"{path}.name", "required: a pool needs a name"))
@@ -151,8 +137,8 @@ def _pool(raw: dict[str, Any], index: int, problems: Problems,
             problems.append((f"{path}.addresses[{i}]", str(exc)))
     pool = Pool(
         name=name, ranges=tuple(r for _, r in ranges),
-        auto_assign=_bool(raw, "autoAssign", True, path, problems),
-        avoid_buggy_ips=_bool(raw, "avoidBuggyIPs", False, path, problems),
+        auto_assign=boolean(raw, "autoAssign", True, path, problems),
+        avoid_buggy_ips=boolean(raw, "avoidBuggyIPs", False, path, problems),
         allocation=_allocation(raw.get("serviceAllocation"), f"{path}.serviceAllocation",
                                problems),
         path=path)
@@ -235,7 +221,7 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
         return Settings(), problems
     if not isinstance(raw, Mapping):
         return Settings(), [(ROOT, "must be a mapping (pools, balancers, cooldownSeconds)")]
-    _unknown(raw, ("pools", "balancers", "cooldownSeconds", *DAEMON_KEYS), ROOT, problems)
+    unknown_keys(raw, ("pools", "balancers", "cooldownSeconds", *DAEMON_KEYS), ROOT, problems)
     items = raw.get("pools") or []
     if not isinstance(items, list):
         problems.append((f"{ROOT}.pools", "must be a list of pools"))
@@ -271,8 +257,4 @@ def validate_settings(raw: Any) -> list[tuple[str, str]]:
     """Every problem in the section as (key path within it, message), empty when valid: the
     registry's `SettingsValidator`, whose caller (`lbctl config validate`) prefixes the
     section, e.g. `baremetal.` + `pools[1].addresses[0]`."""
-    return [(_relative(path), message) for path, message in parse_settings(raw)[1]]
-
-
-def _relative(path: str) -> str:
-    return path[len(ROOT):].lstrip(".") if path.startswith(ROOT) else path
+    return [(within(path, ROOT), message) for path, message in parse_settings(raw)[1]]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from lbctl.config import Config, parse_config
-from lbctl.controller import Cache, Controller
-from lbctl.events import BackgroundEvents
+from lbctl.controller.config import Config, parse_config
+from lbctl.controller.controller import Cache, Controller
+from lbctl.controller.events import BackgroundEvents
+from lbctl.controller.kube_writes import KubeEventWriter, KubeServiceWrites
+from lbctl.controller.metrics import Metrics
 from lbctl.kube import Kube
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-from lbctl.metrics import Metrics
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from providers.fake import FakeProvider
@@ -34,17 +33,6 @@ class Running:
 
     def set_config(self, text: str) -> None:
         self.config["current"] = parse_config(text)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll until `check()` is truthy (a generous safety net, not a measurement)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 def start_controller(box: Sandbox, config_text: str = "provider: fake\n",

@@ -19,14 +19,14 @@ import pytest
 from kubernetes import client
 
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
-from lbctl.embedded import running_controller
-from lbctl.metrics import Metrics
-from lbctl.runner import ConfigHolder
+from lbctl.controller.embedded import running_controller
+from lbctl.controller.metrics import Metrics
+from lbctl.controller.runner import ConfigHolder
 from lbctl.sandbox.app import SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
-from tests.conftest import client_for, traffic_lock
+from tests.conftest import client_for, traffic_lock, wait_for
 
-from .conftest import wait_for, write_changed
+from .conftest import write_changed
 
 pytestmark = pytest.mark.integration
 

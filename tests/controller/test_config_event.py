@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from lbctl.controller.metrics import Metrics
+from lbctl.controller.runner import ConfigHolder, _config_event
 from lbctl.kube import Kube
-from lbctl.metrics import Metrics
-from lbctl.runner import ConfigHolder, _config_event
 from lbctl.sandbox.app import Sandbox
-from tests.controller.conftest import wait_for
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 

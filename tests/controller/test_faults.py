@@ -24,27 +24,26 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lbctl.config import Config
-from lbctl.controller import Cache, Controller
-from lbctl.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
-from lbctl.events import BackgroundEvents
+from lbctl.controller.config import Config
+from lbctl.controller.controller import Cache, Controller
+from lbctl.controller.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
+from lbctl.controller.events import BackgroundEvents
+from lbctl.controller.kube_writes import KubeEventWriter, KubeServiceWrites
+from lbctl.controller.metrics import Metrics
+from lbctl.controller.runner import ConfigHolder, run
 from lbctl.kube import ApiError, Kube
-from lbctl.kube_writes import KubeEventWriter, KubeServiceWrites
-from lbctl.metrics import Metrics
-from lbctl.runner import ConfigHolder, run
 from lbctl.sandbox.app import Sandbox
 from providers import registry
 from providers.cluster import ServiceView
 from providers.fake import FakeProvider
 from providers.interface import Provider
 from providers.spec import LoadBalancerSpec, LoadBalancerStatus
-from tests.conftest import admin_call, client_for, svc
+from tests.conftest import admin_call, client_for, svc, wait_for
 from tests.controller.conftest import (
     CONFIG,
     Running,
     start_controller,
     stop_controller,
-    wait_for,
     write_changed,
 )
 
@@ -730,7 +729,7 @@ def test_config_reload_takes_on_existing_services_of_a_new_class(
     config, metrics, path = holder
     fake = FakeProvider()
     run_ = _start_with(ctl_sandbox, config, fake, metrics)
-    config.on_change = run_.controller.config_changed  # as lbctl.runner.run wires it
+    config.on_change = run_.controller.config_changed  # as lbctl.controller.runner.run wires it
     config.watch(interval=0.1)
     try:
         core_api.create_namespaced_service("default", _lb("sb", loadBalancerClass="lbctl.io/b"))

@@ -23,10 +23,10 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from lbctl.config import Config, ConfigError, parse_config
-from lbctl.reconciler import Reconciler
-from lbctl.records import node_view, service_view
-from lbctl.spec_builder import (
+from lbctl.controller.config import Config, ConfigError, parse_config
+from lbctl.controller.reconciler import Reconciler
+from lbctl.controller.records import node_view, service_view
+from lbctl.controller.spec_builder import (
     REQUESTED_IPS_ANNOTATIONS,
     SOURCE_RANGES_ANNOTATION,
     build_spec,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lbctl.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
-from tests.conftest import svc
-from tests.controller.conftest import Running, wait_for
+from lbctl.controller.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
+from tests.conftest import svc, wait_for
+from tests.controller.conftest import Running
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,8 @@ from providers.spec import (
     LoadBalancerStatus,
     ServiceRef,
 )
-from tests.conftest import svc
-from tests.controller.conftest import (
-    CONFIG,
-    Running,
-    start_controller,
-    stop_controller,
-    wait_for,
-)
+from tests.conftest import svc, wait_for
+from tests.controller.conftest import CONFIG, Running, start_controller, stop_controller
 
 pytestmark = pytest.mark.integration
 

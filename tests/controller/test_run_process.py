@@ -14,8 +14,7 @@ import pytest
 from kubernetes import client
 
 from lbctl.sandbox.app import Sandbox
-from tests.conftest import svc
-from tests.controller.conftest import wait_for
+from tests.conftest import svc, wait_for
 
 pytestmark = pytest.mark.integration
 

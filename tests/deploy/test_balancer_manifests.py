@@ -21,10 +21,10 @@ import jsonschema  # type: ignore[import-untyped]  # via kubernetes-validate
 import pytest
 import yaml
 
-from lbctl.config import parse_config
-from lbctl.planning import validate_config
+from lbctl.controller.config import parse_config
+from lbctl.controller.planning import validate_config
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
-from lbctl.sandbox.schema import validate_full
+from lbctl.sandbox.openapi.schema import validate_full
 
 from .conftest import (
     CHART,

@@ -17,8 +17,8 @@ import jsonschema  # type: ignore[import-untyped]  # via kubernetes-validate
 import pytest
 import yaml
 
-from lbctl.config import ConfigError, parse_config
-from lbctl.planning import validate_config
+from lbctl.controller.config import ConfigError, parse_config
+from lbctl.controller.planning import validate_config
 
 from .conftest import (
     CHART,

@@ -95,7 +95,7 @@ def test_init_script_passes_shellcheck() -> None:
 def test_init_script_seeds_what_world_py_seeds() -> None:
     """The shell and Python definitions name the same tags and instance type."""
     script = INIT.read_text()
-    world = (LOCALSTACK / "world.py").read_text()
+    world = (ROOT / "lbctl" / "emulators" / "aws" / "world.py").read_text()
     for needle in ("kubernetes.io/role/elb", "kubernetes.io/role/internal-elb",
                    "kubernetes.io/cluster/", "10.0.0.0/16", "t3.medium", "simulate: false",
                    "aws:///", "al2023-ami-*-x86_64"):

@@ -26,6 +26,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lbctl.sandbox.admission.allocators import IPAllocator, PortAllocator
 from lbctl.sandbox.admission.services_allocation import ServiceAllocator
 from lbctl.sandbox.admission.services_cluster_ips import (
     alloc_cluster_ips,
@@ -52,7 +53,6 @@ from lbctl.sandbox.admission.services_validation import (
     validate_service_status_update,
     validate_service_update,
 )
-from lbctl.sandbox.allocators import IPAllocator, PortAllocator
 from lbctl.sandbox.errors import FieldError
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from lbctl.sandbox.admission.allocators import AllocationError, IPAllocator, PortAllocator
 from lbctl.sandbox.admission.services_fields import (
     EXTERNAL_NAME,
     cluster_ips,
@@ -27,7 +28,6 @@ from lbctl.sandbox.admission.services_fields import (
     service_type,
     spec_of,
 )
-from lbctl.sandbox.allocators import AllocationError, IPAllocator, PortAllocator
 from lbctl.sandbox.name_formats import ip_family, parse_ip
 
 

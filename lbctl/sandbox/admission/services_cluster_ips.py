@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lbctl.sandbox.admission.allocators import AllocationError, RangeFullError
 from lbctl.sandbox.admission.services_allocation import Transaction
 from lbctl.sandbox.admission.services_fields import (
     CLUSTER_IP,
@@ -33,7 +34,6 @@ from lbctl.sandbox.admission.services_fields import (
 )
 from lbctl.sandbox.admission.services_formats import rejected
 from lbctl.sandbox.admission.services_ip_validation import validate_cluster_ips_related
-from lbctl.sandbox.allocators import AllocationError, RangeFullError
 from lbctl.sandbox.errors import internal, invalid
 from lbctl.sandbox.name_formats import ip_family
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lbctl.sandbox.admission.allocators import AllocationError, RangeFullError
 from lbctl.sandbox.admission.services_allocation import Transaction
 from lbctl.sandbox.admission.services_fields import (
     CLUSTER_IP,
@@ -26,7 +27,6 @@ from lbctl.sandbox.admission.services_fields import (
     spec_of,
 )
 from lbctl.sandbox.admission.services_formats import rejected
-from lbctl.sandbox.allocators import AllocationError, RangeFullError
 from lbctl.sandbox.errors import ApiError, internal, invalid
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable
 
-from ..store import Change, Key, Obj
+from ..storage.store import Change, Key, Obj
 from .cache import Cache
 from .controller import Controller
 from .objects import PODS, SERVICES, labels_of, ns_name, pod_containers, pod_ready

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..store import Change, Key, Obj, ObjectStore
+from ..storage.store import Change, Key, Obj, ObjectStore
 from .objects import controller_of
 
 

@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import ClassVar, Generic, TypeVar
 
-from ..registry import Registry, now
-from ..store import Change
+from ..storage.registry import Registry, now
+from ..storage.store import Change
 from .cache import Cache
 from .workqueue import WorkQueue
 

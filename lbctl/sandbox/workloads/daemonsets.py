@@ -12,7 +12,7 @@ reports NotReady.
 
 from __future__ import annotations
 
-from ..store import Change, Key, Obj
+from ..storage.store import Change, Key, Obj
 from .controller import Controller
 from .objects import (
     DAEMONSETS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 
-from ..store import Change, Key, Obj
+from ..storage.store import Change, Key, Obj
 from .controller import Controller
 from .objects import (
     DEPLOYMENTS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..store import Change, Key, Obj
+from ..storage.store import Change, Key, Obj
 from .backends import (
     Port,
     ServiceEndpointsController,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..registry import Registry
-from ..resources import RESOURCES, by_key
-from ..store import Change, Obj
+from ..storage.registry import Registry
+from ..storage.resources import RESOURCES, by_key
+from ..storage.store import Change, Obj
 from .cache import Cache
 from .controller import Controller
 

@@ -15,8 +15,8 @@ import hashlib
 import logging
 import time
 
-from ..registry import Registry
-from ..store import Change, Key, Obj
+from ..storage.registry import Registry
+from ..storage.store import Change, Key, Obj
 from .cache import Cache
 from .controller import Controller
 from .objects import (

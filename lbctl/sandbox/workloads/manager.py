@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..registry import Registry
-from ..store import Change
+from ..storage.registry import Registry
+from ..storage.store import Change
 from .cache import Cache
 from .controller import Controller
 from .daemonsets import DaemonSetController

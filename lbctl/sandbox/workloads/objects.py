@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from ..nodes import SIMULATED, STOPPED
-from ..resources import Resource, by_key
-from ..store import Obj
+from ..storage.resources import Resource, by_key
+from ..storage.store import Obj
 
 """Node annotation: "true" means the sandbox's traffic process has powered the node off."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..store import Obj
+from ..storage.store import Obj
 from .objects import labels_of, node_ready, node_simulated, node_stopped, node_unschedulable
 
 NOT_SIMULATED = "node(s) are not simulated by the sandbox"

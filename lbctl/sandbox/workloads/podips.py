@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..store import Key
+from ..storage.store import Key
 
 FIRST, LAST = "127.0.20.1", "127.0.23.254"
 

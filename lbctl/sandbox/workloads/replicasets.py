@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from .. import errors
-from ..selectors import LabelSelector, label_selector_from_spec
-from ..store import Change, Key, Obj
+from ..storage.selectors import LabelSelector, label_selector_from_spec
+from ..storage.store import Change, Key, Obj
 from .controller import Controller
 from .objects import (
     PODS,

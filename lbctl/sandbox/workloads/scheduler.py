@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..registry import Registry
-from ..store import Change, Key, Obj
+from ..storage.registry import Registry
+from ..storage.store import Change, Key, Obj
 from .cache import Cache
 from .controller import Controller
 from .objects import (

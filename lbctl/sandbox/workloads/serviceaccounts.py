@@ -7,7 +7,7 @@ re-creates it when deleted, and so does this one, including in the bootstrap nam
 
 from __future__ import annotations
 
-from ..store import Change
+from ..storage.store import Change
 from .controller import Controller
 from .objects import NAMESPACES, SERVICE_ACCOUNTS, terminating
 

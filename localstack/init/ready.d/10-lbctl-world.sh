@@ -4,7 +4,7 @@
 # and kubernetes.io/cluster/<cluster>=owned, an internet gateway, a node security group and N
 # running instances; then the `lbctl sandbox --nodes-file` for them (providerID
 # aws:///<az>/<instance-id>), printed and written to $LBCTL_NODES_FILE.
-# The same world as localstack/world.py (which the tests and moto_4566.py use): keep them in step.
+# The same world as lbctl/emulators/aws/world.py (`lbctl emulator aws`, the tests): keep them in step.
 #
 #   LBCTL_CLUSTER (kubernetes)  LBCTL_NODES (3)  LBCTL_ZONES (2)
 #   LBCTL_NODES_FILE (/tmp/lbctl-nodes.yaml)  AWS_DEFAULT_REGION (us-east-1)

@@ -1,0 +1,9 @@
+"""`lbctl demo`: the story on one machine, one module per provider's story.
+
+- `story`: what every story shares: the steps as a user types them (kubectl-like tables printed
+  with the sandbox's own printers), waiting, and `--keep`.
+- `baremetal`: sandbox + simulated nodes and pods + controller + balancer daemon, real traffic
+  through the VIP, a node stopped under load.
+- `aws`: sandbox + controller with the `aws` provider against `lbctl emulator aws` (moto) or
+  AWS_ENDPOINT_URL; `aws_view` shows what was built as the AWS CLI would.
+"""

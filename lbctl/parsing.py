@@ -1,0 +1,138 @@
+"""Reading what people write: YAML files, API bodies and config sections, with errors that
+name the key.
+
+One module for every parser in lbctl (the controller's config, the balancer daemon's static file
+and API bodies, each provider's settings section), so they all report problems the same way:
+`source: key.path[1].sub: message`, every problem at once, never a traceback. It imports nothing
+of lbctl or of the providers (an import-linter contract says so), so the balancer daemon and
+third-party providers can use it without loading the controller.
+
+- `ConfigError`: a file or body that cannot be used; `problems` holds (key path, message) pairs.
+- `Problems`: the list hand-written section parsers append (key path, message) pairs to.
+- `parse_yaml_model` / `parse_model`: YAML text or a decoded object -> a validated pydantic
+  model, pydantic's errors turned into key paths in the document's own terms.
+- `unknown_keys`, `boolean`, `within`: the small checks hand-written section parsers share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Problem = tuple[str, str]
+"""(key path, message): `pools[1].addresses[0]`, `must be an address range, not 'x'`."""
+Problems = list[Problem]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `problems` lists (key path, message) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {msg}" if path else f"{source}: {msg}"
+                 for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _path(loc: tuple[int | str, ...], doc: Any) -> str:
+    """`controller.workers`, `pools[1]`, `plugins["x.y"]`: a key that is empty or holds
+    '.', '[' or ']' is quoted; a mapping's non-string key (YAML `false:`) is shown in YAML form."""
+    out = ""
+    node = doc
+    for part in loc:
+        if isinstance(part, int) and not isinstance(node, dict):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        key: Any = part
+        if isinstance(node, dict) and part not in node:
+            key = next((k for k in node if not isinstance(k, str) and str(k) == str(part)),
+                       part)
+            if isinstance(part, int) and key is part:
+                key = next((k for k in node if not isinstance(k, str)), part)
+        if not isinstance(key, str):
+            text = yaml.safe_dump(key).splitlines()[0].removesuffix("...").strip()
+        elif _PLAIN_KEY.match(key):
+            text = key
+        else:
+            text = json.dumps(key)
+        quoted = text.startswith('"')
+        out += (f"[{text}]" if quoted and out else text) if quoted else (
+            f".{text}" if out else text)
+        node = node.get(key) if isinstance(node, dict) else None
+    return out
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_model(model: type[M], text: str, source: str,
+                     not_a_mapping: str = "must be a mapping of keys to values") -> M:
+    """YAML text -> validated `model`; ConfigError naming every bad key (an empty file is
+    an empty mapping). Shared by every file lbctl reads, so all report problems alike."""
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        # Tag constructors (`!!int x`) raise ValueError; deep nesting RecursionError.
+        raise ConfigError(source, [("", f"not valid YAML: {type(exc).__name__}: {exc}")]
+                          ) from exc
+    return parse_model(model, {} if doc is None else doc, source, not_a_mapping)
+
+
+def validation_problems(exc: ValidationError, doc: Any) -> list[tuple[str, str]]:
+    """pydantic's errors as (key path in `doc`, message) pairs, in the document's own terms."""
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "invalid_key":  # pydantic shows a non-string key by position
+            loc, msg = (*loc[:-1], err["input"]), "keys must be strings"
+        problems.append((_path(loc, doc), msg))
+    return problems
+
+
+def parse_model(model: type[M], doc: Any, source: str,
+                not_a_mapping: str = "must be a mapping of keys to values") -> M:
+    """A decoded JSON/YAML object -> validated `model`; ConfigError naming every bad key."""
+    if not isinstance(doc, dict):
+        raise ConfigError(source, [("", not_a_mapping)])
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+def unknown_keys(raw: Mapping[Any, Any], allowed: Iterable[str], path: str,
+                 problems: Problems) -> None:
+    """Append `unknown key` for every key of `raw` (a section at `path`) not in `allowed`."""
+    known = set(allowed)
+    for key in raw:
+        if key not in known:
+            problems.append((f"{path}.{key}" if path else str(key), "unknown key"))
+
+
+def boolean(raw: Mapping[str, Any], key: str, default: bool, path: str,
+            problems: Problems) -> bool:
+    """`raw[key]` when it is a YAML boolean, else `default` and a problem naming the key."""
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        problems.append((f"{path}.{key}", f"must be true or false, not {value!r}"))
+        return default
+    return value
+
+
+def within(path: str, root: str) -> str:
+    """`path` relative to the section `root` (`aws.rateLimits.x` -> `rateLimits.x`), as a
+    provider's validator reports it to `lbctl config validate`, which prefixes the section."""
+    return path[len(root):].lstrip(".") if path.startswith(root) else path
