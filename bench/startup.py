@@ -7,7 +7,7 @@ the `baremetal` provider and `-X importtime`, until `/readyz` answers; prints, a
 - how many modules were imported, and how many of them are `lbctl.sandbox.*`,
   `lbctl.emulators.*` or test-only libraries (kubernetes_validate, jsonpatch, moto);
 - the controller's RSS once ready (psutil, from outside).
-It also times `import lbctl.cli.main` alone (what `lbctl --help` pays). Nothing is asserted: the
+It also times `import lbctl.cli` alone (what `lbctl --help` pays). Nothing is asserted: the
 test that the controller loads no sandbox module is `tests/cli/test_imports.py`.
 
     .venv/bin/python bench/startup.py [--rounds 5]
@@ -94,7 +94,7 @@ def one_start(tmp: Path) -> dict[str, float]:
 
 def cli_import() -> float:
     out = subprocess.run([sys.executable, "-c",
-                          "import time; t=time.perf_counter(); import lbctl.cli.main; "
+                          "import time; t=time.perf_counter(); import lbctl.cli; "
                           "print(time.perf_counter()-t)"], capture_output=True, text=True,
                          check=True)
     return float(out.stdout)
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"  lbctl.emulators.*      {med['emulators']:8.0f}")
     print(f"  test-only libraries    {med['test_only']:8.0f}  ({', '.join(TEST_ONLY)})")
     print(f"  RSS when ready         {med['rss_mib']:8.1f} MiB")
-    print(f"import lbctl.cli.main alone   {cli * 1000:8.0f} ms")
+    print(f"import lbctl.cli alone        {cli * 1000:8.0f} ms")
 
 
 if __name__ == "__main__":

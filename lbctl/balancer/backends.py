@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -215,6 +215,19 @@ class BackendSet:
         backend.up = up
         self._rebuild()
         return True
+
+    def set_many(self, verdicts: Iterable[tuple[EndpointKey, bool]]) -> bool:
+        """Record many verdicts with one rebuild (a new frontend taking over thousands of
+        verdicts must not rebuild the picking tables once per target)."""
+        changed = False
+        for key, up in verdicts:
+            backend = self._backends.get(key)
+            if backend is not None and backend.up != up:
+                backend.up = up
+                changed = True
+        if changed:
+            self._rebuild()
+        return changed
 
     def update(self, targets: tuple[TargetConfig, ...], drain_seconds: float) -> None:
         """Apply a new target list: keep the Backend of every endpoint that stays (health,

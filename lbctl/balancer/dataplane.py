@@ -120,9 +120,8 @@ class Dataplane:
     def _sync_verdicts(self, backends: BackendSet) -> None:
         """A target the checker already holds down starts down, not "up" (only ever marks
         down: a verdict copied from a replaced frontend is never undone here)."""
-        for backend in backends.backends:
-            if not self.health.is_up(backend.key):
-                backends.set_up(backend.key, False)
+        backends.set_many((b.key, False) for b in backends.backends
+                          if not self.health.is_up(b.key))
 
     def _on_health(self, key: tuple[str, int], up: bool, reason: str) -> None:
         changed = self.set_verdict(key, up)
@@ -247,8 +246,7 @@ class Dataplane:
         old = self.running.get(key)
         backends = BackendSet(li.targets, li.algorithm, b.session_affinity)
         if old is not None:  # keep health verdicts across a replacement
-            for backend in old.backends.backends:
-                backends.set_up((backend.address, backend.port), backend.up)
+            backends.set_many(((b.address, b.port), b.up) for b in old.backends.backends)
         self._sync_verdicts(backends)
         stats = ListenerStats()
         acl = Acl(b.source_ranges)
@@ -351,5 +349,4 @@ class Dataplane:
         return total
 
     def _reason(self, key: tuple[str, int]) -> str:
-        health = self.health.status().get(key)
-        return health.reason if health is not None else ""
+        return self.health.reason(key)

@@ -273,6 +273,12 @@ class HealthChecker:
         target = self._targets.get(key)
         return target is None or target.up
 
+    def reason(self, key: TargetKey) -> str:
+        """Why `key` is up or down now, in words ("" when unwatched): O(1), for status pages
+        that ask about every target."""
+        target = self._targets.get(key)
+        return target.reason if target is not None else ""
+
     def status(self) -> dict[TargetKey, TargetHealth]:
         out: dict[TargetKey, TargetHealth] = {}
         for key, target in self._targets.items():
