@@ -14,10 +14,16 @@ constant time; the file is re-read when it changes, so a rotated Secret takes ef
   DELETE /v1/balancers/{name}        forget it (200; 404 unknown; 409 static)
   GET    /healthz /readyz /metrics   unauthenticated
 A refused request changes nothing.
+
+The API shares its event loop with the userspace data plane, so its work is kept off that loop
+or cut into short steps: bodies are validated in a thread, the state file is written in a thread
+(`Store.persist`), answers reuse each balancer's stored JSON form and are encoded with orjson,
+and a list yields to the loop between balancers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -25,12 +31,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from lbctl.parsing import ConfigError
 
-from .model import parse_balancer, to_json
+from .model import parse_balancer
 from .store import Refused, Store
 
 log = logging.getLogger(__name__)
@@ -59,12 +66,17 @@ class TokenFile:
         return self._token
 
 
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status,
+                        content_type="application/json")
+
+
 def _error(status: int, message: str, problems: list[dict[str, str]] | None = None
            ) -> web.Response:
     body: dict[str, Any] = {"error": message}
     if problems:
         body["problems"] = problems
-    return web.json_response(body, status=status)
+    return _json(body, status)
 
 
 class Api:
@@ -108,8 +120,8 @@ class Api:
         found = self.store.get(name)
         if found is None:
             return None
-        balancer, static = found
-        return {"balancer": to_json(balancer), "static": static, "status": self.status(name)}
+        _, static = found
+        return {"balancer": self.store.doc(name), "static": static, "status": self.status(name)}
 
     async def list(self, request: web.Request) -> web.Response:
         cluster = request.query.get("cluster")
@@ -120,13 +132,14 @@ class Api:
             view = self._view(b.name)
             if view is not None:
                 items.append(view)
-        return web.json_response({"balancers": items})
+            await asyncio.sleep(0)  # one balancer's status at a time, then traffic
+        return _json({"balancers": items})
 
     async def get(self, request: web.Request) -> web.Response:
         view = self._view(request.match_info["name"])
         if view is None:
             return _error(404, f'balancer "{request.match_info["name"]}" not found')
-        return web.json_response(view)
+        return _json(view)
 
     async def put(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -144,7 +157,7 @@ class Api:
                 return _error(422, "name must match the URL",
                               [{"field": "name", "message": f"{doc['name']!r} is not {name!r}"}])
         try:
-            balancer = parse_balancer(doc)
+            balancer = await asyncio.to_thread(parse_balancer, doc)
             changed = self.store.put(balancer)
         except ConfigError as exc:
             return _error(422, "invalid balancer",
@@ -154,8 +167,9 @@ class Api:
         if changed:
             log.info("programmed balancer %s", name)
             await self.changed()
+            await asyncio.to_thread(self.store.persist)
         view = self._view(name)
-        return web.json_response({**(view or {}), "changed": changed})
+        return _json({**(view or {}), "changed": changed})
 
     async def delete(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -165,7 +179,8 @@ class Api:
             return _error(exc.status, str(exc))
         log.info("deleted balancer %s", name)
         await self.changed()
-        return web.json_response({"deleted": name})
+        await asyncio.to_thread(self.store.persist)
+        return _json({"deleted": name})
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -111,6 +111,7 @@ class Daemon:
         await self.dataplane.apply(desired)
         if self.l2 is not None:
             self.l2.update(desired)
+        await asyncio.to_thread(self.store.persist)  # a static file may have dropped some
 
     def _worker_failure(self, key: tuple[str, int], reason: str) -> None:
         """A worker's connect to a target failed: the checker ejects it for everyone."""
@@ -120,6 +121,8 @@ class Daemon:
         """The data plane's view of a balancer plus what L2 adds (conflicts, ownership)."""
         status = self.dataplane.status(name)
         found = self.store.get(name)
+        if found is not None and not found[1] and self.store.persist_error:
+            status["problems"] = [*status.get("problems", []), self.store.persist_error]
         if self.l2 is not None and found is not None:
             balancer = found[0]
             status["problems"] = [*status.get("problems", []), *self.l2.problems(balancer)]

@@ -105,6 +105,8 @@ class Dataplane:
         self.kernel_seconds = 0.0
         self.kernel_transactions = 0
         self._kernel_keys: set[tuple[str, int]] = set()
+        self._watched: dict[str, ListenerConfig] = {}
+        """The listener each health-check owner was last watched with."""
         self._kernel_pending = False
         self._kernel_applied = False
         self.kernel_error: str | None = None
@@ -189,10 +191,10 @@ class Dataplane:
                     wanted[(li.protocol, vip, li.port)] = (b, li)
         for key in [k for k in self.running if k not in wanted]:
             await self._stop(key)
-        owners: dict[str, list[tuple[tuple[str, int], HealthCheckConfig]]] = {
-            _owner(b.name, li): _checks(li) for b in kernel for li in b.listeners}
+        owners: dict[str, ListenerConfig] = {_owner(b.name, li): li
+                                             for b in kernel for li in b.listeners}
         for key, (b, li) in wanted.items():
-            owners[_owner(b.name, li)] = _checks(li)
+            owners[_owner(b.name, li)] = li
             run = self.running.get(key)
             if run is not None and run.balancer == b.name and \
                     run.signature == _signature(b, li):
@@ -200,6 +202,7 @@ class Dataplane:
                     run.backends.update(li.targets, b.drain_seconds)
                     self._sync_verdicts(run.backends)
                     run.listener = li
+                    await asyncio.sleep(0)  # one frontend at a time, then traffic
                 if isinstance(run.frontend, TcpFrontend):  # both are read at each connect
                     run.frontend.connect_timeout = li.connect_timeout
                     run.frontend.congestion = self._congestion(b.name, li, problems)
@@ -210,11 +213,8 @@ class Dataplane:
                 message = f"cannot serve {key[1]}:{key[2]}/{key[0]}: {exc.strerror or exc}"
                 problems.add(b.name, message)
                 log.error("balancer %s: %s", b.name, message)
-        known = {_owner(b.name, li) for b in self.desired.values() for li in b.listeners}
-        for owner in known - owners.keys():
-            self.health.set_owner_targets(owner, [])
-        for owner, items in owners.items():
-            self.health.set_owner_targets(owner, items)
+            await asyncio.sleep(0)
+        await self._watch_owners(owners)
         self.in_kernel = {b.name: b for b in kernel}
         self._kernel_keys = {(t.address, t.port) for b in kernel for li in b.listeners
                              for t in li.targets}
@@ -226,6 +226,20 @@ class Dataplane:
                     problems.add(name, f"a data plane worker {message}")
         self.desired = {b.name: b for b in balancers}
         self.problems = problems
+
+    async def _watch_owners(self, owners: dict[str, ListenerConfig]) -> None:
+        """Tell the checker what each listener's targets are: only for listeners that changed
+        (the store hands back the same object for an unchanged balancer), so re-programming one
+        balancer of many costs its own targets, not everyone's; one listener at a time."""
+        for owner in [o for o in self._watched if o not in owners]:
+            self.health.set_owner_targets(owner, [])
+            del self._watched[owner]
+        for owner, li in owners.items():
+            if self._watched.get(owner) is li:
+                continue
+            self.health.set_owner_targets(owner, _checks(li))
+            self._watched[owner] = li
+            await asyncio.sleep(0)
 
     @staticmethod
     def _congestion(balancer: str, li: ListenerConfig, problems: Problems) -> bytes:

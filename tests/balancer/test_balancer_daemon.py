@@ -229,6 +229,32 @@ def test_restart_rebuilds_state_from_the_state_file(
         d.stop()
 
 
+def test_an_unwritable_state_directory_serves_from_memory_and_says_so(
+        tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
+    """The chart's "serves but cannot persist" case: the state directory is a file (so even
+    root cannot create the state file in it). A PUT is taken and served, its status says the
+    state is not persisted, the next identical PUT changes nothing, and a DELETE unbinds."""
+    (tmp_path / "state").write_text("not a directory")
+    d = _start(tmp_path, token_file)
+    try:
+        code, doc = _call(f"{d.url}/v1/balancers/web", "PUT",
+                          _balancer("web", "127.0.105.9", 18080, backends))
+        assert (code, doc["changed"]) == (200, True)
+        assert _get("http://127.0.105.9:18080/").startswith("backend 127.0.104.")
+        problems = doc["status"]["problems"]
+        assert any("cannot write the state file" in p and "serving from memory" in p
+                   for p in problems), problems
+        code, again = _call(f"{d.url}/v1/balancers/web", "PUT",
+                            _balancer("web", "127.0.105.9", 18080, backends))
+        assert (code, again["changed"]) == (200, False)
+        assert _call(f"{d.url}/v1/balancers/web", "DELETE")[0] == 200
+        with pytest.raises(OSError):
+            _get("http://127.0.105.9:18080/")
+        assert _call(f"{d.url}/v1/balancers/web")[0] == 404
+    finally:
+        d.stop()
+
+
 def test_static_file_serves_reloads_and_keeps_the_last_good_one(
         tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
     static = tmp_path / "balancers.yaml"

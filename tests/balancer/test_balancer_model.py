@@ -368,6 +368,8 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     first.put(cfg("gone", vip="10.99.0.7"))
     first.delete("gone")
     first.set_static((cfg("static", vip="10.99.0.8"),))  # static balancers are never saved
+    assert not path.exists()  # nothing is written on the caller's thread ...
+    assert first.persist() is True  # ... until the daemon persists, in a thread of its own
     saved = json.loads(path.read_text())
     assert [b["name"] for b in saved["balancers"]] == ["web", "dns"]
     assert list(tmp_path.joinpath("state").iterdir()) == [path]  # no temp file left behind
@@ -375,6 +377,46 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     assert second.load() == 2
     assert second.programmed() == [web, cfg("dns", vip="fd00::53", port=53, protocol="UDP")]
     assert second.get("web") == (web, False)
+
+
+def test_a_failed_write_keeps_the_change_and_reports_it_until_a_write_succeeds(
+        tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the directory should be")
+    store = Store(blocker / "balancers.json")
+    assert store.put(cfg("web")) is True  # in memory, whatever the disk says
+    assert store.persist() is False
+    assert store.persist_error is not None and "serving from memory" in store.persist_error
+    assert [b.name for b in store.programmed()] == ["web"]
+    assert store.put(cfg("web")) is False  # the change stands: the same body is no change
+    blocker.unlink()
+    assert store.persist() is True and store.persist_error is None
+    assert [b["name"] for b in json.loads((blocker / "balancers.json").read_text())[
+        "balancers"]] == ["web"]
+    assert list(blocker.iterdir()) == [blocker / "balancers.json"]  # no temp file left
+
+
+def test_persist_writes_only_when_something_changed(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "balancers.json"
+    store = Store(path)
+    writes: list[bytes] = []
+    real = Store._write
+
+    def counting(self: Store, body: bytes) -> str | None:
+        writes.append(body)
+        return real(self, body)
+
+    monkeypatch.setattr(Store, "_write", counting)
+    store.put(cfg("web"))
+    assert store.persist() and store.persist()
+    assert len(writes) == 1
+    store.set_static((cfg("static", vip="10.99.0.8"),))  # nothing programmed dropped
+    assert store.persist()
+    assert len(writes) == 1
+    store.delete("web")
+    assert store.persist()
+    assert len(writes) == 2 and json.loads(path.read_text()) == {"balancers": []}
 
 
 def test_missing_state_file_or_none_loads_nothing(tmp_path: Path) -> None:
@@ -394,6 +436,7 @@ def test_corrupt_state_file_is_survived(tmp_path: Path, content: bytes,
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"state file {path} unreadable, starting without programmed balancers"]
     assert store.put(cfg("web")) is True  # and it works (and rewrites the file) afterwards
+    assert store.persist() is True
     assert Store(path).load() == 1
 
 

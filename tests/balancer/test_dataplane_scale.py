@@ -110,3 +110,49 @@ def test_set_many_rebuilds_once() -> None:
     assert sum(b.up for b in backends.backends) == 100
     assert not backends.set_many(((t.address, t.port), False) for t in targets[:400])
     assert rebuilds["rebuild"] == 1  # nothing changed: nothing rebuilt
+
+
+def test_reprogramming_one_balancer_of_many_rewatches_only_its_listeners(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty balancers; one of them gets new targets: the checker hears about that one's
+    listeners only (it used to be told every listener's targets again: 10,000 watch calls
+    for a 500-target change). A removed balancer's listeners are unwatched."""
+
+    def one(index: int, shift: int = 0) -> BalancerConfig:
+        return parse_balancer({"name": f"svc-{index}", "vip": f"127.0.90.{10 + index}",
+                               "listeners": [{
+                                   "protocol": "TCP", "port": 18000 + p,
+                                   "targets": [f"127.0.93.{1 + i + shift}:{30000 + index}"
+                                               for i in range(20)],
+                                   "healthCheck": {"type": "none"}} for p in range(2)]})
+
+    async def run() -> None:
+        dp = Dataplane(kernel=None, log_health=False)
+        try:
+            balancers = [one(i) for i in range(20)]
+            calls: list[str] = []
+            real = HealthChecker.set_owner_targets
+
+            def watched(self: HealthChecker, owner: str, items: Any) -> None:
+                calls.append(owner)
+                real(self, owner, items)
+
+            monkeypatch.setattr(HealthChecker, "set_owner_targets", watched)
+            await dp.apply(balancers)
+            assert len(calls) == 40  # every listener once, at first
+            calls.clear()
+            await dp.apply(list(balancers))  # the same objects: nothing to tell
+            assert calls == []
+            balancers[7] = one(7, shift=1)
+            await dp.apply(balancers)
+            assert sorted(calls) == ["svc-7/TCP/18000", "svc-7/TCP/18001"]
+            assert dp.running[("TCP", "127.0.90.17", 18000)].backends.get(
+                ("127.0.93.21", 30007)) is not None  # and the frontend took the new target
+            calls.clear()
+            await dp.apply(balancers[:19])
+            assert sorted(calls) == ["svc-19/TCP/18000", "svc-19/TCP/18001"]
+            assert ("TCP", "127.0.90.29", 18000) not in dp.running
+        finally:
+            await dp.close()
+
+    asyncio.run(run())
