@@ -201,6 +201,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,100,1000,10000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--settle", type=float, default=0,
+                        help="seconds between programming and measuring (0: the first probe "
+                             "round's verdicts, every target going down, fall in the window)")
     parser.add_argument("--checks", choices=["tcp", "none"], default="tcp",
                         help="the bulk balancers' health checks (none: control work alone)")
     args = parser.parse_args()
@@ -228,7 +231,7 @@ def main() -> None:
             print(f"idle: p99 {idle[0]:.2f} ms, worst {idle[1]:.2f} ms over {idle[2]} requests "
                   f"({client.failures} failed)")
             for total in sizes:
-                rows.append(run_size(daemon, client, total, args.seconds, idle))
+                rows.append(run_size(daemon, client, total, args.seconds, idle, args.settle))
         finally:
             daemon.stop()
             server.shutdown()
@@ -254,7 +257,7 @@ def main() -> None:
 
 
 def run_size(daemon: Daemon, client: Client, total: int, seconds: float,
-             idle: tuple[float, float, int]) -> dict[str, Any]:
+             idle: tuple[float, float, int], settle: float) -> dict[str, Any]:
     # forget the previous size's balancers
     status, _, body = daemon.call("GET", f"/v1/balancers?cluster={CLUSTER}")
     for item in json.loads(body)["balancers"]:
@@ -276,6 +279,7 @@ def run_size(daemon: Daemon, client: Client, total: int, seconds: float,
                                 for t in li["targets"]],))
     complete &= programmed == total
     timings: dict[str, list[float]] = {"list": [], "reput": []}
+    time.sleep(settle)
     with client.measuring():
         control_load(daemon, names, seconds, timings)
     p99, worst, count = client.figures()

@@ -61,7 +61,9 @@ class Daemon:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.store = Store(options.state_file)
-        self.dataplane = Dataplane(kernel=None if options.kernel == "off" else "auto")
+        self.dataplane = Dataplane(kernel=None if options.kernel == "off" else "auto",
+                                   log_format=options.log_format,
+                                   event_loop=options.event_loop)
         if options.kernel != "off" and self.dataplane.kernel is None:
             log.warning("nftables data plane unavailable (%s): nftables balancers will be "
                         "served in userspace", self.dataplane.kernel_reason)

@@ -25,6 +25,7 @@ from typing import Any
 from .acl import Acl
 from .backends import Backend, BackendSet, ListenerStats
 from .health import HealthChecker
+from .health_process import HealthProcess
 from .model import BalancerConfig, HealthCheckConfig, ListenerConfig
 from .nft import NftablesDataplane, NftError
 from .tcp_proxy import TcpFrontend, congestion_problem
@@ -83,10 +84,13 @@ def _checks(li: ListenerConfig) -> list[tuple[tuple[str, int], HealthCheckConfig
 class Dataplane:
     """Userspace frontends for every balancer; call from one event loop."""
 
-    def __init__(self, health: HealthChecker | None = None,
+    def __init__(self, health: HealthChecker | HealthProcess | None = None,
                  kernel: NftablesDataplane | str | None = "auto", *,
-                 log_health: bool = True) -> None:
-        self.health = health or HealthChecker(self._on_health)
+                 log_health: bool = True, log_format: str = "text",
+                 event_loop: str = "auto") -> None:
+        self.health: HealthChecker | HealthProcess = health or HealthProcess(
+            self._on_health, log_format=log_format, event_loop=event_loop)
+        """Probes run in a process of their own (`HealthProcess`), never on this loop."""
         self.log_health = log_health
         self.workers: WorkerPool | None = None
         """Worker processes serving the same userspace frontends (SO_REUSEPORT)."""
@@ -134,7 +138,8 @@ class Dataplane:
             if not self._kernel_pending:
                 self._kernel_pending = True
                 asyncio.get_running_loop().create_task(self._reprogram_kernel())
-        if changed and self.log_health:
+        if changed and self.log_health and not isinstance(self.health, HealthProcess):
+            # (the checker's process logs every transition itself: once is enough)
             log.info("target %s:%d %s: %s", key[0], key[1], "up" if up else "down", reason)
 
     async def _reprogram_kernel(self) -> None:
@@ -147,11 +152,10 @@ class Dataplane:
         """One nft transaction for every kernel balancer, with the current verdicts."""
         if self.kernel is None or (not kernel and not self._kernel_applied):
             return
-        verdicts = self.health.status()
+        verdicts = self.health.verdicts()
 
         def is_up(key: tuple[str, int]) -> bool:
-            health = verdicts.get(key)
-            return health is None or health.up
+            return verdicts.get(key, True)
 
         try:
             seconds = await asyncio.to_thread(self.kernel.apply, kernel, is_up)
@@ -220,7 +224,7 @@ class Dataplane:
                              for t in li.targets}
         await self._program_kernel(kernel)
         if self.workers is not None:
-            verdicts = {key: health.up for key, health in self.health.status().items()}
+            verdicts = self.health.verdicts()
             for name, found in (await self.workers.apply(userspace, verdicts)).items():
                 for message in found:
                     problems.add(name, f"a data plane worker {message}")

@@ -279,6 +279,11 @@ class HealthChecker:
         target = self._targets.get(key)
         return target.reason if target is not None else ""
 
+    def verdicts(self) -> dict[TargetKey, bool]:
+        """Every watched target's verdict; the copy is made in one step under the GIL, so
+        another thread may ask while this checker's loop runs (`HealthThread`)."""
+        return {key: target.up for key, target in list(self._targets.items())}
+
     def status(self) -> dict[TargetKey, TargetHealth]:
         out: dict[TargetKey, TargetHealth] = {}
         for key, target in self._targets.items():

@@ -43,7 +43,8 @@ class RemoteHealth(HealthChecker):
     def __init__(self, send: Any) -> None:
         super().__init__(lambda key, up, reason: None)
         self._send = send
-        self.verdicts: dict[EndpointKey, bool] = {}
+        self.known: dict[EndpointKey, bool] = {}
+        """The daemon's verdicts, as last sent."""
 
     def set_owner_targets(self, owner: str, items: Any) -> None:
         """The daemon runs the probes."""
@@ -52,7 +53,10 @@ class RemoteHealth(HealthChecker):
         self._send({"op": "failed", "key": [key[0], key[1]], "reason": reason})
 
     def is_up(self, key: EndpointKey) -> bool:
-        return self.verdicts.get(key, True)
+        return self.known.get(key, True)
+
+    def verdicts(self) -> dict[EndpointKey, bool]:
+        return dict(self.known)
 
     def status(self) -> dict[EndpointKey, TargetHealth]:
         return {}
@@ -74,11 +78,11 @@ class Worker:
         op = message.get("op")
         if op == "apply":
             try:
-                self.health.verdicts = {(a, int(p)): bool(up)
+                self.health.known = {(a, int(p)): bool(up)
                                         for a, p, up in message["verdicts"]}
                 balancers = [parse_balancer(doc, "daemon") for doc in message["balancers"]]
                 await self.dataplane.apply(balancers)
-                for key, up in self.health.verdicts.items():
+                for key, up in self.health.known.items():
                     self.dataplane.set_verdict(key, up)
                 problems = self.dataplane.problems.by_balancer
             except Exception as exc:  # the daemon must hear back, or it waits for nothing
@@ -88,7 +92,7 @@ class Worker:
             self.send({"op": "applied", "seq": message["seq"], "problems": problems})
         elif op == "health":
             key = (str(message["key"][0]), int(message["key"][1]))
-            self.health.verdicts[key] = bool(message["up"])
+            self.health.known[key] = bool(message["up"])
             self.dataplane.set_verdict(key, bool(message["up"]))
 
     def stats(self) -> dict[str, Any]:

@@ -256,9 +256,11 @@ def test_udp_flows_are_spread_and_each_stays_in_one_process(daemon: DaemonThread
         echo.close()
 
 
-def _children(pid: int) -> list[int]:
-    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in found]
+def _children(pid: int, module: str) -> list[int]:
+    """The children of `pid` running `python -m <module>`."""
+    found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [c for c in found
+            if module in Path(f"/proc/{c}/cmdline").read_bytes().replace(b"\0", b" ").decode()]
 
 
 def _gone(pid: int) -> bool:
@@ -273,7 +275,8 @@ def test_serve_workers_leave_with_the_daemon(tmp_path: Path, backends: list[Thre
                                              how: str) -> None:
     """`lbctl balancer serve --workers 3`: SIGTERM stops all three in order; after a SIGKILL
     of the daemon its workers see EOF and exit too (no orphan keeps the VIP); a SIGTERM to the
-    whole process group (systemd's default) is a stop, not three crashed workers to restart."""
+    whole process group (systemd's default) is a stop, not three crashed workers to restart.
+    The health checker's process leaves with them in every case."""
     config = tmp_path / "balancers.yaml"
     targets = ", ".join(f'"{s.server_address[0]!s}:{s.server_address[1]}"' for s in backends)
     config.write_text(f"balancers:\n- name: web\n  vip: {VIP}\n  listeners:\n"
@@ -284,8 +287,10 @@ def test_serve_workers_leave_with_the_daemon(tmp_path: Path, backends: list[Thre
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().startswith("balancer ready: 1 balancers")
-        workers = _children(proc.pid)
+        workers = _children(proc.pid, "lbctl.balancer.worker")
         assert len(workers) == 2
+        checker = _children(proc.pid, "lbctl.balancer.checker")
+        assert len(checker) == 1
         _until("every process listening", lambda: _listeners(KEY[2]) == 3)
         assert sum(_requests(30).values()) == 30
         if how == "SIGTERM to the group":
@@ -296,7 +301,7 @@ def test_serve_workers_leave_with_the_daemon(tmp_path: Path, backends: list[Thre
         if how != "SIGKILL":
             assert proc.returncode == 0, err
             assert "restarting" not in err, err
-        _until("the workers' exit", lambda: all(_gone(pid) for pid in workers))
+        _until("the workers' exit", lambda: all(_gone(pid) for pid in [*workers, *checker]))
         assert _listeners(KEY[2]) == 0
     finally:
         if proc.poll() is None:

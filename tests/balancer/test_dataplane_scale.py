@@ -2,7 +2,8 @@
 
 Status pages used to rebuild the whole health map once per target (O(targets²): 8 s for one
 balancer of 1,000 targets, on the loop that carries traffic), and a new frontend rebuilt its
-picking tables once per target held down. These tests count the work instead of timing it: a
+picking tables once per target held down. Probes run in the checker process (`HealthProcess`);
+status reads its mirror of the verdicts. These tests count the work instead of timing it: a
 probe round has run first (targets are down for a reason the checker gave), then status asks
 the checker once per target and never for the whole map, and a replacement frontend rebuilds
 its tables a bounded number of times whatever the target count.
@@ -19,7 +20,7 @@ import pytest
 
 from lbctl.balancer.backends import BackendSet
 from lbctl.balancer.dataplane import Dataplane
-from lbctl.balancer.health import HealthChecker
+from lbctl.balancer.health_process import HealthProcess
 from lbctl.balancer.model import BalancerConfig, TargetConfig, parse_balancer
 
 pytestmark = pytest.mark.integration
@@ -59,10 +60,10 @@ def test_status_asks_the_checker_once_per_target(monkeypatch: pytest.MonkeyPatch
             await dp.apply([balancer()])
             await all_down(dp, PORTS * PER_PORT)  # the probes ran: there is health to report
             calls: Counter[str] = Counter()
-            monkeypatch.setattr(HealthChecker, "status", counting(calls, "status",
-                                                                  HealthChecker.status))
-            monkeypatch.setattr(HealthChecker, "reason", counting(calls, "reason",
-                                                                  HealthChecker.reason))
+            monkeypatch.setattr(HealthProcess, "verdicts", counting(calls, "verdicts",
+                                                                    HealthProcess.verdicts))
+            monkeypatch.setattr(HealthProcess, "reason", counting(calls, "reason",
+                                                                  HealthProcess.reason))
             status = dp.status("web")
             assert calls == Counter({"reason": PORTS * PER_PORT})
             reasons = {t["reason"] for li in status["listeners"] for t in li["targets"]}
@@ -131,25 +132,30 @@ def test_reprogramming_one_balancer_of_many_rewatches_only_its_listeners(
         try:
             balancers = [one(i) for i in range(20)]
             calls: list[str] = []
-            real = HealthChecker.set_owner_targets
+            real = HealthProcess.set_owner_targets
 
-            def watched(self: HealthChecker, owner: str, items: Any) -> None:
+            def watched(self: HealthProcess, owner: str, items: Any) -> None:
                 calls.append(owner)
                 real(self, owner, items)
 
-            monkeypatch.setattr(HealthChecker, "set_owner_targets", watched)
+            monkeypatch.setattr(HealthProcess, "set_owner_targets", watched)
+            assert isinstance(dp.health, HealthProcess)  # the default: probes off this loop
             await dp.apply(balancers)
+            await dp.health.flush()
             assert len(calls) == 40  # every listener once, at first
             calls.clear()
             await dp.apply(list(balancers))  # the same objects: nothing to tell
+            await dp.health.flush()
             assert calls == []
             balancers[7] = one(7, shift=1)
             await dp.apply(balancers)
+            await dp.health.flush()
             assert sorted(calls) == ["svc-7/TCP/18000", "svc-7/TCP/18001"]
             assert dp.running[("TCP", "127.0.90.17", 18000)].backends.get(
                 ("127.0.93.21", 30007)) is not None  # and the frontend took the new target
             calls.clear()
             await dp.apply(balancers[:19])
+            await dp.health.flush()
             assert sorted(calls) == ["svc-19/TCP/18000", "svc-19/TCP/18001"]
             assert ("TCP", "127.0.90.29", 18000) not in dp.running
         finally:
