@@ -12,6 +12,8 @@ third-party providers can use it without loading the controller.
 - `parse_yaml_model` / `parse_model`: YAML text or a decoded object -> a validated pydantic
   model, pydantic's errors turned into key paths in the document's own terms.
 - `unknown_keys`, `boolean`, `within`: the small checks hand-written section parsers share.
+- `Int`, `Float`, `Bool`: strict field types for pydantic models, so a port, a count or a
+  switch never silently turns a string or a boolean into something else.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Strict, ValidationError
+
+Int = Annotated[int, Strict()]
+"""An integer field that takes only integers: never `true` (1), `"18081"` or `18081.0`."""
+Float = Annotated[float, Strict()]
+"""A number field that takes numbers (integers too), never strings or booleans."""
+Bool = Annotated[bool, Strict()]
+"""A boolean field that takes only `true`/`false`, never `"yes"`, `1` or `"on"`."""
 
 Problem = tuple[str, str]
 """(key path, message): `pools[1].addresses[0]`, `must be an address range, not 'x'`."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -154,6 +155,8 @@ class Daemon:
                                                         "heartbeats with the API token: give a "
                                                         "readable, non-empty --token-file")])
             self.l2 = Announcements(self.options.l2, key)
+            self.store.reserve("UDP", _address(self.options.l2.listen[0]),
+                               self.options.l2.listen[1])
             self.collector.l2 = self.l2
             await self.l2.start(self.store.desired())
         self._ready = True
@@ -176,6 +179,7 @@ class Daemon:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.api_port = int(sockets[0].getsockname()[1]) if sockets else int(port)
+        self.store.reserve("TCP", _address(host.strip("[]") or "0.0.0.0"), self.api_port)
 
     async def _watch_static(self) -> None:
         while True:
@@ -227,6 +231,14 @@ async def serve(options: ServeOptions, announce: bool = True) -> None:
     await stop.wait()
     await daemon.stop()
     print("balancer stopped", flush=True)
+
+
+def _address(host: str) -> str:
+    """A listen host as the store compares it: an address, "0.0.0.0" for a name."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "0.0.0.0"  # a name (localhost, ...): reserve the port everywhere
 
 
 def run(options: ServeOptions) -> None:

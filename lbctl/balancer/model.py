@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lbctl.parsing import parse_model, parse_yaml_model
+from lbctl.parsing import Float, Int, parse_model, parse_yaml_model
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -28,12 +29,12 @@ class HealthCheckConfig(BaseModel):
 
     model_config = _MODEL
     type: Literal["tcp", "http", "none"] = "tcp"
-    port: int | None = Field(None, ge=1, le=65535)
+    port: Int | None = Field(None, ge=1, le=65535)
     path: str = Field("/healthz", pattern=r"^/")
-    interval_seconds: float = Field(1.0, alias="intervalSeconds", ge=0.05, le=300)
-    timeout_seconds: float = Field(1.0, alias="timeoutSeconds", gt=0, le=60)
-    healthy_threshold: int = Field(2, alias="healthyThreshold", ge=1, le=10)
-    unhealthy_threshold: int = Field(2, alias="unhealthyThreshold", ge=1, le=10)
+    interval_seconds: Float = Field(1.0, alias="intervalSeconds", ge=0.05, le=300)
+    timeout_seconds: Float = Field(1.0, alias="timeoutSeconds", gt=0, le=60)
+    healthy_threshold: Int = Field(2, alias="healthyThreshold", ge=1, le=10)
+    unhealthy_threshold: Int = Field(2, alias="unhealthyThreshold", ge=1, le=10)
 
 
 class TargetConfig(BaseModel):
@@ -41,7 +42,7 @@ class TargetConfig(BaseModel):
 
     model_config = _MODEL
     address: str
-    port: int = Field(ge=1, le=65535)
+    port: Int = Field(ge=1, le=65535)
     name: str = ""
     """The node's name, for health reports; defaults to `address:port`."""
 
@@ -49,9 +50,10 @@ class TargetConfig(BaseModel):
     @classmethod
     def _address(cls, value: str) -> str:
         try:
-            return str(ipaddress.ip_address(value))
+            address = str(ipaddress.ip_address(value))
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address") from None
+        return _unicast(address, "a target")
 
     @property
     def endpoint(self) -> str:
@@ -86,15 +88,15 @@ class ListenerConfig(BaseModel):
 
     model_config = _MODEL
     protocol: Literal["TCP", "UDP"] = "TCP"
-    port: int = Field(ge=1, le=65535)
+    port: Int = Field(ge=1, le=65535)
     targets: tuple[TargetConfig, ...] = ()
     health_check: HealthCheckConfig = Field(HealthCheckConfig(), alias="healthCheck")
     algorithm: Literal["roundRobin", "leastConnections", "maglev"] = "roundRobin"
     proxy_protocol: Literal["none", "v2"] = Field("none", alias="proxyProtocol")
     """Prepend a PROXY protocol v2 header to each TCP connection (targets must expect it)."""
-    idle_timeout_seconds: float = Field(60.0, alias="idleTimeoutSeconds", gt=0, le=86400)
+    idle_timeout_seconds: Float = Field(60.0, alias="idleTimeoutSeconds", gt=0, le=86400)
     """UDP: a flow's session is closed after this long without traffic."""
-    connect_timeout_seconds: float | None = Field(None, alias="connectTimeoutSeconds", gt=0,
+    connect_timeout_seconds: Float | None = Field(None, alias="connectTimeoutSeconds", gt=0,
                                                   le=60)
     """TCP: how long a connect to a target may take before the client's connection is retried
     on another target and the target ejected (passive ejection of a dead host, whose SYNs go
@@ -127,8 +129,8 @@ class ListenerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_targets(self) -> ListenerConfig:
-        seen = [t.endpoint for t in self.targets]
-        dup = sorted({e for e in seen if seen.count(e) > 1})
+        seen = Counter(t.endpoint for t in self.targets)  # O(targets): lists reach 10,000
+        dup = sorted(e for e, n in seen.items() if n > 1)
         if dup:
             raise ValueError(f"targets: {', '.join(dup)} listed more than once")
         if self.protocol == "UDP" and self.proxy_protocol != "none":
@@ -161,7 +163,7 @@ class BalancerConfig(BaseModel):
     """CIDRs allowed to connect; empty = everyone."""
     session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
     """ClientIP: every listener hashes the client address onto the targets (Maglev)."""
-    drain_seconds: float = Field(30.0, alias="drainSeconds", ge=0, le=3600)
+    drain_seconds: Float = Field(30.0, alias="drainSeconds", ge=0, le=3600)
     """How long connections to a target that left may finish before they are cut."""
     listeners: tuple[ListenerConfig, ...] = ()
     owner: OwnerConfig | None = None
@@ -172,19 +174,19 @@ class BalancerConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError(f"{value!r} must be lowercase letters, digits, '-' and '.'")
         return value
 
     @field_validator("vip")
     @classmethod
     def _vip(cls, value: str) -> str:
-        return _ip(value) if value else value
+        return _unicast(_ip(value), "a VIP") if value else value
 
     @field_validator("vips")
     @classmethod
     def _vips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_ip(v) for v in value)
+        return tuple(_unicast(_ip(v), "a VIP") for v in value)
 
     @field_validator("source_ranges")
     @classmethod
@@ -239,7 +241,31 @@ class BalancerFile(BaseModel):
         clash = frontend_clash(self.balancers)
         if clash:
             raise ValueError(clash)
+        fronts = {f: b.name for b in self.balancers for f in b.frontends()}
+        for b in self.balancers:
+            for li in b.listeners:
+                for t in li.targets:
+                    owner = fronts.get((li.protocol, t.address, t.port))
+                    if owner is not None:
+                        raise ValueError(f'balancer "{b.name}": target {t.endpoint} is a '
+                                         f'frontend of balancer "{owner}": traffic would loop')
         return self
+
+
+def _unicast(address: str, what: str) -> str:
+    """`address` if it can be `what` (one host's unicast address; loopback is allowed for
+    demos and tests), else ValueError saying why not."""
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified:
+        raise ValueError(f"{address} is the unspecified address (every local address), not "
+                         f"{what}")
+    if ip.is_multicast:
+        raise ValueError(f"{address} is a multicast address, not {what}")
+    if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address} is the broadcast address, not {what}")
+    if ip.version == 4 and ip in ipaddress.IPv4Network("240.0.0.0/4"):
+        raise ValueError(f"{address} is reserved (240.0.0.0/4), not {what}")
+    return address
 
 
 def _ip(value: str) -> str:

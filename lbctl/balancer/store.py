@@ -16,6 +16,7 @@ balancers claim one VIP:port/protocol: such a request is refused naming both.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ class Store:
         self.generation = 0
         self._persisted = 0
         self._write_lock = threading.Lock()
+        self._reserved: set[tuple[str, str, int]] = set()
         self.persist_error: str | None = None
         """Why the last write of the state file failed; None once one succeeds."""
 
@@ -113,12 +115,60 @@ class Store:
             clash = frontend_clash([*others, balancer])
             if clash:
                 raise Refused(409, clash)
+            loop = self._loop([*others, balancer], balancer)
+            if loop:
+                raise Refused(422, loop)
             if self._programmed.get(balancer.name) == balancer:
                 return False
             self._programmed[balancer.name] = balancer
             self._docs[balancer.name] = to_json(balancer)
             self.generation += 1
             return True
+
+    def reserve(self, protocol: str, address: str, port: int) -> None:
+        """A socket of the daemon's own (its API, metrics, heartbeats) that no target may
+        point at; `address` "0.0.0.0" or "::" (a wildcard bind) reserves the port on loopback
+        and on every VIP the daemon serves."""
+        with self._lock:
+            self._reserved.add((protocol, address, port))
+
+    def _loop(self, balancers: list[BalancerConfig], new: BalancerConfig) -> str | None:
+        """Why `new` would make traffic loop inside this daemon, or None: a target that is
+        one of the daemon's frontends or reserved sockets, or a frontend of `new` that another
+        balancer already targets."""
+        fronts = {(proto, vip, port): b.name for b in balancers
+                  for proto, vip, port in b.frontends()}
+        vips = {vip for _, vip, _ in fronts}
+        for i, li in enumerate(new.listeners):
+            for j, t in enumerate(li.targets):
+                where = f"listeners[{i}].targets[{j}]: {t.endpoint}"
+                owner = fronts.get((li.protocol, t.address, t.port))
+                if owner is not None:
+                    return (f'{where} is {"its own" if owner == new.name else "a"} frontend '
+                            f'(balancer "{owner}") on this daemon: traffic would loop')
+                if self._reserved_hit(li.protocol, t.address, t.port, vips):
+                    return f"{where} is one of this balancer daemon's own ports"
+        mine = set(new.frontends())
+        for b in balancers:
+            if b.name == new.name:
+                continue
+            for li in b.listeners:
+                for t in li.targets:
+                    if (li.protocol, t.address, t.port) in mine:
+                        return (f'frontend {t.endpoint}/{li.protocol} is a target of balancer '
+                                f'"{b.name}" on this daemon: traffic would loop')
+        return None
+
+    def _reserved_hit(self, protocol: str, address: str, port: int, vips: set[str]) -> bool:
+        for r_proto, r_address, r_port in self._reserved:
+            if r_proto != protocol or r_port != port:
+                continue
+            if address == r_address:
+                return True
+            if r_address in ("0.0.0.0", "::") and (ipaddress.ip_address(address).is_loopback
+                                                    or address in vips):
+                return True
+        return False
 
     def delete(self, name: str) -> None:
         """Forget a programmed balancer. Raises Refused (404 unknown, 409 static)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..parsing import ConfigError, parse_yaml_model
+from ..parsing import Bool, ConfigError, Float, Int, parse_yaml_model
 
 __all__ = ["Config", "ConfigError", "ControllerSettings", "Meltdown", "load_config",
            "parse_config"]
@@ -29,22 +29,22 @@ class Meltdown(BaseModel):
     """Never remove more than this share of a balancer's targets in one step, never to zero."""
 
     model_config = _MODEL
-    max_removed_fraction: float = Field(0.5, alias="maxRemovedFraction", gt=0, le=1)
+    max_removed_fraction: Float = Field(0.5, alias="maxRemovedFraction", gt=0, le=1)
 
 
 class ControllerSettings(BaseModel):
     """How hard the controller works."""
 
     model_config = _MODEL
-    workers: int = Field(8, ge=1, le=64)
+    workers: Int = Field(8, ge=1, le=64)
     """Services reconciled in parallel (one Service is never reconciled twice at once)."""
-    resync_seconds: float = Field(300, alias="resyncSeconds", ge=10, le=86400)
+    resync_seconds: Float = Field(300, alias="resyncSeconds", ge=10, le=86400)
     """Drift repair: every balancer is observed and re-ensured about this often (jittered)."""
-    node_sync_debounce_seconds: float = Field(1.0, alias="nodeSyncDebounceSeconds", ge=0, le=60)
+    node_sync_debounce_seconds: Float = Field(1.0, alias="nodeSyncDebounceSeconds", ge=0, le=60)
     """Node changes within this window are batched into one pass over the Services."""
-    qps: float = Field(50, gt=0, le=1000)
+    qps: Float = Field(50, gt=0, le=1000)
     """Client-side limit on API server requests per second."""
-    burst: int = Field(100, ge=1, le=2000)
+    burst: Int = Field(100, ge=1, le=2000)
 
 
 class Config(BaseModel):
@@ -56,7 +56,7 @@ class Config(BaseModel):
     provider: str = Field("baremetal", min_length=1)
     load_balancer_classes: tuple[str, ...] = Field((), alias="loadBalancerClasses")
     """Classes lbctl owns; Services of any other class are never touched."""
-    handle_classless_services: bool = Field(True, alias="handleClasslessServices")
+    handle_classless_services: Bool = Field(True, alias="handleClasslessServices")
     """Also act as the cluster's default LoadBalancer controller."""
     meltdown: Meltdown = Meltdown()
     controller: ControllerSettings = ControllerSettings()

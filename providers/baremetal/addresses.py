@@ -86,7 +86,7 @@ def parse_range(text: str) -> AddressRange:
         if int(start) > int(end):
             raise RangeError(f'invalid IP range "{raw}": start IP {start} is after the '
                              f"end IP {end}")
-        return AddressRange(start.version, int(start), int(end), raw)
+        return _assignable(AddressRange(start.version, int(start), int(end), raw))
     if "/" not in raw:
         single = _address(raw)
         hint = f' (write "{single}/{single.max_prefixlen}" for one address)' if single else ""
@@ -101,8 +101,29 @@ def parse_range(text: str) -> AddressRange:
     if interface.ip != network.network_address:
         raise RangeError(f'"{raw}" has host bits set: the network is "{network}", the one '
                          f'address is "{interface.ip}/{network.max_prefixlen}"')
-    return AddressRange(network.version, int(network.network_address),
-                        int(network.broadcast_address), raw)
+    return _assignable(AddressRange(network.version, int(network.network_address),
+                                    int(network.broadcast_address), raw))
+
+
+_NOT_ASSIGNABLE = {
+    4: [(ipaddress.ip_network("0.0.0.0/32"), "the unspecified address 0.0.0.0"),
+        (ipaddress.ip_network("224.0.0.0/4"), "multicast addresses (224.0.0.0/4)"),
+        (ipaddress.ip_network("240.0.0.0/4"),
+         "reserved addresses and the broadcast address (240.0.0.0/4)")],
+    6: [(ipaddress.ip_network("::/128"), "the unspecified address ::"),
+        (ipaddress.ip_network("ff00::/8"), "multicast addresses (ff00::/8)")],
+}
+"""What a Service can never be given: a VIP is one host's unicast address (loopback is fine
+for demos and tests)."""
+
+
+def _assignable(rng: AddressRange) -> AddressRange:
+    for network, what in _NOT_ASSIGNABLE[rng.version]:
+        if rng.first <= int(network.broadcast_address) and rng.last >= int(
+                network.network_address):
+            raise RangeError(f'"{rng.text}" includes {what}, which cannot be a Service\'s '
+                             "address")
+    return rng
 
 
 def confuses_buggy_firmware(ip: IPAddress) -> bool:

@@ -229,6 +229,33 @@ def test_restart_rebuilds_state_from_the_state_file(
         d.stop()
 
 
+def test_targets_that_would_loop_are_refused_and_the_daemon_stays_well(
+        tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
+    """A balancer targeting its own VIP:port used to be accepted: its probe alone took every
+    file descriptor, and the state file carried it into every restart. Now: 422 naming the
+    target, for its own frontend and for the daemon's API port alike; nothing is stored."""
+    d = _start(tmp_path, token_file)
+    try:
+        code, doc = _call(f"{d.url}/v1/balancers/self", "PUT", {
+            "name": "self", "vip": "127.0.105.11", "listeners": [
+                {"protocol": "TCP", "port": 18080, "targets": ["127.0.105.11:18080"]}]})
+        assert code == 422
+        assert doc["error"] == ('listeners[0].targets[0]: 127.0.105.11:18080 is its own '
+                                'frontend (balancer "self") on this daemon: traffic would loop')
+        api = d.url.rsplit(":", 1)[1]
+        code, doc = _call(f"{d.url}/v1/balancers/api", "PUT", {
+            "name": "api", "vip": "127.0.105.12", "listeners": [
+                {"protocol": "TCP", "port": 18080, "targets": [f"127.0.0.1:{api}"]}]})
+        assert (code, doc["error"]) == (422, f"listeners[0].targets[0]: 127.0.0.1:{api} is one "
+                                             "of this balancer daemon's own ports")
+        assert _call(f"{d.url}/v1/balancers")[1]["balancers"] == []
+        assert not (tmp_path / "state" / "balancers.json").exists()
+        with urllib.request.urlopen(f"{d.url}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        d.stop()
+
+
 def test_an_unwritable_state_directory_serves_from_memory_and_says_so(
         tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
     """The chart's "serves but cannot persist" case: the state directory is a file (so even

@@ -37,7 +37,7 @@ balancers:
 Problems = list[tuple[str, str]]
 
 
-def listener(port: int = 80, **extra: Any) -> dict[str, Any]:
+def listener(port: Any = 80, **extra: Any) -> dict[str, Any]:
     return {"protocol": "TCP", "port": port, "targets": ["10.99.1.2:30080"], **extra}
 
 
@@ -240,6 +240,56 @@ def test_bad_vips_entry_is_named() -> None:
         parse_balancer(balancer(vips=["fd00::100", "nope"]), "PUT web")
     assert info.value.problems == [("vips", "'nope' is not an IP address")]
     assert str(info.value) == "PUT web: vips: 'nope' is not an IP address"
+
+
+@pytest.mark.parametrize(("doc", "field", "message"), [
+    # addresses a VIP or a target can never be (issue 14: these were bound and "serving")
+    (balancer(vip="0.0.0.0"), "vip",
+     "0.0.0.0 is the unspecified address (every local address), not a VIP"),
+    (balancer(vip="::"), "vip", ":: is the unspecified address (every local address), not a VIP"),
+    (balancer(vip="224.0.0.1"), "vip", "224.0.0.1 is a multicast address, not a VIP"),
+    (balancer(vip="255.255.255.255"), "vip",
+     "255.255.255.255 is the broadcast address, not a VIP"),
+    (balancer(vips=["10.99.0.100", "ff02::1"]), "vips",
+     "ff02::1 is a multicast address, not a VIP"),
+    (balancer(listeners=[listener(80, targets=["0.0.0.0:30080"]), listener(443)]),
+     "listeners[0].targets[0].address",
+     "0.0.0.0 is the unspecified address (every local address), not a target"),
+    # strict types: no bool, string or float becomes a port or a count
+    (balancer(listeners=[listener(True), listener(443)]), "listeners[0].port",
+     "Input should be a valid integer"),
+    (balancer(listeners=[listener("18081"), listener(443)]), "listeners[0].port",
+     "Input should be a valid integer"),
+    (balancer(listeners=[listener(18081.0), listener(443)]), "listeners[0].port",
+     "Input should be a valid integer"),
+    (balancer(listeners=[listener(80, healthCheck={"healthyThreshold": "3"}), listener(443)]),
+     "listeners[0].healthCheck.healthyThreshold", "Input should be a valid integer"),
+    (balancer(drainSeconds="5"), "drainSeconds", "Input should be a valid number"),
+    # a name is matched whole: "web\n" is not another balancer named web
+    (balancer(name="web\n"), "name", "'web\\n' must be lowercase letters, digits, '-' and '.'"),
+])
+def test_nonsense_is_refused_naming_the_field(doc: dict[str, Any], field: str,
+                                              message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_balancer(doc, "PUT web")
+    assert info.value.problems == [(field, message)]
+
+
+def test_loopback_vips_and_targets_stay_allowed_for_demos_and_tests() -> None:
+    b = parse_balancer(balancer(vip="127.0.100.10", listeners=[
+        listener(80, targets=["127.0.10.1:30080", "[::1]:30080"])]))
+    assert b.addresses == ("127.0.100.10",)
+    assert [t.address for t in b.listeners[0].targets] == ["127.0.10.1", "::1"]
+
+
+def test_ten_thousand_targets_are_checked_for_duplicates_in_linear_time() -> None:
+    targets = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256 or 1}:30080" for i in range(1, 10001)]
+    unique = list(dict.fromkeys(targets))
+    b = parse_balancer(balancer(listeners=[listener(80, targets=unique)]))
+    assert len(b.listeners[0].targets) == len(unique)
+    with pytest.raises(ConfigError) as info:
+        parse_balancer(balancer(listeners=[listener(80, targets=[*unique, unique[5]])]))
+    assert info.value.problems == [("listeners[0]", f"targets: {unique[5]} listed more than once")]
 
 
 # --- every problem at once ------------------------------------------------------------------------
@@ -507,3 +557,57 @@ def test_upstream_congestion_control_problems_are_named(extra: dict[str, Any], k
 def test_upstream_congestion_control_round_trips() -> None:
     parsed = parse_file(first_listener(upstreamCongestionControl="reno"), "balancers.yaml")
     assert parsed.balancers[0].listeners[0].upstream_congestion_control == "reno"
+
+
+# --- traffic that would loop inside the daemon ----------------------------------------------------
+
+
+def test_a_target_that_is_a_frontend_of_the_daemon_is_refused_with_422() -> None:
+    store = Store()
+    store.put(cfg("web", vip="10.99.0.1"))
+    with pytest.raises(Refused) as info:  # its own VIP:port (the wedge of issue 14)
+        store.put(parse_balancer({"name": "self", "vip": "10.99.0.2", "listeners": [
+            listener(80, targets=["10.99.0.2:80"])]}))
+    assert (info.value.status, str(info.value)) == (
+        422, 'listeners[0].targets[0]: 10.99.0.2:80 is its own frontend (balancer "self") on '
+             "this daemon: traffic would loop")
+    with pytest.raises(Refused) as info:  # another balancer's frontend
+        store.put(parse_balancer({"name": "chain", "vip": "10.99.0.3", "listeners": [
+            listener(80, targets=["10.99.1.9:30080", "10.99.0.1:80"])]}))
+    assert str(info.value) == ('listeners[0].targets[1]: 10.99.0.1:80 is a frontend (balancer '
+                               '"web") on this daemon: traffic would loop')
+    with pytest.raises(Refused) as info:  # a new frontend that another balancer targets
+        store.put(parse_balancer({"name": "late", "vip": "10.99.1.2", "listeners": [
+            listener(30080, targets=["10.99.1.3:30080"])]}))
+    assert str(info.value) == ('frontend 10.99.1.2:30080/TCP is a target of balancer "web" on '
+                               "this daemon: traffic would loop")
+    assert store.put(parse_balancer({"name": "udp", "vip": "10.99.0.4", "listeners": [
+        listener(80, protocol="UDP", targets=["10.99.0.1:80"])]}))  # TCP frontend, UDP target
+    assert [b.name for b in store.programmed()] == ["web", "udp"]  # nothing else was taken
+
+
+def test_a_target_on_the_daemons_own_ports_is_refused() -> None:
+    store = Store()
+    store.reserve("TCP", "0.0.0.0", 9450)  # the API on every address
+    store.reserve("UDP", "10.99.0.250", 9451)  # heartbeats
+    store.put(cfg("web", vip="10.99.0.1"))
+    for target, protocol in (("127.0.0.1:9450", "TCP"), ("10.99.0.1:9450", "TCP"),
+                             ("10.99.0.250:9451", "UDP")):
+        with pytest.raises(Refused) as info:
+            store.put(parse_balancer({"name": "api", "vip": "10.99.0.5", "listeners": [
+                listener(81, protocol=protocol, targets=[target])]}))
+        assert (info.value.status, str(info.value)) == (
+            422, f"listeners[0].targets[0]: {target} is one of this balancer daemon's own "
+                 "ports")
+    assert store.put(parse_balancer({"name": "elsewhere", "vip": "10.99.0.5", "listeners": [
+        listener(81, targets=["10.99.1.2:9450"])]}))  # another host's 9450 is fine
+
+
+def test_a_static_file_that_loops_is_refused_naming_the_target() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_file(yaml.safe_dump({"balancers": [
+            balancer("a", vip="10.99.0.1"),
+            {"name": "b", "vip": "10.99.0.2", "listeners": [listener(80, targets=[
+                "10.99.0.1:443"])]}]}))
+    assert info.value.problems == [("", 'balancer "b": target 10.99.0.1:443 is a '
+                                                 'frontend of balancer "a": traffic would loop')]

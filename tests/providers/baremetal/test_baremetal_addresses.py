@@ -27,7 +27,8 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ("10.0.0.10-10.0.0.20", "10.0.0.10", "10.0.0.20", 11),
     (" 10.0.0.10 - 10.0.0.10 ", "10.0.0.10", "10.0.0.10", 1),
     ("10.0.0.254-10.0.1.1", "10.0.0.254", "10.0.1.1", 4),
-    ("0.0.0.0/0", "0.0.0.0", "255.255.255.255", 2**32),
+    ("1.0.0.0-223.255.255.255", "1.0.0.0", "223.255.255.255", 223 * 2**24),
+    ("127.0.100.0/24", "127.0.100.0", "127.0.100.255", 256),  # loopback: demos and tests
     ("fd00::/120", "fd00::", "fd00::ff", 256),
     ("fd00::1/128", "fd00::1", "fd00::1", 1),
     ("fd00::1-fd00::a", "fd00::1", "fd00::a", 10),
@@ -57,6 +58,21 @@ def test_ranges(text: str, first: str, last: str, size: int) -> None:
     ("10.0.0.1-10.0.0.x", '"10.0.0.1-10.0.0.x" is not a CIDR or range'),
     ("fe80::1%eth0/64", '"fe80::1%eth0/64" is not a CIDR or range'),
     ("fe80::1%eth0-fe80::2", '"fe80::1%eth0-fe80::2" is not a CIDR or range'),
+    # what a Service can never be given (issue 14: these validated and `lbctl plan` handed
+    # out 0.0.0.0)
+    ("0.0.0.0/0", '"0.0.0.0/0" includes the unspecified address 0.0.0.0, which cannot be a '
+                  "Service's address"),
+    ("::/0", '"::/0" includes the unspecified address ::, which cannot be a Service\'s address'),
+    ("0.0.0.0/32", '"0.0.0.0/32" includes the unspecified address 0.0.0.0, which cannot be a '
+                   "Service's address"),
+    ("224.0.0.1/32", '"224.0.0.1/32" includes multicast addresses (224.0.0.0/4), which cannot '
+                     "be a Service's address"),
+    ("223.255.255.250-224.0.0.5", '"223.255.255.250-224.0.0.5" includes multicast addresses '
+                                  "(224.0.0.0/4), which cannot be a Service's address"),
+    ("255.255.255.255/32", '"255.255.255.255/32" includes reserved addresses and the broadcast '
+                           "address (240.0.0.0/4), which cannot be a Service's address"),
+    ("ff02::1/128", '"ff02::1/128" includes multicast addresses (ff00::/8), which cannot be a '
+                    "Service's address"),
 ])
 def test_bad_ranges_say_why(text: str, message: str) -> None:
     with pytest.raises(RangeError) as info:
@@ -70,7 +86,7 @@ def test_bad_ranges_say_why(text: str, message: str) -> None:
     ("10.0.0.10-10.0.0.20", "10.0.0.20-10.0.0.30", True),
     ("10.0.0.10-10.0.0.20", "10.0.0.21-10.0.0.30", False),
     ("10.0.0.0/8", "10.200.0.0/16", True),
-    ("0.0.0.0/0", "::/0", False),  # families never overlap
+    ("10.0.0.0/8", "fd00::/8", False),  # families never overlap
     ("fd00::/120", "fd00::ff/128", True),
 ])
 def test_overlap_is_symmetric(a: str, b: str, overlap: bool) -> None:

@@ -190,7 +190,12 @@ class Model:
                 assert pool is not None, f"{ip} is outside every pool"
                 assert not (pool.avoid_buggy_ips and confuses_buggy_firmware(ip))
         claims = [(key, claim, True) for key, claim in self.granted.items()]
-        claims += [(key, claim, False) for key, claim in self.published.items()]
+        # A status shows addresses only; who holds them, with which sharing key and ports, is
+        # the Service's spec as it is now (what a restarted ledger reads), not as it was when
+        # the status was written: an edit whose patch lags (s0: key k -> j) makes s0 a sharer
+        # under key j at once.
+        claims += [(key, replace(claim, claimant=claimant_from_view(self.cluster.by_key[key])),
+                    False) for key, claim in self.published.items() if key in self.cluster.by_key]
         for i, (a, ca, full_a) in enumerate(claims):
             for b, cb, full_b in claims[i + 1:]:
                 shared = set(ca.ips) & set(cb.ips)
@@ -259,16 +264,35 @@ def test_any_text_parses_or_says_why(text: str) -> None:
         assert rng.first <= rng.last
 
 
+UNASSIGNABLE = [ipaddress.ip_network(n) for n in
+                ("0.0.0.0/32", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")]
+
+
+def _assignable(first: int, last: int, version: int) -> bool:
+    return not any(n.version == version and first <= int(n.broadcast_address)
+                   and last >= int(n.network_address) for n in UNASSIGNABLE)
+
+
 @given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
-def test_ipv4_ranges_roundtrip(a: int, b: int) -> None:
+def test_ipv4_ranges_roundtrip_or_are_refused_naming_why(a: int, b: int) -> None:
     lo, hi = sorted((a, b))
-    rng = parse_range(f"{ipaddress.IPv4Address(lo)}-{ipaddress.IPv4Address(hi)}")
+    text = f"{ipaddress.IPv4Address(lo)}-{ipaddress.IPv4Address(hi)}"
+    if not _assignable(lo, hi, 4):  # unspecified, multicast, reserved or broadcast inside
+        with pytest.raises(RangeError, match="which cannot be a Service's address"):
+            parse_range(text)
+        return
+    rng = parse_range(text)
     assert (rng.first, rng.last, rng.size) == (lo, hi, hi - lo + 1)
 
 
 @given(st.integers(0, 2**128 - 1), st.integers(0, 128))
-def test_ipv6_cidrs_roundtrip(value: int, prefix: int) -> None:
+def test_ipv6_cidrs_roundtrip_or_are_refused_naming_why(value: int, prefix: int) -> None:
     network = ipaddress.IPv6Network((value, prefix), strict=False)
+    first, last = int(network.network_address), int(network.broadcast_address)
+    if not _assignable(first, last, 6):
+        with pytest.raises(RangeError, match="which cannot be a Service's address"):
+            parse_range(str(network))
+        return
     rng = parse_range(str(network))
     assert rng.size == network.num_addresses
     assert rng.contains(network.network_address) and rng.contains(network.broadcast_address)
