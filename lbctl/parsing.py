@@ -9,6 +9,7 @@ third-party providers can use it without loading the controller.
 
 - `ConfigError`: a file or body that cannot be used; `problems` holds (key path, message) pairs.
 - `Problems`: the list hand-written section parsers append (key path, message) pairs to.
+- `load_yaml`: safe YAML with nesting and alias expansion bounded (`YamlError`).
 - `parse_yaml_model` / `parse_model`: YAML text or a decoded object -> a validated pydantic
   model, pydantic's errors turned into key paths in the document's own terms.
 - `unknown_keys`, `boolean`, `within`: the small checks hand-written section parsers share.
@@ -81,6 +82,56 @@ def _path(loc: tuple[int | str, ...], doc: Any) -> str:
     return out
 
 
+MAX_YAML_NODES = 1_000_000
+"""Nodes a YAML document may hold once its aliases are expanded: a megabyte of `&a [*b, *b,
+...]` lines otherwise expands into gigabytes as soon as anything serialises it."""
+
+
+class YamlError(ValueError):
+    """Text that is not YAML lbctl will read: malformed, too deep, or too big once expanded."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that counts what aliases expand to and refuses past MAX_YAML_NODES."""
+
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        node = super().compose_node(parent, index)
+        if node is None or id(node) in self._sizes:
+            return node  # an alias: its size was counted where it was anchored
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_NODES:
+            raise YamlError(f"more than {MAX_YAML_NODES:,} values once its aliases are "
+                            "expanded")
+        self._sizes[id(node)] = size
+        return node
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """YAML text -> Python values, safely and bounded: malformed YAML, nesting too deep for
+    the parser and alias bombs all end in YamlError with a message, never in a crash."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except YamlError:
+        raise
+    except RecursionError:
+        raise YamlError("nested too deeply") from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        # Tag constructors (`!!int x`) raise ValueError.
+        raise YamlError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -89,11 +140,9 @@ def parse_yaml_model(model: type[M], text: str, source: str,
     """YAML text -> validated `model`; ConfigError naming every bad key (an empty file is
     an empty mapping). Shared by every file lbctl reads, so all report problems alike."""
     try:
-        doc = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        # Tag constructors (`!!int x`) raise ValueError; deep nesting RecursionError.
-        raise ConfigError(source, [("", f"not valid YAML: {type(exc).__name__}: {exc}")]
-                          ) from exc
+        doc = load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError(source, [("", f"not valid YAML: {exc}")]) from exc
     return parse_model(model, {} if doc is None else doc, source, not_a_mapping)
 
 

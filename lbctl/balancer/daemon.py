@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,8 +212,25 @@ def _url(listen: str, port: int | None) -> str:
     return f"http://{host}:{port}"
 
 
+def raise_open_files_limit() -> tuple[int, int]:
+    """Lift the soft RLIMIT_NOFILE to the hard one: every proxied connection costs two file
+    descriptors (three or four while splicing) and the usual soft default of 1,024 ran out
+    under a few hundred clients. Answers (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+        return soft, soft
+    log.info("open files limit raised from %d to %d", soft, hard)
+    return soft, hard
+
+
 async def serve(options: ServeOptions, announce: bool = True) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP re-reads the static file."""
+    raise_open_files_limit()
     daemon = Daemon(options)
     try:
         await daemon.start()

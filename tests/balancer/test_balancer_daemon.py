@@ -229,6 +229,17 @@ def test_restart_rebuilds_state_from_the_state_file(
         d.stop()
 
 
+def test_deeply_nested_body_is_a_400(tmp_path: Path, token_file: Path) -> None:
+    d = _start(tmp_path, token_file)
+    try:
+        code, doc = _call(f"{d.url}/v1/balancers/web", "PUT", b"[" * 100_000)
+        assert code == 400 and doc["error"].startswith("body is not JSON")
+        with urllib.request.urlopen(f"{d.url}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        d.stop()
+
+
 def test_targets_that_would_loop_are_refused_and_the_daemon_stays_well(
         tmp_path: Path, token_file: Path, backends: list[ThreadingHTTPServer]) -> None:
     """A balancer targeting its own VIP:port used to be accepted: its probe alone took every

@@ -315,3 +315,34 @@ def test_cli_names_a_bad_workers_value() -> None:
                           timeout=60, check=False)
     assert proc.returncode == 2
     assert "--workers" in proc.stderr and "'0' is not 'auto' or a number 1..64" in proc.stderr
+
+
+def test_serve_raises_its_open_files_limit(tmp_path: Path) -> None:
+    """Started with a soft RLIMIT_NOFILE of 256 (below its hard limit), the daemon runs with
+    the hard limit as its soft one: a few hundred clients no longer exhaust it."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.fail(f"this machine's hard open files limit ({hard}) leaves nothing to raise")
+    config = tmp_path / "balancers.yaml"
+    config.write_text(f"balancers:\n- name: web\n  vip: {VIP}\n  listeners:\n"
+                      f"  - {{protocol: TCP, port: {KEY[2]}, targets: [\"127.0.106.9:30080\"]}}\n")
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "balancer", "serve", "--config",
+                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=low)  # noqa: PLW1509 (no threads: a test)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("balancer ready")
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        soft = next(line.split()[3] for line in limits.splitlines()
+                    if line.startswith("Max open files"))
+        assert int(soft) == hard
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "open files limit raised from 256" in err, err

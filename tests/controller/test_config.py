@@ -72,6 +72,35 @@ def test_not_a_mapping_or_not_yaml(text: str) -> None:
         parse_config(text)
 
 
+BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"b{i}: &b{i} [{','.join([f'*{p}'] * 10)}]\n"
+    for i, p in enumerate(["a", "b0", "b1", "b2", "b3", "b4", "b5", "b6"]))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100_000, "config.yaml: not valid YAML: nested too deeply"),
+    (BOMB, "config.yaml: not valid YAML: more than 1,000,000 values once its aliases are "
+           "expanded"),
+])
+def test_yaml_bombs_are_config_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("text", "path"), [
+    ("controller: {workers: true}", "controller.workers"),
+    ('controller: {qps: "50"}', "controller.qps"),
+    ('handleClasslessServices: "yes"', "handleClasslessServices"),
+    ("handleClasslessServices: 1", "handleClasslessServices"),
+    ("meltdown: {maxRemovedFraction: false}", "meltdown.maxRemovedFraction"),
+])
+def test_no_type_is_coerced(text: str, path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert [p for p, _ in info.value.problems] == [path]
+
+
 def test_class_ownership() -> None:
     cfg = parse_config("loadBalancerClasses: [lbctl.io/metal]\nhandleClasslessServices: false")
     assert cfg.owns_class("lbctl.io/metal")

@@ -30,6 +30,13 @@ def _state(admin: Admin, ns: str) -> Any:
     (b'{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},'
      b' "spec": {"ports": [{"port": "eighty"}]}}', "application/json", 400, "port"),
     (b"", "application/json", 400, "empty"),
+    # issue 14: nesting and alias bombs are a 400, never a 500 or a 2 GB ConfigMap
+    (b"[" * 100_000, "application/json", 400, "json parse error"),
+    (b"[" * 100_000, "application/yaml", 400, "nested too deeply"),
+    (b"a: &a [x,x,x,x,x,x,x,x,x,x]\n" + b"".join(
+        f"b{i}: &b{i} [{','.join([f'*{p}'] * 10)}]\n".encode()
+        for i, p in enumerate(["a", "b0", "b1", "b2", "b3", "b4", "b5", "b6"])),
+     "application/yaml", 400, "once its aliases are expanded"),
 ])
 def test_malformed_bodies(admin: Admin, ns: str, raw: bytes, ctype: str, code: int,
                           text: str) -> None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
+
+from lbctl.parsing import YamlError, load_yaml
 
 from .. import errors
 from ..storage.resources import Resource, lookup
@@ -87,8 +88,8 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     base = content_type.split(";", maxsplit=1)[0].strip().lower()
     if base in ("application/yaml", "application/apply-patch+yaml"):
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
+            return load_yaml(raw)
+        except YamlError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {exc}") from exc
     if base == "application/vnd.kubernetes.protobuf":
         raise errors.unsupported_media_type(base)
