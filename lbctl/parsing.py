@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import yaml
@@ -118,9 +118,19 @@ class _BoundedLoader(yaml.SafeLoader):
 def load_yaml(text: str | bytes) -> Any:
     """YAML text -> Python values, safely and bounded: malformed YAML, nesting too deep for
     the parser and alias bombs all end in YamlError with a message, never in a crash."""
-    loader = _BoundedLoader(text)
+    return _bounded(lambda: yaml.load(text, Loader=_BoundedLoader))  # noqa: S506 (safe)
+
+
+def load_yaml_all(text: str | bytes) -> list[Any]:
+    """Every document of a multi-document YAML text, bounded like `load_yaml`."""
+    docs: list[Any] = _bounded(
+        lambda: list(yaml.load_all(text, Loader=_BoundedLoader)))
+    return docs
+
+
+def _bounded(load: Callable[[], Any]) -> Any:
     try:
-        return loader.get_single_data()
+        return load()
     except YamlError:
         raise
     except RecursionError:
@@ -128,8 +138,6 @@ def load_yaml(text: str | bytes) -> Any:
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         # Tag constructors (`!!int x`) raise ValueError.
         raise YamlError(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        loader.dispose()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -169,6 +177,37 @@ def parse_model(model: type[M], doc: Any, source: str,
         return model.model_validate(doc)
     except ValidationError as exc:
         raise ConfigError(source, validation_problems(exc, doc)) from exc
+
+
+_CREDENTIAL_WORDS = ("accesskey", "secret", "token", "credential", "password", "apikey",
+                     "privatekey", "clientsecret")
+CREDENTIALS_HINT = ("credentials come from the environment, a mounted Secret (a ...File key "
+                    "naming the file) or workload identity, never from the config")
+
+
+def is_credential_key(key: object) -> bool:
+    """`secretAccessKey`, `apiToken`, `password`, `aws_secret_access_key`, ...; a key naming
+    a file (`tokenFile`, `passwordFile`) is how a Secret is referred to, and is fine."""
+    if not isinstance(key, str):
+        return False
+    folded = re.sub(r"[^a-z0-9]", "", key.lower())
+    return not folded.endswith("file") and any(w in folded for w in _CREDENTIAL_WORDS)
+
+
+def credential_problems(doc: Any, path: str) -> Problems:
+    """Every credential-like key anywhere under `doc` (a section at `path`)."""
+    found: Problems = []
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            here = f"{path}.{key}" if path else str(key)
+            if is_credential_key(key):
+                found.append((here, CREDENTIALS_HINT))
+            else:
+                found += credential_problems(value, here)
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            found += credential_problems(item, f"{path}[{i}]")
+    return found
 
 
 def unknown_keys(raw: Mapping[Any, Any], allowed: Iterable[str], path: str,

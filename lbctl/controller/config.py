@@ -16,7 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..parsing import Bool, ConfigError, Float, Int, parse_yaml_model
+from ..parsing import (
+    Bool,
+    ConfigError,
+    Float,
+    Int,
+    YamlError,
+    credential_problems,
+    load_yaml,
+    parse_yaml_model,
+)
 
 __all__ = ["Config", "ConfigError", "ControllerSettings", "Meltdown", "load_config",
            "parse_config"]
@@ -100,8 +109,25 @@ class Config(BaseModel):
 
 
 def parse_config(text: str, source: str = "config.yaml") -> Config:
-    """Parse and validate; raise ConfigError naming every bad key."""
-    return parse_yaml_model(Config, text, source)
+    """Parse and validate; raise ConfigError naming every bad key, and every credential in
+    any provider's section or a plugin's, whichever provider is active."""
+    problems: list[tuple[str, str]] = []
+    config: Config | None = None
+    try:
+        config = parse_yaml_model(Config, text, source)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+    try:
+        doc = load_yaml(text)
+    except YamlError:
+        doc = None  # already reported
+    if isinstance(doc, dict):
+        for section in ("baremetal", "aws", "gcp", "azure", "plugins"):
+            problems += [p for p in credential_problems(doc.get(section), section)
+                         if p not in problems]
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    return config
 
 
 def load_config(path: str | Path) -> Config:

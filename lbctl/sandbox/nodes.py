@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lbctl.parsing import YamlError, load_yaml
 
 ZONES = ("sandbox-zone-a", "sandbox-zone-b", "sandbox-zone-c")
 SIMULATED = "sandbox.lbctl.io/simulated"
@@ -55,8 +55,8 @@ def simulated(count: int) -> list[NodeSpec]:
 
 def from_file(path: str | Path) -> list[NodeSpec]:
     try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        doc = load_yaml(Path(path).read_text())
+    except (OSError, YamlError) as exc:
         raise NodesFileError(f"{path}: {exc}") from exc
     entries = doc.get("nodes") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, within
+from lbctl.parsing import Problems, is_credential_key, within
 
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
@@ -50,7 +50,6 @@ REGION_ENVS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]+$")
 _TAG_PUNCTUATION = "_.:/=+-@"
-_CREDENTIAL_WORDS = ("accesskey", "secret", "token", "credential", "password")
 _CREDENTIALS_HINT = ("unknown key: credentials come from the environment, a mounted Secret or "
                      "workload identity, never from config")
 
@@ -77,10 +76,6 @@ class AwsSettings:
     """Config `aws.tags`, sorted by key: added to every object lbctl creates."""
 
 
-def is_credential_key(key: str) -> bool:
-    """`accessKeyID`, `secretAccessKey`, `sessionToken`, `aws_secret_access_key`, ..."""
-    folded = re.sub(r"[^a-z0-9]", "", key.lower())
-    return any(word in folded for word in _CREDENTIAL_WORDS)
 
 
 def tag_problem(key: str, value: str) -> str | None:

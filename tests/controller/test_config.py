@@ -101,6 +101,19 @@ def test_no_type_is_coerced(text: str, path: str) -> None:
     assert [p for p, _ in info.value.problems] == [path]
 
 
+def test_credentials_are_refused_in_every_section_whichever_provider_is_active() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("provider: baremetal\n"
+                     "aws: {secretAccessKey: abc}\n"
+                     "azure: {clientSecret: s}\n"
+                     "baremetal: {balancers: [{name: a, url: 'http://x:9450', token: t}]}\n"
+                     "plugins: {acme: {nested: {apiToken: t}}, other.io: {passwordFile: /p}}\n")
+    assert [p for p, _ in info.value.problems] == [
+        "baremetal.balancers[0].token", "aws.secretAccessKey", "azure.clientSecret",
+        "plugins.acme.nested.apiToken"]  # a ...File key names a mounted Secret: fine
+    assert all("never from the config" in m for _, m in info.value.problems)
+
+
 def test_class_ownership() -> None:
     cfg = parse_config("loadBalancerClasses: [lbctl.io/metal]\nhandleClasslessServices: false")
     assert cfg.owns_class("lbctl.io/metal")

@@ -95,6 +95,23 @@ def test_two_replicas_one_leader_and_takeover(ctl_sandbox: Sandbox, core_api: cl
                 proc.wait(30)
 
 
+def test_config_validate_reports_core_and_provider_problems_in_one_round(
+        tmp_path: Path) -> None:
+    """Core keys with problems used to end the check there: fixing them revealed the
+    provider's. Now one run names them all, and a credential anywhere."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clusterName: Bad_Name\nprovider: baremetal\n"
+                   "baremetal: {pools: [{name: p, addresses: ['0.0.0.0/0']}], bogus: 1}\n"
+                   "gcp: {apiToken: t}\n")
+    out = subprocess.run([sys.executable, "-m", "lbctl", "config", "validate", str(bad)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 1
+    keys = [line.split(": ")[1] for line in out.stderr.splitlines()]
+    assert keys == ["clusterName", "gcp.apiToken", "baremetal.bogus",
+                    "baremetal.pools[0].addresses[0]"], out.stderr
+    assert "includes the unspecified address 0.0.0.0" in out.stderr
+
+
 def test_config_validate_and_plan_commands(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("clusterName: Bad_Name\nmeltdown: {maxRemovedFraction: 3}\n")
