@@ -71,7 +71,7 @@ def _path(loc: tuple[int | str, ...], doc: Any) -> str:
                 key = next((k for k in node if not isinstance(k, str)), part)
         if not isinstance(key, str):
             text = yaml.safe_dump(key).splitlines()[0].removesuffix("...").strip()
-        elif _PLAIN_KEY.match(key):
+        elif _PLAIN_KEY.fullmatch(key):
             text = key
         else:
             text = json.dumps(key)

@@ -37,13 +37,13 @@ HC_RANGES = {HC_INTERVAL: (5, 300, "seconds"), HC_TIMEOUT: (2, 120, "seconds"),
 
 def is_security_group_id(text: str) -> bool:
     """An entry of `AwsOptions.security_groups` that is an ID; any other is a Name tag."""
-    return bool(SECURITY_GROUP_ID.match(text))
+    return bool(SECURITY_GROUP_ID.fullmatch(text))
 
 
 def is_subnet_id(text: str) -> bool:
     """An entry of `AwsOptions.subnets` that is an ID (`subnet-` and hex digits); any other
     entry is the value of a subnet's Name tag."""
-    return bool(SUBNET_ID.match(text))
+    return bool(SUBNET_ID.fullmatch(text))
 
 
 def annotation_field(key: str) -> str:
@@ -85,7 +85,7 @@ class Reader:
         if value is None:
             return None
         low, high, unit = HC_RANGES[key]
-        if not INT.match(value) or not low <= int(value) <= high:
+        if not INT.fullmatch(value) or not low <= int(value) <= high:
             self.fail(key, f'"{value}" is out of range: use a whole number of {unit} from '
                            f"{low} to {high}")
             return None
@@ -159,13 +159,13 @@ def go_bool(value: str, fail: Callable[[str], None]) -> bool | None:
 def label_problem(key: str, value: str) -> str | None:
     """Why Kubernetes would refuse the node label `key=value` (so no node can carry it)."""
     prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
         return (f'label key "{key}" has an invalid prefix "{prefix}": it must be a DNS '
                 "subdomain (lowercase alphanumerics, '-' and '.') of at most 253 characters")
-    if len(name) > 63 or not LABEL_NAME.match(name):
+    if len(name) > 63 or not LABEL_NAME.fullmatch(name):
         return (f'label key "{key}" is not a valid label name: at most 63 characters, '
                 "alphanumerics, '-', '_' and '.', starting and ending with an alphanumeric")
-    if value and (len(value) > 63 or not LABEL_NAME.match(value)):
+    if value and (len(value) > 63 or not LABEL_NAME.fullmatch(value)):
         return (f'label value "{value}" of "{key}" is not a valid label value: at most 63 '
                 "characters, alphanumerics, '-', '_' and '.', starting and ending with an "
                 "alphanumeric")

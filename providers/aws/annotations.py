@@ -236,7 +236,7 @@ def _subnets(note: Reader) -> list[str]:
 def _eips(note: Reader, scheme: tuple[str, str], subnets: list[str]) -> list[str]:
     out = []
     for item in note.items(EIP_ALLOCATIONS, "EIP allocations"):
-        if not EIP_ALLOCATION_ID.match(item):
+        if not EIP_ALLOCATION_ID.fullmatch(item):
             note.fail(EIP_ALLOCATIONS, f'"{item}" is not an Elastic IP allocation ID: use '
                                        '"eipalloc-" and hexadecimal digits, e.g. '
                                        '"eipalloc-0123456789abcdef0"')
@@ -287,7 +287,7 @@ def _health_check(note: Reader) -> _HealthCheck:
                                    f"{either(HC_PROTOCOLS)}")
     port = note.get(HC_PORT)
     if port is not None and port != TRAFFIC_PORT:
-        if INT.match(port) and 1 <= int(port) <= 65535:
+        if INT.fullmatch(port) and 1 <= int(port) <= 65535:
             port = str(int(port))
         else:
             note.fail(HC_PORT, f'"{port}" is not a port: use "{TRAFFIC_PORT}" or a number from '
@@ -357,7 +357,7 @@ def _target_group_attributes(note: Reader, proxy_protocol: bool | None,
             return (f'"{key}" is not an attribute lbctl supports: use '
                     f"{', '.join(TARGET_GROUP_ATTRIBUTE_KEYS)}")
         if key == DEREGISTRATION_DELAY:
-            if not INT.match(text) or int(text) > _MAX_DEREGISTRATION_DELAY:
+            if not INT.fullmatch(text) or int(text) > _MAX_DEREGISTRATION_DELAY:
                 return (f'{key} "{text}" is out of range: use a whole number of seconds from 0 '
                         f"to {_MAX_DEREGISTRATION_DELAY}")
             return None

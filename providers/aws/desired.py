@@ -63,9 +63,9 @@ class Context:
 def instance_id(provider_id: str) -> str | None:
     """`aws:///zone/i-x`, `aws:////i-x` or a bare `i-x` -> `i-x`; anything else -> None."""
     text = provider_id.strip()
-    if _BARE_ID.match(text):
+    if _BARE_ID.fullmatch(text):
         return text
-    match = _PROVIDER_ID.match(text)
+    match = _PROVIDER_ID.fullmatch(text)
     return match.group(1) if match else None
 
 

@@ -51,7 +51,7 @@ def short_hash(text: str, length: int = 10) -> str:
 def load_balancer_name(balancer: str) -> str:
     """The NLB's name: the balancer name itself (`lb-<ns6>-<name8>-<hash10>`) when AWS accepts
     it, else `lb-` and a hash of it (an over-long or odd name from a plugin or old config)."""
-    if (len(balancer) <= MAX_NAME and _VALID.match(balancer) and "--" not in balancer
+    if (len(balancer) <= MAX_NAME and _VALID.fullmatch(balancer) and "--" not in balancer
             and not balancer.lower().startswith("internal-")):
         return balancer
     return "lb-" + short_hash(balancer, MAX_NAME - 3)
@@ -78,7 +78,7 @@ def frontend_group_name(balancer: str) -> str:
 def backend_group_name(cluster: str) -> str:
     """The cluster's shared security group: attached to every NLB lbctl creates, and the source
     of the node security group rules (`lbctl-backend-<cluster>`, or a hash of an odd name)."""
-    ok = _VALID.match(cluster) and len(cluster) <= 63
+    ok = _VALID.fullmatch(cluster) and len(cluster) <= 63
     return f"lbctl-backend-{cluster if ok else short_hash(cluster, 20)}"
 
 

@@ -109,7 +109,7 @@ def _tag_char(ch: str) -> bool:
 def _region(raw: Mapping[str, Any], env: Mapping[str, str], problems: Problems) -> str:
     value = raw.get("region")
     if value is not None:
-        if isinstance(value, str) and _REGION.match(value):
+        if isinstance(value, str) and _REGION.fullmatch(value):
             return value
         problems.append((f"{ROOT}.region", "must be an AWS region such as 'us-east-1' or "
                                            f"'us-gov-west-1', not {value!r}"))
@@ -118,7 +118,7 @@ def _region(raw: Mapping[str, Any], env: Mapping[str, str], problems: Problems) 
         text = env.get(name, "").strip()
         if not text:
             continue
-        if _REGION.match(text):
+        if _REGION.fullmatch(text):
             return text
         problems.append((f"{ROOT}.region", f"not set, and the environment variable {name} "
                                            f"({text!r}) is not an AWS region such as "
@@ -161,7 +161,7 @@ def _vpc(raw: Mapping[str, Any], problems: Problems) -> str | None:
     value = raw.get("vpcID")
     if value is None:
         return None
-    if isinstance(value, str) and _VPC_ID.match(value):
+    if isinstance(value, str) and _VPC_ID.fullmatch(value):
         return value
     problems.append((f"{ROOT}.vpcID", "must be a VPC ID such as 'vpc-0a1b2c3d' ('vpc-' and "
                                       f"hexadecimal digits), not {value!r}"))

@@ -58,10 +58,10 @@ def label_key_problem(key: Any) -> str | None:
     if not isinstance(key, str) or not key:
         return "a label key must be a non-empty string"
     prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return (f'"{key}" is not a valid label key: the prefix must be a DNS subdomain '
                 "(lowercase alphanumerics, '-' and '.')")
-    if len(name) > 63 or not _NAME.match(name):
+    if len(name) > 63 or not _NAME.fullmatch(name):
         return (f'"{key}" is not a valid label key: the name must be 63 characters or less, '
                 "consist of alphanumerics, '-', '_' or '.', and start and end with an "
                 "alphanumeric")
@@ -72,7 +72,7 @@ def label_value_problem(value: Any) -> str | None:
     """Why `value` is not a valid label value, or None."""
     if not isinstance(value, str):
         return "a label value must be a string"
-    if value and (len(value) > 63 or not _NAME.match(value)):
+    if value and (len(value) > 63 or not _NAME.fullmatch(value)):
         return (f'"{value}" is not a valid label value: it must be 63 characters or less, '
                 "consist of alphanumerics, '-', '_' or '.', and start and end with an "
                 "alphanumeric")

@@ -89,7 +89,7 @@ def _allocation(raw: Any, path: str, problems: Problems) -> ServiceAllocation | 
         priority = 0
     namespaces = set()
     for i, name in _strings(raw.get("namespaces"), f"{path}.namespaces", problems):
-        if len(name) > 63 or not _DNS_LABEL.match(name):
+        if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
             problems.append((f"{path}.namespaces[{i}]", f'"{name}" is not a valid namespace '
                                                         "name (a DNS-1123 label)"))
         namespaces.add(name)
@@ -122,7 +122,7 @@ def _pool(raw: dict[str, Any], index: int, problems: Problems,
     if not isinstance(name, str) or not name:
         problems.append((f"{path}.name", "required: a pool needs a name"))
         name = f"pools[{index}]"
-    elif len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    elif len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
         problems.append((f"{path}.name", f'"{name}" is not a valid pool name (lowercase '
                                          "alphanumerics, '-' and '.', as Kubernetes names)"))
     ranges: list[tuple[int, AddressRange]] = []
@@ -189,13 +189,17 @@ def _balancers(raw: Any, problems: Problems) -> tuple[BalancerDaemon, ...]:
                         "file and name it in tokenFile" if "token" in key.lower() else "")
                 problems.append((f"{here}.{key}", f"unknown key{hint}"))
         name, url, token_file = item.get("name"), item.get("url"), item.get("tokenFile")
-        if not isinstance(name, str) or not _DNS_LABEL.match(name):
+        if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
             problems.append((f"{here}.name", f"must be a DNS-1123 label, not {name!r}"))
         elif any(b.name == name for b in out):
             problems.append((f"{here}.name", f'duplicate balancer "{name}"'))
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             problems.append((f"{here}.url", f"must be an http:// or https:// URL, not {url!r}"))
+        elif parts.username is not None or parts.password is not None:
+            problems.append((f"{here}.url", "must not carry a user or password (user:pass@): "
+                                            "the daemon authenticates with the token in "
+                                            "tokenFile"))
         if not isinstance(token_file, str) or not token_file.startswith("/"):
             problems.append((f"{here}.tokenFile", "must be the absolute path of a mounted "
                                                   f"token file, not {token_file!r}"))

@@ -175,6 +175,11 @@ def test_problems_in_document_order_all_at_once() -> None:
     ({"balancers": [{"name": "a", "url": "http://x", "tokenFile": "/t"},
                     {"name": "a", "url": "http://y", "tokenFile": "/t"}]},
      [("baremetal.balancers[1].name", 'duplicate balancer "a"')]),
+    ({"balancers": [{"name": "a", "url": "http://admin:pw@x:9450", "tokenFile": "/t"}]},
+     [("baremetal.balancers[0].url", "must not carry a user or password (user:pass@): the "
+                                     "daemon authenticates with the token in tokenFile")]),
+    ({"balancers": [{"name": "a\n", "url": "http://x", "tokenFile": "/t"}]},
+     [("baremetal.balancers[0].name", "must be a DNS-1123 label, not 'a\\n'")]),
     ({"balancers": [{"name": "a", "url": "http://x", "tokenFile": "/t", "token": "s3cret"}]},
      [("baremetal.balancers[0].token", "unknown key: credentials are never read from config, "
                                        "put the token in a mounted file and name it in "
