@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import signal
-import sys
 from typing import Any
 
 from lbctl.logs import setup as setup_logging
 
+from .child import Sender, serve_child
 from .health import HealthChecker
 from .model import HealthCheckConfig
-from .workers import LINE_LIMIT, run_on_loop
+from .workers import run_on_loop
 
 log = logging.getLogger(__name__)
 COUNTERS_SECONDS = 1.0
@@ -47,14 +45,10 @@ COUNTERS_SECONDS = 1.0
 class Checker:
     """Applies the daemon's messages to a `HealthChecker` and reports what it decides."""
 
-    def __init__(self, out: asyncio.WriteTransport) -> None:
-        self._out = out
+    def __init__(self, send: Sender) -> None:
+        self.send = send
         self.health = HealthChecker(self._verdict)
         self._checks: dict[str, HealthCheckConfig] = {}
-
-    def send(self, message: dict[str, Any]) -> None:
-        if not self._out.is_closing():
-            self._out.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
     def _verdict(self, key: tuple[str, int], up: bool, reason: str) -> None:
         self.send({"op": "verdict", "key": [key[0], key[1]], "up": up, "reason": reason,
@@ -74,7 +68,7 @@ class Checker:
             check = self._checks[text] = HealthCheckConfig.model_validate(doc)
         return check
 
-    def handle(self, message: dict[str, Any]) -> None:
+    async def handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "owner":
             self.health.set_owner_targets(str(message["owner"]), [
@@ -90,34 +84,12 @@ class Checker:
             await asyncio.sleep(COUNTERS_SECONDS)
             self.send({"op": "counters", **self.counters()})
 
+    async def close(self) -> None:
+        await self.health.close()
+
 
 async def _main() -> None:
-    loop = asyncio.get_running_loop()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)  # prints go to stderr; the protocol has its own fd
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", 0))
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    checker = Checker(out)
-    stop = asyncio.Event()
-    reporter = asyncio.create_task(checker.report())
-
-    async def read() -> None:
-        while line := await reader.readline():
-            try:
-                checker.handle(json.loads(line))
-            except Exception:  # one bad message must not stop the probes
-                log.exception("health checker: cannot handle a message from the daemon")
-        stop.set()
-
-    reading = asyncio.create_task(read())
-    await stop.wait()
-    for task in (reporter, reading):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await checker.health.close()
-    out.close()
+    await serve_child(Checker, stop_on_sigterm=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from .health import OnChange, TargetKey
 from .model import HealthCheckConfig
-from .workers import LINE_LIMIT, RESTART_MAX_SECONDS, STABLE_SECONDS
+from .workers import LINE_LIMIT, RESTART_MAX_SECONDS, STABLE_SECONDS, read_messages
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +85,7 @@ class HealthProcess:
         proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while True:
-            try:
-                line = await proc.stdout.readline()
-            except ValueError as exc:  # a line over LINE_LIMIT: the stream is unusable now
-                log.error("health checker: %s; restarting it", exc)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                break
-            if not line:
-                break
-            try:
-                self._handle(json.loads(line))
-            except Exception as exc:  # one bad message must not stop the reading
-                log.error("the health checker sent a message the daemon cannot use: %r", exc)
+        await read_messages(proc, "health checker", self._handle)
         await proc.wait()
         self._proc = None
         for fut in self._flushes.values():

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import signal
-import sys
 from typing import Any
 
 from lbctl.logs import setup as setup_logging
 
 from .backends import EndpointKey
+from .child import Sender, serve_child
 from .dataplane import Dataplane
 from .health import HealthChecker, TargetHealth
 from .model import parse_balancer
-from .workers import LINE_LIMIT, run_on_loop
+from .workers import run_on_loop
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +63,13 @@ class RemoteHealth(HealthChecker):
 class Worker:
     """The worker's loop: apply what the daemon sends, report what the daemon needs."""
 
-    def __init__(self, out: asyncio.WriteTransport) -> None:
-        self._out = out
+    def __init__(self, send: Sender) -> None:
+        self.send = send
         self.health = RemoteHealth(self.send)
         self.dataplane = Dataplane(health=self.health, kernel=None, log_health=False)
 
-    def send(self, message: dict[str, Any]) -> None:
-        if not self._out.is_closing():
-            self._out.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    async def close(self) -> None:
+        await self.dataplane.close()
 
     async def handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
@@ -110,33 +107,7 @@ class Worker:
 
 
 async def _main() -> None:
-    loop = asyncio.get_running_loop()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)  # prints go to stderr; the protocol has its own fd
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", 0))
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = Worker(out)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    reporter = asyncio.create_task(worker.report())
-
-    async def read() -> None:
-        while line := await reader.readline():
-            try:
-                await worker.handle(json.loads(line))
-            except Exception:  # a bad message must not take the worker's traffic down
-                log.exception("worker %d: cannot handle a message from the daemon", os.getpid())
-        stop.set()
-
-    reading = asyncio.create_task(read())
-    await stop.wait()
-    for task in (reporter, reading):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await worker.dataplane.close()
-    out.close()
+    await serve_child(Worker, stop_on_sigterm=True)
 
 
 def main(argv: list[str] | None = None) -> None:

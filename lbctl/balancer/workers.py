@@ -56,6 +56,28 @@ def run_on_loop(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main)
 
 
+async def read_messages(proc: asyncio.subprocess.Process, who: str,
+                        handle: Callable[[dict[str, Any]], None]) -> None:
+    """Hand every JSON line a child writes to `handle` until EOF. A line over LINE_LIMIT
+    makes the stream unusable: the child is killed (and restarted by its owner); one
+    message `handle` cannot use is logged and skipped."""
+    assert proc.stdout is not None
+    while True:
+        try:
+            line = await proc.stdout.readline()
+        except ValueError as exc:
+            log.error("%s: %s; restarting it", who, exc)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return
+        if not line:
+            return
+        try:
+            handle(json.loads(line))
+        except Exception as exc:  # one bad message must not stop the reading
+            log.error("%s sent a message the daemon cannot use: %r", who, exc)
+
+
 @dataclass
 class FrontendStats:
     """One frontend's counters in one worker, and its targets' (active, total, failures)."""
@@ -124,22 +146,8 @@ class WorkerPool:
 
     async def _read(self, worker: _Worker) -> None:
         proc = worker.proc
-        assert proc is not None and proc.stdout is not None
-        while True:
-            try:
-                line = await proc.stdout.readline()
-            except ValueError as exc:  # a line over LINE_LIMIT: the stream is unusable now
-                log.error("worker %d: %s; restarting it", worker.index, exc)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                break
-            if not line:
-                break
-            try:
-                self._handle(worker, json.loads(line))
-            except Exception as exc:  # one bad message must not stop the reading
-                log.error("worker %d sent a message the daemon cannot use: %r", worker.index,
-                          exc)
+        assert proc is not None
+        await read_messages(proc, f"worker {worker.index}", lambda m: self._handle(worker, m))
         await proc.wait()
         for ack in worker.acks.values():
             if not ack.done():
