@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lbctl.parsing import Float, Int, parse_model, parse_yaml_model
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+MAX_LISTENERS = 256
+"""Listeners of one balancer (a PUT with 10,000 took 59 s and failed most of them)."""
+MAX_TARGETS = 10_000
+"""Targets of one listener."""
+MAX_VIPS = 8
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -89,7 +94,7 @@ class ListenerConfig(BaseModel):
     model_config = _MODEL
     protocol: Literal["TCP", "UDP"] = "TCP"
     port: Int = Field(ge=1, le=65535)
-    targets: tuple[TargetConfig, ...] = ()
+    targets: tuple[TargetConfig, ...] = Field((), max_length=MAX_TARGETS)
     health_check: HealthCheckConfig = Field(HealthCheckConfig(), alias="healthCheck")
     algorithm: Literal["roundRobin", "leastConnections", "maglev"] = "roundRobin"
     proxy_protocol: Literal["none", "v2"] = Field("none", alias="proxyProtocol")
@@ -156,7 +161,7 @@ class BalancerConfig(BaseModel):
     model_config = _MODEL
     name: str = Field(min_length=1, max_length=253)
     vip: str = ""
-    vips: tuple[str, ...] = ()
+    vips: tuple[str, ...] = Field((), max_length=MAX_VIPS)
     """Several addresses (dual stack); `vip` is the single-address shorthand."""
     dataplane: Literal["userspace", "nftables"] = "userspace"
     source_ranges: tuple[str, ...] = Field((), alias="sourceRanges")
@@ -165,7 +170,7 @@ class BalancerConfig(BaseModel):
     """ClientIP: every listener hashes the client address onto the targets (Maglev)."""
     drain_seconds: Float = Field(30.0, alias="drainSeconds", ge=0, le=3600)
     """How long connections to a target that left may finish before they are cut."""
-    listeners: tuple[ListenerConfig, ...] = ()
+    listeners: tuple[ListenerConfig, ...] = Field((), max_length=MAX_LISTENERS)
     owner: OwnerConfig | None = None
     revision: str = Field("", max_length=128)
     """Opaque to the daemon: the programmer's digest of what it sent, so it can tell without

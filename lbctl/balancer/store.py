@@ -34,6 +34,10 @@ from .model import BalancerConfig, frontend_clash, parse_balancer, to_json
 log = logging.getLogger(__name__)
 
 
+MAX_FRONTENDS = 4096
+"""Listening sockets one daemon serves (each VIP x port), refused before any work."""
+
+
 class Refused(ValueError):
     """A change the store will not take; `status` is the HTTP answer (404, 409)."""
 
@@ -118,6 +122,11 @@ class Store:
             loop = self._loop([*others, balancer], balancer)
             if loop:
                 raise Refused(422, loop)
+            fronts = sum(len(b.frontends()) for b in others) + len(balancer.frontends())
+            if fronts > MAX_FRONTENDS:
+                raise Refused(422, f"this daemon would serve {fronts} frontends (VIP x port); "
+                                   f"at most {MAX_FRONTENDS}: spread the balancers over more "
+                                   "daemons")
             if self._programmed.get(balancer.name) == balancer:
                 return False
             self._programmed[balancer.name] = balancer

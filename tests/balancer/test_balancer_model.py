@@ -611,3 +611,34 @@ def test_a_static_file_that_loops_is_refused_naming_the_target() -> None:
                 "10.99.0.1:443"])]}]}))
     assert info.value.problems == [("", 'balancer "b": target 10.99.0.1:443 is a '
                                                  'frontend of balancer "a": traffic would loop')]
+
+
+# --- limits, refused before any work -----------------------------------------------------------
+
+
+def test_too_many_listeners_targets_or_vips_are_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_balancer(balancer(listeners=[listener(1000 + i) for i in range(257)]))
+    assert info.value.problems == [("listeners", "Tuple should have at most 256 items after "
+                                                 "validation, not 257")]
+    many = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:30080" for i in range(1, 10_002)]
+    with pytest.raises(ConfigError) as info:
+        parse_balancer(balancer(listeners=[listener(80, targets=many)]))
+    assert [p for p, _ in info.value.problems] == ["listeners[0].targets"]
+
+
+def test_a_daemon_takes_at_most_max_frontends() -> None:
+    from lbctl.balancer.store import MAX_FRONTENDS
+
+    store = Store()
+    per = 256
+    for i in range(MAX_FRONTENDS // per):
+        store.put(parse_balancer({"name": f"b{i}", "vip": f"10.99.{i}.1", "listeners": [
+            listener(1000 + p, targets=["10.98.0.1:30080"]) for p in range(per)]}))
+    with pytest.raises(Refused) as info:
+        store.put(parse_balancer({"name": "one-more", "vip": "10.99.200.1", "listeners": [
+            listener(80, targets=["10.98.0.1:30080"])]}))
+    assert (info.value.status, str(info.value)) == (
+        422, f"this daemon would serve {MAX_FRONTENDS + 1} frontends (VIP x port); at most "
+             f"{MAX_FRONTENDS}: spread the balancers over more daemons")
+    assert len(store.programmed()) == MAX_FRONTENDS // per
