@@ -8,7 +8,9 @@
   O(1) on the data plane's loop, never waiting on the other process. A target the checker has
   said nothing about is up (as in the checker: new targets start up). Verdicts about a target
   nobody watches any more are dropped, so a target that comes back starts afresh.
-A checker that dies is started again after a backoff: every target it had taken down is put
+The counters (probes, failures, ejections, transitions) come with each verdict and once a
+second, so a scrape may lag the checker by up to a second. A checker that dies is started
+again after a backoff: every target it had taken down is put
 back up ("health checker restarted") and the new one probes them all again. `flush()` waits
 until the checker has applied everything sent so far (for tests and orderly shutdown).
 """

@@ -160,7 +160,9 @@ def test_put_serves_traffic_and_reports_target_health(
                if name == "lbctl_balancer_target_up"}
         assert sorted(ups.values()) == [0.0, 1.0, 1.0]
         assert samples[("lbctl_balancer_health_transitions_total", ())] >= 1
-        assert samples[("lbctl_balancer_health_probes_total", ())] >= 3
+        # the checker's process reports its counters with each verdict and once a second
+        _wait(lambda: _samples(_get(f"{d.url}/metrics"))[
+            ("lbctl_balancer_health_probes_total", ())] >= 3)
         # no per-connection labels: every series is labelled by listener (and a bounded kind)
         allowed = {"balancer", "protocol", "port", "target", "direction", "reason",
                    "dataplane"}

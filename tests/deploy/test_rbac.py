@@ -38,9 +38,9 @@ import pytest
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
-from tests.conftest import admin_call
+from tests.conftest import admin_call, unavailable
 
-from .conftest import KUBECTL, NAMESPACE, Helm, Manifests, unavailable, values_file
+from .conftest import KUBECTL, NAMESPACE, Helm, Manifests, values_file
 
 pytestmark = pytest.mark.integration
 

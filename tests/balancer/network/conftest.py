@@ -23,9 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import NoReturn
 
 import pytest
+
+from tests.conftest import unavailable
 
 CLONE_NEWNET = 0x40000000
 PREFIX = "lbn-"
@@ -63,13 +64,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip on a developer machine, fail under CI."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 10) -> subprocess.CompletedProcess[str]:

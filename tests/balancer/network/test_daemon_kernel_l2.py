@@ -45,14 +45,8 @@ from typing import Any
 import pytest
 
 from lbctl.balancer import l2_frames as f
-from tests.balancer.network.conftest import (
-    Namespaces,
-    Netns,
-    require_netns,
-    start_server,
-    unavailable,
-    veth,
-)
+from tests.balancer.network.conftest import Namespaces, Netns, require_netns, start_server, veth
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.network
 

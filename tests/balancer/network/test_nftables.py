@@ -33,14 +33,8 @@ import pytest
 
 from lbctl.balancer.model import BalancerConfig, parse_balancer
 from lbctl.balancer.nft import NftablesDataplane
-from tests.balancer.network.conftest import (
-    Namespaces,
-    Netns,
-    start_server,
-    unavailable,
-    veth,
-    wait_until,
-)
+from tests.balancer.network.conftest import Namespaces, Netns, start_server, veth, wait_until
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.network
 

@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 
 from lbctl.sandbox.app import Sandbox
-from tests.conftest import running_sandbox
+from tests.conftest import running_sandbox, unavailable
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
 
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(not KUBECTL.exists(), reason=f"{KUBECTL} is not installed"),
-]
+pytestmark = pytest.mark.kubectl
+
+
+@pytest.fixture(autouse=True)
+def _kubectl_installed() -> None:
+    if not KUBECTL.exists():
+        unavailable(f"{KUBECTL} is not installed")
 
 
 @pytest.fixture(scope="module")
