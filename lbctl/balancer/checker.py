@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 from typing import Any
@@ -48,7 +47,7 @@ class Checker:
     def __init__(self, send: Sender) -> None:
         self.send = send
         self.health = HealthChecker(self._verdict)
-        self._checks: dict[str, HealthCheckConfig] = {}
+        self._checks: dict[tuple[tuple[str, Any], ...], HealthCheckConfig] = {}
 
     def _verdict(self, key: tuple[str, int], up: bool, reason: str) -> None:
         self.send({"op": "verdict", "key": [key[0], key[1]], "up": up, "reason": reason,
@@ -62,10 +61,10 @@ class Checker:
 
     def _check(self, doc: dict[str, Any]) -> HealthCheckConfig:
         """Checks repeat across thousands of targets: parse each distinct one once."""
-        text = json.dumps(doc, sort_keys=True)
-        check = self._checks.get(text)
+        key = tuple(sorted(doc.items()))  # a check's values are scalars: hashable as they are
+        check = self._checks.get(key)
         if check is None:
-            check = self._checks[text] = HealthCheckConfig.model_validate(doc)
+            check = self._checks[key] = HealthCheckConfig.model_validate(doc)
         return check
 
     async def handle(self, message: dict[str, Any]) -> None:

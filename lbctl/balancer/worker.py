@@ -25,7 +25,7 @@ from lbctl.logs import setup as setup_logging
 from .backends import EndpointKey
 from .child import Sender, serve_child
 from .dataplane import Dataplane
-from .health import HealthChecker, TargetHealth
+from .health import HealthChecker
 from .model import parse_balancer
 from .workers import run_on_loop
 
@@ -55,9 +55,6 @@ class RemoteHealth(HealthChecker):
 
     def verdicts(self) -> dict[EndpointKey, bool]:
         return dict(self.known)
-
-    def status(self) -> dict[EndpointKey, TargetHealth]:
-        return {}
 
 
 class Worker:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import click
 
+from . import options
+
 
 def _hostport(value: str, flag: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint=flag)
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return options.listen(value, flag, default_host="0.0.0.0", free_port=False)
 
 
 def _peer(value: str) -> tuple[str, str, int]:
@@ -92,10 +91,7 @@ def register(main: click.Group) -> None:
         if config_path is None and api_listen is None:
             raise click.UsageError("give --config FILE, --api-listen HOST:PORT, or both")
         if api_listen is not None:
-            _host, sep, port = api_listen.rpartition(":")
-            if not sep or not port.isdigit() or int(port) > 65535:
-                raise click.BadParameter(f"{api_listen!r} is not HOST:PORT",
-                                         param_hint="--api-listen")
+            options.listen(api_listen, "--api-listen")
         l2 = None
         if interface is not None:
             l2 = L2Options(interface, instance_name, _hostport(heartbeat_listen,

@@ -21,10 +21,12 @@ def import_or_explain(command: str, load: Callable[[], Any]) -> Any:
                                                               error=exc)) from exc
 
 
-def listen(value: str, flag: str = "--listen") -> tuple[str, int]:
-    """`HOST:PORT` (port 0 picks a free one; `[::1]:80` for IPv6) -> (host, port)."""
+def listen(value: str, flag: str = "--listen", *, default_host: str = "127.0.0.1",
+           free_port: bool = True) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:80` for IPv6; with `free_port`, port 0 picks a free one) ->
+    (host, port); an empty host is `default_host`."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (port 0 picks a free one)",
-                                 param_hint=flag)
-    return host.strip("[]") or "127.0.0.1", int(port)
+    if not sep or not port.isdigit() or not (0 if free_port else 1) <= int(port) <= 65535:
+        hint = " (port 0 picks a free one)" if free_port else ""
+        raise click.BadParameter(f"{value!r} is not HOST:PORT{hint}", param_hint=flag)
+    return host.strip("[]") or default_host, int(port)

@@ -47,12 +47,10 @@ DEFAULT_REGION = "us-east-1"
 
 
 def aws_config(cluster: str, region: str, endpoint: str) -> str:
-    return f"""
-clusterName: {cluster}
-provider: aws
-controller: {{nodeSyncDebounceSeconds: 0.2}}
-aws: {{region: {region}, endpointURL: "{endpoint}"}}
-"""
+    """`lbctl emulator aws --config-out`'s config, with node changes synced at once."""
+    from ..emulators.aws.server import config_text  # noqa: PLC0415 (the sandbox extra)
+
+    return config_text(cluster, region, endpoint) + "controller: {nodeSyncDebounceSeconds: 0.2}\n"
 
 
 @contextlib.contextmanager

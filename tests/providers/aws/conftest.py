@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from lbctl.emulators.aws import world as world_module
-from lbctl.emulators.aws.server import AwsEmulator
+from lbctl.emulators.aws.server import FAKE_CREDENTIALS, AwsEmulator
 from lbctl.emulators.aws.world import World
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import from_file
@@ -29,7 +29,6 @@ from lbctl.sandbox.nodes import from_file
 REGION = "us-east-1"
 LBCTL_CLUSTER_TAG = "lbctl.io/cluster"
 LBCTL_RULE_PREFIX = "lbctl:"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @dataclass(frozen=True)
