@@ -3,11 +3,17 @@
 `Sandbox` is what `lbctl sandbox`, `lbctl demo` and the tests start. It can run on the caller's
 event loop (`start`/`stop`) or in a thread of its own (`SandboxThread`) so that synchronous code
 such as the official Python client and kubectl can drive it from the test's main thread.
+
+On plain HTTP a caller without a token is admin (kube's old insecure port), which is fine on
+loopback for a dev tool and nowhere else: a Sandbox refuses a non-loopback `host` without TLS
+unless `allow_anonymous_remote_admin` says so, and then logs a warning once it serves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -29,6 +35,10 @@ from .storage.strategies import default_strategies
 from .traffic import TrafficProcess
 from .workloads import WorkloadControllers
 
+log = logging.getLogger(__name__)
+ALLOW_REMOTE_FLAG = "--allow-anonymous-remote-admin"
+"""The `lbctl sandbox` flag that accepts anonymous admin on a non-loopback address."""
+
 
 @dataclass
 class SandboxOptions:
@@ -49,12 +59,62 @@ class SandboxOptions:
     tls: bool = False
     """Serve HTTPS with a CA of its own (written into the kubeconfig); credential-less callers
     are then `system:anonymous` instead of the plain-HTTP insecure-port admin."""
+    allow_anonymous_remote_admin: bool = False
+    """Serve plain HTTP (anonymous callers are admin) on a non-loopback `host` all the same."""
+
+
+class AnonymousAdminRefused(ValueError):
+    """A non-loopback host without TLS and without `allow_anonymous_remote_admin`."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name, as `--listen` takes it) is reachable from this
+    machine only: 127.0.0.0/8, ::1 (also IPv4-mapped), `localhost` and names under
+    `.localhost` (RFC 6761). Other names are not resolved: they count as remote, as do "" and
+    the unspecified addresses (every interface)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def anonymous_admin_exposed(options: SandboxOptions) -> bool:
+    """Whether credential-less callers would be admin on an address other hosts can reach."""
+    return not options.tls and not is_loopback(options.host)
+
+
+def refusal(host: str) -> str:
+    """Why a sandbox will not serve plain HTTP on `host`, and the ways out."""
+    shown = f"[{host}]" if ":" in host else host or "every interface"
+    return (f"refusing to serve plain HTTP on {shown}: it is not a loopback address, and "
+            "without --tls every caller that sends no token is admin (system:masters), so "
+            "anyone who can reach it could read and change everything. Either listen on "
+            "loopback (127.0.0.1, ::1, localhost), or add --tls (anonymous callers are then "
+            "system:anonymous, allowed only /version and health checks; clients use the "
+            "kubeconfig's admin token and CA), or, for a throwaway sandbox on a trusted "
+            f"network only, pass {ALLOW_REMOTE_FLAG}.")
+
+
+def exposure_warning(url: str) -> str:
+    """The warning a sandbox with anonymous admin on a non-loopback address logs."""
+    return (f"WARNING: the sandbox at {url} gives admin (system:masters) to every caller "
+            f"without a token and listens beyond loopback ({ALLOW_REMOTE_FLAG}): anyone who "
+            "can reach it can read and change everything. Use --tls to require the "
+            "kubeconfig's token.")
 
 
 class Sandbox:
     """The embedded Kubernetes API server."""
 
     def __init__(self, options: SandboxOptions) -> None:
+        if anonymous_admin_exposed(options) and not options.allow_anonymous_remote_admin:
+            raise AnonymousAdminRefused(refusal(options.host))
         self.options = options
         self.token = options.token or secrets.token_urlsafe(24)
         self.store = ObjectStore(history=options.history)
@@ -125,6 +185,8 @@ class Sandbox:
         host, port = server.sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if context else 'http'}://{shown}:{port}"
+        if anonymous_admin_exposed(self.options):
+            log.warning("%s", exposure_warning(self.url))
         if self.options.kubeconfig is not None:
             self.write_kubeconfig(self.options.kubeconfig)
         if self.options.traffic:

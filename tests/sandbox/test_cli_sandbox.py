@@ -3,9 +3,11 @@ nodes, clean exit on SIGTERM), and clear errors for bad flags and files."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,70 @@ def test_bad_flags_and_files(tmp_path: Path, args: list[str], content: str | Non
     assert proc.returncode == 2
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- anonymous admin beyond loopback (issue 14) -----------------------------------------------
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
+    ("::ffff:127.0.0.1", True), ("localhost", True), ("LocalHost.", True),
+    ("api.localhost", True), ("0.0.0.0", False), ("::", False), ("", False),
+    ("192.0.2.10", False), ("fe80::1", False), ("::ffff:192.0.2.10", False),
+    ("example.test", False), ("localhost.example.test", False),
+])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    from lbctl.sandbox.app import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_a_sandbox_object_refuses_remote_plain_http_unless_allowed() -> None:
+    from lbctl.sandbox.app import AnonymousAdminRefused, Sandbox, SandboxOptions
+
+    with pytest.raises(AnonymousAdminRefused, match="--allow-anonymous-remote-admin"):
+        Sandbox(SandboxOptions(host="0.0.0.0", workloads=False))
+    Sandbox(SandboxOptions(host="0.0.0.0", workloads=False, allow_anonymous_remote_admin=True))
+    Sandbox(SandboxOptions(host="0.0.0.0", workloads=False, tls=True))
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0", "192.0.2.10:6443", "example.test:0"])
+def test_non_loopback_without_the_flag_is_refused_naming_the_way_out(listen: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lbctl", "sandbox", "--listen", listen,
+                           "--no-traffic", "--no-workloads"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2, proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert "refusing to serve plain HTTP" in message
+    assert "--allow-anonymous-remote-admin" in message
+    assert "--tls" in message  # how to turn anonymous admin off
+    assert "ready" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_non_loopback_with_the_flag_serves_and_warns_loudly() -> None:
+    with SandboxProcess("--listen", "0.0.0.0:0", "--allow-anonymous-remote-admin",
+                        "--no-traffic", "--no-workloads", "--nodes", "1") as sandbox:
+        assert "ready at http://0.0.0.0:" in sandbox.line, sandbox.line
+        port = int(sandbox.line.split("ready at http://0.0.0.0:", 1)[1].split()[0])
+        # the risk is real: no token, and the nodes are listed (asked on loopback only)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nodes",
+                                    timeout=10) as resp:
+            assert json.loads(resp.read())["items"][0]["metadata"]["name"] == "sandbox-node-1"
+    assert sandbox.proc.returncode == 0, sandbox.err
+    banner, _, logged = sandbox.err.partition("WARNING: the sandbox at")
+    assert "!! WARNING: --allow-anonymous-remote-admin" in banner
+    assert "is ADMIN (system:masters)" in banner
+    assert f"http://0.0.0.0:{port} gives admin (system:masters)" in logged  # the log line
+
+
+@pytest.mark.parametrize("args", [
+    ["--listen", "127.0.0.1:0"],
+    ["--listen", "localhost:0"],
+    ["--listen", "[::1]:0"],
+    ["--listen", "0.0.0.0:0", "--tls"],  # anonymous callers are system:anonymous under TLS
+])
+def test_loopback_and_tls_stay_silent(args: list[str]) -> None:
+    with SandboxProcess(*args, "--no-traffic", "--no-workloads", "--nodes", "1") as sandbox:
+        assert "ready" in sandbox.line, sandbox.line
+    assert sandbox.proc.returncode == 0, sandbox.err
+    assert "WARNING" not in sandbox.err
+    assert "anonymous" not in sandbox.err
