@@ -12,7 +12,7 @@ The VIP 10.96.0.100 is in the front /24, so it is on-link for the client: the cl
 for it, and only the owning instance answers (the daemons run with `--interface eth0`). Both
 instances serve the same static file (balancer `web`: VIP:80 -> node:8080, `dataplane` from
 `--dataplane`, nftables by default; the node is the only target, no health checks) and share
-one token file (the heartbeat HMAC key): `--instance-name a|b`, `--heartbeat-listen
+one token file and one heartbeat key file: `--instance-name a|b`, `--heartbeat-listen
 <front ip>:9451`, `--peer <other>=<other front ip>:9451`, `--api-listen <front ip>:9180`.
 Heartbeats every 0.2 s, a peer dead after 0.8 s of silence (lbctl's defaults).
 
@@ -162,7 +162,9 @@ class Daemon:
     def argv(self) -> list[str]:
         return in_ns(NS[self.name], str(LBCTL), "balancer", "serve", "--config",
                      str(self.config), "--api-listen", f"{FRONT[self.name]}:{API_PORT}",
-                     "--token-file", str(self.token_file), "--interface", "eth0",
+                     "--token-file", str(self.token_file),
+                     "--heartbeat-key-file", str(self.token_file.with_name("heartbeat-key")),
+                     "--interface", "eth0",
                      "--instance-name", self.name,
                      "--heartbeat-listen", f"{FRONT[self.name]}:{HB_PORT}",
                      "--peer", f"{self.other}={FRONT[self.other]}:{HB_PORT}")
@@ -577,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = secrets.token_hex(16)
         token_file = workdir / "token"
         token_file.write_text(token + "\n")
+        (workdir / "heartbeat-key").write_text(secrets.token_hex(16) + "\n")
         with node(workdir) as node_proc:
             wait_node_listening()
             daemons = {n: Daemon(n, config, token_file, workdir) for n in INSTANCES}

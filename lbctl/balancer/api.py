@@ -13,7 +13,8 @@ constant time; the file is re-read when it changes, so a rotated Secret takes ef
   PUT    /v1/balancers/{name}        program it (200; 422 naming each bad field; 409 clash)
   DELETE /v1/balancers/{name}        forget it (200; 404 unknown; 409 static)
   GET    /healthz /readyz /metrics   unauthenticated
-A refused request changes nothing.
+A refused request changes nothing. How the API listens (TLS, a connection cap, header and body
+timeouts) is in `api_server.py`.
 
 The API shares its event loop with the userspace data plane, so its work is kept off that loop
 or cut into short steps: bodies are validated in a thread, the state file is written in a thread
@@ -83,13 +84,15 @@ class Api:
 
     def __init__(self, store: Store, changed: Callable[[], Awaitable[None]],
                  status: Callable[[str], dict[str, Any]], token: TokenFile | None,
-                 registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+                 registry: CollectorRegistry, ready: Callable[[], bool], *,
+                 body_timeout: float = 10.0) -> None:
         self.store = store
         self.changed = changed
         self.status = status
         self.token = token
         self.registry = registry
         self.ready = ready
+        self.body_timeout = body_timeout
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._auth])
@@ -145,7 +148,13 @@ class Api:
         if request.content_type != "application/json":
             return _error(415, "Content-Type must be application/json")
         try:
-            doc = orjson.loads(await request.read())  # nesting past 1,024 levels is an error
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
+            doc = orjson.loads(body)  # nesting past 1,024 levels is an error
+        except TimeoutError:
+            slow = _error(408, f"body not received within {self.body_timeout:g} s")
+            slow.force_close()  # the rest of that body is not worth waiting for
+            return slow
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"body larger than {MAX_BODY} bytes")
         except (ValueError, UnicodeDecodeError) as exc:

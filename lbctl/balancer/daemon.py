@@ -18,17 +18,17 @@ import logging
 import os
 import resource
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from lbctl.parsing import ConfigError
 
 from .announce import Announcements, L2Options
 from .api import Api, TokenFile
+from .api_server import ApiLimits, ApiServer, TlsFiles
 from .dataplane import Dataplane
 from .metrics import DataplaneCollector
 from .model import parse_file
@@ -43,6 +43,12 @@ class ServeOptions:
     config: Path | None = None
     api_listen: str | None = None
     token_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    """PEM files: with both, the API (and /healthz, /readyz, /metrics) is HTTPS only."""
+    heartbeat_key_file: Path | None = None
+    """The HMAC key of L2 heartbeats (a key of its own: the API token never leaves the API)."""
+    api_limits: ApiLimits = field(default_factory=ApiLimits)
     state_file: Path | None = None
     reload_seconds: float = 1.0
     event_loop: str = os.environ.get("LBCTL_EVENT_LOOP", "auto")
@@ -74,10 +80,24 @@ class Daemon:
         self.collector = DataplaneCollector(self.dataplane)
         self.registry.register(self.collector)
         self._ready = False
-        self._runner: web.AppRunner | None = None
+        self._api: ApiServer | None = None
+        self._tls: TlsFiles | None = None
+        if (options.tls_cert is None) != (options.tls_key is None):
+            raise ConfigError("--tls-cert/--tls-key", [("", "give both or neither")])
+        if options.tls_cert is not None and options.tls_key is not None:
+            try:
+                self._tls = TlsFiles(options.tls_cert, options.tls_key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is a ValueError... and OSError
+                raise ConfigError("--tls-cert/--tls-key",
+                                  [("", f"cannot load {options.tls_cert} with "
+                                        f"{options.tls_key}: {exc}")]) from exc
         self._tasks: list[asyncio.Task[None]] = []
         self._static_mtime: float | None = None
         self.api_port: int | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self._tls is not None
 
     # -- static file ------------------------------------------------------------------------
     def load_static(self, force: bool = False) -> bool:
@@ -149,12 +169,13 @@ class Daemon:
                      self.options.state_file)
         await self.apply()
         if self.options.l2 is not None:
-            key = TokenFile(self.options.token_file).current() if self.options.token_file \
-                else b""
-            if not key:
-                raise ConfigError("--token-file", [("", "L2 announcements authenticate "
-                                                        "heartbeats with the API token: give a "
-                                                        "readable, non-empty --token-file")])
+            path = self.options.heartbeat_key_file
+            key = TokenFile(path).current() if path is not None else b""
+            if len(key) < 16:
+                raise ConfigError("--heartbeat-key-file",
+                                  [("", "L2 announcements authenticate heartbeats with a key of "
+                                        "their own: give a readable file of at least 16 "
+                                        "bytes (the same on every instance)")])
             self.l2 = Announcements(self.options.l2, key)
             self.store.reserve("UDP", _address(self.options.l2.listen[0]),
                                self.options.l2.listen[1])
@@ -163,28 +184,29 @@ class Daemon:
         self._ready = True
         if self.options.api_listen:
             await self._start_api(self.options.api_listen)
-        if self.options.config is not None:
-            self._tasks.append(asyncio.create_task(self._watch_static()))
+        if self.options.config is not None or self._tls is not None:
+            self._tasks.append(asyncio.create_task(self._watch_files()))
 
     async def _start_api(self, listen: str) -> None:
         token = TokenFile(self.options.token_file) if self.options.token_file else None
         if token is None:
             log.warning("no --token-file: every /v1 request is refused (401)")
+        limits = self.options.api_limits
         api = Api(self.store, self.apply, self.status, token, self.registry,
-                  lambda: self._ready)
-        self._runner = web.AppRunner(api.app(), access_log=None)
-        await self._runner.setup()
+                  lambda: self._ready, body_timeout=limits.body_timeout)
+        self._api = ApiServer(api.app(), limits, self._tls)
+        self.collector.api = self._api
         host, _, port = listen.rpartition(":")
-        site = web.TCPSite(self._runner, host.strip("[]") or "0.0.0.0", int(port))
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.api_port = int(sockets[0].getsockname()[1]) if sockets else int(port)
-        self.store.reserve("TCP", _address(host.strip("[]") or "0.0.0.0"), self.api_port)
+        host = host.strip("[]") or "0.0.0.0"
+        self.api_port = await self._api.start(host, int(port))
+        self.store.reserve("TCP", _address(host), self.api_port)
 
-    async def _watch_static(self) -> None:
+    async def _watch_files(self) -> None:
+        """The static file (re-applied when it changes) and the TLS pair (re-loaded)."""
         while True:
             await asyncio.sleep(self.options.reload_seconds)
+            if self._tls is not None:
+                self._tls.refresh()
             if self.load_static():
                 await self.apply()
 
@@ -200,16 +222,16 @@ class Daemon:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._api is not None:
+            await self._api.stop()
         if self.l2 is not None:
             await self.l2.stop()  # peers take over at once ("leaving"), VIPs unbound
         await self.dataplane.close()
 
 
-def _url(listen: str, port: int | None) -> str:
+def _url(listen: str, port: int | None, tls: bool) -> str:
     host = listen.rpartition(":")[0] or "0.0.0.0"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -243,7 +265,7 @@ async def serve(options: ServeOptions, announce: bool = True) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
     if announce:
-        where = f" api at {_url(options.api_listen, daemon.api_port)}" \
+        where = f" api at {_url(options.api_listen, daemon.api_port, daemon.tls)}" \
             if options.api_listen else ""
         print(f"balancer ready: {len(daemon.store.desired())} balancers{where}", flush=True)
     await stop.wait()
@@ -288,7 +310,8 @@ class DaemonThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.daemon.api_port if self.daemon else 0}"
+        scheme = "https" if self.daemon is not None and self.daemon.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.daemon.api_port if self.daemon else 0}"
 
     def _main(self) -> None:
         try:

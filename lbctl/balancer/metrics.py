@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from .announce import Announcements
+    from .api_server import ApiServer
     from .dataplane import Dataplane
 
 _L = ["balancer", "protocol", "port"]
@@ -25,6 +26,7 @@ class DataplaneCollector(Collector):
     def __init__(self, dataplane: Dataplane) -> None:
         self.dataplane = dataplane
         self.l2: Announcements | None = None
+        self.api: ApiServer | None = None
 
     def collect(self) -> Iterator[Metric]:
         dp = self.dataplane
@@ -98,6 +100,15 @@ class DataplaneCollector(Collector):
                                      "Balancers with a problem (bind failure, fallback, ...)")
         problems.add_metric([], len(dp.problems.by_balancer))
         yield problems
+        if self.api is not None:
+            api_open = GaugeMetricFamily("lbctl_balancer_api_connections",
+                                         "Connections open to the daemon's API")
+            api_open.add_metric([], self.api.connections)
+            yield api_open
+            api_refused = CounterMetricFamily("lbctl_balancer_api_refused_connections",
+                                              "API connections refused at the cap (503)")
+            api_refused.add_metric([], self.api.refused)
+            yield api_refused
         if self.l2 is not None and self.l2.announcer is not None:
             yield from _l2_metrics(self.l2)
 

@@ -57,6 +57,18 @@ def register(main: click.Group) -> None:
                        "(port 0 picks one); also /healthz, /readyz, /metrics.")
     @click.option("--token-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
                   help="File holding the API's bearer token (a mounted Secret).")
+    @click.option("--tls-cert", default=None, type=click.Path(dir_okay=False, path_type=Path),
+                  help="PEM certificate (chain) of the API: with --tls-key, the API, /healthz, "
+                       "/readyz and /metrics are HTTPS only; re-read when it changes.")
+    @click.option("--tls-key", default=None, type=click.Path(dir_okay=False, path_type=Path),
+                  help="PEM private key of --tls-cert.")
+    @click.option("--heartbeat-key-file", default=None,
+                  type=click.Path(dir_okay=False, path_type=Path),
+                  help="HMAC key of the L2 heartbeats (>= 16 bytes, the same on every "
+                       "instance; never the API token). Required with --interface.")
+    @click.option("--api-max-connections", default=256, show_default=True,
+                  type=click.IntRange(8, 65536),
+                  help="Connections the API holds at once; one more is answered 503.")
     @click.option("--state-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
                   help="Where programmed balancers persist across restarts.")
     @click.option("--kernel-dataplane", type=click.Choice(["auto", "off"]), default="auto",
@@ -69,7 +81,7 @@ def register(main: click.Group) -> None:
     @click.option("--instance-name", default=socket.gethostname(), show_default=True,
                   help="This instance's name among its peers.")
     @click.option("--heartbeat-listen", default="0.0.0.0:9451", show_default=True,
-                  help="HOST:PORT for peer heartbeats (UDP, HMAC with the API token).")
+                  help="HOST:PORT for peer heartbeats (UDP, HMAC with --heartbeat-key-file).")
     @click.option("--peer", "peers", multiple=True, metavar="NAME=IP:PORT",
                   help="Another instance on the segment (repeat for each).")
     @click.option("--workers", "workers_text", default="1", show_default=True,
@@ -79,11 +91,13 @@ def register(main: click.Group) -> None:
     @click.option("--log-format", type=click.Choice(["json", "text"]), default="text",
                   show_default=True)
     def serve(config_path: Path | None, api_listen: str | None, token_file: Path | None,
-              state_file: Path | None, kernel_dataplane: str, interface: str | None,
-              instance_name: str, heartbeat_listen: str, peers: tuple[str, ...],
-              workers_text: str, log_format: str) -> None:
+              tls_cert: Path | None, tls_key: Path | None, heartbeat_key_file: Path | None,
+              api_max_connections: int, state_file: Path | None, kernel_dataplane: str,
+              interface: str | None, instance_name: str, heartbeat_listen: str,
+              peers: tuple[str, ...], workers_text: str, log_format: str) -> None:
         """Serve balancers from a static file and/or the HTTP API."""
         from ..balancer.announce import L2Options  # noqa: PLC0415 (keeps `lbctl --help` fast)
+        from ..balancer.api_server import ApiLimits  # noqa: PLC0415
         from ..balancer.daemon import ServeOptions, run  # noqa: PLC0415
         from ..logs import setup as setup_logging  # noqa: PLC0415
         from ..parsing import ConfigError  # noqa: PLC0415
@@ -92,6 +106,11 @@ def register(main: click.Group) -> None:
             raise click.UsageError("give --config FILE, --api-listen HOST:PORT, or both")
         if api_listen is not None:
             options.listen(api_listen, "--api-listen")
+        if (tls_cert is None) != (tls_key is None):
+            raise click.UsageError("give --tls-cert and --tls-key together")
+        if interface is not None and heartbeat_key_file is None:
+            raise click.UsageError("--interface needs --heartbeat-key-file (the heartbeats' "
+                                   "HMAC key, the same on every instance)")
         l2 = None
         if interface is not None:
             l2 = L2Options(interface, instance_name, _hostport(heartbeat_listen,
@@ -101,6 +120,9 @@ def register(main: click.Group) -> None:
         setup_logging(log_format)
         try:
             run(ServeOptions(config=config_path, api_listen=api_listen, token_file=token_file,
+                             tls_cert=tls_cert, tls_key=tls_key,
+                             heartbeat_key_file=heartbeat_key_file,
+                             api_limits=ApiLimits(max_connections=api_max_connections),
                              state_file=state_file, kernel=kernel_dataplane, l2=l2,
                              workers=workers, log_format=log_format))
         except ConfigError as exc:

@@ -127,8 +127,11 @@ class DaemonProgrammer:
         self.daemons = daemons
         self.options = options
         self.cluster_name = cluster_name
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(2.0, timeout), read=timeout), retries=False)
+        self._timeout = urllib3.Timeout(connect=min(2.0, timeout), read=timeout)
+        self._http = {d.name: urllib3.PoolManager(timeout=self._timeout, retries=False,
+                                                  ca_certs=d.ca_file)
+                      for d in daemons}
+        """One pool per daemon: each may have a CA bundle of its own."""
         self._lock = threading.Lock()
         self._known: dict[str, dict[str, dict[str, Any]] | None] = {}
         """daemon -> balancer name -> last report; None while unreachable."""
@@ -153,8 +156,11 @@ class DaemonProgrammer:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
         try:
-            resp = self._http.request(method, daemon.url.rstrip("/") + path, body=data,
-                                      headers=headers)
+            resp = self._http[daemon.name].request(method, daemon.url.rstrip("/") + path,
+                                                   body=data, headers=headers)
+        except urllib3.exceptions.SSLError as exc:
+            hint = f"caFile {daemon.ca_file}" if daemon.ca_file else "no caFile: system CAs"
+            raise TransientError(f"balancer {daemon.name}: TLS failed ({hint}): {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise TransientError(f"balancer {daemon.name} unreachable: {exc}") from exc
         try:
@@ -258,7 +264,8 @@ class DaemonProgrammer:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=10)
-        self._http.clear()
+        for pool in self._http.values():
+            pool.clear()
 
     # -- status polling -----------------------------------------------------------------------
     def subscribe(self, notify: Notify) -> None:

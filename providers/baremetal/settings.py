@@ -36,7 +36,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _POOL_KEYS = ("name", "addresses", "autoAssign", "avoidBuggyIPs", "serviceAllocation")
 _ALLOCATION_KEYS = ("priority", "namespaces", "namespaceSelectors", "serviceSelectors")
-_BALANCER_KEYS = ("name", "url", "tokenFile")
+_BALANCER_KEYS = ("name", "url", "tokenFile", "caFile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class BalancerDaemon:
     name: str
     url: str
     token_file: str
+    ca_file: str | None = None
+    """PEM CA bundle verifying an https:// daemon (None: the system's trust store)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ def _balancers(raw: Any, problems: Problems) -> tuple[BalancerDaemon, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        problems.append((path, "must be a list of {name, url, tokenFile}"))
+        problems.append((path, "must be a list of {name, url, tokenFile, caFile}"))
         return ()
     out: list[BalancerDaemon] = []
     for i, item in enumerate(raw):
@@ -189,6 +191,7 @@ def _balancers(raw: Any, problems: Problems) -> tuple[BalancerDaemon, ...]:
                         "file and name it in tokenFile" if "token" in key.lower() else "")
                 problems.append((f"{here}.{key}", f"unknown key{hint}"))
         name, url, token_file = item.get("name"), item.get("url"), item.get("tokenFile")
+        ca_file = item.get("caFile")
         if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
             problems.append((f"{here}.name", f"must be a DNS-1123 label, not {name!r}"))
         elif any(b.name == name for b in out):
@@ -203,8 +206,15 @@ def _balancers(raw: Any, problems: Problems) -> tuple[BalancerDaemon, ...]:
         if not isinstance(token_file, str) or not token_file.startswith("/"):
             problems.append((f"{here}.tokenFile", "must be the absolute path of a mounted "
                                                   f"token file, not {token_file!r}"))
+        if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.startswith("/")):
+            problems.append((f"{here}.caFile", "must be the absolute path of a mounted PEM CA "
+                                               f"bundle, not {ca_file!r}"))
+        elif ca_file is not None and parts is not None and parts.scheme != "https":
+            problems.append((f"{here}.caFile", "verifies an https:// url; this url is "
+                                               f"{parts.scheme}://"))
         if len(problems) == before:
-            out.append(BalancerDaemon(str(name), str(url), str(token_file)))
+            out.append(BalancerDaemon(str(name), str(url), str(token_file),
+                                      str(ca_file) if ca_file is not None else None))
     return tuple(out)
 
 

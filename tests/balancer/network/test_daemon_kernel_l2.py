@@ -368,6 +368,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             switch.ip("link", "set", bridge, "up")
         token = os.urandom(16).hex()
         (workdir / "token").write_text(token + "\n")
+        (workdir / "heartbeat-key").write_text(os.urandom(16).hex() + "\n")
         config = workdir / "balancers.yaml"
         config.write_text(static_file())
         lab = Lab(spaces, switch, spaces.new("client"), {}, {}, workdir, token, config)
@@ -387,6 +388,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                     "--api-listen", f"127.0.0.1:{API_PORT}",
                     "--token-file", str(workdir / "token"),
                     "--state-file", str(workdir / f"state-{name}.json"),
+                    "--heartbeat-key-file", str(workdir / "heartbeat-key"),
                     "--interface", "front", "--instance-name", name,
                     "--heartbeat-listen", f"{front}:{HB_PORT}",
                     "--peer", f"{peer}={LBS[peer][0]}:{HB_PORT}"]
@@ -707,7 +709,8 @@ def test_a_failed_start_leaves_no_kernel_table_behind(lab: Lab) -> None:
     log = lab.workdir / "lb-bad.log"
     lab.extra_logs.append(log)
     argv = [str(LBCTL), "balancer", "serve", "--config", str(lab.config),
-            "--token-file", str(lab.workdir / "token"), "--interface", "nosuchif",
+            "--token-file", str(lab.workdir / "token"),
+            "--heartbeat-key-file", str(lab.workdir / "heartbeat-key"), "--interface", "nosuchif",
             "--instance-name", "bad", "--heartbeat-listen", f"127.0.0.1:{HB_PORT}"]
     with lab.explain():
         done = ns.run(*argv, check=False, timeout=30)

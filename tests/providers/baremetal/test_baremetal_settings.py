@@ -162,7 +162,7 @@ def test_problems_in_document_order_all_at_once() -> None:
     ({"cooldownSeconds": "30s"},
      [("baremetal.cooldownSeconds", "must be a number of seconds from 0 to 86400, not '30s'")]),
     ({"balancers": {"name": "a"}},
-     [("baremetal.balancers", "must be a list of {name, url, tokenFile}")]),
+     [("baremetal.balancers", "must be a list of {name, url, tokenFile, caFile}")]),
     ({"balancers": ["a"]},
      [("baremetal.balancers[0]", "must be a mapping with name, url and tokenFile")]),
     ({"balancers": [{"name": "a", "url": "ftp://x", "tokenFile": "/t"}]},
