@@ -6,9 +6,11 @@ sends a small heartbeat to every configured peer every `interval` seconds and de
 dead after `dead_after` seconds of silence (0.2 s / 0.8 s by default: failover well under 2 s).
 A graceful stop sends a "leaving" heartbeat so peers take over at once.
 
-Heartbeats are authenticated with HMAC-SHA256 under the API token (so a stranger on the segment
-cannot pose as a peer) and carry the sender's boot id and a sequence number; a replayed datagram
-is refused (same boot: the sequence must grow; new boot: its timestamp must be newer).
+Heartbeats are authenticated with HMAC-SHA256 under a key of their own, `--heartbeat-key-file`
+(so a stranger on the segment cannot pose as a peer, and a key that leaks from a host's
+heartbeats config does not open the API), and carry the sender's boot id and a sequence
+number; a replayed datagram is refused (same boot: the sequence must grow; new boot: its
+timestamp must be newer).
 
 Ownership is rendezvous (highest-random-weight) hashing of (VIP, instance) with blake2b over the
 alive, healthy instances: every instance computes the same owner from the same view, VIPs spread
@@ -78,7 +80,7 @@ class Membership:
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         if not key:
-            raise ValueError("heartbeats need a non-empty key (the API token)")
+            raise ValueError("heartbeats need a non-empty key (--heartbeat-key-file)")
         self.name = name
         self.listen = listen
         self.peers = {p: (host, port) for p, host, port in peers if p != name}
