@@ -70,6 +70,8 @@ class Controller:
         self._lock = threading.Lock()
         self._leading = threading.Event()
         self._node_timer: threading.Timer | None = None
+        self._node_syncing = 0
+        """Node sync passes running now (their timer is already cleared)."""
         self._ticker: threading.Thread | None = None
         self.services.add_handlers(Handlers(self._svc_added, self._svc_updated,
                                             self._svc_deleted))
@@ -87,6 +89,17 @@ class Controller:
 
     def ready(self) -> bool:
         return self.services.has_synced() and self.nodes.has_synced()
+
+    def quiet(self) -> bool:
+        """Nothing to do right now: no node sync waiting or running, no key queued or being
+        synced (keys waiting out a delay aside: `WorkQueue.due_in` tells when). Whatever the
+        informers delivered before this answered True has been acted on, so a test that waits
+        for it (after the informers caught up) may assert that something did not happen."""
+        with self._lock:
+            if self._node_timer is not None or self._node_syncing:
+                return False
+            queue = self.queue
+        return queue is None or queue.idle()
 
     def start_leading(self) -> None:
         """Workers, drift repair and orphan collection: only on the leader."""
@@ -196,14 +209,22 @@ class Controller:
             self._node_timer.start()
 
     def _node_sync(self) -> None:
+        """Queue every Service whose applied targets differ from the nodes' now. Counted
+        when done, so a pass that was counted has queued all it meant to."""
         with self._lock:
-            self._node_timer = None
-        self.metrics.node_syncs.inc()
-        wanted = targets(self.cache.nodes())
-        for svc in self.cache.services():
-            applied = self.reconciler.applied(svc.key)
-            if applied is not None and applied.targets != wanted:
-                self._enqueue(svc)
+            self._node_timer = None  # a node event from now on schedules the next pass
+            self._node_syncing += 1
+        try:
+            wanted = targets(self.cache.nodes())
+            for svc in self.cache.services():
+                applied = self.reconciler.applied(svc.key)
+                if applied is not None and applied.targets != wanted:
+                    self.metrics.node_sync_queued.inc()
+                    self._enqueue(svc)
+        finally:
+            with self._lock:
+                self._node_syncing -= 1
+            self.metrics.node_syncs.inc()
 
     # -- work ---------------------------------------------------------------------------------
     def _process(self, key: str) -> None:

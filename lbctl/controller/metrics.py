@@ -49,6 +49,10 @@ class Metrics:
                                      registry=self.registry)
         self.node_syncs = Counter("lbctl_node_syncs_total", "Debounced node sync passes.",
                                   registry=self.registry)
+        self.node_sync_queued = Counter(
+            "lbctl_node_sync_queued_total",
+            "Services node sync passes queued because their targets changed.",
+            registry=self.registry)
         self.orphans = Counter("lbctl_orphans_deleted_total",
                                "Owned balancers deleted because their Service was gone.",
                                registry=self.registry)

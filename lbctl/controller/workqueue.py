@@ -154,6 +154,20 @@ class WorkQueue(Generic[K]):
         with self._lock:
             return len(self._processing)
 
+    def idle(self) -> bool:
+        """Nothing queued and nothing in flight, read in one step (`depth()` then
+        `in_flight()` can miss a key that `done` queues again in between); delayed keys
+        aside."""
+        with self._lock:
+            return not self._queue and not self._processing
+
+    def due_in(self, key: K) -> float | None:
+        """Seconds until `key`'s delayed add (`add_after`, `add_rate_limited`); None when
+        none is pending."""
+        with self._lock:
+            due = self._waiting.get(key)
+        return None if due is None else due - time.monotonic()
+
     @property
     def shutting_down(self) -> bool:
         return self._closed
