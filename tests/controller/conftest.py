@@ -20,7 +20,7 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from providers.fake import FakeProvider
 from providers.interface import Provider
-from tests.conftest import client_for
+from tests.conftest import client_for, wait_for
 
 
 @dataclass
@@ -84,6 +84,32 @@ def running(ctl_sandbox: Sandbox) -> Iterator[Running]:
     run = start_controller(ctl_sandbox, CONFIG)
     yield run
     stop_controller(run)
+
+
+def settle(run: Running, core: client.CoreV1Api, timeout: float = 15.0) -> None:
+    """Wait until the controller has acted on every write the API server took so far: both
+    informers delivered that resourceVersion (an event or a bookmark at or past it; an
+    informer's resourceVersion moves only after its handlers ran), then no node sync is pending
+    or running and no key is queued or being synced. Only after this may a test assert that
+    something did NOT happen: whatever could have done it has run. The timeout is a safety net;
+    bookmarks come about once a second."""
+    now = int(core.list_namespaced_config_map("default", limit=1).metadata.resource_version)
+    informers = (run.controller.services, run.controller.nodes)
+
+    def caught_up() -> bool:
+        return all(int(i.resource_version or 0) >= now for i in informers)
+
+    wait_for(caught_up, timeout, f"the informers to deliver resourceVersion {now}")
+    wait_for(run.controller.quiet, timeout, "the controller to finish what they delivered")
+
+
+def sample(run: Running, name: str, **labels: str) -> float:
+    """A counter of the controller's registry (0 before its first increment); with no labels
+    given, the sum over every label set of `name`."""
+    registry = run.controller.metrics.registry
+    if labels:
+        return float(registry.get_sample_value(name, labels) or 0.0)
+    return sum(s.value for m in registry.collect() for s in m.samples if s.name == name)
 
 
 def write_changed(path: Path, text: str) -> None:

@@ -3,7 +3,6 @@ meltdown protection; orphans; a restart converges without duplicates."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -19,7 +18,14 @@ from providers.spec import (
     ServiceRef,
 )
 from tests.conftest import svc, wait_for
-from tests.controller.conftest import CONFIG, Running, start_controller, stop_controller
+from tests.controller.conftest import (
+    CONFIG,
+    Running,
+    sample,
+    settle,
+    start_controller,
+    stop_controller,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +41,13 @@ def _ready(core: client.CoreV1Api, *names: str) -> None:
     wait_for(all_have_ingress, what=f"ingress on {names}")
 
 
+def _retry_in(run: Running, key: str) -> float | None:
+    """Seconds until the work queue takes `key` again on its own; None: never."""
+    queue = run.controller.queue
+    assert queue is not None
+    return queue.due_in(key)
+
+
 def _node(name: str, ip: str) -> dict[str, object]:
     return {"metadata": {"name": name}, "spec": {"providerID": f"sandbox://{name}"},
             "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
@@ -46,17 +59,26 @@ def test_node_add_costs_one_ensure_per_service(running: Running,
     for name in names:
         core_api.create_namespaced_service("default", svc(name, type="LoadBalancer"))
     _ready(core_api, *names)
+    settle(running, core_api)
     before = len(running.fake.ops("ensure"))
+    passes = sample(running, "lbctl_node_syncs_total")
+    queued = sample(running, "lbctl_node_sync_queued_total")
     for k in (4, 5):  # two node events inside one debounce window
         core_api.create_node(_node(f"extra-{k}", f"127.0.10.{k}"))
-    wait_for(lambda: len(running.fake.ops("ensure")) >= before + 5, what="node sync")
-    time.sleep(0.8)
+    settle(running, core_api)  # both events delivered, the pass ran, its syncs finished
+    assert sample(running, "lbctl_node_syncs_total") > passes
+    assert sample(running, "lbctl_node_sync_queued_total") == queued + 5
     after = running.fake.ops("ensure")[before:]
     assert sorted(c.service for c in after) == sorted(f"default/{n}" for n in names)
     assert all("extra-4" in c.targets and "extra-5" in c.targets for c in after)
-    # A change that does not alter targets (a label) costs nothing.
+    # A change that does not alter targets (a label) costs nothing: the controller saw it
+    # (its cache has the label, the informer delivered it) and started no pass.
+    passes = sample(running, "lbctl_node_syncs_total")
     core_api.patch_node("extra-4", {"metadata": {"labels": {"team": "x"}}})
-    time.sleep(0.8)
+    settle(running, core_api)
+    seen = running.controller.nodes.get("extra-4")
+    assert seen is not None and seen.labels.get("team") == "x"
+    assert sample(running, "lbctl_node_syncs_total") == passes
     assert len(running.fake.ops("ensure")) == before + 5
     # Excluding a node removes it from every balancer.
     core_api.patch_node("extra-5", {"metadata": {"labels": {
@@ -83,9 +105,17 @@ def test_meltdown_protection_holds_back_removals(running: Running,
         return cond.message if cond.status == "True" else ""
 
     assert "sandbox-node-2" in wait_for(degraded, what="degraded condition")
-    # All nodes gone: never down to zero; nothing is written to the provider.
+    # All nodes gone: never down to zero; nothing is written to the provider. The pass ran
+    # and queued m, and m's sync finished, before that is asserted.
+    settle(running, core_api)
+    passes = sample(running, "lbctl_node_syncs_total")
+    queued = sample(running, "lbctl_node_sync_queued_total")
+    syncs = sample(running, "lbctl_syncs_total")
     core_api.patch_node("sandbox-node-3", exclude)
-    time.sleep(1.0)
+    settle(running, core_api)
+    assert sample(running, "lbctl_node_syncs_total") > passes
+    assert sample(running, "lbctl_node_sync_queued_total") == queued + 1
+    assert sample(running, "lbctl_syncs_total") > syncs
     assert all(c.targets for c in running.fake.ops("ensure"))
 
 
@@ -107,7 +137,11 @@ def test_permanent_error_names_the_field_and_is_not_retried_hot(
     cond = {c.type: c for c in got.status.conditions}
     assert cond["LoadBalancerServing"].status == "False"
     assert "fake.lbctl.io/fail" in cond["LoadBalancerServing"].message
-    time.sleep(1.0)
+    # Its own writes (finalizer, status) came back as watch events: once they were delivered
+    # and acted on, one sync in all and no retry waiting means it is not retried at all.
+    settle(running, core_api)
+    assert sample(running, "lbctl_syncs_total") == 1
+    assert _retry_in(running, "default/bad") is None
     assert running.fake.ops("ensure") == []
     # Fixing the annotation brings it back without waiting for a backoff.
     core_api.patch_namespaced_service("bad", "default", {"metadata": {"annotations": {
@@ -182,5 +216,8 @@ def test_permanent_error_from_provider_on_ensure(running: Running,
     running.fake.fail_next("ensure", PermanentError("spec.ports[0].protocol", "SCTP? no"))
     core_api.create_namespaced_service("default", svc("perm", type="LoadBalancer"))
     wait_for(lambda: running.fake.ops("ensure"), what="first ensure")
-    time.sleep(1.0)
+    settle(running, core_api)  # the failed sync and the watch events of its writes handled
+    assert sample(running, "lbctl_syncs_total") == 1
+    assert sample(running, "lbctl_sync_errors_total", reason="PermanentError") == 1
+    assert _retry_in(running, "default/perm") is None
     assert len(running.fake.ops("ensure")) == 1
