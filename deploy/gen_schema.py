@@ -1,20 +1,30 @@
-"""Write deploy/config.schema.json, the JSON schema of lbctl's config file, from the model.
+"""Write the JSON schemas of lbctl's config file and of the Helm chart's values.
 
-The schema is generated from `lbctl.controller.config.Config` (the one parser the controller and
-`lbctl config validate` use), so it cannot drift as long as this is rerun; tests/deploy checks
-that the committed file equals what this prints (`--check`).
+- deploy/config.schema.json: the config file (the ConfigMap's config.yaml), generated from
+  `lbctl.controller.config.Config` (the one parser the controller and `lbctl config validate`
+  use), plus the parser's credential rule: a credential-like key (`secretAccessKey`, `apiToken`,
+  `password`, ...; a `...File` key naming a mounted Secret is fine) anywhere in a provider's or
+  a plugin's section is refused, as `parse_config` refuses it.
+- deploy/helm/lbctl/values.schema.json: the chart's values. Helm validates every install,
+  upgrade, template and lint against it, so `--set`/`-f` typos in the keys the chart owns are
+  refused (unknown keys, wrong types), and `config` is checked by the config schema above: a
+  credential set into `config` fails the render instead of landing in the ConfigMap.
 
-    .venv/bin/python deploy/gen_schema.py            # rewrite deploy/config.schema.json
-    .venv/bin/python deploy/gen_schema.py --check    # exit 1 when the file is stale
+Both are generated, so they cannot drift as long as this is rerun; tests/deploy checks that the
+committed files equal what this writes (`--check`).
 
-The schema covers the core keys precisely (types, bounds, unknown keys refused). Provider
-sections (`baremetal`, `aws`, ...) are objects here: each provider validates its own section,
-which `lbctl config validate FILE` reports key by key.
+    .venv/bin/python deploy/gen_schema.py            # rewrite both files
+    .venv/bin/python deploy/gen_schema.py --check    # exit 1 when either is stale
+
+The config schema covers the core keys precisely (types, bounds, unknown keys refused).
+Provider sections (`baremetal`, `aws`, ...) are objects here, free of credentials: each
+provider validates its own section, which `lbctl config validate FILE` reports key by key.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -23,7 +33,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "config.schema.json"
+VALUES_OUTPUT = HERE / "helm" / "lbctl" / "values.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+Schema = dict[str, Any]
+
+# The sections parse_config searches for credentials (lbctl/controller/config.py).
+CREDENTIAL_SECTIONS = ("baremetal", "aws", "gcp", "azure", "plugins")
+# Anything but an ASCII letter or digit: is_credential_key folds these away before matching.
+_GAP = "[^A-Za-z0-9]*"
 
 
 def _untitle(node: Any) -> Any:
@@ -43,40 +60,259 @@ def _untitle(node: Any) -> Any:
     return node
 
 
-def schema() -> dict[str, Any]:
+def _folded(word: str) -> str:
+    """A regex matching `word` as lbctl.parsing.is_credential_key sees keys: any case, with
+    anything but letters and digits between its letters (`secret_access_key`, `Secret-Key`)."""
+    return _GAP.join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def _alnum_but(letter: str) -> str:
+    """A character class: an ASCII letter or digit other than `letter` (either case)."""
+    def around(low: str, high: str, skip: str) -> str:
+        parts = [(low, chr(ord(skip) - 1)), (chr(ord(skip) + 1), high)]
+        return "".join(a if a == b else f"{a}-{b}" for a, b in parts if a <= b)
+
+    return f"[{around('A', 'Z', letter.upper())}{around('a', 'z', letter)}0-9]"
+
+
+def _not_ending_in_file() -> str:
+    """A regex for the rest of a key after a credential word, anchored at the end: the key's
+    letters and digits do not end in "file" (is_credential_key's exception, `tokenFile`).
+    Each branch: the key ends in the last `n` letters of "file" (n = 0..3), and the letter or
+    digit before them, if any, is not the one "file" has there."""
+    branches = []
+    for n in range(4):
+        tail = "".join(f"{_GAP}[{c}{c.upper()}]" for c in "file"[4 - n:])
+        branches.append(f"([\\s\\S]*{_alnum_but('file'[3 - n])})?{tail}{_GAP}$")
+    return "(" + "|".join(branches) + ")"
+
+
+def credential_key_schema() -> Schema:
+    """The `NoCredentials` definition: at any depth, no object key that is_credential_key
+    calls a credential. JSON schema has no case folding and helm's regexes no lookahead, so
+    the words become character classes and "not ending in file" a regex of its own; the
+    pattern is a `patternProperties` key, so an error names the key's path
+    (`/config/aws/secretAccessKey`). tests/deploy checks it decides as is_credential_key."""
+    _ensure_path()
+    from lbctl.parsing import (  # noqa: PLC0415  (after the path is set)
+        _CREDENTIAL_WORDS,  # the parser's own list, so the two cannot drift apart
+        CREDENTIALS_HINT,
+    )
+
+    for word in _CREDENTIAL_WORDS:
+        # the regex below checks "file" after the word only: a word ending in f, fi or fil
+        # could end the key's "file" itself
+        if any(word.endswith("file"[:n]) for n in (1, 2, 3)):
+            raise SystemExit(f"credential word {word!r} ends like 'file': extend gen_schema.py")
+    words = "|".join(_folded(w) for w in _CREDENTIAL_WORDS)
+    return {
+        "description": f"No credential-like keys at any depth: {CREDENTIALS_HINT}.",
+        "patternProperties": {f"({words}){_not_ending_in_file()}": {
+            "not": {}, "description": f"a credential: {CREDENTIALS_HINT}"}},
+        "additionalProperties": {"$ref": "#/$defs/NoCredentials"},
+        "items": {"$ref": "#/$defs/NoCredentials"}}
+
+
+def _ensure_path() -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+def schema() -> Schema:
+    """deploy/config.schema.json."""
+    _ensure_path()
     from lbctl.controller.config import Config  # noqa: PLC0415  (after the path is set)
 
-    generated = _untitle(Config.model_json_schema(by_alias=True, mode="validation"))
+    generated: Schema = _untitle(Config.model_json_schema(by_alias=True, mode="validation"))
+    defs = generated.setdefault("$defs", {})
+    defs["NoCredentials"] = credential_key_schema()
+    for section in CREDENTIAL_SECTIONS:
+        generated["properties"][section]["$ref"] = "#/$defs/NoCredentials"
     return {"$schema": DIALECT, **generated, "title": "lbctl config.yaml",
             "description": "The lbctl controller's config file (the ConfigMap's config.yaml). "
                            "Generated from lbctl.controller.config.Config by deploy/gen_schema.py; "
-                           "provider sections are checked by `lbctl config validate`."}
+                           "provider sections are checked by `lbctl config validate`; "
+                           "credentials are refused in every provider's and plugin's section."}
+
+
+# --- the chart's values ------------------------------------------------------------------
+
+STRING: Schema = {"type": "string"}
+BOOLEAN: Schema = {"type": "boolean"}
+PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+STRINGS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+"""Labels, annotations, a nodeSelector: string values only (Kubernetes refuses others)."""
+KUBE_OBJECT: Schema = {"type": "object"}
+"""A Kubernetes structure passed through as written (resources, securityContext, affinity):
+the API server checks it."""
+KUBE_LIST: Schema = {"type": "array", "items": {"type": "object"}}
+DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _owned(properties: dict[str, Schema], description: str = "",
+           required: tuple[str, ...] = ()) -> Schema:
+    """An object whose keys the chart owns: any other key is a typo, refused."""
+    out: Schema = {"type": "object"}
+    if description:
+        out["description"] = description
+    out |= {"additionalProperties": False, "properties": properties}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def _described(base: Schema, description: str) -> Schema:
+    return {**base, "description": description}
+
+
+def _balancer() -> Schema:
+    return _owned({
+        "enabled": _described(BOOLEAN, "Render the balancer DaemonSet (bare metal)."),
+        "instances": {
+            "description": "The daemons the controller programs: each becomes an entry of "
+                           "config.baremetal.balancers (tokenFile, and caFile with TLS).",
+            "type": "array",
+            "items": _owned({
+                "name": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL},
+                "url": {"type": "string", "pattern": "^https?://[^/@]+(/.*)?$",
+                        "description": "https://HOST:apiPort with balancer.tls.enabled, "
+                                       "else http://; HOST an address or a name."}},
+                required=("name", "url"))},
+        "apiPort": PORT,
+        "workers": {
+            "description": "Data plane processes per daemon: 1..64, or auto (one per CPU).",
+            "anyOf": [{"type": "integer", "minimum": 1, "maximum": 64},
+                      {"type": "string", "pattern": "^(auto|[1-9]|[1-5][0-9]|6[0-4])$"}]},
+        "token": _owned({
+            "existingSecret": _described(
+                STRING, "A Secret of yours with key token (and heartbeat-key): nothing "
+                        "generated, renders are byte-identical (GitOps).")}),
+        "tls": _owned({
+            "enabled": _described(BOOLEAN, "Serve the daemons' API, probes and metrics over "
+                                           "HTTPS only; instance urls must be https://."),
+            "existingSecret": _described(
+                STRING, "A kubernetes.io/tls Secret of yours with tls.crt, tls.key and "
+                        "ca.crt (e.g. cert-manager's): nothing generated."),
+            "validityDays": {"type": "integer", "minimum": 1, "maximum": 36500,
+                             "description": "Lifetime of a generated serving certificate "
+                                            "(renewed by an upgrade in its last 30 days)."}}),
+        "existingConfigMap": STRING,
+        "state": _owned({
+            "type": {"enum": ["hostPath", "emptyDir"]},
+            "hostPath": {"type": "string", "pattern": "^/"}}),
+        "netAdminCapabilities": BOOLEAN,
+        "podSecurityContext": KUBE_OBJECT,
+        "securityContext": KUBE_OBJECT,
+        "resources": KUBE_OBJECT,
+        "updateStrategy": KUBE_OBJECT,
+        "service": _owned({"annotations": STRINGS}),
+        "podAnnotations": STRINGS,
+        "podLabels": STRINGS,
+        "priorityClassName": STRING,
+        "nodeSelector": STRINGS,
+        "tolerations": KUBE_LIST,
+        "affinity": KUBE_OBJECT,
+    }, "The software balancer daemon (lbctl balancer serve) for the baremetal provider.")
+
+
+def values_schema(config: Schema | None = None) -> Schema:
+    """deploy/helm/lbctl/values.schema.json: the chart's keys, `config` by the config schema
+    (its definitions hoisted beside the chart's, its root as $defs/Config)."""
+    config = copy.deepcopy(schema() if config is None else config)
+    defs: Schema = config.pop("$defs", {})
+    config.pop("$schema", None)
+    if "Config" in defs:
+        raise SystemExit("the config model defines Config: rename the values schema's root")
+    defs["Config"] = config
+    properties: dict[str, Schema] = {
+        "global": _described(KUBE_OBJECT, "A parent chart's global values."),
+        "replicaCount": {"type": "integer", "minimum": 0},
+        "image": _owned({
+            "repository": {"type": "string", "minLength": 1},
+            "tag": _described(STRING, "Defaults to the chart's appVersion. A string: use "
+                                      "--set-string (--set makes 1.10 the number 1.1)."),
+            "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]}}),
+        "imagePullSecrets": {"type": "array", "items": _owned({"name": STRING},
+                                                              required=("name",))},
+        "nameOverride": STRING,
+        "fullnameOverride": STRING,
+        "serviceAccount": _owned({"create": BOOLEAN, "name": STRING,
+                                  "annotations": STRINGS}),
+        "leaderElection": _owned({"enabled": BOOLEAN}),
+        "logFormat": {"enum": ["json", "text"]},
+        "metrics": _owned({
+            "port": PORT,
+            "service": _owned({"enabled": BOOLEAN,
+                               "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
+                               "annotations": STRINGS})}),
+        "config": {"$ref": "#/$defs/Config",
+                   "description": "The controller's config.yaml (deploy/config.schema.json)."},
+        "existingConfigMap": STRING,
+        "podDisruptionBudget": _owned({
+            "enabled": BOOLEAN,
+            "minAvailable": {"anyOf": [{"type": "integer", "minimum": 0},
+                                       {"type": "string", "pattern": "^[0-9]+%$"}]}}),
+        "resources": KUBE_OBJECT,
+        "podSecurityContext": KUBE_OBJECT,
+        "securityContext": KUBE_OBJECT,
+        "podAnnotations": STRINGS,
+        "podLabels": STRINGS,
+        "priorityClassName": STRING,
+        "nodeSelector": STRINGS,
+        "tolerations": KUBE_LIST,
+        "affinity": KUBE_OBJECT,
+        "topologySpreadConstraints": KUBE_LIST,
+        "env": KUBE_LIST,
+        "envFrom": KUBE_LIST,
+        "extraVolumes": KUBE_LIST,
+        "extraVolumeMounts": KUBE_LIST,
+        "balancer": _balancer(),
+    }
+    return {"$schema": DIALECT, "title": "lbctl chart values",
+            "description": "Values of the lbctl Helm chart. Generated by deploy/gen_schema.py; "
+                           "`config` is the config file's schema (deploy/config.schema.json).",
+            "type": "object", "additionalProperties": False, "properties": properties,
+            "$defs": defs}
+
+
+def _text(doc: Schema) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
 def render() -> str:
-    return json.dumps(schema(), indent=2, sort_keys=False) + "\n"
+    return _text(schema())
+
+
+def render_values() -> str:
+    return _text(values_schema())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="do not write: exit 1 when the file differs from the model")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+                        help="do not write: exit 1 when a file differs from what is generated")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="the config schema (default: %(default)s)")
+    parser.add_argument("--values-output", type=Path, default=VALUES_OUTPUT,
+                        help="the chart's values schema (default: %(default)s)")
     args = parser.parse_args(argv)
-    text = render()
+    config = schema()
+    files = {args.output: _text(config), args.values_output: _text(values_schema(config))}
     if args.check:
-        try:
-            current = args.output.read_text()
-        except OSError as exc:
-            print(f"{args.output}: {exc.strerror}", file=sys.stderr)
-            return 1
-        if current != text:
-            print(f"{args.output} is stale: run python deploy/gen_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text)
+        stale = 0
+        for path, text in files.items():
+            try:
+                current = path.read_text()
+            except OSError as exc:
+                print(f"{path}: {exc.strerror}", file=sys.stderr)
+                stale += 1
+                continue
+            if current != text:
+                print(f"{path} is stale: run python deploy/gen_schema.py", file=sys.stderr)
+                stale += 1
+        return 1 if stale else 0
+    for path, text in files.items():
+        path.write_text(text)
     return 0
 
 

@@ -42,6 +42,8 @@ from tests.conftest import admin_call, client_for, svc, wait_for
 from tests.controller.conftest import (
     CONFIG,
     Running,
+    sample,
+    settle,
     start_controller,
     stop_controller,
     write_changed,
@@ -280,15 +282,19 @@ def test_429_retry_after_is_respected(ctl_sandbox: Sandbox, running: Running,
     wait_for(lambda: _provisioned(core_api, running.fake, ["before"]), 30, "before")
     lists = running.controller.services.lists
     admin_call(ctl_sandbox, "DELETE", "/sandbox/audit")
-    # 1. The informer: every list and watch of services is throttled for ~3.5 s.
+    # 1. The informer: every list and watch of services is throttled for a while.
     _faults(ctl_sandbox, errorRates={"429": 1.0}, verbs=["list", "watch"],
             resources=["services"])
     _drop_watches(ctl_sandbox)
-    time.sleep(3.5)
-    _no_faults(ctl_sandbox)
-    throttled = [e["time"] for e in _audit(ctl_sandbox)
+
+    def throttled_times() -> list[float] | None:
+        times = [e["time"] for e in _audit(ctl_sandbox)
                  if e["resource"] == "services" and e["code"] == 429]
-    assert len(throttled) >= 2, throttled
+        return times if len(times) >= 3 else None
+
+    # the informer asked again and again while throttled: the gaps below are real retries
+    throttled: list[float] = wait_for(throttled_times, 15, "three throttled list/watch attempts")
+    _no_faults(ctl_sandbox)
     assert min(_gaps(throttled)) >= 0.95, _gaps(throttled)
     # 2. The workers: Service patches are throttled until one of them was refused.
     admin_call(ctl_sandbox, "DELETE", "/sandbox/audit")
@@ -334,7 +340,12 @@ def test_long_retry_after_from_the_api_is_respected(running: Running,
     queue.base_delay = 0.2  # make a too-early retry visible within seconds
     core_api.create_namespaced_service("default", _lb("slowdown"))
     wait_for(lambda: writes.status_calls, 15, "the throttled status patch")
-    time.sleep(2.0)
+    # The refusal was handled (counted, its retry scheduled) and the watch events of the
+    # Service's writes (its finalizer) were delivered and acted on: none brought it back.
+    settle(running, core_api)
+    assert sample(running, "lbctl_sync_errors_total", reason="api_429") == 1
+    due = queue.due_in("default/slowdown")
+    assert due is not None and due > 25, f"retry due in {due} s, before Retry-After (30 s)"
     assert len(writes.status_calls) == 1, "retried before Retry-After (30 s) passed"
 
 
@@ -537,6 +548,7 @@ def test_upstream_cleanup_rule_beside_lbctl_harms_no_lbctl_service(
                      "upstream serves the class-less Service")
             passes = upstream.passes
             wait_for(lambda: upstream.passes >= passes + 10, 15, "upstream keeps running")
+            settle(lbctl, core_api)  # lbctl saw upstream's writes to plain and acted on them
             # lbctl-class Services keep lbctl's finalizer and balancer; upstream left them be.
             found = _services(core_api)
             for name in ours:
@@ -615,8 +627,10 @@ def test_release_annotation_lets_go_without_deleting(running: Running,
     assert running.controller.collect_orphans() == 0
     assert set(running.fake.balancers) == {balancer}
     ensures = len(running.fake.ops("ensure"))
-    time.sleep(0.5)
+    settle(running, core_api)  # the release's own writes came back as events, were handled
     assert len(running.fake.ops("ensure")) == ensures  # nothing more to do
+    assert running.controller.queue is not None
+    assert running.controller.queue.due_in("default/rel") is None
     # Taking the annotation away adopts the same balancer again: same name, same address.
     core_api.patch_namespaced_service("rel", "default", {"metadata": {"annotations": {
         "lbctl.io/release": None}}})
@@ -685,7 +699,8 @@ def test_config_reload_classes_take_effect_and_bad_files_keep_the_last_good(
         core_api.create_namespaced_service("default", _lb("sa", loadBalancerClass="lbctl.io/a"))
         core_api.create_namespaced_service("default", _lb("sb", loadBalancerClass="lbctl.io/b"))
         wait_for(lambda: _provisioned(core_api, fake, ["sa"], LBCTL_FINALIZER), 30, "sa")
-        time.sleep(0.5)
+        settle(run_, core_api)  # sb's ADDED event was delivered and acted on
+        assert run_.controller.cache.service("default", "sb") is not None
         assert {c.service for c in fake.ops()} == {"default/sa"}  # sb is not ours yet
         # A new file adding lbctl.io/b: the poller swaps it in.
         write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
@@ -714,7 +729,8 @@ def test_config_reload_classes_take_effect_and_bad_files_keep_the_last_good(
         assert _reload_errors(metrics) == 4
         # A Service of the class no longer owned is not taken on.
         core_api.create_namespaced_service("default", _lb("sd", loadBalancerClass="lbctl.io/b"))
-        time.sleep(0.5)
+        settle(run_, core_api)  # sd's ADDED event was delivered and acted on
+        assert run_.controller.cache.service("default", "sd") is not None
         assert all(c.service != "default/sd" for c in fake.ops())
         obj = core_api.read_namespaced_service("sd", "default")
         assert not obj.metadata.finalizers and not _ips(obj)
@@ -733,7 +749,9 @@ def test_config_reload_takes_on_existing_services_of_a_new_class(
     config.watch(interval=0.1)
     try:
         core_api.create_namespaced_service("default", _lb("sb", loadBalancerClass="lbctl.io/b"))
-        time.sleep(0.5)
+        settle(run_, core_api)  # sb is in the cache and was passed over: it exists already
+        assert run_.controller.cache.service("default", "sb") is not None
+        assert fake.ops() == []
         write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/a, lbctl.io/b]\n"
                             "handleClasslessServices: false\n")
         wait_for(lambda: "lbctl.io/b" in config().load_balancer_classes, 10, "reloaded")

@@ -200,6 +200,12 @@ def test_state_survives_on_the_node_by_default(baremetal: Manifests, helm: Helm)
     done = helm.run("template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
                     "--set", "balancer.state.type=tmpfs", check=False)
     assert done.returncode != 0
+    assert "at '/balancer/state/type'" in done.stderr  # values.schema.json
+    # and the template's own check, for a render that skips the schema
+    done = helm.run("template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
+                    "--set", "balancer.state.type=tmpfs", "--skip-schema-validation",
+                    check=False)
+    assert done.returncode != 0
     assert 'balancer.state.type must be hostPath or emptyDir, not "tmpfs"' in done.stderr
 
 
@@ -304,8 +310,13 @@ def test_config_lists_the_instances_with_the_token_file(with_instances: Manifest
 
 
 def test_instances_need_a_name_and_url(helm: Helm) -> None:
-    done = helm.run("template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
-                    "--set", "balancer.instances[0].url=http://10.0.0.1:9450", check=False)
+    args = ["template", RELEASE, str(CHART), "-f", str(values_file("baremetal")),
+            "--set", "balancer.instances[0].url=http://10.0.0.1:9450"]
+    done = helm.run(*args, check=False)
+    assert done.returncode != 0
+    assert "at '/balancer/instances/0': missing property 'name'" in done.stderr
+    # the template's own check, for a render that skips the schema
+    done = helm.run(*args, "--skip-schema-validation", check=False)
     assert done.returncode != 0
     assert "balancer.instances[0].name is required" in done.stderr
 
