@@ -48,6 +48,9 @@ class ListenerStats:
     """TCP connections closed / UDP datagrams dropped because the source is not allowed."""
     refused_no_target: int = 0
     """Connections or flows turned away because no target was eligible."""
+    refused_loop: int = 0
+    """Connections / datagrams that came from this process's own sockets to targets: a
+    forwarding loop the model could not see (a NAT, a name, another host's rule)."""
     connect_failures: int = 0
     """Connects to a target that failed or timed out (each attempt counts)."""
     datagrams_in: int = 0

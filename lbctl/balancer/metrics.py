@@ -53,6 +53,7 @@ class DataplaneCollector(Collector):
             byts.add_metric([*labels, "out"], s.bytes_out)
             refused.add_metric([*labels, "source_range"], s.refused_acl)
             refused.add_metric([*labels, "no_healthy_target"], s.refused_no_target)
+            refused.add_metric([*labels, "loop"], s.refused_loop)
             failures.add_metric(labels, s.connect_failures)
             for backend in run.backends.backends:
                 up.add_metric([*labels, backend.label], 1.0 if backend.up else 0.0)

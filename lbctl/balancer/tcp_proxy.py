@@ -30,6 +30,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+from lbctl.balancer import loops
 from lbctl.balancer.acl import Acl
 from lbctl.balancer.backends import Backend, BackendSet, ListenerStats
 from lbctl.balancer.proxy_protocol import v2_header
@@ -280,7 +281,7 @@ class _Connection:
     """One client connection: connecting (with one retry), then two directions, then closed."""
 
     __slots__ = ("attempts", "backend", "client", "client_addr", "directions", "frontend",
-                 "loop", "state", "stats", "timer", "token", "upstream")
+                 "loop", "own_end", "state", "stats", "timer", "token", "upstream")
 
     def __init__(self, frontend: TcpFrontend, client: socket.socket,
                  client_addr: tuple[str, int]) -> None:
@@ -296,6 +297,8 @@ class _Connection:
         self.timer: asyncio.TimerHandle | None = None
         self.directions: list[_Direction] = []
         self.state = "connecting"
+        self.own_end: tuple[str, int] | None = None
+        """Our socket's local end towards the target (`loops`)."""
 
     def connect(self, exclude: Backend | None = None) -> None:
         backend = self.frontend.backends.pick(self.client_addr[0], client_port=self.client_addr[1],
@@ -318,6 +321,8 @@ class _Connection:
             except OSError as exc:  # checked when the listener started; the host may change
                 log.debug("TCP_CONGESTION %s: %s", congestion.decode(), exc)
         err = up.connect_ex((backend.address, backend.port))
+        if err in (0, errno.EINPROGRESS, errno.EAGAIN):
+            self.own_end = loops.track(up, (backend.address, backend.port))
         if err == 0:
             self._established()
         elif err in (errno.EINPROGRESS, errno.EAGAIN):
@@ -344,6 +349,8 @@ class _Connection:
         assert backend is not None and up is not None
         self.timer = None
         self.loop.remove_writer(up.fileno())
+        loops.forget(self.own_end)
+        self.own_end = None
         up.close()
         self.upstream = None
         backend.detach(self.token)
@@ -416,6 +423,7 @@ class _Connection:
             d.release()
         self.client.close()
         if self.upstream is not None:
+            loops.forget(self.own_end)
             self.upstream.close()
         if self.backend is not None:
             self.backend.detach(self.token)
@@ -504,6 +512,11 @@ class TcpFrontend:
                 continue  # ECONNABORTED and friends: that client is gone
             if not self.acl.allows(addr[0]):
                 stats.refused_acl += 1
+                client.close()
+                continue
+            if loops.tcp_loop((addr[0], addr[1]), client):
+                stats.refused_loop += 1
+                loops.refused(f"{self.vip}:{self.port}/TCP", (addr[0], addr[1]))
                 client.close()
                 continue
             client.setblocking(False)

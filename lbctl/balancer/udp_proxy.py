@@ -17,6 +17,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from lbctl.balancer import loops
 from lbctl.balancer.acl import Acl
 from lbctl.balancer.backends import Backend, BackendSet, ListenerStats
 from lbctl.balancer.tcp_proxy import bind_socket
@@ -30,7 +31,7 @@ RECV_BATCH = 64
 class _Flow:
     """One client (address, port) and its connected socket to the picked backend."""
 
-    __slots__ = ("backend", "client", "frontend", "last", "sock", "token")
+    __slots__ = ("backend", "client", "frontend", "last", "own_end", "sock", "token")
 
     def __init__(self, frontend: UdpFrontend, client: tuple[str, int], backend: Backend,
                  sock: socket.socket, now: float) -> None:
@@ -40,6 +41,8 @@ class _Flow:
         self.sock = sock
         self.last = now
         self.token = backend.attach(self.close)
+        self.own_end = loops.track(sock, (backend.address, backend.port))
+        """Our socket's local end towards the target (`loops`)."""
 
     def on_reply(self) -> None:
         frontend = self.frontend
@@ -76,6 +79,7 @@ class _Flow:
             del frontend.flows[self.client]
         if self.sock.fileno() >= 0:
             frontend.loop.remove_reader(self.sock.fileno())
+            loops.forget(self.own_end)
             self.sock.close()
             frontend.stats.active -= 1
         self.backend.detach(self.token)
@@ -193,6 +197,10 @@ class UdpFrontend:
                 flow.close()
                 flow = None
             if flow is None:
+                if loops.came_back(client):
+                    stats.refused_loop += 1
+                    loops.refused(f"{self.vip}:{self.port}/UDP", client)
+                    continue
                 flow = self._open_flow(client)
                 if flow is None:
                     stats.dropped += 1
