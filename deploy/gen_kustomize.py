@@ -6,8 +6,9 @@ left out), and `overlays/<provider>/` turns it into what `helm template -f
 values-<provider>.yaml` renders: the ConfigMap's config.yaml replaced, and strategic-merge
 patches for whatever else the provider's values change (workload identity annotations, labels,
 mounts), plus `resources.yaml` with the objects only the provider's values render (bare metal's
-balancer DaemonSet and its RBAC). A Secret the chart generates (the balancer token: random data)
-is never written: the overlay's kustomization says how to create it before applying.
+balancer DaemonSet and its objects). A Secret the chart generates (the balancer token: random
+data; its TLS certificate) is never written: the overlay's kustomization says how to create it
+before applying.
 tests/deploy checks that the committed tree equals what this writes (`--check`) and that
 `kubectl kustomize overlays/<provider>` equals the chart's rendering.
 
@@ -91,11 +92,31 @@ def _dump(docs: list[Obj]) -> str:
     return HEADER + yaml.safe_dump_all(docs, sort_keys=False, width=100)
 
 
-def _secrets_note(secrets: list[Obj]) -> str:
-    """Comment lines: the Secrets the chart generates, to create before applying the overlay."""
+def _mounted_secrets(docs: list[Obj]) -> set[str]:
+    """Names of the Secrets some pod of `docs` mounts."""
+    names = set()
+    for doc in docs:
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for volume in pod.get("volumes") or []:
+            if "secret" in volume:
+                names.add(volume["secret"]["secretName"])
+    return names
+
+
+def _secrets_note(secrets: list[Obj], mounted: set[str]) -> str:
+    """Comment lines: the Secrets the chart generates that pods mount, to create before
+    applying (a Secret only the chart's `lookup` reads, like its CA, is not needed here)."""
     lines = []
     for secret in secrets:
         meta = secret["metadata"]
+        if meta["name"] not in mounted:
+            continue
+        if secret.get("type") == "kubernetes.io/tls":
+            lines += [f"# Create the Secret {meta['name']} first: type kubernetes.io/tls with keys "
+                      f"{', '.join(secret.get('data') or {})}, its certificate's SANs the",
+                      "# hosts of the balancer urls in config.yaml (e.g. a cert-manager "
+                      "Certificate; see deploy/README.md)."]
+            continue
         literals = " ".join(f'--from-literal={key}="$(openssl rand -hex 24)"'
                             for key in secret.get("data") or {})
         lines += [f"# Create the Secret {meta['name']} first (the chart generates it; its data is "
@@ -159,8 +180,9 @@ def tree(helm: Path) -> dict[str, str]:
             kustomization["patches"] = patches
         if added:
             files[f"overlays/{provider}/resources.yaml"] = _dump(added)
-        files[f"overlays/{provider}/kustomization.yaml"] = HEADER + _secrets_note(
-            secrets) + yaml.safe_dump(kustomization, sort_keys=False, width=100)
+        files[f"overlays/{provider}/kustomization.yaml"] = (
+            HEADER + _secrets_note(secrets, _mounted_secrets(rendered))
+            + yaml.safe_dump(kustomization, sort_keys=False, width=100))
         files[f"overlays/{provider}/config.yaml"] = config
     return files
 

@@ -97,15 +97,27 @@ class Helm:
                                  f"{done.stdout}\n{done.stderr}")
         return done
 
-    def template(self, *, values: Iterable[Path] = (), sets: Sequence[str] = (),
-                 release: str = RELEASE, namespace: str = NAMESPACE) -> Manifests:
+    def template_args(self, *, values: Iterable[Path] = (), sets: Sequence[str] = (),
+                      release: str = RELEASE, namespace: str = NAMESPACE) -> list[str]:
+        """The arguments of `helm template` for the chart with these values."""
         args = ["template", release, str(CHART), "--namespace", namespace,
                 "--kube-version", KUBE_VERSION]
         for path in values:
             args += ["-f", str(path)]
         for item in sets:
             args += ["--set", item]
-        out = self.run(*args).stdout
+        return args
+
+    def template_text(self, *, values: Iterable[Path] = (), sets: Sequence[str] = (),
+                      release: str = RELEASE, namespace: str = NAMESPACE) -> str:
+        """What `helm template` prints, byte for byte."""
+        return self.run(*self.template_args(values=values, sets=sets, release=release,
+                                            namespace=namespace)).stdout
+
+    def template(self, *, values: Iterable[Path] = (), sets: Sequence[str] = (),
+                 release: str = RELEASE, namespace: str = NAMESPACE) -> Manifests:
+        out = self.template_text(values=values, sets=sets, release=release,
+                                 namespace=namespace)
         return Manifests([d for d in yaml.safe_load_all(out) if d])
 
 

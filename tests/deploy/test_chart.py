@@ -32,8 +32,9 @@ HELM_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 EXPECTED_KINDS = sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment",
                          "PodDisruptionBudget", "Role", "RoleBinding", "Service",
                          "ServiceAccount"])
-# values-baremetal.yaml also enables the balancer DaemonSet (test_balancer_manifests.py)
-BALANCER_KINDS = sorted(["DaemonSet", "Role", "RoleBinding", "Secret", "Service",
+# values-baremetal.yaml also enables the balancer DaemonSet (test_balancer_manifests.py): its
+# token Secret, its TLS CA and serving certificate (test_balancer_tls.py), no RBAC
+BALANCER_KINDS = sorted(["DaemonSet", "Secret", "Secret", "Secret", "Service",
                          "ServiceAccount"])
 
 

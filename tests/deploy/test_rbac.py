@@ -398,6 +398,31 @@ def test_chart_grants_exactly_the_rules_tested_below(installed: Installed) -> No
     assert chart_grants(installed.manifests) == set(GRANTS)
 
 
+def test_the_balancer_daemons_are_granted_nothing(installed: Installed) -> None:
+    """The daemon makes no Kubernetes API calls (import-linter keeps lbctl.balancer away from
+    any Kubernetes client): the applied chart binds its ServiceAccount to nothing, anywhere,
+    and neither the account nor the pods mount a token."""
+    balancer = installed.manifests.component("balancer")
+    name = balancer.one("ServiceAccount")["metadata"]["name"]
+    assert [d["kind"] for d in balancer.docs if "Role" in d["kind"]] == []
+    subjects = []
+    for kind in ("rolebindings", "clusterrolebindings"):
+        code, found = installed.admin("GET", f"/apis/rbac.authorization.k8s.io/v1/{kind}")
+        assert code == 200, found
+        subjects += [s for binding in found["items"] for s in binding.get("subjects") or []]
+    assert any(s.get("name") == "lbctl" for s in subjects)  # the controller's are there
+    assert [s for s in subjects if s.get("name") == name] == []
+    code, account = installed.admin(
+        "GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}")
+    assert code == 200 and account["automountServiceAccountToken"] is False
+    code, daemonset = installed.admin(
+        "GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets/{name}")
+    assert code == 200
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name
+    assert pod["automountServiceAccountToken"] is False
+
+
 @pytest.mark.parametrize("provider", ["fake", "baremetal"])
 def test_lifecycle_under_the_chart_service_account_has_no_403(installed: Installed,
                                                               provider: str) -> None:

@@ -1,6 +1,7 @@
-{{/* The balancer daemon's objects (balancer-*.yaml): names, labels, the token Secret. */}}
+{{/* The balancer daemon's objects (balancer-*.yaml): names, labels, Secrets, mount paths, the
+instances' checks and the controller's baremetal.balancers entries. */}}
 
-{{/* Name of the DaemonSet, its ServiceAccount, Role, RoleBinding and headless Service. */}}
+{{/* Name of the DaemonSet, its ServiceAccount and headless Service. */}}
 {{- define "lbctl.balancer.fullname" -}}
 {{- printf "%s-balancer" (include "lbctl.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -23,9 +24,20 @@ app.kubernetes.io/name: {{ include "lbctl.name" . }}-balancer
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The Secret holding the API's bearer token (key `token`). */}}
+{{/* The Secret holding the API's bearer token (key `token`) and the heartbeat key. */}}
 {{- define "lbctl.balancer.tokenSecretName" -}}
 {{- default (printf "%s-balancer-token" (include "lbctl.fullname" .)) .Values.balancer.token.existingSecret }}
+{{- end }}
+
+{{/* The kubernetes.io/tls Secret of the daemons' API: tls.crt, tls.key, ca.crt. */}}
+{{- define "lbctl.balancer.tlsSecretName" -}}
+{{- default (printf "%s-balancer-tls" (include "lbctl.fullname" .)) .Values.balancer.tls.existingSecret }}
+{{- end }}
+
+{{/* The chart's own CA (ca.crt, ca.key) signing a generated serving certificate: never
+mounted, read back on upgrade so the controller keeps trusting the daemons. */}}
+{{- define "lbctl.balancer.caSecretName" -}}
+{{- printf "%s-balancer-ca" (include "lbctl.fullname" .) }}
 {{- end }}
 
 {{/* Where the controller reads the token (baremetal.balancers[].tokenFile). */}}
@@ -33,23 +45,61 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 /var/run/lbctl/balancer-token
 {{- end }}
 
+{{/* Where the controller reads the CA bundle (baremetal.balancers[].caFile). */}}
+{{- define "lbctl.balancer.controllerCaDir" -}}
+/var/run/lbctl/balancer-ca
+{{- end }}
+
 {{/* Where the daemon reads it (--token-file). */}}
 {{- define "lbctl.balancer.daemonTokenDir" -}}
 /var/run/lbctl/token
 {{- end }}
 
-{{/* The controller's config: .Values.config, plus balancer.instances appended to
-baremetal.balancers (each with the mounted token file) when the balancer is enabled. */}}
-{{- define "lbctl.config" -}}
-{{- $config := deepCopy .Values.config }}
-{{- if and .Values.balancer.enabled .Values.balancer.instances }}
-{{- $baremetal := get $config "baremetal" | default dict }}
-{{- $balancers := get $baremetal "balancers" | default list }}
-{{- $tokenFile := printf "%s/token" (include "lbctl.balancer.controllerTokenDir" .) }}
+{{/* Where the daemon reads its certificate and key (--tls-cert, --tls-key). */}}
+{{- define "lbctl.balancer.daemonTlsDir" -}}
+/var/run/lbctl/balancer-tls
+{{- end }}
+
+{{/* The hosts of balancer.instances[].url, as a JSON list (fromJsonArray), after checking
+every instance: a name, a url, and https:// exactly when balancer.tls.enabled. */}}
+{{- define "lbctl.balancer.hosts" -}}
+{{- $tls := .Values.balancer.tls.enabled }}
+{{- $hosts := list }}
 {{- range $i, $instance := .Values.balancer.instances }}
 {{- $name := required (printf "balancer.instances[%d].name is required" $i) $instance.name }}
 {{- $url := required (printf "balancer.instances[%d].url is required" $i) $instance.url }}
-{{- $balancers = append $balancers (dict "name" $name "url" $url "tokenFile" $tokenFile) }}
+{{- $parsed := urlParse $url }}
+{{- if and $tls (ne $parsed.scheme "https") }}
+{{- fail (printf "balancer.instances[%d].url must be https:// with balancer.tls.enabled (the daemons serve HTTPS only), not %q" $i $url) }}
+{{- end }}
+{{- if and (not $tls) (ne $parsed.scheme "http") }}
+{{- fail (printf "balancer.instances[%d].url must be http:// with balancer.tls.enabled false (the daemons serve plain HTTP), not %q" $i $url) }}
+{{- end }}
+{{- if not $parsed.hostname }}
+{{- fail (printf "balancer.instances[%d].url has no host: %q" $i $url) }}
+{{- end }}
+{{- $hosts = append $hosts $parsed.hostname }}
+{{- end }}
+{{- $hosts | uniq | toJson }}
+{{- end }}
+
+{{/* The controller's config: .Values.config, plus balancer.instances appended to
+baremetal.balancers (each with the mounted token file, and the mounted CA bundle with TLS)
+when the balancer is enabled. */}}
+{{- define "lbctl.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if and .Values.balancer.enabled .Values.balancer.instances }}
+{{- $_ := include "lbctl.balancer.hosts" . }}
+{{- $baremetal := get $config "baremetal" | default dict }}
+{{- $balancers := get $baremetal "balancers" | default list }}
+{{- $tokenFile := printf "%s/token" (include "lbctl.balancer.controllerTokenDir" .) }}
+{{- $caFile := printf "%s/ca.crt" (include "lbctl.balancer.controllerCaDir" .) }}
+{{- range .Values.balancer.instances }}
+{{- $entry := dict "name" .name "url" .url "tokenFile" $tokenFile }}
+{{- if $.Values.balancer.tls.enabled }}
+{{- $_ := set $entry "caFile" $caFile }}
+{{- end }}
+{{- $balancers = append $balancers $entry }}
 {{- end }}
 {{- $_ := set $baremetal "balancers" $balancers }}
 {{- $_ := set $config "baremetal" $baremetal }}
