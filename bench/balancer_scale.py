@@ -12,7 +12,8 @@ status GET, the provider's list GET (`/v1/balancers?cluster=...`, what it polls 
 the paced client's p99 and worst latency through `probe` while the provider's polling (a list
 GET every 2 s) and a re-PUT every 2 s run for `--seconds`, next to the same client with no
 control work (`idle`). Goals at 10,000 targets: PUT <= 0.5 s, status GET <= 0.1 s, p99 within
-+5 ms of idle. A size whose programming did not finish says so and prints no verdict.
++5 ms of idle. Last, SIGTERM while that control work runs: gone within 2 s. A size whose
+programming did not finish says so and prints no verdict.
 
     .venv/bin/python bench/balancer_scale.py [--sizes 1,100,1000,10000] [--seconds 10]
 """
@@ -20,6 +21,7 @@ control work (`idle`). Goals at 10,000 targets: PUT <= 0.5 s, status GET <= 0.1 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import secrets
@@ -96,16 +98,21 @@ class Daemon:
         finally:
             conn.close()
 
-    def stop(self) -> None:
+    def stop(self) -> float | None:
+        """SIGTERM; answers the seconds until the process was gone (None: SIGKILL needed)."""
         import os
+        started = time.monotonic()
+        self.proc.terminate()
+        took: float | None = None
+        try:
+            self.proc.wait(timeout=30)
+            took = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
         keep = os.environ.get("LBCTL_BENCH_KEEP_LOG")
         if keep:
             Path(keep).write_text(self.log.read_text())
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        return took
 
 
 CHECK = {"type": "tcp", "intervalSeconds": 2, "timeoutSeconds": 1}
@@ -232,8 +239,10 @@ def main() -> None:
                   f"({client.failures} failed)")
             for total in sizes:
                 rows.append(run_size(daemon, client, total, args.seconds, idle, args.settle))
+            sigterm = stop_under_load(daemon, sizes[-1] if sizes else 0)
         finally:
-            daemon.stop()
+            if daemon.proc.poll() is None:
+                daemon.stop()
             server.shutdown()
     print()
     print(f"{'targets':>8} {'balancers':>9} {'PUT all s':>9} {'PUT max s':>9} {'GET one s':>9} "
@@ -244,6 +253,12 @@ def main() -> None:
               f"{r['get_one']:>9.3f} {r['get_list']:>10.3f} {r['reput']:>8.3f} "
               f"{r['p99']:>7.2f} {r['worst']:>8.2f} {r['p99'] - idle[0]:>+7.2f} "
               f"{r['failed']:>6}")
+    if sigterm is None:
+        print("\nSIGTERM under load: the daemon had to be SIGKILLed after 30 s")
+    else:
+        print(f"\nSIGTERM with {sizes[-1]} targets checked and the provider's polling and "
+              f"re-PUTs running: gone in {sigterm:.2f} s (goal <= 2 s: "
+              f"{'PASS' if sigterm <= 2 else 'MISS'})")
     last = rows[-1] if rows else None
     if last and last["targets"] == 10000:
         if not last["complete"]:
@@ -254,6 +269,20 @@ def main() -> None:
                  ("p99 within +5 ms of idle", last["p99"] - idle[0] <= 5)]
         print("\ngoals at 10,000 targets: " + ", ".join(
             f"{what}: {'PASS' if ok else 'MISS'}" for what, ok in goals))
+
+
+def stop_under_load(daemon: Daemon, total: int) -> float | None:
+    """SIGTERM while the provider's polling and re-PUTs run against the last size."""
+    names = [(f"svc-{i}", f"127.0.90.{1 + i}", size) for i, size in enumerate(split(total))]
+    timings: dict[str, list[float]] = {"list": [], "reput": []}
+
+    def load() -> None:
+        with contextlib.suppress(OSError):  # the daemon goes away under it: the point
+            control_load(daemon, names, 30, timings)
+
+    threading.Thread(target=load, daemon=True).start()
+    time.sleep(1.5)
+    return daemon.stop()
 
 
 def run_size(daemon: Daemon, client: Client, total: int, seconds: float,

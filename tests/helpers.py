@@ -87,8 +87,13 @@ class NamedBackend(BaseHTTPRequestHandler):
         return
 
 
+class _Backlogged(ThreadingHTTPServer):
+    request_queue_size = 256  # socketserver's 5 drops SYNs when a test opens many at once
+    daemon_threads = True
+
+
 def named_backend(ip: str, port: int = 0) -> ThreadingHTTPServer:
     """A `NamedBackend` server on ip:port, serving in a daemon thread (shut it down after)."""
-    server = ThreadingHTTPServer((ip, port), NamedBackend)
+    server = _Backlogged((ip, port), NamedBackend)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

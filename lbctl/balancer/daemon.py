@@ -18,6 +18,7 @@ import logging
 import os
 import resource
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,9 @@ class Daemon:
             await self.apply()
 
     async def stop(self) -> None:
+        """Everything down within about 1.5 s whatever the load (SIGTERM's promise is 2 s):
+        API requests in flight get 0.5 s, the checker 0.5 s and workers 1 s (side by side)."""
+        started = time.monotonic()
         self._ready = False
         if self.dataplane.workers is not None:
             self.dataplane.workers.closing()
@@ -226,7 +230,10 @@ class Daemon:
             await self._api.stop()
         if self.l2 is not None:
             await self.l2.stop()  # peers take over at once ("leaving"), VIPs unbound
+        api_done = time.monotonic()
         await self.dataplane.close()
+        log.info("stopped in %.2f s (API and tasks %.2f s, data plane and children %.2f s)",
+                 time.monotonic() - started, api_done - started, time.monotonic() - api_done)
 
 
 def _url(listen: str, port: int | None, tls: bool) -> str:

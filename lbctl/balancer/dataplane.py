@@ -307,9 +307,10 @@ class Dataplane:
                     await asyncio.to_thread(self.kernel.clear)
                 except NftError as exc:
                     log.error("could not delete the nft table: %s", exc)
+            children = [self.health.close()]
             if self.workers is not None:
-                await self.workers.close()
-            await self.health.close()
+                children.append(self.workers.close())
+            await asyncio.gather(*children)  # side by side: each has a deadline of its own
 
     # -- reporting --------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:

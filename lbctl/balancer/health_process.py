@@ -152,8 +152,9 @@ class HealthProcess:
         self._send({"op": "flush", "seq": self._seq})
         await fut
 
-    async def close(self) -> None:
-        """Stop the checker (EOF, then SIGKILL after 5 s); this object cannot be reused."""
+    async def close(self, grace: float = 0.5) -> None:
+        """Stop the checker (EOF, then SIGKILL after `grace` seconds: it keeps no state worth
+        waiting for, and a stopping daemon must be gone within 2 s); not reusable after."""
         self._closing = True
         if self._starting is not None:
             with contextlib.suppress(Exception):
@@ -163,7 +164,7 @@ class HealthProcess:
             if proc.stdin is not None:
                 proc.stdin.close()
             try:
-                await asyncio.wait_for(proc.wait(), 5)
+                await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()

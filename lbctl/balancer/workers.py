@@ -277,19 +277,22 @@ class WorkerPool:
         process group) are not restarted."""
         self._closing = True
 
-    async def close(self) -> None:
-        """EOF to every worker (each closes its frontends and exits); kill stragglers."""
+    async def close(self, grace: float = 1.0) -> None:
+        """EOF to every worker (each closes its frontends and exits); kill those still there
+        after `grace` seconds (a stopping daemon must be gone within 2 s)."""
         self._closing = True
         for task in list(self._restarts):
             task.cancel()
         for worker in self.workers:
             if worker.alive and worker.proc is not None and worker.proc.stdin is not None:
                 worker.proc.stdin.close()
+        deadline = asyncio.get_running_loop().time() + grace
         for worker in self.workers:
             if worker.proc is None:
                 continue
             try:
-                await asyncio.wait_for(worker.proc.wait(), 10.0)
+                left = max(0.0, deadline - asyncio.get_running_loop().time())
+                await asyncio.wait_for(worker.proc.wait(), left)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.kill()
