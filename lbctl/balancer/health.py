@@ -8,41 +8,46 @@ consecutive results, as HAProxy and cloud LBs do. New targets start UP (HAProxy'
 scale-out is served at once, and their first probe runs right away (jittered by at most 10% of
 the interval, so thousands of targets do not probe in lockstep).
 
-One endpoint is often listed by several owners (the listeners of a dual-stack Service, ...):
-they share one probe stream per (endpoint, check type, check port, path), so a node is not
-probed N times per interval. If owners disagree on the check, each distinct check is probed and
-the endpoint is up only while all of them pass: the data plane has one entry per endpoint.
+One probe stream per distinct probe (address, check type, probed port, path), whoever asks:
+the owners of an endpoint (the listeners of a dual-stack Service, ...) share it, and so do
+targets that differ only in their port when the check names a port of its own: a Service's
+ports on one node share its `/healthz` on healthCheckNodePort, and every Service's targets on
+a node share kube-proxy's `:10256/healthz` (one probe per node per interval, not one per
+nodePort). If owners disagree on the check, each distinct check is probed and the endpoint is
+up only while all of them pass: the data plane has one entry per endpoint.
 
-When the data plane itself sees a connect fail it calls `report_failure`: the target is out at
-once and must earn `healthy_threshold` active successes to come back (re-probed immediately).
-Probes are raw asyncio streams (one socket, a few syscalls, works under uvloop) behind one
-semaphore, so 10k targets never hold 10k sockets at once.
+When the data plane itself sees a connect fail it calls `report_failure`: that target (not the
+others sharing its probes) is out at once and must earn `healthy_threshold` active successes
+of probes started after the failure to come back (its probes are re-run immediately).
+Probes (`probes.py`) run behind one semaphore, so 10k targets never hold 10k sockets at once.
 
-Not split: `HealthChecker` is one state machine (probe streams shared by owners, thresholds,
-passive reports that cut a stream short); its helpers are private to it, and splitting them out
-would spread the sharing invariant over modules for ~100 lines' gain.
+Not split: `HealthChecker` is one state machine (probe streams shared by targets and owners,
+thresholds, passive ejections that outlive a stream's verdict); splitting it would spread the
+sharing invariant over modules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from lbctl.balancer.model import HealthCheckConfig
+from lbctl.balancer.probes import hostport, http, tcp
 
 log = logging.getLogger(__name__)
 
 TargetKey = tuple[str, int]
 """(address, port) of a target: the data-plane endpoint."""
 OnChange = Callable[[TargetKey, bool, str], None]
-_ProbeId = tuple[str, int, str, int, str]
-"""(address, port, check type, effective check port, path): what one probe stream checks."""
+_ProbeId = tuple[str, str, int, str]
+"""(address, check type, probed port, path): what one probe stream checks."""
+_Owner = tuple[str, TargetKey]
+"""(owner, target): who asked for a stream, for which of its targets."""
 
 DEFAULT_MAX_CONCURRENCY = 256
 _JITTER = 0.1
@@ -67,16 +72,18 @@ class TargetHealth:
 @dataclass(eq=False)
 class _Stream:
     pid: _ProbeId
-    owners: dict[str, HealthCheckConfig]
+    owners: dict[_Owner, HealthCheckConfig]
     up: bool
     reason: str
     check: HealthCheckConfig = field(init=False)
+    keys: Counter[TargetKey] = field(default_factory=Counter)
+    """The targets this probe decides for, each with the number of owners asking."""
+    ejected: set[TargetKey] = field(default_factory=set)
+    """Those of `keys` out by a passive failure, waiting for successes of this probe."""
     successes: int = 0
     fails: int = 0
     probes: int = 0
     failures: int = 0
-    epoch: int = 0
-    """Bumped by an ejection: a probe started before it must not count towards recovery."""
     due: float = 0.0
     last_start: float | None = None
     waker: asyncio.Future[None] | None = None
@@ -96,25 +103,24 @@ class _Target:
     reason: str
     last_change: float
     streams: dict[_ProbeId, _Stream] = field(default_factory=dict)
+    ejected_at: float | None = None
+    """Loop time of the passive failure that took it out (None: not ejected)."""
+    recovered: int = 0
+    """Successes since then, of probes started after it."""
 
 
 def _probe_id(key: TargetKey, check: HealthCheckConfig) -> _ProbeId:
     address, port = key
     if check.type == "none":
-        return (address, port, "none", 0, "")
-    return (address, port, check.type, check.port or port, check.path if check.type == "http"
-            else "")
-
-
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return (address, "none", port, "")
+    return (address, check.type, check.port or port, check.path if check.type == "http" else "")
 
 
 def _describe(pid: _ProbeId) -> str:
-    address, _, kind, port, path = pid
+    address, kind, port, path = pid
     if kind == "http":
-        return f"HTTP {path} on {_hostport(address, port)}"
-    return f"TCP connect to {_hostport(address, port)}"
+        return f"HTTP {path} on {hostport(address, port)}"
+    return f"TCP connect to {hostport(address, port)}"
 
 
 def _passed(n: int) -> str:
@@ -124,37 +130,6 @@ def _passed(n: int) -> str:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-
-
-async def _tcp(address: str, port: int) -> tuple[bool, str]:
-    _, writer = await asyncio.open_connection(address, port)
-    await _close(writer)
-    return True, "connected"
-
-
-async def _http(address: str, port: int, path: str, what: str) -> tuple[bool, str]:
-    reader, writer = await asyncio.open_connection(address, port)
-    try:
-        writer.write(f"GET {quote(path, safe='/%?&=:@!$()*+,;~-._')} HTTP/1.1\r\n"
-                     f"Host: {_hostport(address, port)}\r\nUser-Agent: lbctl-health\r\n"
-                     "Accept: */*\r\nConnection: close\r\n\r\n".encode("ascii"))
-        await writer.drain()
-        line = await reader.readline()
-    finally:
-        await _close(writer)
-    if not line:
-        return False, f"{what} closed the connection without answering"
-    parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        return False, f"{what} answered something that is not HTTP"
-    code = int(parts[1])
-    return 200 <= code < 300, f"{what} answered {code}"
 
 
 class HealthChecker:
@@ -198,7 +173,7 @@ class HealthChecker:
 
     @property
     def probe_streams(self) -> int:
-        """Distinct probes being run (after de-duplication across owners)."""
+        """Distinct probes being run (after de-duplication across owners and targets)."""
         return sum(1 for s in self._streams.values() if s.task is not None)
 
     # --- what to watch ----------------------------------------------------------------------
@@ -211,17 +186,26 @@ class HealthChecker:
         pid = _probe_id(key, check)
         mine = self._watching.setdefault(owner, {})
         old = mine.get(key)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = _Target(True, "new target", self._clock())
         stream = self._streams.get(pid)
         if stream is None:
-            self._add_stream(loop, key, pid, owner, check)
-        else:
-            stream.owners[owner] = check
+            stream = self._add_stream(loop, target, pid, (owner, key), check)
+        elif (owner, key) not in stream.owners or stream.owners[(owner, key)] != check:
+            stream.owners[(owner, key)] = check
             stream.refresh()
             if stream.last_start is not None:  # a shorter interval applies now, not next time
                 self._wake(stream, stream.last_start + stream.check.interval_seconds)
-        mine[key] = pid
-        if old is not None and old != pid:  # added first, so the target's state carries over
-            self._detach(key, old, owner)
+        if old != pid:
+            stream.keys[key] += 1
+            target.streams[pid] = stream
+            if target.ejected_at is not None and stream.task is not None:
+                stream.ejected.add(key)
+            mine[key] = pid
+            if old is not None:  # added first, so the target's state carries over
+                self._detach(key, old, owner)
+            self._reconcile(key, target, stream.reason)
 
     def unwatch(self, key: TargetKey, owner: str) -> None:
         """Stop checking `key` for `owner`; probing stops when no owner is left."""
@@ -245,24 +229,28 @@ class HealthChecker:
     # --- passive results --------------------------------------------------------------------
 
     def report_failure(self, key: TargetKey, reason: str) -> None:
-        """The data plane failed to reach `key`: DOWN now, re-probed at once, and back only
-        after `healthy_threshold` active successes. Unwatched and `none` targets ignore it."""
+        """The data plane failed to reach `key`: DOWN now, its probes re-run at once, and back
+        only after `healthy_threshold` successes of probes started from now. Unwatched and
+        `none` targets ignore it; so does an ejected target (its schedule stands)."""
         target = self._targets.get(key)
         if target is None:
             return
-        ejected = False
+        probed = [s for s in target.streams.values() if s.task is not None]
+        if not probed:
+            return
         loop = asyncio.get_running_loop()
-        for stream in target.streams.values():
-            if stream.task is None:
-                continue
-            stream.epoch += 1
-            stream.successes = 0
-            if stream.up:  # already-down streams keep their schedule: no re-probe storm
-                stream.up, stream.reason, ejected = False, f"ejected: {reason}", True
-                self._wake(stream, loop.time())
-        if ejected:
+        now = loop.time()
+        again = target.ejected_at is not None
+        target.ejected_at, target.recovered = now, 0
+        if again:
+            return
+        for stream in probed:
+            stream.ejected.add(key)
+            if stream.up:  # already-failing probes keep their schedule: no re-probe storm
+                self._wake(stream, now)
+        if target.up:
             self._ejections += 1
-            self._reconcile(key, target, f"ejected: {reason}")
+        self._reconcile(key, target, f"ejected: {reason}")
 
     def report_success(self, key: TargetKey) -> None:
         """Accepted for symmetry; recovery is decided by active probes alone."""
@@ -281,10 +269,11 @@ class HealthChecker:
 
     def verdicts(self) -> dict[TargetKey, bool]:
         """Every watched target's verdict; the copy is made in one step under the GIL, so
-        another thread may ask while this checker's loop runs (`HealthThread`)."""
+        another thread may ask while this checker's loop runs."""
         return {key: target.up for key, target in list(self._targets.items())}
 
     def status(self) -> dict[TargetKey, TargetHealth]:
+        """Every target in detail (tests, debugging): O(targets x owners of their probes)."""
         out: dict[TargetKey, TargetHealth] = {}
         for key, target in self._targets.items():
             streams = list(target.streams.values())
@@ -293,7 +282,7 @@ class HealthChecker:
                 consecutive_successes=min(s.successes for s in streams),
                 consecutive_failures=max(s.fails for s in streams),
                 probes=sum(s.probes for s in streams), failures=sum(s.failures for s in streams),
-                owners=tuple(sorted({o for s in streams for o in s.owners})))
+                owners=tuple(sorted({o for s in streams for (o, k) in s.owners if k == key})))
         return out
 
     async def close(self) -> None:
@@ -315,39 +304,41 @@ class HealthChecker:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _add_stream(self, loop: asyncio.AbstractEventLoop, key: TargetKey, pid: _ProbeId,
-                    owner: str, check: HealthCheckConfig) -> None:
-        target = self._targets.get(key)
-        if target is None:
-            target = self._targets[key] = _Target(True, "new target", self._clock())
+    def _add_stream(self, loop: asyncio.AbstractEventLoop, target: _Target, pid: _ProbeId,
+                    owner: _Owner, check: HealthCheckConfig) -> _Stream:
         if check.type == "none":
             stream = _Stream(pid, {owner: check}, True, "not checked")
-        else:  # a new check on a known endpoint inherits its state: no flap on a config change
-            stream = _Stream(pid, {owner: check}, target.up, target.reason)
+        else:  # a new check of a known target inherits its state: no flap on a config change
+            up = target.up or target.ejected_at is not None  # an ejection stays the target's
+            stream = _Stream(pid, {owner: check}, up, target.reason)
             jitter = random.uniform(0, _JITTER * check.interval_seconds)  # noqa: S311
             stream.due = loop.time() + jitter
-            task = loop.create_task(self._run(key, stream), name=f"health: {_describe(pid)}")
+            task = loop.create_task(self._run(stream), name=f"health: {_describe(pid)}")
             stream.task = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        target.streams[pid] = stream
         self._streams[pid] = stream
+        return stream
 
     def _detach(self, key: TargetKey, pid: _ProbeId, owner: str) -> None:
         stream = self._streams[pid]
-        del stream.owners[owner]
+        del stream.owners[(owner, key)]
+        stream.keys[key] -= 1
+        if stream.keys[key] <= 0:
+            del stream.keys[key]
+            stream.ejected.discard(key)
+            target = self._targets[key]
+            del target.streams[pid]
+            if not target.streams:
+                del self._targets[key]
+            else:
+                self._reconcile(key, target, f"no longer checked: {_describe(pid)}")
         if stream.owners:
             stream.refresh()
             return
         del self._streams[pid]
         if stream.task is not None:
             stream.task.cancel()
-        target = self._targets[key]
-        del target.streams[pid]
-        if not target.streams:
-            del self._targets[key]
-        else:
-            self._reconcile(key, target, f"no longer checked: {_describe(pid)}")
 
     def _wake(self, stream: _Stream, when: float) -> None:
         if when < stream.due:
@@ -355,7 +346,7 @@ class HealthChecker:
             if stream.waker is not None:
                 _resolve(stream.waker)
 
-    async def _run(self, key: TargetKey, stream: _Stream) -> None:
+    async def _run(self, stream: _Stream) -> None:
         loop = asyncio.get_running_loop()
         while True:
             delay = stream.due - loop.time()
@@ -370,20 +361,19 @@ class HealthChecker:
                 continue
             stream.last_start = started = loop.time()
             stream.due = started + stream.check.interval_seconds
-            epoch = stream.epoch
             ok, reason = await self._probe(stream)
-            self._record(key, stream, ok, reason, counts=stream.epoch == epoch)
+            self._record(stream, ok, reason, started)
 
     async def _probe(self, stream: _Stream) -> tuple[bool, str]:
-        address, _, kind, port, path = stream.pid
+        address, kind, port, path = stream.pid
         what = _describe(stream.pid)
         timeout = stream.check.timeout_seconds
         async with self._sem:
             try:
                 async with asyncio.timeout(timeout):
                     if kind == "http":
-                        return await _http(address, port, path, what)
-                    return await _tcp(address, port)
+                        return await http(address, port, path, what)
+                    return await tcp(address, port)
             except TimeoutError:
                 return False, f"{what} timed out after {timeout:g}s"
             except ConnectionRefusedError:
@@ -393,16 +383,14 @@ class HealthChecker:
             except Exception as exc:  # a probe must never kill its stream
                 return False, f"{what} failed: {type(exc).__name__}: {exc}"
 
-    def _record(self, key: TargetKey, stream: _Stream, ok: bool, reason: str, *,
-                counts: bool) -> None:
+    def _record(self, stream: _Stream, ok: bool, reason: str, started: float) -> None:
         stream.probes += 1
         self._probes += 1
         if not ok:
             stream.failures += 1
             self._failures += 1
-        if not counts:  # started before an ejection: says nothing about the recovery
-            return
         check = stream.check
+        was = stream.up
         if ok:
             stream.successes, stream.fails = stream.successes + 1, 0
             if not stream.up and stream.successes >= check.healthy_threshold:
@@ -411,18 +399,30 @@ class HealthChecker:
             stream.successes, stream.fails = 0, stream.fails + 1
             if stream.up and stream.fails >= check.unhealthy_threshold:
                 stream.up, stream.reason = False, reason
-        target = self._targets.get(key)
-        if target is not None:
-            self._reconcile(key, target, stream.reason)
+        for key in list(stream.ejected):  # passive failures wait for probes started after
+            target = self._targets[key]
+            assert target.ejected_at is not None
+            if not ok:
+                target.recovered = 0
+            elif started >= target.ejected_at:
+                target.recovered += 1
+                if target.recovered >= check.healthy_threshold:
+                    target.ejected_at = None
+                    for s in target.streams.values():
+                        s.ejected.discard(key)
+                    self._reconcile(key, target, _passed(target.recovered))
+        if stream.up != was:
+            for key in stream.keys:
+                self._reconcile(key, self._targets[key], stream.reason)
 
     def _reconcile(self, key: TargetKey, target: _Target, reason: str) -> None:
-        up = all(s.up for s in target.streams.values())
+        up = target.ejected_at is None and all(s.up for s in target.streams.values())
         if up == target.up:
             return
         target.up, target.reason, target.last_change = up, reason, self._clock()
         self._transitions += 1
-        log.info("target %s is %s: %s", _hostport(*key), "up" if up else "down", reason)
+        log.info("target %s is %s: %s", hostport(*key), "up" if up else "down", reason)
         try:
             self._on_change(key, up, reason)
         except Exception:
-            log.exception("health on_change callback failed for %s", _hostport(*key))
+            log.exception("health on_change callback failed for %s", hostport(*key))

@@ -221,6 +221,7 @@ def test_passive_failure_ejects_at_once_and_needs_active_recovery(loop: str) -> 
             await until(lambda: hc.status()[key].probes >= 2)
             why = f"connection to {host}:{srv.port} failed (passive)"
             hc.report_failure(key, why)
+            probed = srv.accepted  # every probe up to now was started before the failure
             assert events.transitions() == [(False, f"ejected: {why}")]  # synchronously
             assert not hc.is_up(key) and hc.ejections_total == 1
             hc.report_failure(key, why)  # already out: no second ejection
@@ -228,7 +229,7 @@ def test_passive_failure_ejects_at_once_and_needs_active_recovery(loop: str) -> 
 
             await until(lambda: len(events.calls) == 2)
             assert events.transitions()[1] == (True, "3 checks passed")
-            assert events.calls[1][3].consecutive_successes == 3
+            assert srv.accepted >= probed + 3  # three probes started after the failure
             assert hc.is_up(key)
         await srv.stop()
 
@@ -415,8 +416,9 @@ def test_close_leaves_no_tasks(loop: str) -> None:
         srv = await Listener(host, http=True).start()
         srv.hold = 5.0  # probes in flight when close() runs
         hc = HealthChecker(lambda *_: None)
-        for i in range(20):
-            hc.watch((host, 42000 + i), check(type="http", port=srv.port), owner="lb1")
+        for i in range(20):  # a path each: 20 probes (one path would be one shared probe)
+            hc.watch((host, 42000 + i), check(type="http", port=srv.port, path=f"/hz{i}"),
+                     owner="lb1")
             hc.watch((host, free_port(host)), check(), owner="lb2")
         await until(lambda: srv.open_now >= 20)
         await hc.close()
@@ -429,5 +431,41 @@ def test_close_leaves_no_tasks(loop: str) -> None:
         await asyncio.sleep(0.01)
         await srv.stop()
         assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_targets_of_one_node_share_its_node_check_but_not_their_ejections(loop: str) -> None:
+    """A check with a port of its own (kube-proxy's /healthz) probes the node once for every
+    target on it; a passive failure of one target takes out that target alone."""
+
+    async def main() -> None:
+        host = "127.0.103.13"
+        healthz = await Listener(host, http=True).start()
+        keys = [(host, 30000 + i) for i in range(50)]
+        events = Events()
+        async with events.make() as hc:
+            node = check(type="http", port=healthz.port, healthy_threshold=1)
+            for i, key in enumerate(keys):
+                hc.watch(key, node, owner=f"svc-{i % 5}")
+            assert hc.probe_streams == 1
+            await until(lambda: healthz.accepted >= 3)
+            assert hc.probes_total <= healthz.accepted + 1  # one probe per round, not 50
+            hc.report_failure(keys[0], "reset")
+            assert [k for k in keys if not hc.is_up(k)] == [keys[0]]
+            assert events.transitions() == [(False, "ejected: reset")]
+            await until(lambda: hc.is_up(keys[0]))
+            assert events.transitions()[1] == (True, "1 check passed")
+            healthz.status = 503  # the node fails: every target on it goes, in one round
+            await until(lambda: not any(hc.is_up(k) for k in keys))
+            downs = [(k, r) for k, up, r, _ in events.calls[2:] if not up]
+            assert sorted(k for k, _ in downs) == sorted(keys)
+            assert {r for _, r in downs} == {
+                f"HTTP /healthz on {host}:{healthz.port} answered 503"}
+            for i, key in enumerate(keys[:10]):
+                hc.unwatch(key, f"svc-{i % 5}")
+            assert hc.probe_streams == 1 and len(hc.status()) == 40
+        await healthz.stop()
 
     run(loop, main)
