@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
 from lbctl.controller.config import parse_config
@@ -169,20 +170,57 @@ def _udp(vip: str, port: int, text: str) -> str:
     return pod
 
 
-CHECKS_TO_EJECT = 1.0
-"""Five check intervals of the stack's config (0.2 s), well past unhealthyThreshold 2."""
+ROUNDS_TO_EJECT = 4
+"""Check intervals to wait: the stack's unhealthyThreshold (2), one for the jitter of a check's
+first probe and one for the phase of the probes that measure the time (`_probe_rounds`). A
+`none` check keeps the model's defaults: threshold 2 as well."""
+
+
+def _probes(stack: Stack) -> float:
+    """The daemon's count of active health probes sent, from its /metrics."""
+    with urllib.request.urlopen(f"{stack.balancer.url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "lbctl_balancer_health_probes_total":
+                return float(sample.value)
+    raise AssertionError("lbctl_balancer_health_probes_total is not in the daemon's /metrics")
+
+
+def _probe_rounds(stack: Stack, listener: dict[str, Any], rounds: int = ROUNDS_TO_EJECT) -> None:
+    """Wait until the daemon's checker has run for `rounds` intervals of `listener`'s check:
+    the proof that a check there (a wrong one included: a `none` check probed after all)
+    would have ejected a failing target by now. The checker's own probe counter is the clock:
+    each actively checked target is probed at most once per its interval (targets sharing a
+    check only once), so the count grows by at most `per_second` a second, and a growth of
+    `span * per_second` took at least `span` seconds, less one interval of phase. The counter
+    reaches the daemon at least once a second."""
+    span = rounds * float(listener["healthCheck"]["intervalSeconds"])
+    per_second = sum(len(li["targets"]) / float(li["healthCheck"]["intervalSeconds"])
+                     for b in _balancers(stack).values() for li in b["balancer"]["listeners"]
+                     if li["healthCheck"]["type"] != "none")
+    assert per_second, "the daemon checks no target: its probe counter is no clock"
+    start = _probes(stack)
+    wait_for(lambda: _probes(stack) >= start + span * per_second, 30,
+             f"the checker to run {rounds} rounds of {span / rounds:g} s")
 
 
 def test_udp_service_through_the_vip(stack: Stack) -> None:
-    _deploy(stack, "dns", [{"containerPort": 5353, "protocol": "UDP"}])
+    _deploy(stack, "dns", [{"containerPort": 5353, "protocol": "UDP"}, {"containerPort": 8080}])
     svc = _service(stack, "dns", [{"port": 5353, "targetPort": 5353, "protocol": "UDP"}])
     vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
     assert len({_udp(vip, 5353, f"hello {i}") for i in range(12)}) >= 2
     # nothing listens for TCP on a UDP nodePort: a connect check there would fail on every
-    # node, so a UDP-only Service has no active check, and it keeps serving past the checks
+    # node, so a UDP-only Service has no active check, and it keeps serving past the checks:
+    # those of a TCP Service of the same pods, which the checker must be seen running
     listener = _balancers(stack)["dns"]["balancer"]["listeners"][0]
     assert listener["healthCheck"]["type"] == "none"
-    time.sleep(CHECKS_TO_EJECT)
+    stack.core.create_namespaced_service("default", {
+        "metadata": {"name": "dns-tcp"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "dns"},
+                 "ports": [{"port": 8088, "targetPort": 8080}]}})
+    _wait_serving(stack, "dns-tcp")
+    _probe_rounds(stack, listener)
     assert _balancers(stack)["dns"]["status"]["healthyTargets"] == 3
     assert len({_udp(vip, 5353, f"later {i}") for i in range(12)}) >= 2
 
@@ -199,7 +237,8 @@ def test_mixed_protocol_service_checks_its_udp_targets_on_the_tcp_node_port(stac
               for li in _balancers(stack)["mixed"]["balancer"]["listeners"]}
     assert (checks["UDP"]["type"], checks["UDP"]["port"]) == ("tcp", tcp_node_port)
     assert checks["TCP"]["type"] == "tcp" and checks["TCP"].get("port") is None
-    time.sleep(CHECKS_TO_EJECT)
+    for listener in _balancers(stack)["mixed"]["balancer"]["listeners"]:
+        _probe_rounds(stack, listener)
     assert _balancers(stack)["mixed"]["status"]["healthyTargets"] == 6
     vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
     assert _udp(vip, 5354, "hi").startswith("mixed-")
