@@ -20,6 +20,7 @@ KEYS = ("healthCheck", "dataplane", "statusPollSeconds", "drainSeconds",
         "upstreamCongestionControl")
 _CHECK_LIMITS = {"intervalSeconds": (0.1, 300.0), "timeoutSeconds": (0.1, 60.0),
                  "healthyThreshold": (1, 10), "unhealthyThreshold": (1, 10)}
+_CHECK_KEYS = (*_CHECK_LIMITS, "clusterPolicy", "kubeProxyPort")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,12 @@ class DaemonOptions:
     status_poll_seconds: float = 2.0
     """How often the provider reads every daemon's status (target health, lost state)."""
     drain_seconds: float = 30.0
+    cluster_check: str = "nodePort"
+    """How targets of `externalTrafficPolicy: Cluster` Services are checked: nodePort (a
+    connect to each target, as AWS does) or kubeProxy (kube-proxy's `/healthz` on each node,
+    as GKE does since KEP-3836: one probe per node shared by every Service, so 10,000 targets
+    on 100 nodes cost 100 probes a round; needs kube-proxy, or a replacement serving it)."""
+    kube_proxy_port: int = 10256
     upstream_congestion_control: str = ""
     """TCP congestion control of the userspace data plane's connections to the nodes (e.g.
     reno, cubic); "": the balancer host's default (see `lbctl.balancer.model`)."""
@@ -58,14 +65,22 @@ def parse_options(raw: Mapping[str, Any], problems: Problems) -> DaemonOptions:
     path = f"{ROOT}.healthCheck"
     if not isinstance(check, Mapping):
         problems.append((path, "must be a mapping (intervalSeconds, timeoutSeconds, "
-                               "healthyThreshold, unhealthyThreshold)"))
+                               "healthyThreshold, unhealthyThreshold, clusterPolicy, "
+                               "kubeProxyPort)"))
         check = {}
     for key in check:
-        if key not in _CHECK_LIMITS:
+        if key not in _CHECK_KEYS:
             problems.append((f"{path}.{key}", "unknown key"))
     values = {key: _number(check, key, lo, hi, getattr(d, _attr(key)), path, problems,
                            integer=key.endswith("Threshold"))
               for key, (lo, hi) in _CHECK_LIMITS.items()}
+    cluster = check.get("clusterPolicy", d.cluster_check)
+    if cluster not in ("nodePort", "kubeProxy"):
+        problems.append((f"{path}.clusterPolicy", f"must be nodePort or kubeProxy, not "
+                                                  f"{cluster!r}"))
+        cluster = d.cluster_check
+    proxy_port = _number(check, "kubeProxyPort", 1, 65535, d.kube_proxy_port, path, problems,
+                         integer=True)
     dataplane = raw.get("dataplane", d.dataplane)
     if dataplane not in ("userspace", "nftables"):
         problems.append((f"{ROOT}.dataplane", f"must be userspace or nftables, not "
@@ -78,7 +93,8 @@ def parse_options(raw: Mapping[str, Any], problems: Problems) -> DaemonOptions:
                          f"{congestion!r}"))
         congestion = d.upstream_congestion_control
     return DaemonOptions(
-        upstream_congestion_control=str(congestion),
+        upstream_congestion_control=str(congestion), cluster_check=str(cluster),
+        kube_proxy_port=int(proxy_port),
         interval_seconds=values["intervalSeconds"], timeout_seconds=values["timeoutSeconds"],
         healthy_threshold=int(values["healthyThreshold"]),
         unhealthy_threshold=int(values["unhealthyThreshold"]), dataplane=str(dataplane),

@@ -71,7 +71,9 @@ def listener_check(spec: LoadBalancerSpec, protocol: str, options: DaemonOptions
     """The active check for one listener's targets.
 
     Local: HTTP `/healthz` on healthCheckNodePort (kube-proxy answers for the node's own
-    endpoints, whatever the listener's protocol). Cluster, TCP: a connect to the nodePort
+    endpoints, whatever the listener's protocol). Cluster with `clusterPolicy: kubeProxy`:
+    kube-proxy's own `/healthz` (one probe per node for every Service, UDP included). Cluster
+    (the default, `nodePort`), TCP: a connect to the nodePort
     itself. Cluster, UDP: nothing listens for TCP on a UDP nodePort, so a connect there would
     fail on every healthy node and take the listener out of service; the node is checked by a
     connect to the Service's first TCP nodePort instead (mixed-protocol Services; an ICMP
@@ -86,6 +88,8 @@ def listener_check(spec: LoadBalancerSpec, protocol: str, options: DaemonOptions
               "unhealthyThreshold": options.unhealthy_threshold}
     if hc.protocol == "HTTP":
         return {"type": "http", "port": hc.port, "path": hc.path or "/healthz", **timing}
+    if options.cluster_check == "kubeProxy":
+        return {"type": "http", "port": options.kube_proxy_port, "path": "/healthz", **timing}
     if protocol == "TCP":
         return {"type": "tcp", **timing}
     sibling = next((li.node_port for li in spec.listeners

@@ -379,10 +379,14 @@ def test_stopped_node_refuses_everything_until_restarted(core: client.CoreV1Api,
     ports = node_port_service(core, ns, "web")
     put_slice(disc, ns, "web", [endpoint(ip, k) for k, ip in enumerate(ips, 1)])
     eventually(lambda: get(node_ip(2), ports["http"]))
+    status, text, _ = eventually(lambda: get(node_ip(2), 10256, "/healthz"))
+    assert status == 200 and json.loads(text)["nodeEligible"] is True  # kube-proxy's own
+    assert get(node_ip(2), 10256, "/metrics")[0] == 404
     core.patch_node("sandbox-node-2", {"metadata": {"annotations": {STOPPED: "true"}}})
     try:
         eventually(lambda: refused(node_ip(2), ports["http"]))
         refused(ips[1], 8080)  # its pods are down with it
+        refused(node_ip(2), 10256)  # and its kube-proxy
         assert get(node_ip(1), ports["http"])[0] == 200  # the other nodes carry on
     finally:
         core.patch_node("sandbox-node-2", {"metadata": {"annotations": {STOPPED: None}}})

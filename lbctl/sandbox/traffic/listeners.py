@@ -16,8 +16,16 @@ import resource
 import time
 from typing import Protocol
 
-from .healthcheck import HealthCheck
-from .plan import HealthListener, Listener, ListenerKey, NodePortListener, Plan, PodListener
+from .healthcheck import HealthCheck, ProxyHealth
+from .plan import (
+    HealthListener,
+    Listener,
+    ListenerKey,
+    NodePortListener,
+    Plan,
+    PodListener,
+    ProxyHealthListener,
+)
 from .pods import PodHttp, PodUdp
 from .router import Router
 from .tcp_proxy import TcpNodePort
@@ -97,6 +105,8 @@ class Listeners:
                 return await UdpNodePort(address, port, spec, self.router,
                                          idle_timeout=self.udp_idle_timeout).start()
             return await TcpNodePort(address, port, spec, self.router).start()
+        if isinstance(spec, ProxyHealthListener):
+            return await ProxyHealth(address, port, spec).start()
         assert isinstance(spec, HealthListener)
         return await HealthCheck(address, port, spec, self.router).start()
 

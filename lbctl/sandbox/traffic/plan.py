@@ -7,7 +7,8 @@ router's table at once, so open listeners forward by the newest endpoints withou
 
 Endpoint choice follows kube-proxy: ready endpoints; when none, serving-and-terminating ones;
 `externalTrafficPolicy: Local` keeps only this node's; the health check counts this node's ready
-endpoints. Anything not on 127.0.0.0/8 is left out, so traffic never leaves loopback.
+endpoints. Each live node also gets kube-proxy's own `/healthz` on :10256. Anything not on
+127.0.0.0/8 is left out, so traffic never leaves loopback.
 """
 
 from __future__ import annotations
@@ -46,7 +47,16 @@ class HealthListener:
     service: Key
 
 
-Listener = PodListener | NodePortListener | HealthListener
+@dataclass(frozen=True, slots=True)
+class ProxyHealthListener:
+    """kube-proxy's own `/healthz` on NodeIP:10256, one per node (KEP-3836: what cloud
+    balancers probe for `externalTrafficPolicy: Cluster` instead of every nodePort)."""
+
+    node: str
+
+
+PROXY_HEALTHZ_PORT = 10256
+Listener = PodListener | NodePortListener | HealthListener | ProxyHealthListener
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,9 @@ def build(nodes: Iterable[NodeRec], services: Iterable[ServiceRec], pods: Iterab
           slices: Iterable[SliceRec]) -> Plan:
     plan = Plan()
     live = live_nodes(nodes)
+    for node in live.values():
+        assert node.ip is not None
+        _claim(plan, (node.ip, PROXY_HEALTHZ_PORT, "TCP"), ProxyHealthListener(node.name))
     _pods(plan, live, pods)
     by_service: dict[Key, list[SliceRec]] = {}
     for s in slices:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from providers.baremetal.daemon_options import DaemonOptions
+from providers.baremetal.daemon_options import DaemonOptions, parse_options
 from providers.baremetal.daemons import balancer_body, listener_check
 from providers.spec import (
     BalancerRef,
@@ -67,3 +67,32 @@ def test_upstream_congestion_control_goes_to_tcp_listeners_only() -> None:
     assert "upstreamCongestionControl" not in by_protocol["UDP"]
     plain = balancer_body(_spec(("TCP", 30021)), ("192.0.2.1",), OPTIONS)
     assert "upstreamCongestionControl" not in plain["listeners"][0]
+
+
+def test_kube_proxy_checks_every_cluster_target_on_its_node_and_local_stays() -> None:
+    options = DaemonOptions(interval_seconds=0.5, timeout_seconds=0.4, healthy_threshold=2,
+                            unhealthy_threshold=3, cluster_check="kubeProxy",
+                            kube_proxy_port=10256)
+    node = {"type": "http", "port": 10256, "path": "/healthz", **TIMING}
+    for protocol in ("TCP", "UDP"):  # UDP-only Services get a check too
+        assert listener_check(_spec((protocol, 30030)), protocol, options) == node
+    assert listener_check(_spec(("TCP", 30031), local=True), "TCP", options) == {
+        "type": "http", "port": 32000, "path": "/healthz", **TIMING}
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ({"clusterPolicy": "kubeproxy"}, ("baremetal.healthCheck.clusterPolicy",
+                                      "must be nodePort or kubeProxy, not 'kubeproxy'")),
+    ({"kubeProxyPort": "10256"}, ("baremetal.healthCheck.kubeProxyPort",
+                                  "must be a whole number from 1 to 65535, not '10256'")),
+    ({"kubeProxyPort": 0}, ("baremetal.healthCheck.kubeProxyPort",
+                            "must be a whole number from 1 to 65535, not 0")),
+])
+def test_cluster_policy_keys_are_checked(raw: dict[str, Any], problem: tuple[str, str]) -> None:
+    problems: list[tuple[str, str]] = []
+    options = parse_options({"healthCheck": raw}, problems)
+    assert problems == [problem]
+    assert (options.cluster_check, options.kube_proxy_port) == ("nodePort", 10256)
+    good = parse_options({"healthCheck": {"clusterPolicy": "kubeProxy", "kubeProxyPort": 10257}},
+                         problems := [])
+    assert problems == [] and (good.cluster_check, good.kube_proxy_port) == ("kubeProxy", 10257)
