@@ -211,12 +211,17 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0,
                         help="seconds between programming and measuring (0: the first probe "
                              "round's verdicts, every target going down, fall in the window)")
-    parser.add_argument("--checks", choices=["tcp", "none"], default="tcp",
-                        help="the bulk balancers' health checks (none: control work alone)")
+    parser.add_argument("--checks", choices=["tcp", "node", "none"], default="tcp",
+                        help="the bulk balancers' health checks: tcp (a connect per target, "
+                             "the provider's default), node (kube-proxy's :10256/healthz per "
+                             "node, clusterPolicy: kubeProxy), none (control work alone)")
     args = parser.parse_args()
     if args.checks == "none":
         CHECK.clear()
         CHECK["type"] = "none"
+    elif args.checks == "node":
+        CHECK.update({"type": "http", "port": 10256, "path": "/healthz"})
+    print(f"bulk balancers' checks: {args.checks} {CHECK}")
     sizes = [int(s) for s in args.sizes.split(",")]
     server = ThreadingHTTPServer(TARGET, Answer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
