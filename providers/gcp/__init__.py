@@ -1,0 +1,34 @@
+"""The `gcp` provider: a regional passthrough Network Load Balancer per LoadBalancer Service
+on a backend service (google-cloud-compute, optional extra `lbctl[gcp]`, imported only when a
+client is built). Being built in slices (issue 15); this slice holds its pure parts.
+
+Public interface:
+- `create(settings, cluster_name, cluster)`: the registry's factory (`provider: gcp`); refuses
+  with a clear message until the deploy slice lands.
+- `validate_settings(raw) -> problems`: the `gcp:` section's parser, for `lbctl config validate`.
+
+Module map (pure modules marked *):
+- `settings`*: the `gcp:` config section (project, region, network, endpoint, tags, rates).
+- `names`*: deterministic GCE names, ownership descriptions and labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from lbctl.parsing import ConfigError
+from providers.cluster import ClusterView
+
+from .settings import validate_settings
+
+
+def create(settings: Mapping[str, Any], cluster_name: str, cluster: ClusterView) -> NoReturn:
+    """Not available yet: say so instead of failing on a missing module."""
+    del settings, cluster_name, cluster
+    raise ConfigError("provider", [("", "gcp is not available in this version yet: its config "
+                                        "section validates (lbctl config validate), the GCE "
+                                        "client and deploy are still being built (issue 15)")])
+
+
+__all__ = ["create", "validate_settings"]
