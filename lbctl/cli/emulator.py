@@ -1,4 +1,4 @@
-"""`lbctl emulator aws`: a local stand-in for a cloud's API, seeded with a world, until SIGTERM.
+"""`lbctl emulator aws|gcp`: a local stand-in for a cloud's API, seeded with a world, until SIGTERM.
 
 One shape for every cloud (the design's contract): `--listen HOST:PORT --nodes N --nodes-file
 PATH [--config-out PATH]`, one line with `ready` and the URL once serving. The emulator and its
@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -71,8 +72,76 @@ def register(main: click.Group) -> None:
             emu.stop()
         click.echo("aws emulator stopped")
 
+    @emulator.command()
+    @click.option("--listen", default="127.0.0.1:8780", show_default=True,
+                  help="HOST:PORT to serve Compute on; port 0 picks a free port.")
+    @click.option("--project", default="emulated-project", show_default=True)
+    @click.option("--region", default="us-central1", show_default=True,
+                  help="The main region (two more exist, to refuse cross-region references).")
+    @click.option("--zones", default="a,b", show_default=True,
+                  help="The main region's zones: suffixes or full names, comma-separated.")
+    @click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
+                  help="Running instances `<cluster>-node-K`, spread over the zones and tagged "
+                       "`<cluster>-node`.")
+    @click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write `lbctl sandbox --nodes-file` here: nodes carrying the instances' "
+                       "providerIDs (gce://PROJECT/ZONE/NAME).")
+    @click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write a config for `lbctl run` (provider: gcp, gcp.endpoint: here).")
+    @click.option("--cluster", default="kubernetes", show_default=True,
+                  help="The cluster the instances are named and tagged for (clusterName).")
+    @click.option("--operation-delay", type=click.FloatRange(0, 60), default=0.2,
+                  show_default=True,
+                  help="Seconds each write's operation stays RUNNING before it is DONE.")
+    def gcp(listen: str, project: str, region: str, zones: str, nodes: int,
+            nodes_file: Path | None, config_out: Path | None, cluster: str,
+            operation_delay: float) -> None:
+        """Compute Engine (lbctl's own emulator, driven by google-cloud-compute): regional
+        addresses, forwarding rules, backend services and health checks, firewalls, instance
+        groups; seeded with the `default` network and N instances. Admin API: /_emulator/."""
+        server = options.import_or_explain("emulator gcp", _load_gcp)
+        host, port = options.listen(listen)
+        try:
+            emu = server.GceEmulator(host=host, port=port, project=project, region=region,
+                                     zones=[z.strip() for z in zones.split(",") if z.strip()],
+                                     operation_delay=operation_delay)
+            specs = server.world_module.instance_specs(cluster, nodes, emu.zones)
+        except (ValueError, server.GceError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            emu.start()
+        except OSError as exc:
+            raise click.ClickException(f"--listen {listen}: {exc.strerror or exc}") from exc
+        try:
+            emu.add_instances(specs)
+            world = emu.read_world(cluster)
+            emu.write_files(world, nodes_file, config_out)
+            click.echo(server.ready_line(emu, world, nodes_file, config_out))
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+        finally:
+            emu.stop()
+        click.echo("gcp emulator stopped")
+
 
 def _load() -> None:
     from ..emulators.aws.server import require  # noqa: PLC0415
 
     require()
+
+
+def _load_gcp() -> Any:
+    """The GCE emulator's server module (aiohttp; no Google library)."""
+    from ..emulators.gcp import server  # noqa: PLC0415
+
+    return server

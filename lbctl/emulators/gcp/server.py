@@ -24,11 +24,14 @@ from aiohttp import web
 from . import world as world_module
 from .admin import Admin
 from .compute import Compute
+from .errors import GceError
 from .faults import Faults
 from .operations import Operations
 from .store import Settings, Store
 from .topology import seed_network
 from .world import DEFAULT_PROJECT, DEFAULT_REGION, Node, World
+
+__all__ = ["GceAdmin", "GceEmulator", "GceError", "ready_line", "world_module"]
 
 
 class GceAdmin:
