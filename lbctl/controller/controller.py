@@ -31,6 +31,9 @@ from .spec_builder import targets
 from .workqueue import WorkQueue
 
 log = logging.getLogger("lbctl.controller.controller")
+ORPHAN_DEBOUNCE_SECONDS = 1.0
+"""How long a provider's report of a balancer without a Service waits for others like it, so
+a balancer host that comes back holding ten stale balancers costs one collection."""
 
 
 class Cache:
@@ -73,6 +76,7 @@ class Controller:
         self._node_syncing = 0
         """Node sync passes running now (their timer is already cleared)."""
         self._ticker: threading.Thread | None = None
+        self._orphan_timer: threading.Timer | None = None
         self.services.add_handlers(Handlers(self._svc_added, self._svc_updated,
                                             self._svc_deleted))
         self.nodes.add_handlers(Handlers(self._node_event, self._node_updated,
@@ -130,6 +134,8 @@ class Controller:
         self.stop_leading()
         if self._node_timer is not None:
             self._node_timer.cancel()
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
         self.services.stop()
         self.nodes.stop()
 
@@ -163,11 +169,27 @@ class Controller:
             self._enqueue(svc, force=force)
 
     def _provider_changed(self, ref: BalancerRef) -> None:
-        """The provider saw something change (target health, a daemon that lost its state):
-        look at that Service again now rather than at the next resync."""
+        """The provider saw something change (target health, a daemon that lost its state, a
+        balancer it holds that no Service asked for): look at that Service again now, or,
+        when the Service is gone (deleted while a balancer host was down, which then came back
+        with it), collect orphans in a moment rather than at the next resync."""
         svc = self.cache.service(ref.service.namespace, ref.service.name)
         if svc is not None and svc.uid == ref.service.uid:
             self._enqueue(svc, force=True)
+            return
+        with self._lock:
+            if self._orphan_timer is not None or not self._leading.is_set():
+                return
+            timer = self._orphan_timer = threading.Timer(ORPHAN_DEBOUNCE_SECONDS,
+                                                         self._collect_orphans_now)
+        timer.daemon = True
+        timer.start()
+
+    def _collect_orphans_now(self) -> None:
+        with self._lock:
+            self._orphan_timer = None
+        if self._leading.is_set():
+            self.collect_orphans()
 
     # -- events from the informers ------------------------------------------------------------
     def _enqueue(self, svc: ServiceView, force: bool = False) -> None:

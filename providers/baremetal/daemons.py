@@ -293,8 +293,11 @@ class DaemonProgrammer:
 
     def poll_once(self) -> None:
         """Read every instance's report; notify for each balancer whose report changed or
-        that an instance lost."""
+        that an instance lost, and for each of this cluster's balancers an instance holds
+        that nothing here programs (an instance that was down while its Service was deleted
+        came back with it from its state file): the controller collects those orphans."""
         touched: set[str] = set()
+        strangers: dict[str, BalancerRef] = {}
         for daemon in self.daemons:
             try:
                 code, doc = self._call(daemon, "GET",
@@ -321,12 +324,17 @@ class DaemonProgrammer:
                 if name not in reports or (before is None) or \
                         _summary(reports[name]) != _summary(old.get(name, {})):
                     touched.add(name)
+            for name, item in reports.items():
+                if name not in expected and name not in old:
+                    ref = _ref(item)
+                    if ref is not None and ref.cluster == self.cluster_name:
+                        strangers[name] = ref
         notify = self._notify
         if notify is None:
             return
         with self._lock:
             refs = [self._expected[n] for n in touched if n in self._expected]
-        for ref in refs:
+        for ref in [*refs, *strangers.values()]:
             notify(ref)
 
 

@@ -655,6 +655,36 @@ def test_released_balancer_survives_its_service(running: Running,
     assert balancer in running.fake.balancers, "the released balancer was deleted"
 
 
+def test_a_provider_report_of_a_balancer_without_service_collects_it_at_once(
+        running: Running, core_api: client.CoreV1Api) -> None:
+    """A balancer host that was down while its Service was deleted comes back with the
+    balancer (its state file); the provider reports it (`ChangeNotifier`), and the controller
+    collects the orphan within a second or so instead of at the next resync (minutes: not
+    reached in this test). A report about a live Service re-ensures it and deletes nothing."""
+    core_api.create_namespaced_service("default", _lb("alive"))
+    core_api.create_namespaced_service("default", _lb("gone"))
+    wait_for(lambda: _provisioned(core_api, running.fake, ["alive", "gone"]), 30, "provisioned")
+    specs = {s.ref.service.name: s for s in running.fake.balancers.values()}
+    gone = specs["gone"]
+    core_api.delete_namespaced_service("gone", "default")
+    wait_for(lambda: gone.name not in running.fake.balancers, 30, "deleted")
+    running.fake.ensure(gone)  # the host came back with its copy
+    listings = len(running.fake.ops("list_owned"))
+    deletes = len(running.fake.ops("delete"))
+    ensures = len(running.fake.ops("ensure"))
+    for _ in range(3):  # three reports in a row: one collection
+        running.controller._provider_changed(gone.ref)  # what the provider's subscription calls
+    wait_for(lambda: gone.name not in running.fake.balancers, 10, "the orphan collected")
+    assert len(running.fake.ops("list_owned")) == listings + 1
+    assert [c.name for c in running.fake.ops("delete")[deletes:]] == [gone.name]
+    running.controller._provider_changed(specs["alive"].ref)
+    wait_for(lambda: len(running.fake.ops("ensure")) > ensures, 10, "alive re-ensured")
+    settle(running, core_api)
+    assert specs["alive"].name in running.fake.balancers
+    assert len(running.fake.ops("list_owned")) == listings + 1  # no collection for a live one
+    assert running.controller.config().controller.resync_seconds >= 60  # not the resync
+
+
 # -- config reload ---------------------------------------------------------------------------
 def _start_with(box: Sandbox, config: Callable[[], Config], fake: FakeProvider,
                 metrics: Metrics) -> Running:

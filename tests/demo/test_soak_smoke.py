@@ -5,12 +5,11 @@ it must print its figures and find no leak.
 The soak takes the sandbox traffic lock itself (tests/conftest.py's file), so this test does
 not: holding it here would make the soak wait for its own parent.
 
-Known bug (issue 14's soak found it): a Service deleted while the daemon is down leaves its
-balancer on the daemon once it restarts from its state file (VIP bound, forwarding to the
-released NodePort), until the controller's orphan collection runs at its resync tick (every
-resyncSeconds x 0.8-1.2, 240-360 s by default); a new Service handed that VIP meanwhile is
-refused with 409. While that is the only problem the soak reports, this test is an expected
-failure; anything else fails it.
+The soak found a bug (fixed): a Service deleted while the daemon was down left its balancer on
+the daemon once it restarted from its state file, until the controller's resync collected it
+(minutes); a new Service handed that VIP meanwhile was refused with 409. Now the provider's
+status poll reports the stranger and the controller collects it at once; the soak's
+"deleted while the daemon was down" step keeps that from coming back.
 """
 
 from __future__ import annotations
@@ -25,10 +24,6 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-STALE_BALANCER = {  # the known bug's footprint: one stale balancer, seen every way
-    "daemon API: balancers", "daemon API: bound listeners", "daemon metrics: running frontends",
-    "daemon: listening sockets besides its API", "daemon state file: balancers",
-    "VIPs still accepting connections"}
 
 
 def test_a_short_soak_prints_its_figures_and_finds_no_leak(tmp_path: Path) -> None:
@@ -55,11 +50,6 @@ def test_a_short_soak_prints_its_figures_and_finds_no_leak(tmp_path: Path) -> No
               re.findall(r"^  (\S.+?)\s+(\d+)\s+(\d+)(?:  LEAK)?$", left, re.M)}
     assert len(counts) >= 9, left
     leaked = {what for what, (halfway, end) in counts.items() if halfway or end}
-    stale = re.findall(r"^  balancer left: (.+)$", left, re.M)
-    if leaked and leaked <= STALE_BALANCER and stale \
-            and all("deleted while the daemon was down" in s for s in stale):
-        pytest.xfail(f"known bug: balancer(s) of Services deleted while the daemon was down "
-                     f"stay on it until the controller's resync: {stale}")
     assert not leaked, left
     assert done.returncode == 0, out
     assert "soak passed: no leak, no request failed after detection" in out

@@ -409,8 +409,16 @@ def test_unprogram_deletes_everywhere_and_collects_what_a_down_daemon_kept(
     assert caplog.records[0].getMessage().endswith(
         "; its copy of lb-web is collected as an orphan when it is back")
     assert rig.names("lb1") == []
+    notified: list[BalancerRef] = []
+    programmer.subscribe(notified.append)
+    programmer.poll_once()
+    assert notified == []  # lb2 is down: nothing to see yet
     rig.start("lb2")  # back, with its state file
     assert rig.names("lb2") == ["lb-web", "lb-other"]
+    programmer.poll_once()  # the poll that sees it back tells the controller (orphans)
+    assert notified == [spec.ref]  # once, and only this cluster's
+    programmer.poll_once()
+    assert notified == [spec.ref]
     assert list(programmer.programmed()) == [spec.ref]  # only this cluster's
     programmer.unprogram(spec.ref)
     assert rig.names("lb2") == ["lb-other"]
