@@ -10,6 +10,8 @@ Public interface:
 Module map (pure modules marked *):
 - `settings`*: the `gcp:` config section (project, region, network, endpoint, tags, rates).
 - `names`*: deterministic GCE names, ownership descriptions and labels.
+- `annotations`*: GKE's Service annotations -> `GcpOptions` (internal, subnet, global access,
+  network tier, reserved address names), every problem named.
 """
 
 from __future__ import annotations
