@@ -1,17 +1,28 @@
 """The desired NLB (`providers.aws.desired`): pure, golden-tested as JSON like the ALBC's model
-builder; bad input names the field. Set LBCTL_UPDATE_GOLDEN=1 to rewrite the documents."""
+builder; bad input names the field. Set LBCTL_UPDATE_GOLDEN=1 to rewrite the documents.
+
+The goldens have an outside reference too: every request a deploy of them sends (into an empty
+account, and over AWS that drifted from them) passes botocore's own parameter validator against
+the elbv2 and ec2 service models, which refuses broken copies of the same requests."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
 from providers.aws import names
 from providers.aws.annotations import parse_annotations
+from providers.aws.deploy import Deployer
 from providers.aws.desired import (
     desired,
     instance_id,
@@ -19,7 +30,20 @@ from providers.aws.desired import (
     options_for,
     own_group_names,
 )
-from providers.aws.model import DesiredNlb, Discovered, Instance, SecurityGroup, Subnet
+from providers.aws.ingress import resolve
+from providers.aws.model import (
+    DesiredNlb,
+    Discovered,
+    Instance,
+    Observed,
+    ObservedListener,
+    ObservedLoadBalancer,
+    ObservedSecurityGroup,
+    ObservedTargetGroup,
+    SecurityGroup,
+    SgRule,
+    Subnet,
+)
 from providers.aws.settings import AwsSettings
 from providers.errors import PermanentError
 from providers.spec import (
@@ -337,3 +361,147 @@ def test_options_for_takes_load_balancer_ip_as_private_addresses_of_an_internal_
         options_for(public, parse_annotations(public))
     assert caught.value.field == "spec.loadBalancerIP"
     assert "eip-allocations" in str(caught.value)
+
+
+# -- every request a deploy of the goldens sends, checked against botocore's service models ----
+SERVICE_MODELS = {"elbv2": "elbv2", "ec2": "ec2", "tagging": "resourcegroupstaggingapi"}
+WRITES = {
+    "elbv2": {"CreateLoadBalancer", "SetSubnets", "SetIpAddressType", "SetSecurityGroups",
+              "AddTags", "CreateTargetGroup", "ModifyTargetGroup", "RegisterTargets",
+              "DeregisterTargets", "CreateListener", "ModifyListener", "DeleteListener",
+              "ModifyLoadBalancerAttributes", "ModifyTargetGroupAttributes",
+              "DeleteTargetGroup"},
+    "ec2": {"CreateSecurityGroup", "CreateTags", "AuthorizeSecurityGroupIngress",
+            "RevokeSecurityGroupIngress", "UpdateSecurityGroupRuleDescriptionsIngress"},
+}
+"""Every write `Deployer` can make: a fresh and a drifted deploy of the cases make them all."""
+
+
+class Recorder:
+    """Stands in for `AwsClient`: keeps every request as (service, operation, params) and
+    answers the few whose answers a deploy reads as AWS would."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.requests.append((service, operation, copy.deepcopy(params)))
+        n = len(self.requests)
+        if operation == "CreateLoadBalancer":
+            return {"LoadBalancers": [{
+                "LoadBalancerArn": f"arn:aws:elasticloadbalancing:us-east-1:111122223333:"
+                                   f"loadbalancer/net/{params['Name']}/{n:016x}",
+                "DNSName": f"{params['Name']}.elb.us-east-1.amazonaws.com",
+                "State": {"Code": "provisioning"}}]}
+        if operation == "CreateTargetGroup":
+            return {"TargetGroups": [{
+                **params, "TargetGroupName": params["Name"],
+                "TargetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:111122223333:"
+                                  f"targetgroup/{params['Name']}/{n:016x}"}]}
+        if operation == "CreateSecurityGroup":
+            return {"GroupId": f"sg-0{n:016x}"}
+        return {}
+
+    def elbv2(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self._call("elbv2", operation, params)
+
+    def ec2(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self._call("ec2", operation, params)
+
+    def tagging(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self._call("tagging", operation, params)
+
+    def pages(self, service: str, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
+        yield self._call(service, operation, params)
+
+
+@functools.cache
+def _input_shape(service: str, operation: str) -> Any:
+    session = botocore.session.get_session()
+    return session.get_service_model(SERVICE_MODELS[service]).operation_model(
+        operation).input_shape
+
+
+def problems(service: str, operation: str, params: dict[str, Any]) -> str:
+    """What botocore's own validator says of a request ("" when it is valid)."""
+    report = ParamValidator().validate(params, _input_shape(service, operation))
+    return report.generate_report() if report.has_errors() else ""
+
+
+def drifted(d: DesiredNlb, balancer: str) -> Observed:
+    """What AWS might hold for `d` after hands or an older lbctl changed it: other subnets,
+    address type, security groups, health checks, listeners and targets, tags and attributes
+    missing, a target group and a listener no longer wanted, rules to revoke and relabel.
+    Deploying `d` over it makes every modifying request."""
+    lb = d.load_balancer
+    arn = f"arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/{lb.name}/1"
+    groups = tuple(ObservedSecurityGroup(f"sg-0own{i}", g.name, g.vpc_id,
+                                         {k: v for k, v in g.tags if k != "team"})
+                   for i, g in enumerate(d.security_groups))
+    ids = {g.name: g.id for g in groups}
+    target_groups = {tg.name: ObservedTargetGroup(
+        f"{arn}/tg/{tg.name}", tg.name, tg.protocol, tg.port, tg.target_type, tg.vpc_id,
+        replace(tg.health_check, interval=tg.health_check.interval + 5), (arn,), {}, {},
+        frozenset({*tg.targets[1:], "i-0gone", "10.0.9.9"})) for tg in d.target_groups}
+    first = d.target_groups[0]
+    target_groups["k8s-old-group"] = replace(target_groups[first.name], arn=f"{arn}/tg/old",
+                                             name="k8s-old-group")
+    listeners = tuple(ObservedListener(f"{arn}/li/{li.port}", li.port,
+                                       "TCP_UDP" if li.protocol != "TCP_UDP" else "TCP",
+                                       f"{arn}/tg/old") for li in d.listeners)
+    listeners += (ObservedListener(f"{arn}/li/9999", 9999, "TCP", f"{arn}/tg/old"),)
+    rules = [replace(resolve(r, ids), description=r.description + "-v0") for r in d.sg_rules]
+    rules += [SgRule(r.group_id, "tcp", 1, "10.99.0.0/16", names.rule_description(balancer,
+                                                                                   "traffic"))
+              for r in rules[:1]]
+    observed_lb = ObservedLoadBalancer(
+        arn, lb.name, f"{lb.name}.elb.us-east-1.amazonaws.com", "active", lb.scheme, lb.type,
+        "dualstack" if lb.ip_address_type == "ipv4" else "ipv4", "vpc-0a1", ("subnet-0old",),
+        {}, {}, ("sg-0old",) if lb.security_groups else ())
+    return Observed(observed_lb, target_groups, listeners, tuple(rules), groups)
+
+
+def deploy_requests(case: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The requests of deploying the case's desired NLB into an empty account, then over
+    `drifted` AWS."""
+    s = CASES[case]
+    d = desired(s, parse_annotations(s), SETTINGS, DISCOVERED, legacy=case in LEGACY)
+    client = Recorder()
+    for observed in (Observed(None, {}, (), (), ()), drifted(d, s.ref.name)):
+        Deployer(client, d, observed, cluster=CLUSTER, balancer=s.ref.name,  # type: ignore[arg-type]
+                 sleep=lambda _: None).run()
+    return client.requests
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_request_of_a_deploy_is_valid_for_botocore(case: str) -> None:
+    requests = deploy_requests(case)
+    made = {op for _, op, _ in requests}
+    assert {"CreateLoadBalancer", "CreateTargetGroup", "CreateListener", "RegisterTargets",
+            "ModifyListener", "DeregisterTargets"} <= made
+    bad = [f"{op}: {found}" for service, op, params in requests
+           if (found := problems(service, op, params))]
+    assert bad == []
+
+
+def test_the_deploys_make_every_write_and_botocore_refuses_broken_copies() -> None:
+    """The cases together make every write `Deployer` can make; and the validator is no
+    rubber stamp: a copy of each with a parameter of the wrong type, an unknown parameter
+    or a required one missing is refused."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for case in sorted(CASES):
+        for service, op, params in deploy_requests(case):
+            first.setdefault((service, op), params)
+    assert {(s, op) for s, ops in WRITES.items() for op in ops} <= set(first)
+    for (service, op), params in first.items():
+        shape = _input_shape(service, op)
+        assert problems(service, op, {**params, "Bogus": 1}), op
+        name, member = next(iter(shape.members.items()))
+        wrong = {"string": 5, "integer": "5", "boolean": "yes", "list": "x",
+                 "structure": "x", "map": "x"}[member.type_name]
+        assert problems(service, op, {**params, name: wrong}), (op, name)
+        for required in shape.required_members:
+            assert problems(service, op, {k: v for k, v in params.items() if k != required}), (
+                op, required)
+    tg = first[("elbv2", "CreateTargetGroup")]
+    assert "Port" in problems("elbv2", "CreateTargetGroup", {**tg, "Port": str(tg["Port"])})
