@@ -12,6 +12,9 @@ Module map (pure modules marked *):
 - `names`*: deterministic GCE names, ownership descriptions and labels.
 - `annotations`*: GKE's Service annotations -> `GcpOptions` (internal, subnet, global access,
   network tier, reserved address names), every problem named.
+- `desired`*: spec + options + settings + node tags -> the desired address, health check,
+  backend services, forwarding rules and firewall rules as Compute REST bodies (golden-tested,
+  each body parsed by the SDK's own message type in the tests).
 """
 
 from __future__ import annotations
