@@ -1,0 +1,1 @@
+"""Tests of the cloud emulators themselves, through the clouds' real SDKs."""
