@@ -161,7 +161,7 @@ class Compute:
 
     def _aggregated(self, collection: str) -> Route:
         kind = self.kinds.get(collection)
-        if kind is None:
+        if kind is None or set(kind.api) == {"global"}:  # GCE aggregates scoped kinds only
             raise not_implemented(f"aggregated/{collection}")
         names = {"backendServices": "backendServices", "healthChecks": "healthChecks"}
         api = f"compute.{names.get(collection, next(iter(kind.api.values())))}.aggregatedList"
