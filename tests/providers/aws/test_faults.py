@@ -86,9 +86,10 @@ class Stack:
     config: Config
 
     def quiet(self) -> bool:
-        """No key queued, in flight or waiting for a delayed retry."""
+        """No node sync pending, no key queued, in flight (both read in one step: a key that
+        `done` queues again is never missed between them) or waiting for a delayed retry."""
         queue = self.controller.queue
-        return queue is not None and not (queue.depth() or queue.in_flight() or queue.delayed())
+        return queue is not None and self.controller.quiet() and not queue.delayed()
 
 
 def _config(cluster: str, endpoint: str) -> str:
