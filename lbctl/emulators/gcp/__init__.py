@@ -5,8 +5,9 @@ Balancer needs, as google-cloud-compute's REST transport sends and reads it, and
 GCE is strict, so that a provider tested here meets the same refusals in the cloud:
 - `compute`: routing, the call log, faults and rate limits in front of every call;
 - resources: `addresses`, `forwarding_rules`, `backend_services`, `health_checks`,
-  `firewalls`, `instance_groups`, and the read-only world of `topology` (networks,
-  subnetworks, instances), on the shared verbs of `kinds` and the state of `store`;
+  `firewalls`, `instance_groups`, `networks` (networks and subnetworks), and the seeded world
+  of `topology` (the `default` network, read-only instances), on the shared verbs of `kinds`
+  and the state of `store`;
 - `operations` (RUNNING, then DONE or failed), `listing` (filters of `filters`, pages,
   aggregated lists), `errors` (GCE's error shapes), `links` (names and references), `ips`;
 - `admin`: the `/_emulator/` control API for tests; `world`: the seeded world, the sandbox's

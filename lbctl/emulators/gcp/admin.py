@@ -6,7 +6,8 @@
                                          and the network too, re-seeding the bare network)
     GET    /_emulator/world              project, regions and zones, network, instances
     POST   /_emulator/instances          {"instances": [{"name", "zone", "ip"?, "tags"?,
-                                         "labels"?, "network"?}]}: seed instances (nodes)
+                                         "labels"?, "network"?, "subnetwork"?}]}: seed
+                                         instances (nodes)
     DELETE /_emulator/instances/Z/N      an instance gone (and out of its groups)
     PUT    /_emulator/health             {"instance", "state", "backendService"?}: what
                                          getHealth reports (HEALTHY unless set)
@@ -121,6 +122,7 @@ class Admin:
         for spec in body.get("instances", []):
             key = add_instance(self.store, str(spec["name"]), str(spec["zone"]),
                                network=str(spec.get("network", "default")),
+                               subnetwork=spec.get("subnetwork"),
                                ip=spec.get("ip"), tags=spec.get("tags", ()),
                                labels=spec.get("labels"))
             added.append(key.url)

@@ -13,6 +13,7 @@ project answers 404, an unknown region or zone 400.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,14 @@ from .instance_groups import InstanceGroups
 from .kinds import Kind
 from .links import Key, check_name, scope_url
 from .listing import aggregated, answer, page
+from .networks import Networks, Subnetworks
 from .operations import Operations, Write
 from .store import Store
-from .topology import Instances, Networks, Subnetworks
+from .topology import Instances
 
 KINDS: tuple[type[Kind], ...] = (Addresses, ForwardingRules, BackendServices, HealthChecks,
                                  Firewalls, InstanceGroups, Networks, Subnetworks, Instances)
+log = logging.getLogger(__name__)
 OPERATIONS_API = {"global": "globalOperations", "regions": "regionOperations",
                   "zones": "zoneOperations"}
 Run = Callable[[dict[str, Any], Mapping[str, str], "Fault | None"], Awaitable[dict[str, Any]]]
@@ -74,6 +77,9 @@ class Compute:
             result, status = await route.run(body, request.query, failure), 200
         except GceError as exc:
             result, status = exc.body(), exc.status
+        except Exception:  # a bug here must still answer like GCE, and be seen
+            log.exception("GCE emulator: %s %s failed", request.method, request.path)
+            result, status = GceError(500, "backendError", "Internal error").body(), 500
         call.status = status
         if fault is not None and fault.mode == "lost" and status == 200 and (
                 request.transport is not None):

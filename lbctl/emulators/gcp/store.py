@@ -160,6 +160,20 @@ class Store:
         if key.collection == "instanceGroups":
             return [k for k, o in self.view("backendServices")
                     if any(b.get("group") == url for b in o.get("backends", []))]
+        if key.collection == "networks":
+            return sorted(
+                [k for k, o in self.view("subnetworks") if o.get("network") == url
+                 and not o.get("_auto")]
+                + [k for kind in ("firewalls", "instanceGroups", "backendServices")
+                   for k, o in self.view(kind) if o.get("network") == url]
+                + [k for k, o in self.view("instances")
+                   if any(n.get("network") == url for n in o.get("networkInterfaces", []))])
+        if key.collection == "subnetworks":
+            return sorted(
+                [k for kind in ("addresses", "forwardingRules") for k, o in self.view(kind)
+                 if o.get("subnetwork") == url]
+                + [k for k, o in self.view("instances")
+                   if any(n.get("subnetwork") == url for n in o.get("networkInterfaces", []))])
         if key.collection == "addresses":
             address = self.objects.get(key) or {}
             return [k for k, o in self.view("forwardingRules")

@@ -1,12 +1,11 @@
-"""The world a project starts with: networks, subnetworks and instances, read-only through the API.
+"""The world a project starts with: the `default` network, and instances, read-only through the API.
 
 Like a new GCE project, the world has the auto-mode network `default` with a subnetwork
 `default` in every region (10.128.0.0/20 in the main region, 10.132.0.0/20 in the
 next, ...) and its firewall rules `default-allow-internal` and `default-allow-ssh`. Instances
 (the cluster's nodes) are seeded through the emulator's admin API, never created through
-Compute's: the SDK's instances, networks and subnetworks clients read them (get, list,
-aggregated list) and their writes answer 501. Deleting an instance (admin API) takes it out of
-its instance groups, as GCE does.
+Compute's: the SDK's instances client reads them (get, list, aggregated list) and its writes
+answer 501. Deleting an instance (admin API) takes it out of its instance groups, as GCE does.
 """
 
 from __future__ import annotations
@@ -19,33 +18,11 @@ from .fields import ipv4
 from .ips import allocate_internal, internal_in_use, usable
 from .kinds import Kind
 from .links import Key, check_name, valid_name
+from .networks import auto_subnetworks
 from .store import Store, fingerprint, now
 
 MACHINE_TYPE = "e2-standard-2"
 DEFAULT_NETWORK = "default"
-
-
-class Networks(Kind):
-    collection = "networks"
-    kind = "compute#network"
-    api: ClassVar[dict[str, str]] = {"global": "networks"}
-    label = "network"
-    writable = False
-    fields = frozenset({
-        "IPv4Range", "autoCreateSubnetworks", "creationTimestamp", "description",
-        "gatewayIPv4", "id", "kind", "mtu", "name", "routingConfig", "selfLink", "subnetworks"})
-
-
-class Subnetworks(Kind):
-    collection = "subnetworks"
-    kind = "compute#subnetwork"
-    api: ClassVar[dict[str, str]] = {"regions": "subnetworks"}
-    label = "subnetwork"
-    writable = False
-    fields = frozenset({
-        "creationTimestamp", "description", "fingerprint", "gatewayAddress", "id",
-        "ipCidrRange", "kind", "name", "network", "privateIpGoogleAccess", "purpose", "region",
-        "selfLink", "stackType", "state"})
 
 
 class Instances(Kind):
@@ -70,23 +47,14 @@ def _base(store: Store, key: Key, kind: str) -> dict[str, Any]:
 
 def seed_network(store: Store, name: str = DEFAULT_NETWORK) -> Key:
     """An auto-mode network with a subnetwork named like it in every region, and its two
-    default firewall rules."""
+    default firewall rules: a new project's `default` network."""
     network = Key(store.project, "global", "networks", name)
-    subnets = []
-    for index, region in enumerate(store.regions):
-        subnet = Key(store.project, f"regions/{region}", "subnetworks", name)
-        base = f"10.{128 + 4 * index}.0"
-        store.objects[subnet] = {
-            **_base(store, subnet, "compute#subnetwork"), "network": network.url,
-            "ipCidrRange": f"{base}.0/20", "gatewayAddress": f"{base}.1",
-            "privateIpGoogleAccess": False, "purpose": "PRIVATE", "stackType": "IPV4_ONLY",
-            "fingerprint": fingerprint([name, region])}
-        store.seeded.add(subnet)
-        subnets.append(subnet.url)
     store.objects[network] = {**_base(store, network, "compute#network"),
-                              "autoCreateSubnetworks": True, "subnetworks": subnets, "mtu": 1460,
+                              "autoCreateSubnetworks": True, "mtu": 1460,
                               "routingConfig": {"routingMode": "REGIONAL"}}
-    store.seeded.add(network)
+    auto_subnetworks(store, network)
+    store.seeded.update(k for k, o in store.objects.items() if k == network or (
+        k.collection == "subnetworks" and o["network"] == network.url))
     rules = {f"{name}-allow-internal": ({"sourceRanges": ["10.128.0.0/9"]}, [
                  {"IPProtocol": "tcp", "ports": ["0-65535"]},
                  {"IPProtocol": "udp", "ports": ["0-65535"]}, {"IPProtocol": "icmp"}], 65534),
@@ -102,18 +70,21 @@ def seed_network(store: Store, name: str = DEFAULT_NETWORK) -> Key:
 
 
 def add_instance(store: Store, name: str, zone: str, *, network: str = DEFAULT_NETWORK,
-                 ip: str | None = None, tags: Iterable[str] = (),
-                 labels: dict[str, str] | None = None) -> Key:
-    """Seed a running instance in `zone` on `network`'s subnetwork of the zone's region."""
+                 subnetwork: str | None = None, ip: str | None = None,
+                 tags: Iterable[str] = (), labels: dict[str, str] | None = None) -> Key:
+    """Seed a running instance in `zone` on a subnetwork of the zone's region (by default the
+    one named like `network`)."""
     check_name(name, "name")
     store.check_scope(f"zones/{zone}")
     key = Key(store.project, f"zones/{zone}", "instances", name)
     if key in store.objects:
         raise GceError(409, "alreadyExists", f"The resource '{key.path}' already exists")
-    subnet_key = Key(store.project, f"regions/{key.region}", "subnetworks", network)
+    subnet_key = Key(store.project, f"regions/{key.region}", "subnetworks",
+                     subnetwork or network)
     subnet = store.get(subnet_key)
-    if subnet is None:
-        raise invalid("network", network, f"No subnetwork of it in region {key.region}.")
+    if subnet is None or not subnet["network"].endswith(f"/global/networks/{network}"):
+        raise invalid("subnetwork", subnet_key.path,
+                      f"No such subnetwork of network {network} in region {key.region}.")
     if ip is None:
         ip = allocate_internal(store, subnet_key, subnet)
     elif not usable(subnet, str(ipv4(ip, "networkIP"))) or ip in internal_in_use(
