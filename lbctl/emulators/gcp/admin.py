@@ -33,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .backend_services import HEALTH_STATES
 from .compute import Compute
 from .errors import GceError, invalid
 from .faults import Fault
@@ -41,7 +42,6 @@ from .store import DEFAULT_QUOTAS, Settings
 from .topology import add_instance, remove_instance, seed_network
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-HEALTH_STATES = ("HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "UNKNOWN")
 
 
 class Admin:

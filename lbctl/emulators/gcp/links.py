@@ -105,8 +105,3 @@ def parse_ref(value: object, field: str, home: Key, collection: str) -> Key:
         raise invalid(field, value, f"The URL is malformed: the name must be a match of "
                                     f"regex '(?:{NAME_PATTERN})'.")
     return Key(project, scope, collection, parts[1])
-
-
-def is_reference(value: str) -> bool:
-    """Whether an `IPAddress`-like field holds a reference rather than a literal IP."""
-    return "/" in value or valid_name(value)
