@@ -17,6 +17,8 @@ The work queue lives in `lbctl.controller.workqueue`: it knows nothing of Kubern
 
 from __future__ import annotations
 
+from lbctl.ratelimit import TokenBucket
+
 from .client import (
     EVENTS,
     LEASES,
@@ -26,7 +28,6 @@ from .client import (
     Kube,
     RawWatch,
     Resource,
-    TokenBucket,
     new_api_client,
 )
 from .events import EventRecorder, ObjectRef

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +25,8 @@ import orjson
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+
+from lbctl.ratelimit import TokenBucket
 
 JSON = "application/json"
 MERGE = "application/merge-patch+json"
@@ -104,36 +104,6 @@ SERVICES = Resource("", "v1", "services", True)
 NODES = Resource("", "v1", "nodes", False)
 EVENTS = Resource("", "v1", "events", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True)
-
-
-class TokenBucket:
-    """client-go's flowcontrol limiter: `qps` tokens a second, at most `burst` saved up.
-
-    `acquire` reserves a token (the balance may go negative) and sleeps until it is due, so
-    waiting callers are served in order without polling. qps <= 0 disables limiting.
-    """
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self.qps, self.burst = qps, max(1, burst)
-        self._tokens = float(self.burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Take a token; answer the seconds to wait before using it."""
-        if self.qps <= 0:
-            return 0.0
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            return max(0.0, -self._tokens / self.qps)
-
-    def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            time.sleep(wait)
 
 
 class _LimitedApiClient(k8s.ApiClient):  # type: ignore[misc]  # the client is untyped here

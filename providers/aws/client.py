@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lbctl.ratelimit import TokenBucket
 from providers.errors import PermanentError, ProviderError, TransientError
 
 from .annotation_keys import EIP_ALLOCATIONS, SECURITY_GROUPS, SUBNETS
@@ -162,33 +163,6 @@ def _retryable(exc: BaseException) -> bool:
             "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
             "ConnectTimeoutError", "ConnectionError", "ProxyConnectionError")
     return code in THROTTLING or status >= 500 or status == 429
-
-
-class TokenBucket:
-    """`rate` tokens per second, bursts of `burst`; `acquire` reserves a token and sleeps
-    until it is due, so waiting callers are served in order without a busy loop."""
-
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.rate = max(rate, 0.001)
-        self.burst = max(burst if burst is not None else rate, 1.0)
-        self._tokens = self.burst
-        self._clock, self._sleep = clock, sleep
-        self._stamp = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take a token; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= 1
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 log = logging.getLogger(__name__)
