@@ -15,6 +15,9 @@ Module map (pure modules marked *):
 - `desired`*: spec + options + settings + node tags -> the desired address, health check,
   backend services, forwarding rules and firewall rules as Compute REST bodies (golden-tested,
   each body parsed by the SDK's own message type in the tests).
+- `client`: google-cloud-compute's REST clients (lazily), token buckets per family, bounded
+  tenacity retries (the SDK's off), writes waited for on the same endpoint's operations,
+  HTTP errors and failed operations mapped to one taxonomy, call counting, a crash hook.
 """
 
 from __future__ import annotations
