@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from lbctl.balancer.model import HealthCheckConfig
-from lbctl.balancer.probes import hostport, http, tcp
+from lbctl.balancer.probes import TIMED_OUT, Limit, describe_errno, hostport, http, tcp
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class HealthChecker:
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
         self._on_change = on_change
         self._clock = clock
-        self._sem = asyncio.Semaphore(max_concurrency)
+        self._limit = Limit(max_concurrency)
         self._targets: dict[TargetKey, _Target] = {}
         self._streams: dict[_ProbeId, _Stream] = {}
         self._watching: dict[str, dict[TargetKey, _ProbeId]] = {}
@@ -365,23 +365,36 @@ class HealthChecker:
             self._record(stream, ok, reason, started)
 
     async def _probe(self, stream: _Stream) -> tuple[bool, str]:
+        limit = self._limit
+        if not limit.try_acquire():
+            await limit.wait()
+        try:
+            return await self._probe_once(stream)
+        finally:
+            limit.release()
+
+    async def _probe_once(self, stream: _Stream) -> tuple[bool, str]:
         address, kind, port, path = stream.pid
-        what = _describe(stream.pid)
         timeout = stream.check.timeout_seconds
-        async with self._sem:
-            try:
-                async with asyncio.timeout(timeout):
-                    if kind == "http":
-                        return await http(address, port, path, what)
-                    return await tcp(address, port)
-            except TimeoutError:
-                return False, f"{what} timed out after {timeout:g}s"
-            except ConnectionRefusedError:
-                return False, f"{what} refused"
-            except OSError as exc:
-                return False, f"{what} failed: {exc.strerror or exc}"
-            except Exception as exc:  # a probe must never kill its stream
-                return False, f"{what} failed: {type(exc).__name__}: {exc}"
+        if kind != "http":  # the hot path: no timeout context, no exception on failure
+            err = await tcp(address, port, timeout)
+            if err == 0:
+                return True, "connected"
+            if err == TIMED_OUT:
+                return False, f"{_describe(stream.pid)} timed out after {timeout:g}s"
+            return False, f"{_describe(stream.pid)} {describe_errno(err)}"
+        what = _describe(stream.pid)
+        try:
+            async with asyncio.timeout(timeout):
+                return await http(address, port, path, what)
+        except TimeoutError:
+            return False, f"{what} timed out after {timeout:g}s"
+        except ConnectionRefusedError:
+            return False, f"{what} refused"
+        except OSError as exc:
+            return False, f"{what} failed: {exc.strerror or exc}"
+        except Exception as exc:  # a probe must never kill its stream
+            return False, f"{what} failed: {type(exc).__name__}: {exc}"
 
     def _record(self, stream: _Stream, ok: bool, reason: str, started: float) -> None:
         stream.probes += 1
