@@ -163,6 +163,14 @@ class BackendSet:
     def get(self, key: EndpointKey) -> Backend | None:
         return self._backends.get(key)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._backends
+
+    @property
+    def size(self) -> int:
+        """How many backends (draining ones included); no __len__: a set is never falsy."""
+        return len(self._backends)
+
     def _rebuild(self) -> None:
         eligible = [b for b in self._backends.values() if b.eligible]
         keys = frozenset(b.key for b in eligible)

@@ -85,9 +85,9 @@ class Worker:
                             for doc in message.get("balancers", []) if isinstance(doc, dict)}
             self.send({"op": "applied", "seq": message["seq"], "problems": problems})
         elif op == "health":
-            key = (str(message["key"][0]), int(message["key"][1]))
-            self.health.known[key] = bool(message["up"])
-            self.dataplane.set_verdict(key, bool(message["up"]))
+            verdicts = {(str(a), int(p)): bool(up) for a, p, up in message["verdicts"]}
+            self.health.known.update(verdicts)
+            self.dataplane.set_verdicts(verdicts)
 
     def stats(self) -> dict[str, Any]:
         frontends = []

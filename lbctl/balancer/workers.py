@@ -248,9 +248,14 @@ class WorkerPool:
         return problems
 
     def set_verdict(self, key: EndpointKey, up: bool) -> None:
-        self._verdicts[key] = up
+        self.set_verdicts({key: up})
+
+    def set_verdicts(self, verdicts: dict[EndpointKey, bool]) -> None:
+        """Tell every worker, in one message per worker however many verdicts."""
+        self._verdicts.update(verdicts)
+        items = [[a, p, up] for (a, p), up in verdicts.items()]
         for worker in self.workers:
-            worker.send({"op": "health", "key": [key[0], key[1]], "up": up})
+            worker.send({"op": "health", "verdicts": items})
 
     def stats(self, key: FrontKey) -> ListenerStats:
         """Counters of one frontend summed over the workers (dead ones included)."""
