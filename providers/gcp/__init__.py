@@ -18,6 +18,9 @@ Module map (pure modules marked *):
 - `client`: google-cloud-compute's REST clients (lazily), token buckets per family, bounded
   tenacity retries (the SDK's off), writes waited for on the same endpoint's operations,
   HTTP errors and failed operations mapped to one taxonomy, call counting, a crash hook.
+- `deploy`: observe by name, write only differences, in GCE's crash-safe order (health check,
+  prober firewall, instance groups, backend services, address, forwarding rules, clients'
+  firewall); a forwarding rule is replaced on the same address; other owners' objects refused.
 """
 
 from __future__ import annotations
