@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import orjson
 
 from .workers import LINE_LIMIT
 
@@ -39,7 +40,7 @@ class Sender:
 
     def __call__(self, message: dict[str, Any]) -> None:
         if not self._out.is_closing():
-            self._out.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            self._out.write(orjson.dumps(message) + b"\n")
 
 
 async def serve_child(make: Callable[[Sender], Child], *, stop_on_sigterm: bool) -> None:
@@ -59,7 +60,7 @@ async def serve_child(make: Callable[[Sender], Child], *, stop_on_sigterm: bool)
     async def read() -> None:
         while line := await reader.readline():
             try:
-                await child.handle(json.loads(line))
+                await child.handle(orjson.loads(line))
             except Exception:  # one bad message must not take the child down
                 log.exception("pid %d: cannot handle a message from the daemon", os.getpid())
         stop.set()

@@ -113,6 +113,8 @@ class Dataplane:
         """The listener each health-check owner was last watched with."""
         self._kernel_pending = False
         self._verdict_batch: dict[tuple[str, int], tuple[bool, str]] = {}
+        self._index: dict[tuple[str, int], list[BackendSet]] | None = None
+        """Target -> the frontends' backend sets that have it (None: to be rebuilt)."""
         self._kernel_applied = False
         self.kernel_error: str | None = None
 
@@ -125,17 +127,19 @@ class Dataplane:
         """Apply many verdicts with at most one rebuild per frontend; answers whether any
         changed. A probe round that takes 10,000 targets down at once costs one pass over the
         frontends' targets, not 10,000 passes over the frontends."""
+        if self._index is None:  # target -> the frontends that have it, rebuilt after changes
+            index: dict[tuple[str, int], list[BackendSet]] = {}
+            for run in self.running.values():
+                for backend in run.backends.backends:
+                    index.setdefault(backend.key, []).append(run.backends)
+            self._index = index
+        by_set: dict[int, tuple[BackendSet, list[tuple[tuple[str, int], bool]]]] = {}
+        for key, up in verdicts.items():
+            for backends in self._index.get(key, ()):
+                by_set.setdefault(id(backends), (backends, []))[1].append((key, up))
         changed = False
-        by_batch = len(verdicts) * len(self.running) <= sum(
-            run.backends.size for run in self.running.values())
-        for run in self.running.values():
-            if by_batch:
-                mine = [(k, up) for k, up in verdicts.items() if k in run.backends]
-            else:
-                mine = [(b.key, verdicts[b.key]) for b in run.backends.backends
-                        if b.key in verdicts]
-            if mine:
-                changed |= run.backends.set_many(mine)
+        for backends, mine in by_set.values():
+            changed |= backends.set_many(mine)
         return changed
 
     def _sync_verdicts(self, backends: BackendSet) -> None:
@@ -231,6 +235,7 @@ class Dataplane:
                     run.signature == _signature(b, li):
                 if run.listener != li:
                     run.backends.update(li.targets, b.drain_seconds)
+                    self._index = None
                     self._sync_verdicts(run.backends)
                     run.listener = li
                     await asyncio.sleep(0)  # one frontend at a time, then traffic
@@ -308,6 +313,7 @@ class Dataplane:
                                    on_unreachable=self._connect_failed)
         await frontend.start()
         self.running[key] = Running(b.name, li, _signature(b, li), backends, frontend, stats)
+        self._index = None
         if old is not None:
             await self._close(old)
         log.info("serving %s:%d/%s for balancer %s (%d targets)", vip, port, protocol, b.name,
@@ -315,6 +321,7 @@ class Dataplane:
 
     async def _stop(self, key: FrontKey) -> None:
         run = self.running.pop(key)
+        self._index = None
         await self._close(run)
         log.info("stopped %s:%d/%s of balancer %s", key[1], key[2], key[0], run.balancer)
 
@@ -349,24 +356,26 @@ class Dataplane:
         down: set[str] = set()
         healthy = total = 0
         in_kernel = name in self.in_kernel
+        reason, is_up, workers = self._reason, self.health.is_up, self.workers
         for li in b.listeners:
-            run = self.running.get((li.protocol, b.addresses[0], li.port))
+            front = (li.protocol, b.addresses[0], li.port)
+            run = self.running.get(front)
+            get = run.backends.get if run is not None else None
             targets: list[dict[str, Any]] = []
-            for t in li.targets:
-                backend = run.backends.get((t.address, t.port)) if run else None
-                up = self.health.is_up((t.address, t.port)) if in_kernel else (
-                    backend is not None and backend.up)
-                active = backend.active if backend else 0
-                if self.workers is not None:
-                    active += self.workers.target_active(
-                        (li.protocol, b.addresses[0], li.port), (t.address, t.port))
-                targets.append({"name": t.label, "address": t.address, "port": t.port,
-                                "up": up, "active": active,
-                                "reason": self._reason((t.address, t.port))})
+            for t in li.targets:  # 10,000 targets are polled every 2 s: keep this loop lean
+                key = (t.address, t.port)
+                label = t.name or t.endpoint
+                backend = get(key) if get is not None else None
+                up = is_up(key) if in_kernel else (backend is not None and backend.up)
+                active = backend.active if backend is not None else 0
+                if workers is not None:
+                    active += workers.target_active(front, key)
+                targets.append({"name": label, "address": t.address, "port": t.port,
+                                "up": up, "active": active, "reason": reason(key)})
                 healthy += up
                 total += 1
                 if not up:
-                    down.add(t.label)
+                    down.add(label)
             listeners.append({"protocol": li.protocol, "port": li.port,
                               "bound": run is not None or (in_kernel and self._kernel_applied),
                               "targets": targets})

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from .health import OnChange, TargetKey
 from .model import HealthCheckConfig
@@ -84,7 +85,7 @@ class HealthProcess:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
             return  # sent again whole when the checker (re)starts
-        proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        proc.stdin.write(orjson.dumps(message) + b"\n")
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         await read_messages(proc, "health checker", self._handle)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import orjson
 
 from .backends import EndpointKey, ListenerStats
 from .model import BalancerConfig, to_json
@@ -73,7 +74,7 @@ async def read_messages(proc: asyncio.subprocess.Process, who: str,
         if not line:
             return
         try:
-            handle(json.loads(line))
+            handle(orjson.loads(line))
         except Exception as exc:  # one bad message must not stop the reading
             log.error("%s sent a message the daemon cannot use: %r", who, exc)
 
@@ -103,7 +104,7 @@ class _Worker:
 
     def send(self, message: dict[str, Any]) -> None:
         if self.alive and self.proc is not None and self.proc.stdin is not None:
-            self.proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            self.proc.stdin.write(orjson.dumps(message) + b"\n")
 
 
 class WorkerPool:
