@@ -21,6 +21,7 @@ bench:
 	.venv/bin/python bench/startup.py
 	.venv/bin/python bench/balancer.py
 	.venv/bin/python bench/balancer_scale.py
+	.venv/bin/python bench/balancer_split.py
 	.venv/bin/python bench/l2_failover.py
 	.venv/bin/python bench/nft_transaction.py
 	.venv/bin/python bench/aws.py
