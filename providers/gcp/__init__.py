@@ -1,10 +1,11 @@
 """The `gcp` provider: a regional passthrough Network Load Balancer per LoadBalancer Service
 on a backend service (google-cloud-compute, optional extra `lbctl[gcp]`, imported only when a
-client is built). Being built in slices (issue 15); this slice holds its pure parts.
+client is built). Being built in slices (issue 15): the provider works against GCE (and the
+emulator); the controller-level tests, crash safety, demo, bench and IAM list come next.
 
 Public interface:
-- `create(settings, cluster_name, cluster)`: the registry's factory (`provider: gcp`); refuses
-  with a clear message until the deploy slice lands.
+- `create(settings, cluster_name, cluster) -> GcpProvider`: the registry's factory
+  (`provider: gcp`); a missing project or bad section is a ConfigError naming the keys.
 - `validate_settings(raw) -> problems`: the `gcp:` section's parser, for `lbctl config validate`.
 
 Module map (pure modules marked *):
@@ -20,26 +21,15 @@ Module map (pure modules marked *):
   HTTP errors and failed operations mapped to one taxonomy, call counting, a crash hook.
 - `deploy`: observe by name, write only differences, in GCE's crash-safe order (health check,
   prober firewall, instance groups, backend services, address, forwarding rules, clients'
-  firewall); a forwarding rule is replaced on the same address; other owners' objects refused.
+  firewall); a forwarding rule is replaced on the same address; other owners' objects refused;
+  `Remover`: delete in reverse, by name and description, not-found is success.
+- `provider`: `GcpProvider` (the Provider protocol, per-balancer locks, a lock for the
+  cluster's shared objects, node tags read once per instance).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
-
-from lbctl.parsing import ConfigError
-from providers.cluster import ClusterView
-
+from .provider import CAPABILITIES, GcpProvider, create
 from .settings import validate_settings
 
-
-def create(settings: Mapping[str, Any], cluster_name: str, cluster: ClusterView) -> NoReturn:
-    """Not available yet: say so instead of failing on a missing module."""
-    del settings, cluster_name, cluster
-    raise ConfigError("provider", [("", "gcp is not available in this version yet: its config "
-                                        "section validates (lbctl config validate), the GCE "
-                                        "client and deploy are still being built (issue 15)")])
-
-
-__all__ = ["create", "validate_settings"]
+__all__ = ["CAPABILITIES", "GcpProvider", "create", "validate_settings"]

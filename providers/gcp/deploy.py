@@ -28,9 +28,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from providers.errors import PermanentError
+from providers.spec import BalancerRef
 
 from . import names
-from .client import GceClient
+from .client import GceClient, GceError
 from .desired import Desired, Instance
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,49 @@ class Deployer:
         for fw_name, fw_body in desired.firewalls:
             self.firewall(fw_name, {**fw_body, "destinationRanges": [f"{ip}/32"]})
         return ip
+
+
+class Remover:
+    """One balancer's objects deleted, found again by name and recognised by description;
+    not-found is success (an earlier, interrupted delete got that far)."""
+
+    def __init__(self, gce: GceClient) -> None:
+        self.gce = gce
+        self.s = gce.settings
+
+    def _delete(self, collection: str, key: str, name: str, scope: Scope,
+                where: dict[str, str], description: str) -> bool:
+        found = self.gce.get(collection, **where, **{key: name})
+        if found is None or found.get("description") != description:
+            return False
+        try:
+            self.gce.write(collection, "delete", scope=scope, **where, **{key: name})
+        except GceError as exc:
+            if not exc.not_found:
+                raise
+        return True
+
+    def delete(self, ref: BalancerRef) -> list[str]:
+        """Delete in GCE's order; answers what was deleted (`kind/name`)."""
+        b, mine = ref.name, names.description(ref)
+        regional = {"project": self.s.project, "region": self.s.region}
+        project = {"project": self.s.project}
+        region: Scope = ("region", self.s.region)
+        steps: list[tuple[str, str, str, Scope, dict[str, str]]] = [
+            *[("forwardingRules", "forwarding_rule", names.forwarding_rule(b, p), region,
+               regional) for p in ("TCP", "UDP")],
+            ("addresses", "address", names.address(b), region, regional),
+            ("firewalls", "firewall", names.firewall(b), ("global", ""), project),
+            ("firewalls", "firewall", names.health_firewall(b), ("global", ""), project),
+            *[("regionBackendServices", "backend_service", names.backend_service(b, p), region,
+               regional) for p in ("TCP", "UDP")],
+            ("regionHealthChecks", "health_check", names.service_health_check(b), region,
+             regional),
+            ("healthChecks", "health_check", names.service_health_check(b), ("global", ""),
+             project),
+        ]
+        return [f"{collection}/{name}" for collection, key, name, scope, where in steps
+                if self._delete(collection, key, name, scope, where, mine)]
 
 
 def _differs(want: dict[str, Any], found: dict[str, Any], ignore: tuple[str, ...] = ()) -> bool:
