@@ -174,9 +174,9 @@ def test_verdicts_of_one_loop_turn_land_with_one_rebuild_per_frontend(
         rebuilds: Counter[str] = Counter()
         try:
             await dp.apply([balancer()])
-            for key, run_ in dp.running.items():
+            for front, run_ in dp.running.items():
                 monkeypatch.setattr(run_.backends, "_rebuild", counting(
-                    rebuilds, str(key), run_.backends._rebuild))
+                    rebuilds, str(front), run_.backends._rebuild))
             keys = [b.key for run_ in dp.running.values() for b in run_.backends.backends]
             assert len(keys) == PORTS * PER_PORT
             for key in keys:

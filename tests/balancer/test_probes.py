@@ -41,9 +41,10 @@ def test_connected_refused_timed_out_and_cancelled_leave_nothing_behind() -> Non
             filler.connect_ex(blackhole.getsockname())
             fillers.append(filler)
         await asyncio.sleep(0.1)
-        results = await asyncio.gather(*(tcp(*blackhole.getsockname(), 0.3) for _ in range(4)))
+        host, full = blackhole.getsockname()[:2]
+        results = await asyncio.gather(*(tcp(host, full, 0.3) for _ in range(4)))
         assert TIMED_OUT in results
-        pending = tcp(*blackhole.getsockname(), 5.0)
+        pending = tcp(host, full, 5.0)
         pending.cancel()
         await asyncio.sleep(0)
         for f in fillers:
