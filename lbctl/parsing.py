@@ -229,6 +229,30 @@ def boolean(raw: Mapping[str, Any], key: str, default: bool, path: str,
     return value
 
 
+def rates(value: Any, path: str, defaults: Mapping[str, float], maximum: float,
+          problems: Problems) -> dict[str, float]:
+    """A `rateLimits:` mapping of API families to requests per second: each family absent
+    keeps its default; an unknown family or a rate that is not a number in (0, maximum] is a
+    problem naming its key (and keeps the default)."""
+    limits = dict(defaults)
+    if value is None:
+        return limits
+    if not isinstance(value, Mapping):
+        problems.append((path, f"must be a mapping of {', '.join(defaults)} to requests per "
+                               f"second, not {value!r}"))
+        return limits
+    for key, rate in value.items():
+        if key not in defaults:
+            problems.append((f"{path}.{key}", f"unknown key (allowed: {', '.join(defaults)})"))
+        elif (not isinstance(rate, int | float) or isinstance(rate, bool)
+              or not 0 < rate <= maximum):
+            problems.append((f"{path}.{key}", "must be a number of requests per second above 0 "
+                                              f"and at most {maximum:g}, not {rate!r}"))
+        else:
+            limits[key] = float(rate)
+    return limits
+
+
 def within(path: str, root: str) -> str:
     """`path` relative to the section `root` (`aws.rateLimits.x` -> `rateLimits.x`), as a
     provider's validator reports it to `lbctl config validate`, which prefixes the section."""

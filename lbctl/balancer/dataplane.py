@@ -28,6 +28,7 @@ from .health import HealthChecker
 from .health_process import HealthProcess
 from .model import BalancerConfig, HealthCheckConfig, ListenerConfig
 from .nft import NftablesDataplane, NftError
+from .status import balancer_status
 from .tcp_proxy import TcpFrontend, congestion_problem
 from .udp_proxy import UdpFrontend
 from .workers import WorkerPool
@@ -116,6 +117,7 @@ class Dataplane:
         self._index: dict[tuple[str, int], list[BackendSet]] | None = None
         """Target -> the frontends' backend sets that have it (None: to be rebuilt)."""
         self._kernel_applied = False
+        """Whether lbctl's nft table was written (status says a kernel balancer is bound)."""
         self.kernel_error: str | None = None
 
     # -- health -----------------------------------------------------------------------------
@@ -349,48 +351,7 @@ class Dataplane:
     # -- reporting --------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:
         """Target health and problems of one balancer, as the API reports it."""
-        b = self.desired.get(name)
-        if b is None:
-            return {"serving": False, "message": "not served"}
-        listeners: list[dict[str, Any]] = []
-        down: set[str] = set()
-        healthy = total = 0
-        in_kernel = name in self.in_kernel
-        reason, is_up, workers = self._reason, self.health.is_up, self.workers
-        for li in b.listeners:
-            front = (li.protocol, b.addresses[0], li.port)
-            run = self.running.get(front)
-            get = run.backends.get if run is not None else None
-            targets: list[dict[str, Any]] = []
-            for t in li.targets:  # 10,000 targets are polled every 2 s: keep this loop lean
-                key = (t.address, t.port)
-                label = t.name or t.endpoint
-                backend = get(key) if get is not None else None
-                up = is_up(key) if in_kernel else (backend is not None and backend.up)
-                active = backend.active if backend is not None else 0
-                if workers is not None:
-                    active += workers.target_active(front, key)
-                targets.append({"name": label, "address": t.address, "port": t.port,
-                                "up": up, "active": active, "reason": reason(key)})
-                healthy += up
-                total += 1
-                if not up:
-                    down.add(label)
-            listeners.append({"protocol": li.protocol, "port": li.port,
-                              "bound": run is not None or (in_kernel and self._kernel_applied),
-                              "targets": targets})
-        problems = list(self.problems.by_balancer.get(name, []))
-        if in_kernel and self.kernel_error:
-            problems.append(self.kernel_error)
-        if down:
-            problems.append(f"{healthy} of {total} targets healthy; down: "
-                            f"{', '.join(sorted(down))}")
-        if total == 0:
-            problems.append("no targets")
-        serving = any(li["bound"] for li in listeners) and healthy > 0
-        return {"serving": serving, "dataplane": "nftables" if in_kernel else "userspace",
-                "healthyTargets": healthy,
-                "totalTargets": total, "problems": problems, "listeners": listeners}
+        return balancer_status(self, name)
 
     def totals(self, key: FrontKey) -> ListenerStats:
         """A frontend's counters over this process and its workers."""
@@ -403,5 +364,6 @@ class Dataplane:
             setattr(total, name, getattr(total, name) + value)
         return total
 
-    def _reason(self, key: tuple[str, int]) -> str:
-        return self.health.reason(key)
+    @property
+    def kernel_applied(self) -> bool:
+        return self._kernel_applied

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,30 +48,9 @@ def register(main: click.Group) -> None:
         options.import_or_explain("emulator aws", _load)
         from ..emulators.aws.server import AwsEmulator, ready_line  # noqa: PLC0415
         host, port = options.listen(listen)
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
         emu = AwsEmulator(host=host, port=port, region=region)
-        try:
-            emu.start()
-        except OSError as exc:
-            raise click.ClickException(f"--listen {listen}: {exc.strerror or exc}") from exc
-        try:
-            world = emu.seed(cluster=cluster, nodes=nodes)
-            emu.write_files(world, nodes_file, config_out)
-            click.echo(ready_line(emu, world, nodes_file, config_out))
-            sys.stdout.flush()
-            while not stop.wait(0.5):
-                pass
-        except OSError as exc:
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
-        finally:
-            emu.stop()
-        click.echo("aws emulator stopped")
+        _serve("aws", listen, emu, lambda: emu.seed(cluster=cluster, nodes=nodes), nodes_file,
+               config_out, lambda world: ready_line(emu, world, nodes_file, config_out))
 
     @emulator.command()
     @click.option("--listen", default="127.0.0.1:8780", show_default=True,
@@ -108,30 +88,41 @@ def register(main: click.Group) -> None:
             specs = server.world_module.instance_specs(cluster, nodes, emu.zones)
         except (ValueError, server.GceError) as exc:
             raise click.ClickException(str(exc)) from exc
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        try:
-            emu.start()
-        except OSError as exc:
-            raise click.ClickException(f"--listen {listen}: {exc.strerror or exc}") from exc
-        try:
+        def seed() -> Any:
             emu.add_instances(specs)
-            world = emu.read_world(cluster)
-            emu.write_files(world, nodes_file, config_out)
-            click.echo(server.ready_line(emu, world, nodes_file, config_out))
-            sys.stdout.flush()
-            while not stop.wait(0.5):
-                pass
-        except OSError as exc:
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
-        finally:
-            emu.stop()
-        click.echo("gcp emulator stopped")
+            return emu.read_world(cluster)
+
+        _serve("gcp", listen, emu, seed, nodes_file, config_out,
+               lambda world: server.ready_line(emu, world, nodes_file, config_out))
+
+
+def _serve(name: str, listen: str, emu: Any, seed: Callable[[], Any], nodes_file: Path | None,
+           config_out: Path | None, ready: Callable[[Any], str]) -> None:
+    """Start `emu`, seed its world, write its files, say ready, and serve until SIGTERM or
+    SIGINT; a taken port or an unwritable file is a clear error (exit 1)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise click.ClickException(f"--listen {listen}: {exc.strerror or exc}") from exc
+    try:
+        world = seed()
+        emu.write_files(world, nodes_file, config_out)
+        click.echo(ready(world))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+    finally:
+        emu.stop()
+    click.echo(f"{name} emulator stopped")
 
 
 def _load() -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, is_credential_key, within
+from lbctl.parsing import Problems, is_credential_key, rates, within
 
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
@@ -169,27 +169,8 @@ def _vpc(raw: Mapping[str, Any], problems: Problems) -> str | None:
 
 
 def _rate_limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, float]:
-    limits = _default_rate_limits()
-    value = raw.get("rateLimits")
-    path = f"{ROOT}.rateLimits"
-    if value is None:
-        return limits
-    if not isinstance(value, Mapping):
-        problems.append((path, f"must be a mapping of {', '.join(RATE_FAMILIES)} to requests "
-                               f"per second, not {value!r}"))
-        return limits
-    for key, rate in value.items():
-        if key not in RATE_FAMILIES:
-            problems.append((f"{path}.{key}", f"unknown key (allowed: "
-                                              f"{', '.join(RATE_FAMILIES)})"))
-            continue
-        if (not isinstance(rate, int | float) or isinstance(rate, bool)
-                or not 0 < rate <= MAX_RATE):
-            problems.append((f"{path}.{key}", "must be a number of requests per second "
-                                              f"above 0 and at most {MAX_RATE:g}, not {rate!r}"))
-            continue
-        limits[key] = float(rate)
-    return limits
+    return rates(raw.get("rateLimits"), f"{ROOT}.rateLimits", DEFAULT_RATE_LIMITS, MAX_RATE,
+                 problems)
 
 
 def _tags(raw: Mapping[str, Any], problems: Problems) -> tuple[tuple[str, str], ...]:

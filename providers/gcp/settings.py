@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, is_credential_key, within
+from lbctl.parsing import Problems, is_credential_key, rates, within
 
 ROOT = "gcp"
 KEYS = ("project", "region", "network", "subnetwork", "endpoint", "nodeTags",
@@ -141,26 +141,8 @@ def _node_tags(raw: Mapping[str, Any], problems: Problems) -> tuple[str, ...]:
 
 
 def _rate_limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, float]:
-    limits = _default_rate_limits()
-    value = raw.get("rateLimits")
-    path = f"{ROOT}.rateLimits"
-    if value is None:
-        return limits
-    if not isinstance(value, Mapping):
-        problems.append((path, f"must be a mapping of {', '.join(RATE_FAMILIES)} to requests "
-                               f"per second, not {value!r}"))
-        return limits
-    for key, rate in value.items():
-        if key not in RATE_FAMILIES:
-            problems.append((f"{path}.{key}", f"unknown key (allowed: "
-                                              f"{', '.join(RATE_FAMILIES)})"))
-        elif (not isinstance(rate, int | float) or isinstance(rate, bool)
-              or not 0 < rate <= MAX_RATE):
-            problems.append((f"{path}.{key}", "must be a number of requests per second above "
-                                              f"0 and at most {MAX_RATE:g}, not {rate!r}"))
-        else:
-            limits[key] = float(rate)
-    return limits
+    return rates(raw.get("rateLimits"), f"{ROOT}.rateLimits", DEFAULT_RATE_LIMITS, MAX_RATE,
+                 problems)
 
 
 def label_problem(key: str, value: str) -> str | None:

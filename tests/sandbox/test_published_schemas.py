@@ -183,11 +183,6 @@ def test_objects_as_served_pass_the_published_schemas(sandbox: Sandbox, ns: str)
         assert_valid(obj)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the sandbox serves a core/v1 Event written without eventTime through events.k8s.io/v1 "
-    "without the field; kube-apiserver serves \"eventTime\": null there (MicroTime without "
-    "omitempty), which the published schema, requiring eventTime, accepts. lbctl's recorder "
-    "writes such Events. Remove this marker when the sandbox serves it."))
 def test_a_core_event_read_through_events_k8s_io_passes_the_published_schema(
         sandbox: Sandbox, ns: str) -> None:
     _call(sandbox, "POST", f"/api/v1/namespaces/{ns}/events", {

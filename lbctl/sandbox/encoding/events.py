@@ -35,6 +35,7 @@ def to_events_v1(core: Obj) -> Obj:
     for old, new in _RENAMES:
         if old in core:
             out[new] = core[old]
+    out.setdefault("eventTime", None)  # no omitempty in events.k8s.io/v1: null, as upstream
     series = core.get("series")
     if series:
         out["series"] = {"count": series.get("count", 0),

@@ -5,14 +5,11 @@ rate limit and are each counted, and a failed GET that is never taken for "absen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from lbctl.emulators.gcp.server import GceEmulator
 from providers.errors import PermanentError, TransientError
 from providers.gcp.client import GceClient, GceError, map_error
-from providers.gcp.settings import GcpSettings
 
 pytestmark = pytest.mark.integration
 
@@ -20,26 +17,10 @@ HC = {"name": "hc-1", "type": "TCP", "tcpHealthCheck": {"port": 30080},
       "checkIntervalSec": 8, "timeoutSec": 1, "healthyThreshold": 1, "unhealthyThreshold": 3}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(operation_delay=0.05)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
-@pytest.fixture
-def gce(emulator: GceEmulator) -> Iterator[GceClient]:
-    emulator.reset()
-    emulator.clear_faults()
-    settings = GcpSettings(project=emulator.project, region=emulator.region,
-                           endpoint=emulator.endpoint,
-                           rate_limits={"read": 1000.0, "write": 1000.0, "operations": 1000.0})
-    client = GceClient(settings, max_wait=0.05, max_seconds=10)
-    yield client
-    client.close()
+
+
 
 
 def _hc(gce: GceClient, body: dict[str, object]) -> None:
@@ -51,6 +32,7 @@ def _hc(gce: GceClient, body: dict[str, object]) -> None:
 
 def test_write_waits_for_its_operation_then_reads_and_pages(gce: GceClient,
                                                            emulator: GceEmulator) -> None:
+    emulator.settings(operationDelay=0.05)  # RUNNING for a moment: the wait is exercised
     for i in range(3):
         _hc(gce, {**HC, "name": f"hc-{i}"})
     calls = gce.reset_calls()

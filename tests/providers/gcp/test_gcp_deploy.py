@@ -5,7 +5,6 @@ rule is replaced on the same address), and objects of another owner are left alo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,7 +15,6 @@ from providers.gcp.annotations import GcpOptions
 from providers.gcp.client import GceClient
 from providers.gcp.deploy import Deployer
 from providers.gcp.desired import desired
-from providers.gcp.settings import GcpSettings
 from providers.spec import BalancerRef, HealthCheck, Listener, LoadBalancerSpec, ServiceRef, Target
 
 pytestmark = pytest.mark.integration
@@ -27,31 +25,13 @@ REF = BalancerRef("lb-default-web-abcdefghij", CLUSTER,
 TAGS = (f"{CLUSTER}-node",)
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(operation_delay=0.0)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
-@pytest.fixture
-def gce(emulator: GceEmulator) -> Iterator[GceClient]:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    settings = GcpSettings(project=emulator.project, region=emulator.region,
-                           endpoint=emulator.endpoint,
-                           rate_limits={"read": 1000.0, "write": 1000.0, "operations": 1000.0})
-    client = GceClient(settings, max_wait=0.05, max_seconds=10)
-    yield client
-    client.close()
 
 
-@pytest.fixture
-def world(gce: GceClient, emulator: GceEmulator) -> World:
-    return emulator.seed(CLUSTER, nodes=3)
+
+
+
 
 
 def _spec(world: World, ports: tuple[int, ...] = (80,)) -> LoadBalancerSpec:

@@ -16,7 +16,6 @@ from providers.errors import PermanentError
 from providers.gcp import create
 from providers.gcp.client import GceClient
 from providers.gcp.provider import GcpProvider
-from providers.gcp.settings import GcpSettings
 from providers.spec import BalancerRef, HealthCheck, Listener, LoadBalancerSpec, ServiceRef, Target
 
 pytestmark = pytest.mark.integration
@@ -26,30 +25,15 @@ REF = BalancerRef("lb-default-web-abcdefghij", CLUSTER,
                   ServiceRef("default", "web", "0f9c2f4e-1111-2222-3333-444455556666"))
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(operation_delay=0.0)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+
+
+
+
 
 
 @pytest.fixture
-def world(emulator: GceEmulator) -> World:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    return emulator.seed(CLUSTER, nodes=3)
-
-
-@pytest.fixture
-def provider(emulator: GceEmulator, world: World) -> Iterator[GcpProvider]:
-    settings = GcpSettings(project=emulator.project, region=emulator.region,
-                           endpoint=emulator.endpoint,
-                           rate_limits={"read": 1000.0, "write": 1000.0, "operations": 1000.0})
-    made = GcpProvider(settings, CLUSTER, StaticView(),
-                       client=GceClient(settings, max_wait=0.05, max_seconds=10))
+def provider(gce: GceClient, world: World) -> Iterator[GcpProvider]:
+    made = GcpProvider(gce.settings, CLUSTER, StaticView(), client=gce)
     yield made
     made.close()
 

@@ -1,0 +1,47 @@
+"""The GCE emulator for the GCP provider's tests: one per test module, reset (world included)
+before each test; a `GceClient` on it with generous rate limits and short retry waits; a
+seeded world of three instances of the cluster `prod`, tagged `prod-node`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from lbctl.emulators.gcp.server import GceEmulator
+from lbctl.emulators.gcp.world import World
+from providers.gcp.client import GceClient
+from providers.gcp.settings import GcpSettings
+
+CLUSTER = "prod"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[GceEmulator]:
+    emu = GceEmulator(operation_delay=0.0)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def settings(emulator: GceEmulator) -> GcpSettings:
+    emulator.reset(keep_world=False)
+    emulator.clear_faults()
+    return GcpSettings(project=emulator.project, region=emulator.region,
+                       endpoint=emulator.endpoint,
+                       rate_limits={"read": 1000.0, "write": 1000.0, "operations": 1000.0})
+
+
+@pytest.fixture
+def gce(settings: GcpSettings) -> Iterator[GceClient]:
+    client = GceClient(settings, max_wait=0.05, max_seconds=10)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def world(emulator: GceEmulator, settings: GcpSettings) -> World:
+    return emulator.seed(CLUSTER, nodes=3)
