@@ -174,9 +174,11 @@ class Controller:
         when the Service is gone (deleted while a balancer host was down, which then came back
         with it), collect orphans in a moment rather than at the next resync."""
         svc = self.cache.service(ref.service.namespace, ref.service.name)
-        if svc is not None and svc.uid == ref.service.uid:
+        if svc is not None and svc.uid == ref.service.uid and (
+                wants_balancer(svc) or held_finalizer(svc, self.config())):
             self._enqueue(svc, force=True)
             return
+        # gone, or going without our finalizer (its object not yet out of the cache)
         with self._lock:
             if self._orphan_timer is not None or not self._leading.is_set():
                 return

@@ -668,6 +668,8 @@ def test_a_provider_report_of_a_balancer_without_service_collects_it_at_once(
     gone = specs["gone"]
     core_api.delete_namespaced_service("gone", "default")
     wait_for(lambda: gone.name not in running.fake.balancers, 30, "deleted")
+    wait_for(lambda: running.controller.cache.service("default", "gone") is None, 15, "cache")
+    settle(running, core_api)  # the delete's own events handled: nothing else will act
     running.fake.ensure(gone)  # the host came back with its copy
     listings = len(running.fake.ops("list_owned"))
     deletes = len(running.fake.ops("delete"))
