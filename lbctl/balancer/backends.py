@@ -53,6 +53,8 @@ class ListenerStats:
     forwarding loop the model could not see (a NAT, a name, another host's rule)."""
     connect_failures: int = 0
     """Connects to a target that failed or timed out (each attempt counts)."""
+    local_failures: int = 0
+    """Of those, the ones this host caused (no ephemeral port or fd left): no ejection."""
     datagrams_in: int = 0
     datagrams_out: int = 0
     dropped: int = 0

@@ -47,7 +47,7 @@ def tcp(address: str, port: int, timeout: float) -> asyncio.Future[int]:
         return fut
     sock.setblocking(False)
     err = sock.connect_ex((address, port))
-    if err not in (errno.EINPROGRESS, errno.EAGAIN):
+    if err != errno.EINPROGRESS:
         sock.close()
         fut.set_result(err)
         return fut

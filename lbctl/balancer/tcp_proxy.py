@@ -66,6 +66,14 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _splice = os.splice  # module attribute so tests can simulate a kernel without splice support
 
 
+LOCAL_ERRNOS = frozenset({errno.EADDRNOTAVAIL, errno.EAGAIN, errno.EADDRINUSE, errno.EMFILE,
+                          errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""A connect that failed for this host's own reasons (no ephemeral port left: EADDRNOTAVAIL,
+or EAGAIN for TCP on Linux; no file descriptor, no buffer): the target is not to blame, so it
+is not ejected (ejecting every healthy target for a local shortage turns a blip into an
+outage); the connection is still retried once on another target, then closed."""
+
+
 def congestion_problem(name: str) -> str | None:
     """Why this process cannot give its sockets congestion control `name`, or None (also
     when it cannot tell, e.g. out of file descriptors: each connect tries anyway)."""
@@ -321,11 +329,11 @@ class _Connection:
             except OSError as exc:  # checked when the listener started; the host may change
                 log.debug("TCP_CONGESTION %s: %s", congestion.decode(), exc)
         err = up.connect_ex((backend.address, backend.port))
-        if err in (0, errno.EINPROGRESS, errno.EAGAIN):
+        if err in (0, errno.EINPROGRESS):
             self.own_end = loops.track(up, (backend.address, backend.port))
         if err == 0:
             self._established()
-        elif err in (errno.EINPROGRESS, errno.EAGAIN):
+        elif err == errno.EINPROGRESS:  # (EAGAIN from a TCP connect: no ephemeral port left)
             self.loop.add_writer(up.fileno(), self._on_connect_ready)
             self.timer = self.loop.call_later(self.frontend.connect_timeout,
                                               self._connect_failed, errno.ETIMEDOUT)
@@ -358,10 +366,13 @@ class _Connection:
         self.backend = None
         self.stats.connect_failures += 1
         log.debug("connect to %s failed: %s", backend.endpoint, os.strerror(err))
-        try:
-            self.frontend.on_connect_failure(backend)
-        except Exception:
-            log.exception("on_connect_failure(%s) raised", backend.endpoint)
+        if err in LOCAL_ERRNOS:
+            self.stats.local_failures += 1
+        else:
+            try:
+                self.frontend.on_connect_failure(backend)
+            except Exception:
+                log.exception("on_connect_failure(%s) raised", backend.endpoint)
         if self.state != "connecting":
             return  # the callback (or a drain it triggered) closed us
         if self.attempts < 2:

@@ -648,3 +648,44 @@ def test_udp_idle_flows_expire_and_acl_drops(loop: str) -> None:
             t.close()
 
     run(loop, main)
+
+
+def test_a_local_shortage_is_not_the_targets_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ephemeral port left (EADDRNOTAVAIL) is this host's problem: the client is retried
+    on another target and then closed, but no target is ejected for it (ejecting every
+    healthy target for a local shortage once took a whole balancer out); a refused connect
+    is the target's and still ejects it."""
+    import errno
+    import types
+
+    failing = {"err": errno.EADDRNOTAVAIL}
+
+    class Short(socket.socket):
+        def connect_ex(self, address: Any) -> int:
+            return failing["err"]
+
+    async def closed_at_once(rig: Rig) -> bool:
+        reader, writer = await rig.open()
+        try:
+            data = await reader.read()
+        except ConnectionError:
+            data = b""
+        writer.close()
+        return data == b""
+
+    async def main() -> None:
+        (echo,) = await servers("127.0.102.41", 1)
+        async with Rig("127.0.101.41", BackendSet((echo.target(),))) as rig:
+            # the proxy's own `socket` module, with sockets whose connect fails (only there)
+            fake = types.SimpleNamespace(**{**vars(socket), "socket": Short})
+            monkeypatch.setattr("lbctl.balancer.tcp_proxy.socket", fake)
+            assert await closed_at_once(rig)  # no connect could be made
+            assert rig.failures == []  # ...and nobody was ejected for it
+            assert (rig.stats.connect_failures, rig.stats.local_failures) == (1, 1)  # one target
+            failing["err"] = errno.ECONNREFUSED
+            assert await closed_at_once(rig)
+            assert [b.key for b in rig.failures] == [(echo.target().address, echo.target().port)]
+            monkeypatch.undo()
+        await echo.close()
+
+    run("asyncio", main)
