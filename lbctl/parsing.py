@@ -219,6 +219,19 @@ def unknown_keys(raw: Mapping[Any, Any], allowed: Iterable[str], path: str,
             problems.append((f"{path}.{key}" if path else str(key), "unknown key"))
 
 
+def section_keys(raw: Mapping[Any, Any], allowed: Iterable[str], path: str,
+                 credentials_hint: str, problems: Problems) -> None:
+    """A provider section's keys: a credential-like key gets `credentials_hint` (credentials
+    are never read from config), any other unknown key `unknown key`."""
+    known = set(allowed)
+    for key in raw:
+        if key in known:
+            continue
+        hint = credentials_hint if isinstance(key, str) and is_credential_key(key) else \
+            "unknown key"
+        problems.append((f"{path}.{key}", hint))
+
+
 def boolean(raw: Mapping[str, Any], key: str, default: bool, path: str,
             problems: Problems) -> bool:
     """`raw[key]` when it is a YAML boolean, else `default` and a problem naming the key."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, is_credential_key, rates, within
+from lbctl.parsing import Problems, rates, section_keys, within
 
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
@@ -211,13 +211,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None,
         return (AwsSettings(region=_region({}, environ, problems),
                             endpoint_url=_endpoint({}, environ, problems)),
                 [(ROOT, f"must be a mapping ({', '.join(KEYS)}), not {raw!r}"), *problems])
-    for key in raw:
-        if key in KEYS:
-            continue
-        if isinstance(key, str) and is_credential_key(key):
-            problems.append((f"{ROOT}.{key}", _CREDENTIALS_HINT))
-        else:
-            problems.append((f"{ROOT}.{key}", "unknown key"))
+    section_keys(raw, KEYS, ROOT, _CREDENTIALS_HINT, problems)
     settings = AwsSettings(
         region=_region(raw, environ, problems),
         endpoint_url=_endpoint(raw, environ, problems),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from providers.errors import PermanentError
@@ -181,12 +182,16 @@ class Deployer:
                            **self._regional(),
                            forwarding_rule_resource=self._message("ForwardingRule", want))
 
-    def ensure(self, desired: Desired) -> str:
-        """Every object of `desired`, in the crash-safe order; answers the IP."""
-        self.health_check(desired)
-        name, body, _shared = desired.health_firewall
-        self.firewall(name, body)
-        self.groups(desired.instances)
+    def ensure(self, desired: Desired,
+               shared: AbstractContextManager[object] | None = None) -> str:
+        """Every object of `desired`, in the crash-safe order; answers the IP. `shared` is
+        held around the writes to the cluster's shared objects (instance groups, the
+        kube-proxy check and its firewall): the provider's lock."""
+        with shared if shared is not None else nullcontext():
+            self.health_check(desired)
+            name, body, _shared = desired.health_firewall
+            self.firewall(name, body)
+            self.groups(desired.instances)
         self.backend_services(desired)
         ip = self.address(desired)
         self.forwarding_rules(desired, ip)

@@ -98,16 +98,8 @@ class GcpProvider:
         with self._balancer_lock(spec.name):
             try:
                 want = self._desired(spec)
-                deployer = Deployer(self.gce, self.cluster_name)
-                with self._shared:  # instance groups and the kube-proxy check are everyone's
-                    deployer.health_check(want)
-                    deployer.firewall(*want.health_firewall[:2])
-                    deployer.groups(want.instances)
-                deployer.backend_services(want)
-                ip = deployer.address(want)
-                deployer.forwarding_rules(want, ip)
-                for name, body in want.firewalls:
-                    deployer.firewall(name, {**body, "destinationRanges": [f"{ip}/32"]})
+                # instance groups and the kube-proxy check are everyone's: one writer at a time
+                ip = Deployer(self.gce, self.cluster_name).ensure(want, shared=self._shared)
             except Exception as exc:
                 raise map_error(exc) from exc
         degraded = None

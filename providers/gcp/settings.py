@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, is_credential_key, rates, within
+from lbctl.parsing import Problems, rates, section_keys, within
 
 ROOT = "gcp"
 KEYS = ("project", "region", "network", "subnetwork", "endpoint", "nodeTags",
@@ -189,13 +189,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None,
         raw = {}
     if not isinstance(raw, Mapping):
         return GcpSettings(), [(ROOT, f"must be a mapping ({', '.join(KEYS)}), not {raw!r}")]
-    for key in raw:
-        if key in KEYS:
-            continue
-        if isinstance(key, str) and is_credential_key(key):
-            problems.append((f"{ROOT}.{key}", _CREDENTIALS_HINT))
-        else:
-            problems.append((f"{ROOT}.{key}", "unknown key"))
+    section_keys(raw, KEYS, ROOT, _CREDENTIALS_HINT, problems)
     region = _str(raw, "region", _REGION, "a GCP region such as 'us-central1'", problems)
     if not region and raw.get("region") in (None, ""):
         problems.append((f"{ROOT}.region", "required: the region of the cluster's nodes, "

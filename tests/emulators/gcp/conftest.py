@@ -50,12 +50,8 @@ def sdk() -> Sdk:
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(operation_delay=0.0)
-    emu.start()
-    try:
+    with GceEmulator(operation_delay=0.0) as emu:  # started, and stopped after
         yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture

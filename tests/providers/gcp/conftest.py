@@ -18,12 +18,8 @@ CLUSTER = "prod"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[GceEmulator]:
-    emu = GceEmulator(operation_delay=0.0)
-    emu.start()
-    try:
+    with GceEmulator(operation_delay=0.0) as emu:  # started, and stopped after
         yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture
