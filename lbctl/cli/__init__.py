@@ -7,8 +7,8 @@ time and what its command runs inside the command, so `lbctl --help` stays fast 
 - `controller`: `lbctl run`, `lbctl config validate`, `lbctl plan`
 - `balancer`: `lbctl balancer serve|validate`
 - `sandbox`: `lbctl sandbox` (the embedded Kubernetes API)
-- `emulator`: `lbctl emulator aws` (local stand-ins for the clouds' APIs)
-- `demo`: `lbctl demo [--provider baremetal|aws]`
+- `emulator`: `lbctl emulator aws|gcp` (local stand-ins for the clouds' APIs)
+- `demo`: `lbctl demo [--provider baremetal|aws|gcp]`
 """
 
 from .root import main
