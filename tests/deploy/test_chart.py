@@ -19,6 +19,7 @@ import yaml
 
 from lbctl.controller.config import ConfigError, parse_config
 from lbctl.controller.planning import validate_config
+from providers.gcp.settings import KEYS as GCP_KEYS
 from tests.conftest import unavailable
 
 from .conftest import CHART, DEPLOY, KUBECTL, NAMESPACE, PROVIDERS, Helm, Manifests, values_file
@@ -188,6 +189,15 @@ def test_provider_examples_carry_workload_identity(rendered: dict[str, Manifests
     for provider in PROVIDERS:
         text = rendered[provider].config_text().lower()
         assert not re.search(r"secret|password|accesskey|token:", text), provider
+
+
+def test_gcp_example_shows_every_key_and_the_permissions(
+        rendered: dict[str, Manifests]) -> None:
+    """values-gcp.yaml is the gcp section's reference: every key the provider reads, and the
+    way to the permissions its Google service account needs."""
+    config = yaml.safe_load(rendered["gcp"].config_text())
+    assert sorted(config["gcp"]) == sorted(GCP_KEYS)
+    assert "python -m providers.gcp.iam" in values_file("gcp").read_text()
 
 
 def test_single_replica_without_leader_election(helm: Helm) -> None:
