@@ -22,7 +22,8 @@ Module map (pure modules marked *):
 - `deploy`: observe by name, write only differences, in GCE's crash-safe order (health check,
   prober firewall, instance groups, backend services, address, forwarding rules, clients'
   firewall); a forwarding rule is replaced on the same address; other owners' objects refused;
-  `Remover`: delete in reverse, by name and description, not-found is success.
+  `remove`: delete in reverse, by name and description, not-found is success; the shared
+  objects with the last Service. `groups`: the per-zone instance groups, membership remembered.
 - `provider`: `GcpProvider` (the Provider protocol, per-balancer locks, a lock for the
   cluster's shared objects, node tags read once per instance).
 """

@@ -227,6 +227,26 @@ class GceClient:
             if not token:
                 return
 
+    def aggregated(self, collection: str, **request: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(scope, item) for every item of an aggregated listing (scope: `zones/us-east1-b`,
+        `regions/...`), page by page."""
+        client = self._client(collection)
+        name = f"{collection}.aggregated_list"
+        token = ""
+        while True:
+            page_request = {**request, "page_token": token} if token else dict(request)
+
+            def fetch(r: dict[str, Any] = page_request) -> Any:
+                return client.aggregated_list(request=r, retry=None, timeout=self._timeout)
+
+            response = next(iter(self._attempts("read", name, fetch).pages))
+            for scope, scoped in as_json(response).get("items", {}).items():
+                for item in scoped.get(collection, []):
+                    yield scope, item
+            token = response.next_page_token
+            if not token:
+                return
+
     # -- writes -----------------------------------------------------------------------------
     def write(self, collection: str, method: str, *, scope: tuple[str, str],
               **request: Any) -> None:

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from providers.errors import PermanentError
-from providers.spec import BalancerRef
 
 from . import names
 from .client import GceClient, GceError
-from .desired import Desired, Instance
+from .desired import Desired
+from .groups import InstanceGroups
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,12 @@ Scope = tuple[str, str]
 class Deployer:
     """One balancer's writes through `gce` (see the module docstring)."""
 
-    def __init__(self, gce: GceClient, cluster: str) -> None:
+    def __init__(self, gce: GceClient, cluster: str, groups: InstanceGroups | None = None,
+                 ) -> None:
         self.gce = gce
         self.s = gce.settings
         self.cluster = cluster
+        self.groups = groups if groups is not None else InstanceGroups(gce, cluster)
 
     # -- helpers -------------------------------------------------------------------------------
     def _regional(self) -> dict[str, str]:
@@ -90,42 +91,6 @@ class Deployer:
             self.gce.write("firewalls", "patch", scope=("global", ""), project=self.s.project,
                            firewall=name, firewall_resource=self._message("Firewall", body))
 
-    # -- instance groups -----------------------------------------------------------------------
-    def groups(self, members: Iterable[Instance]) -> None:
-        """The cluster's group in each zone holds at least `members` (shared by every Service:
-        removal is the node sync's, never one Service's)."""
-        by_zone: dict[str, set[str]] = {}
-        for i in members:
-            by_zone.setdefault(i.zone, set()).add(i.name)
-        name = names.instance_group(self.cluster)
-        for zone, wanted in sorted(by_zone.items()):
-            where = {"project": self.s.project, "zone": zone}
-            found = self.gce.get("instanceGroups", **where, instance_group=name)
-            if found is None:
-                body = {"name": name, "network": f"projects/{self.s.project}/global/networks/"
-                                                  f"{self.s.network}",
-                        "description": names.cluster_description(self.cluster,
-                                                                 "instance group")}
-                self.gce.write("instanceGroups", "insert", scope=("zone", zone), **where,
-                               instance_group_resource=self._message("InstanceGroup", body))
-                have: set[str] = set()
-            else:
-                if not names.is_shared(found.get("description"), self.cluster):
-                    raise PermanentError("gcp", f"instance group {name!r} in {zone} exists and "
-                                                "is not this cluster's")
-                have = {item["instance"].rsplit("/", 1)[1] for item in self.gce.list(
-                    "instanceGroups", "list_instances", **where, instance_group=name,
-                    instance_groups_list_instances_request_resource=self._message(
-                        "InstanceGroupsListInstancesRequest", {"instanceState": "ALL"}))}
-            missing = sorted(wanted - have)
-            if missing:
-                refs = [{"instance": f"projects/{self.s.project}/zones/{zone}/instances/{n}"}
-                        for n in missing]
-                self.gce.write("instanceGroups", "add_instances", scope=("zone", zone), **where,
-                               instance_group=name,
-                               instance_groups_add_instances_request_resource=self._message(
-                                   "InstanceGroupsAddInstancesRequest", {"instances": refs}))
-
     # -- backend services ------------------------------------------------------------------------
     def backend_services(self, desired: Desired) -> None:
         for name, body in desired.backend_services:
@@ -145,7 +110,11 @@ class Deployer:
 
     # -- the address -----------------------------------------------------------------------------
     def address(self, desired: Desired) -> str:
-        """The balancer's IP: our reserved address (made if missing) or the user's."""
+        """The balancer's IP: our reserved address (made if missing, replaced when what
+        cannot change differs) or the user's, by name or by IP."""
+        if desired.reserved_ip is not None:
+            return self._reserved(desired, desired.reserved_ip)
+        assert desired.address_name is not None
         found = self.gce.get("addresses", **self._regional(), address=desired.address_name)
         if desired.address is None:  # the user's, by name
             if found is None:
@@ -154,16 +123,75 @@ class Deployer:
                                                       f"{desired.address_name!r} in "
                                                       f"{self.s.region}")
             return str(found["address"])
-        if found is None:
-            self.gce.write("addresses", "insert", scope=("region", self.s.region),
-                           **self._regional(),
-                           address_resource=self._message("Address", desired.address))
-            found = self.gce.get("addresses", **self._regional(), address=desired.address_name)
-            if found is None:
-                raise PermanentError("spec", f"address {desired.address_name} vanished")
-        else:
+        if found is not None:
             self._check_owner(found, desired.address["description"], "address")
+            if not _differs(desired.address, found, ignore=("labels",)):
+                return str(found["address"])
+            # the IP, type, subnet or tier: none can change in place
+            log.info("address %s differs in what cannot change in place: releasing it from "
+                     "the forwarding rules and reserving it again", desired.address_name)
+            self._drop_rules(desired)
+            self._delete_address(desired.address_name)
+        self.gce.write("addresses", "insert", scope=("region", self.s.region),
+                       **self._regional(),
+                       address_resource=self._message("Address", desired.address))
+        found = self.gce.get("addresses", **self._regional(), address=desired.address_name)
+        if found is None:
+            raise PermanentError("spec", f"address {desired.address_name} vanished")
         return str(found["address"])
+
+    def _reserved(self, desired: Desired, ip: str) -> str:
+        """The user's reserved external address holding `ip` (GCE cannot reserve a chosen
+        external IP: the user reserves it, lbctl uses it and never releases it)."""
+        field = "spec.loadBalancerIP"
+        found = list(self.gce.list("addresses", **self._regional(), filter=f'address = "{ip}"'))
+        if not found:
+            raise PermanentError(field, f"{ip} is not a reserved address in {self.s.region}: "
+                                        "reserve it first (gcloud compute addresses create "
+                                        f"NAME --region {self.s.region} --addresses {ip}), "
+                                        "or leave spec.loadBalancerIP empty for a new one")
+        address = found[0]
+        if address.get("addressType", "EXTERNAL") != "EXTERNAL":
+            raise PermanentError(field, f"the address holding {ip} ({address.get('name')}) is "
+                                        "INTERNAL; this Service's balancer is external")
+        ours = {f"/forwardingRules/{n}" for n, _ in desired.forwarding_rules}
+        others = [u for u in address.get("users", []) if not u.endswith(tuple(ours))]
+        if others:
+            raise PermanentError(field, f"the address holding {ip} ({address.get('name')}) is "
+                                        f"in use by {others[0].rsplit('/', 1)[-1]}")
+        return ip
+
+    def _drop_rules(self, desired: Desired) -> None:
+        for name, body in desired.forwarding_rules:
+            found = self.gce.get("forwardingRules", **self._regional(), forwarding_rule=name)
+            if found is not None:
+                self._check_owner(found, body["description"], "forwarding rule")
+                self.gce.write("forwardingRules", "delete", scope=("region", self.s.region),
+                               **self._regional(), forwarding_rule=name)
+
+    def _delete_address(self, name: str) -> None:
+        try:
+            self.gce.write("addresses", "delete", scope=("region", self.s.region),
+                           **self._regional(), address=name)
+        except GceError as exc:
+            if not exc.not_found:
+                raise
+
+    def drop_own_address(self, desired: Desired) -> None:
+        """Once the rules are on the user's address, ours (from before the user asked for
+        theirs) goes; looked for on every pass, so a crash in between cannot leak it."""
+        if desired.address_ours:
+            return
+        own = names.address(desired.balancer)
+        if own == desired.address_name:
+            return
+        found = self.gce.get("addresses", **self._regional(), address=own)
+        if found is None or found.get("description") != desired.owner:
+            return
+        if found.get("users"):
+            log.warning("address %s is still used by %s: kept", own, found["users"])
+            return
+        self._delete_address(own)
 
     # -- forwarding rules --------------------------------------------------------------------------
     def forwarding_rules(self, desired: Desired, ip: str) -> None:
@@ -187,60 +215,19 @@ class Deployer:
         """Every object of `desired`, in the crash-safe order; answers the IP. `shared` is
         held around the writes to the cluster's shared objects (instance groups, the
         kube-proxy check and its firewall): the provider's lock."""
+        user_ip = None if desired.address_ours else self.address(desired)  # refused: no writes
         with shared if shared is not None else nullcontext():
             self.health_check(desired)
             name, body, _shared = desired.health_firewall
             self.firewall(name, body)
-            self.groups(desired.instances)
+            self.groups.sync(desired.instances)
         self.backend_services(desired)
-        ip = self.address(desired)
+        ip = user_ip or self.address(desired)
         self.forwarding_rules(desired, ip)
+        self.drop_own_address(desired)
         for fw_name, fw_body in desired.firewalls:
             self.firewall(fw_name, {**fw_body, "destinationRanges": [f"{ip}/32"]})
         return ip
-
-
-class Remover:
-    """One balancer's objects deleted, found again by name and recognised by description;
-    not-found is success (an earlier, interrupted delete got that far)."""
-
-    def __init__(self, gce: GceClient) -> None:
-        self.gce = gce
-        self.s = gce.settings
-
-    def _delete(self, collection: str, key: str, name: str, scope: Scope,
-                where: dict[str, str], description: str) -> bool:
-        found = self.gce.get(collection, **where, **{key: name})
-        if found is None or found.get("description") != description:
-            return False
-        try:
-            self.gce.write(collection, "delete", scope=scope, **where, **{key: name})
-        except GceError as exc:
-            if not exc.not_found:
-                raise
-        return True
-
-    def delete(self, ref: BalancerRef) -> list[str]:
-        """Delete in GCE's order; answers what was deleted (`kind/name`)."""
-        b, mine = ref.name, names.description(ref)
-        regional = {"project": self.s.project, "region": self.s.region}
-        project = {"project": self.s.project}
-        region: Scope = ("region", self.s.region)
-        steps: list[tuple[str, str, str, Scope, dict[str, str]]] = [
-            *[("forwardingRules", "forwarding_rule", names.forwarding_rule(b, p), region,
-               regional) for p in ("TCP", "UDP")],
-            ("addresses", "address", names.address(b), region, regional),
-            ("firewalls", "firewall", names.firewall(b), ("global", ""), project),
-            ("firewalls", "firewall", names.health_firewall(b), ("global", ""), project),
-            *[("regionBackendServices", "backend_service", names.backend_service(b, p), region,
-               regional) for p in ("TCP", "UDP")],
-            ("regionHealthChecks", "health_check", names.service_health_check(b), region,
-             regional),
-            ("healthChecks", "health_check", names.service_health_check(b), ("global", ""),
-             project),
-        ]
-        return [f"{collection}/{name}" for collection, key, name, scope, where in steps
-                if self._delete(collection, key, name, scope, where, mine)]
 
 
 def _differs(want: dict[str, Any], found: dict[str, Any], ignore: tuple[str, ...] = ()) -> bool:

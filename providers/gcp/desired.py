@@ -4,9 +4,12 @@ them (camelCase JSON, ports as strings), golden-tested and checked against the S
 message types.
 
 The external passthrough NLB on a regional backend service (GKE's form for new Services):
-- the address: ours (`<b>`, a static regional address, at `spec.loadBalancerIP` when given), or
-  the user's reserved one named by `networking.gke.io/load-balancer-ip-addresses` (never ours
-  to delete); the forwarding rules and the clients' firewall take its IP at deploy time;
+- the address: ours (`<b>`, a static regional address), or the user's: named by
+  `networking.gke.io/load-balancer-ip-addresses`, or, for an external balancer, the reserved
+  address holding `spec.loadBalancerIP` (found at deploy by its IP: GCE cannot reserve a
+  chosen external IP, so the user reserves it first, and it is never ours to delete); an
+  internal balancer's `loadBalancerIP` is ours, reserved at that IP in the subnet. The
+  forwarding rules and the clients' firewall take the address's IP at deploy time;
 - the health check: Local -> the Service's own HTTP check of `/healthz` on healthCheckNodePort
   (3 s, 2 failures, as upstream); Cluster -> kube-proxy's `:10256/healthz` shared by every
   Service (`clusterHealthCheck: kubeProxy`, 8 s, 3 failures, as GKE) or a TCP check of the
@@ -61,9 +64,10 @@ class HealthCheckPlan:
 @dataclass(frozen=True, slots=True)
 class Desired:
     balancer: str
-    address_name: str
+    address_name: str | None
+    """The address by name: ours (`<b>`) or the user's; None when found by `reserved_ip`."""
     address_ours: bool
-    """False: the user's reserved address (by name), never created or deleted by lbctl."""
+    """False: the user's reserved address (by name or IP), never created or deleted by lbctl."""
     address: dict[str, Any] | None
     """Our address's body (None when it is the user's)."""
     health_check: HealthCheckPlan
@@ -77,6 +81,13 @@ class Desired:
     instances: tuple[Instance, ...]
     skipped: tuple[tuple[str, str], ...] = field(default=())
     """(node, why) for targets that cannot be backends."""
+    reserved_ip: str | None = None
+    """An external `spec.loadBalancerIP`: the user's reserved address with this IP."""
+
+    @property
+    def owner(self) -> str:
+        """The ownership record (description) of this balancer's own objects."""
+        return str(self.forwarding_rules[0][1]["description"])
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -165,15 +176,21 @@ def desired(spec: LoadBalancerSpec, options: GcpOptions, settings: GcpSettings,
     description = names.description(spec.ref)
 
     address: dict[str, Any] | None = None
-    address_name = options.address_names[0] if options.address_names else names.address(b)
-    if not options.address_names:
+    address_name: str | None = names.address(b)
+    requested = next((ip for ip in spec.requested_ips if ":" not in ip), None)
+    reserved_ip = requested if requested and not internal and not options.address_names \
+        else None
+    if options.address_names:
+        address_name = options.address_names[0]
+    elif reserved_ip:
+        address_name = None
+    else:
         address = {"name": address_name, "description": description,
                    "addressType": scheme, "labels": labels}
         if internal and subnetwork:
             address["subnetwork"] = subnetwork
         elif not internal and options.network_tier:
             address["networkTier"] = options.network_tier
-        requested = next((ip for ip in spec.requested_ips if ":" not in ip), None)
         if requested:
             address["address"] = requested
 
@@ -222,7 +239,8 @@ def desired(spec: LoadBalancerSpec, options: GcpOptions, settings: GcpSettings,
         "name": names.firewall(b), "description": description, "network": network,
         "direction": "INGRESS", "priority": 1000, "sourceRanges": ranges, "allowed": allowed,
         "targetTags": targets}
-    probe_ranges = list(HEALTH_CHECK_RANGES) if not internal else \
+    # the shared check's rule serves external and internal balancers alike: every range
+    probe_ranges = list(HEALTH_CHECK_RANGES) if not internal or check.shared else \
         ["130.211.0.0/22", "35.191.0.0/16"]
     if check.shared:
         hc_name = names.node_health_firewall(spec.ref.cluster)
@@ -234,8 +252,8 @@ def desired(spec: LoadBalancerSpec, options: GcpOptions, settings: GcpSettings,
               "allowed": [{"IPProtocol": "tcp", "ports": [str(check.port)]}],
               "targetTags": targets}
     return Desired(
-        balancer=b, address_name=address_name, address_ours=not options.address_names,
+        balancer=b, address_name=address_name, address_ours=address is not None,
         address=address, health_check=check, backend_services=tuple(services),
         forwarding_rules=tuple(rules), firewalls=((clients["name"], clients),),
         health_firewall=(hc_name, probes, check.shared), instances=found,
-        skipped=skipped)
+        skipped=skipped, reserved_ip=reserved_ip)

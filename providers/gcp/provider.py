@@ -1,11 +1,15 @@
-"""`GcpProvider`: the Provider protocol over `desired` + `Deployer`/`Remover`, per-balancer
+"""`GcpProvider`: the Provider protocol over `desired`, `Deployer` and `remove`, per-balancer
 serialisation, and the shared objects' lock.
 
 Why the locks: two Services' ensures share the cluster's instance groups and kube-proxy check
-(`Deployer.groups`, the shared health check and its firewall): one writer at a time for those,
+(`InstanceGroups`, the shared health check and its firewall): one writer at a time for those,
 while different balancers otherwise proceed in parallel; the same balancer is never worked on
-twice at once. The SDK client is built on the first call that needs GCE (importing the SDK
-costs seconds), so `lbctl plan` and start-up stay fast.
+twice at once. What the groups hold is remembered across ensures (a node change costs one write
+per zone, not one per Service) and forgotten on any error. The shared objects are deleted with
+the last Service of type LoadBalancer the cluster view shows (GCE refuses to delete what a
+backend service still uses, the safety net for a Service being created meanwhile). The SDK
+client is built on the first call that needs GCE (importing the SDK costs seconds), so
+`lbctl plan` and start-up stay fast.
 
 Ownership on the wire: forwarding rules and addresses carry labels (`lbctl-cluster`,
 `lbctl-balancer`), which is how `list_owned` finds this cluster's balancers with one filtered
@@ -29,8 +33,10 @@ from providers.spec import BalancerRef, IngressPoint, LoadBalancerSpec, LoadBala
 from . import names
 from .annotations import parse_annotations
 from .client import GceClient, map_error
-from .deploy import Deployer, Remover
+from .deploy import Deployer
 from .desired import Desired, desired, instances
+from .groups import InstanceGroups
+from .remove import Remover, remove_shared
 from .settings import GcpSettings, parse_settings
 
 CAPABILITIES = Capabilities(
@@ -54,6 +60,7 @@ class GcpProvider:
         self._balancers: dict[str, threading.Lock] = {}
         self._tags: dict[tuple[str, str], tuple[str, ...]] = {}
         """(zone, instance) -> its network tags, read once."""
+        self._groups: InstanceGroups | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -62,6 +69,22 @@ class GcpProvider:
             if self._gce is None:
                 self._gce = GceClient(self.settings)
             return self._gce
+
+    @property
+    def groups(self) -> InstanceGroups:
+        """The cluster's instance groups and what they are known to hold (`_shared` guards)."""
+        gce = self.gce
+        with self._lock:
+            if self._groups is None:
+                self._groups = InstanceGroups(gce, self.cluster_name)
+            return self._groups
+
+    def _others(self, ref: BalancerRef) -> bool:
+        """Whether another Service of type LoadBalancer may still use the shared objects
+        (any loadBalancerClass: kept rather than guessed)."""
+        return any(s.type == "LoadBalancer" and not s.deleting
+                   and (s.namespace, s.name) != (ref.service.namespace, ref.service.name)
+                   for s in self.cluster.services())
 
     def _balancer_lock(self, name: str) -> threading.Lock:
         with self._lock:
@@ -99,15 +122,18 @@ class GcpProvider:
             try:
                 want = self._desired(spec)
                 # instance groups and the kube-proxy check are everyone's: one writer at a time
-                ip = Deployer(self.gce, self.cluster_name).ensure(want, shared=self._shared)
+                ip = Deployer(self.gce, self.cluster_name, self.groups).ensure(
+                    want, shared=self._shared)
             except Exception as exc:
+                with self._shared:  # what the groups hold is read again next time
+                    self.groups.forget()
                 raise map_error(exc) from exc
         degraded = None
         if want.skipped:
             degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ip, ip_mode="VIP"),),
                                   degraded=degraded,
-                                  details=(("address", want.address_name),
+                                  details=(("address", want.address_name or ip),
                                            ("forwardingRules", ",".join(
                                                n for n, _ in want.forwarding_rules))))
 
@@ -119,7 +145,7 @@ class GcpProvider:
                  f"instance group {names.instance_group(self.cluster_name)} in "
                  f"{', '.join(want.zones) or 'no zone'}"]
         words += [f"backend service {n}" for n, _ in want.backend_services]
-        words.append(f"address {want.address_name}"
+        words.append(f"address {want.address_name or 'reserved at ' + str(want.reserved_ip)}"
                      f"{'' if want.address_ours else ' (yours, kept)'}")
         words += [f"forwarding rule {n}" for n, _ in want.forwarding_rules]
         words += [f"firewall rule {n}" for n, _ in want.firewalls]
@@ -143,6 +169,9 @@ class GcpProvider:
         with self._balancer_lock(ref.name):
             try:
                 Remover(self.gce).delete(ref)
+                if not self._others(ref):  # the last one: the cluster's shared objects too
+                    with self._shared:
+                        remove_shared(self.gce, self.groups)
             except Exception as exc:
                 raise map_error(exc) from exc
 

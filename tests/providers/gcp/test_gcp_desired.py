@@ -150,7 +150,8 @@ def test_what_each_case_means() -> None:
     tcp = dict(mixed.forwarding_rules)[f"{REF.name}-tcp"]
     assert tcp["portRange"] == "8000-8006" and "ports" not in tcp
     assert dict(mixed.backend_services)[f"{REF.name}-udp"]["sessionAffinity"] == "CLIENT_IP"
-    assert mixed.address is not None and mixed.address["address"] == "34.1.2.3"
+    # an external loadBalancerIP is the user's reserved address, found by IP at deploy
+    assert (mixed.address, mixed.address_ours, mixed.reserved_ip) == (None, False, "34.1.2.3")
     assert mixed.health_check.body["httpHealthCheck"] == {"port": 31999,
                                                          "requestPath": "/healthz"}
     assert mixed.firewalls[0][1]["sourceRanges"] == ["198.51.100.7/32", "203.0.113.0/24"]
@@ -160,6 +161,13 @@ def test_what_each_case_means() -> None:
     assert rule["allPorts"] is True and rule["allowGlobalAccess"] is True
     assert rule["subnetwork"].endswith("/subnetworks/nodes-2")
     assert internal.health_check.scope == "global"
+    # the shared check's prober rule is the same for internal and external balancers
+    assert internal.health_firewall[1]["sourceRanges"] == one.health_firewall[1]["sourceRanges"]
+    spec, options, settings = CASES["internal-all-ports"]
+    pinned = desired(dataclasses.replace(spec, requested_ips=("10.0.2.9",)), options, settings,
+                     TAGS)  # an internal loadBalancerIP: ours, reserved at that IP
+    assert pinned.address is not None and pinned.address["address"] == "10.0.2.9"
+    assert (pinned.address_ours, pinned.reserved_ip) == (True, None)
 
     user = desired(*CASES["user-address-nodeport-check"], TAGS)
     assert (user.address, user.address_ours, user.address_name) == (None, False, "web-reserved")
