@@ -5,7 +5,10 @@ Why the locks: two Services' ensures share the cluster's instance groups and kub
 (`InstanceGroups`, the shared health check and its firewall): one writer at a time for those,
 while different balancers otherwise proceed in parallel; the same balancer is never worked on
 twice at once. What the groups hold is remembered across ensures (a node change costs one write
-per zone, not one per Service) and forgotten on any error. The shared objects are deleted with
+per zone, not one per Service) and forgotten on any error; so is each balancer's last desired
+state: an ensure whose spec differs from the last only in its nodes touches the groups alone
+(zero calls for all Services but the first), while an ensure where nothing changed (the
+periodic resync) reads everything and repairs drift. The shared objects are deleted with
 the last Service of type LoadBalancer the cluster view shows (GCE refuses to delete what a
 backend service still uses, the safety net for a Service being created meanwhile). The SDK
 client is built on the first call that needs GCE (importing the SDK costs seconds), so
@@ -20,6 +23,8 @@ balancer is then no longer listed as owned, and orphan collection leaves it alon
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,7 +39,7 @@ from . import names
 from .annotations import parse_annotations
 from .client import GceClient, map_error
 from .deploy import Deployer
-from .desired import Desired, desired, instances
+from .desired import Desired, Instance, desired, instances
 from .groups import InstanceGroups
 from .remove import Remover, remove_shared
 from .settings import GcpSettings, parse_settings
@@ -60,7 +65,11 @@ class GcpProvider:
         self._balancers: dict[str, threading.Lock] = {}
         self._tags: dict[tuple[str, str], tuple[str, ...]] = {}
         """(zone, instance) -> its network tags, read once."""
+        self._tags_lock = threading.Lock()
         self._groups: InstanceGroups | None = None
+        self._applied: dict[str, tuple[str, tuple[Instance, ...], str]] = {}
+        """balancer -> (desired without its instances, the instances, the IP) of the last
+        successful ensure: what lets a change of nodes alone skip everything but the groups."""
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -95,13 +104,14 @@ class GcpProvider:
             return self.settings.node_tags
         found, _ = instances(spec.targets, self.settings.project)
         tags: set[str] = set()
-        for inst in found:
-            key = (inst.zone, inst.name)
-            if key not in self._tags:
-                doc = self.gce.get("instances", project=self.settings.project, zone=inst.zone,
-                                   instance=inst.name)
-                self._tags[key] = tuple((doc or {}).get("tags", {}).get("items", []))
-            tags.update(self._tags[key])
+        with self._tags_lock:  # a new node is read once, not once per worker
+            for inst in found:
+                key = (inst.zone, inst.name)
+                if key not in self._tags:
+                    doc = self.gce.get("instances", project=self.settings.project,
+                                       zone=inst.zone, instance=inst.name)
+                    self._tags[key] = tuple((doc or {}).get("tags", {}).get("items", []))
+                tags.update(self._tags[key])
         return tuple(sorted(tags))
 
     def _desired(self, spec: LoadBalancerSpec) -> Desired:
@@ -121,9 +131,18 @@ class GcpProvider:
         with self._balancer_lock(spec.name):
             try:
                 want = self._desired(spec)
-                # instance groups and the kube-proxy check are everyone's: one writer at a time
-                ip = Deployer(self.gce, self.cluster_name, self.groups).ensure(
-                    want, shared=self._shared)
+                key = _without_instances(want)
+                last = self._applied.pop(spec.name, None)
+                if last is not None and last[0] == key and last[1] != want.instances:
+                    # only nodes changed since the last ensure: only the shared groups can
+                    # differ (a resync, where nothing changed, verifies everything)
+                    with self._shared:
+                        self.groups.sync(want.instances)
+                    ip = last[2]
+                else:  # the groups and the kube-proxy check are everyone's: one writer
+                    ip = Deployer(self.gce, self.cluster_name, self.groups).ensure(
+                        want, shared=self._shared)
+                self._applied[spec.name] = (key, want.instances, ip)
             except Exception as exc:
                 with self._shared:  # what the groups hold is read again next time
                     self.groups.forget()
@@ -167,6 +186,7 @@ class GcpProvider:
 
     def delete(self, ref: BalancerRef) -> None:
         with self._balancer_lock(ref.name):
+            self._applied.pop(ref.name, None)
             try:
                 Remover(self.gce).delete(ref)
                 if not self._others(ref):  # the last one: the cluster's shared objects too
@@ -176,6 +196,7 @@ class GcpProvider:
                 raise map_error(exc) from exc
 
     def release(self, ref: BalancerRef) -> None:
+        self._applied.pop(ref.name, None)
         where = {"project": self.settings.project, "region": self.settings.region}
         try:
             for collection, key, name in [
@@ -212,6 +233,13 @@ class GcpProvider:
     def close(self) -> None:
         if self._gce is not None:
             self._gce.close()
+
+
+def _without_instances(want: Desired) -> str:
+    """`want` as text, but for the instances (and the nodes skipped): equal texts differ in
+    group membership alone."""
+    doc = dataclasses.asdict(dataclasses.replace(want, instances=(), skipped=()))
+    return json.dumps(doc, sort_keys=True, default=str)
 
 
 def create(settings: Mapping[str, Any], cluster_name: str, cluster: ClusterView) -> GcpProvider:

@@ -6,13 +6,14 @@ objects.
   write; switching to it releases our own address, switching back reserves ours again.
 - An internal balancer's `loadBalancerIP` is ours: a change replaces the address.
 - Instance-group members follow the targets, and what the groups hold is remembered: the
-  second Service after a node change costs no instance-group call at all.
+  second Service after a node change costs no call at all; a resync still reads everything.
 - The kube-proxy check, its firewall and the groups go with the last Service, and stay while
   the cluster view shows another; GCE's in-use refusal keeps them when the view is wrong.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -165,11 +166,15 @@ def test_group_members_follow_the_targets_and_are_remembered(
     first = gce.reset_calls()
     assert first["instanceGroups.remove_instances"] == 1
     assert first["instanceGroups.add_instances"] == 0
-    provider.ensure(_spec(world, API, nodes=2))
-    second = gce.reset_calls()
-    assert second["regionBackendServices.get"] == 1  # the second ensure did run ...
-    assert [c for c in second if c.startswith("instanceGroups.")] == []  # ... not on groups
+    assert [c for c in first if not c.startswith("instanceGroups.")] == []  # nodes only
+    status = provider.ensure(_spec(world, API, nodes=2))
+    assert status.ingress[0].ip  # the second ensure ran, and cost nothing: the groups
+    assert +gce.reset_calls() == Counter()  # were remembered, the rest had not changed
     assert _members(gce, world) == {n.name for n in world.nodes[:2]}
+    provider.ensure(_spec(world, API, nodes=2))  # nothing changed: a resync reads it all
+    resync = gce.reset_calls()
+    assert resync["regionBackendServices.get"] == resync["forwardingRules.get"] == 1
+    assert [c for c in resync if c.endswith((".insert", ".delete", ".patch"))] == []
     gce.reset_calls()
     for ref in (WEB, API):  # back: one add in all
         provider.ensure(_spec(world, ref))
