@@ -6,4 +6,6 @@
   through the VIP, a node stopped under load.
 - `aws`: sandbox + controller with the `aws` provider against `lbctl emulator aws` (moto) or
   AWS_ENDPOINT_URL; `aws_view` shows what was built as the AWS CLI would.
+- `gcp`: sandbox + controller with the `gcp` provider against the GCE emulator in-process;
+  `gcp_story` is the story's steps, `gcp_view` shows what was built as gcloud would.
 """

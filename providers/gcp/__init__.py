@@ -1,7 +1,7 @@
 """The `gcp` provider: a regional passthrough Network Load Balancer per LoadBalancer Service
 on a backend service (google-cloud-compute, optional extra `lbctl[gcp]`, imported only when a
-client is built). Being built in slices (issue 15): the provider works against GCE (and the
-emulator); the controller-level tests, crash safety, demo, bench and IAM list come next.
+client is built). Tested against the GCE emulator (`lbctl emulator gcp`) through the real SDK,
+by itself and through the controller; `iam` lists the permissions its calls need.
 
 Public interface:
 - `create(settings, cluster_name, cluster) -> GcpProvider`: the registry's factory
@@ -25,7 +25,9 @@ Module map (pure modules marked *):
   `remove`: delete in reverse, by name and description, not-found is success; the shared
   objects with the last Service. `groups`: the per-zone instance groups, membership remembered.
 - `provider`: `GcpProvider` (the Provider protocol, per-balancer locks, a lock for the
-  cluster's shared objects, node tags read once per instance).
+  cluster's shared objects, node tags read once per instance, a nodes-only change costing the
+  groups alone).
+- `iam`*: the IAM permissions the calls need (`python -m providers.gcp.iam`).
 """
 
 from __future__ import annotations

@@ -25,15 +25,6 @@ REF = BalancerRef("lb-default-web-abcdefghij", CLUSTER,
 TAGS = (f"{CLUSTER}-node",)
 
 
-
-
-
-
-
-
-
-
-
 def _spec(world: World, ports: tuple[int, ...] = (80,)) -> LoadBalancerSpec:
     targets = tuple(Target(n.name, provider_id(world.project, n), (n.ip,))
                     for n in world.nodes)

@@ -25,12 +25,6 @@ REF = BalancerRef("lb-default-web-abcdefghij", CLUSTER,
                   ServiceRef("default", "web", "0f9c2f4e-1111-2222-3333-444455556666"))
 
 
-
-
-
-
-
-
 @pytest.fixture
 def provider(gce: GceClient, world: World) -> Iterator[GcpProvider]:
     made = GcpProvider(gce.settings, CLUSTER, StaticView(), client=gce)
