@@ -1,8 +1,9 @@
 """What tests do to the emulator besides calling it: count calls, inject faults, throttle.
 
 - The call log records every Compute call (method, path, the API method id such as
-  `compute.forwardingRules.insert`, its family `read`/`write`/`operation`, the status answered):
-  tests count calls per API method to hold a provider to a budget.
+  `compute.forwardingRules.insert`, its family `read`/`write`/`operation`, the status answered,
+  when it arrived as Unix time `at`): tests count calls per API method to hold a provider to a
+  budget, and count them per time window to hold it to its rate limits.
 - A fault matches calls by API method id (shell-style pattern, `compute.*.insert`), HTTP method
   or path regex, fires with a probability (seeded) for a number of calls (or for ever), and
   either answers an HTTP error without doing anything (`http`), accepts the write and fails its
@@ -36,10 +37,12 @@ class Call:
     api: str
     family: str
     status: int = 0
+    at: float = field(default_factory=time.time)
+    """When the call arrived (Unix time: comparable across processes)."""
 
     def json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "api": self.api,
-                "family": self.family, "status": self.status}
+                "family": self.family, "status": self.status, "at": self.at}
 
 
 @dataclass

@@ -179,7 +179,9 @@ def test_probable_faults_follow_the_seed(cloud: Gce, gce: GceEmulator) -> None:
 
 def test_the_call_log_counts_calls_per_api_method(cloud: Gce, gce: GceEmulator) -> None:
     gce.clear_calls()
+    before = time.time()
     cloud.load_balancer("web")
+    after = time.time()
     counts = gce.counts()
     assert counts["compute.forwardingRules.insert"] == 1
     assert counts["compute.instanceGroups.insert"] == 2
@@ -190,6 +192,8 @@ def test_the_call_log_counts_calls_per_api_method(cloud: Gce, gce: GceEmulator) 
     calls = gce.calls()
     assert calls[0]["method"] == "POST" and calls[0]["status"] == 200
     assert calls[0]["path"].endswith(f"/regions/{cloud.region}/healthChecks")
+    stamps = [c["at"] for c in calls]  # arrival times, in order, for rate checks
+    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= after
 
 
 def test_the_snapshot_finds_what_is_left(cloud: Gce, gce: GceEmulator) -> None:
