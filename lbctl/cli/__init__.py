@@ -7,7 +7,7 @@ time and what its command runs inside the command, so `lbctl --help` stays fast 
 - `controller`: `lbctl run`, `lbctl config validate`, `lbctl plan`
 - `balancer`: `lbctl balancer serve|validate`
 - `sandbox`: `lbctl sandbox` (the embedded Kubernetes API)
-- `emulator`: `lbctl emulator aws|gcp` (local stand-ins for the clouds' APIs)
+- `emulator`: `lbctl emulator aws|gcp|azure` (local stand-ins for the clouds' APIs)
 - `demo`: `lbctl demo [--provider baremetal|aws|gcp]`
 """
 

@@ -1,4 +1,5 @@
-"""`lbctl emulator aws|gcp`: a local stand-in for a cloud's API, seeded with a world, until SIGTERM.
+"""`lbctl emulator aws|gcp|azure`: a local stand-in for a cloud's API, seeded with a world, until
+SIGTERM.
 
 One shape for every cloud (the design's contract): `--listen HOST:PORT --nodes N --nodes-file
 PATH [--config-out PATH]`, one line with `ready` and the URL once serving. The emulator and its
@@ -96,6 +97,49 @@ def register(main: click.Group) -> None:
                lambda world: server.ready_line(emu, world, nodes_file, config_out))
 
 
+    @emulator.command()
+    @click.option("--listen", default="127.0.0.1:8790", show_default=True,
+                  help="HOST:PORT to serve ARM on; port 0 picks a free port.")
+    @click.option("--subscription", default="00000000-0000-0000-0000-00000000a2e0",
+                  show_default=True)
+    @click.option("--resource-group", default="lbctl-rg", show_default=True,
+                  help="The resource group of the world (and of what the provider makes).")
+    @click.option("--location", default="eastus", show_default=True)
+    @click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
+                  help="VMs `<cluster>-node-K` in the node subnet.")
+    @click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write `lbctl sandbox --nodes-file` here: nodes carrying the VMs' "
+                       "providerIDs (azure:///subscriptions/S/resourceGroups/G/providers/"
+                       "Microsoft.Compute/virtualMachines/NAME).")
+    @click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write a config for `lbctl run` (provider: azure, azure.endpoint: here).")
+    @click.option("--cluster", default="kubernetes", show_default=True,
+                  help="The cluster the network, subnet, NSG and VMs are named for "
+                       "(clusterName).")
+    @click.option("--operation-delay", type=click.FloatRange(0, 60), default=0.2,
+                  show_default=True,
+                  help="Seconds each PUT/DELETE stays InProgress before it Succeeded.")
+    def azure(listen: str, subscription: str, resource_group: str, location: str, nodes: int,
+              nodes_file: Path | None, config_out: Path | None, cluster: str,
+              operation_delay: float) -> None:
+        """Azure Resource Manager's Microsoft.Network (lbctl's own emulator, driven by
+        azure-mgmt-network): Standard load balancers, public IPs, NSGs and security rules,
+        virtual networks and subnets, long-running operations and etags; seeded with the
+        cluster's vnet, node subnet, NSG and N VMs. Admin API: /_emulator/."""
+        server = options.import_or_explain("emulator azure", _load_azure)
+        host, port = options.listen(listen)
+        try:
+            emu = server.AzureEmulator(host=host, port=port, subscription=subscription,
+                                       resource_group=resource_group, location=location,
+                                       operation_delay=operation_delay)
+            server.world_module.check_name(f"{cluster}-vnet", "--cluster")
+        except (ValueError, server.ArmError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+        _serve("azure", listen, emu, lambda: emu.seed(cluster=cluster, nodes=nodes), nodes_file,
+               config_out, lambda world: server.ready_line(emu, world, nodes_file, config_out))
+
+
 def _serve(name: str, listen: str, emu: Any, seed: Callable[[], Any], nodes_file: Path | None,
            config_out: Path | None, ready: Callable[[Any], str]) -> None:
     """Start `emu`, seed its world, write its files, say ready, and serve until SIGTERM or
@@ -134,5 +178,12 @@ def _load() -> None:
 def _load_gcp() -> Any:
     """The GCE emulator's server module (aiohttp; no Google library)."""
     from ..emulators.gcp import server  # noqa: PLC0415
+
+    return server
+
+
+def _load_azure() -> Any:
+    """The ARM emulator's server module (aiohttp; no Azure library)."""
+    from ..emulators.azure import server  # noqa: PLC0415
 
     return server

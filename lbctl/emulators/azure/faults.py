@@ -1,0 +1,167 @@
+"""What tests do to the emulator besides calling it: count calls, inject faults, throttle.
+
+- The call log records every ARM call (method, path, an API id such as `loadBalancers.put`,
+  `publicIPAddresses.delete` or `operations.get` for an Azure-AsyncOperation poll, its family
+  `read`/`write`/`operation`, the status answered): tests hold a provider to a call budget.
+- A fault matches calls by API id (shell-style pattern, `loadBalancers.*`), HTTP method or path
+  regex, fires with a probability (seeded) for a number of calls (or for ever), and either
+  answers an HTTP error without doing anything (`http`, with `Retry-After` when given), accepts
+  the write and fails its operation (`operation`: `{"status": "Failed", "error": {...}}` behind
+  an HTTP 200, as quota and capacity failures come), or does the work and loses the reply
+  (`lost`: the connection is dropped once the write was accepted).
+- The rate limit is a token bucket per family; a call finding it empty is refused with 429
+  SubscriptionRequestsThrottled and `Retry-After`, as ARM's subscription limits are.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ArmError, throttled
+
+FAMILIES = ("read", "write", "operation")
+MODES = ("http", "operation", "lost")
+MAX_LOG = 200_000
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    api: str
+    family: str
+    status: int = 0
+
+    def json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    code: str = "InternalServerError"
+    message: str = "An error occurred."
+    mode: str = "http"
+    api: str = ""
+    method: str = ""
+    path: str = ""
+    count: int | None = 1
+    probability: float = 1.0
+    retry_after: int | None = None
+    fired: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fault:
+        names = {"status", "code", "message", "mode", "api", "method", "path", "count",
+                 "probability", "retry_after", "retryAfter"}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ArmError(400, "InvalidFault", f"unknown fault field {unknown[0]!r}")
+        values = dict(data)
+        if "retryAfter" in values:
+            values["retry_after"] = values.pop("retryAfter")
+        fault = cls(**values)
+        if fault.mode not in MODES:
+            raise ArmError(400, "InvalidFault", f"mode must be one of {MODES}")
+        if not 100 <= int(fault.status) <= 599 or not 0 <= float(fault.probability) <= 1:
+            raise ArmError(400, "InvalidFault", "status 100-599 and probability 0-1")
+        if fault.path:
+            re.compile(fault.path)
+        return fault
+
+    def matches(self, call: Call) -> bool:
+        return ((not self.api or fnmatch.fnmatchcase(call.api, self.api))
+                and (not self.method or self.method.upper() == call.method)
+                and (not self.path or re.search(self.path, call.path) is not None))
+
+    def error(self) -> ArmError:
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return ArmError(self.status, self.code, self.message, headers)
+
+    def json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Bucket:
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is there."""
+        moment = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (moment - self.stamp) * self.rate)
+        self.stamp = moment
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate if self.rate > 0 else 60.0
+
+
+@dataclass
+class Faults:
+    subscription: str
+    calls: list[Call] = field(default_factory=list)
+    rules: list[Fault] = field(default_factory=list)
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    retry_after: int | None = None
+    """Retry-After of a throttled call (None: the seconds until the bucket has a token)."""
+    rng: random.Random = field(default_factory=random.Random)
+
+    def record(self, call: Call) -> None:
+        if len(self.calls) >= MAX_LOG:
+            del self.calls[: MAX_LOG // 10]
+        self.calls.append(call)
+
+    def counts(self) -> Counter[str]:
+        return Counter(c.api for c in self.calls)
+
+    def throttle(self, call: Call) -> None:
+        bucket = self.buckets.get(call.family)
+        if bucket is None:
+            return
+        wait = bucket.take()
+        if wait > 0:
+            seconds = self.retry_after if self.retry_after is not None else max(1, round(wait))
+            raise throttled(call.family, self.subscription, seconds)
+
+    def pick(self, call: Call) -> Fault | None:
+        """The fault that fires on `call`, counted down; None when none does."""
+        for fault in self.rules:
+            if fault.count is not None and fault.fired >= fault.count:
+                continue
+            if fault.matches(call) and self.rng.random() < fault.probability:
+                fault.fired += 1
+                return fault
+        return None
+
+    def set_rate_limit(self, data: dict[str, Any]) -> None:
+        """`{"read": {"rate": 5, "burst": 10}, "write": ..., "retryAfter": 2}`; `{}` lifts it."""
+        buckets = {}
+        for name, spec in data.items():
+            if name == "retryAfter":
+                continue
+            if name not in FAMILIES or not isinstance(spec, dict):
+                raise ArmError(400, "InvalidRateLimit", f"rate limit families: {FAMILIES}")
+            rate = float(spec.get("rate", 1))
+            buckets[name] = Bucket(rate, float(spec.get("burst", max(rate, 1))))
+        retry = data.get("retryAfter")
+        self.buckets = buckets
+        self.retry_after = None if retry is None else int(retry)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.rules.clear()
+        self.buckets.clear()
+        self.retry_after = None
