@@ -1,0 +1,31 @@
+"""The `azure` provider: the cluster's shared Standard Load Balancers (one per scheme), a
+frontend, rules and probes per LoadBalancer Service in them, written whole in batched,
+etag-guarded PUTs (azure-mgmt-network + azure-identity, optional extra `lbctl[azure]`, imported
+only when a client is built). Tested against the ARM emulator (`lbctl emulator azure`) through
+the real SDK.
+
+Public interface (so far):
+- `validate_settings(raw) -> problems`: the `azure:` section's parser, for
+  `lbctl config validate`.
+(`create`, the registry's factory for `provider: azure`, comes with the provider module.)
+
+Module map (pure modules marked *):
+- `settings`*: the `azure:` config section (subscription, resource groups, location, virtual
+  network, subnet, security group, load balancer name, emulator endpoint, rates, tags, batch
+  window, idle timeout); credentials refused.
+- `names`*: deterministic ARM names and IDs (never upstream's), ownership tags and NSG
+  descriptions, which parts of a shared LB are one balancer's, NSG priorities.
+- `annotations`*: cloud-provider-azure's Service annotations -> `AzureOptions`, every problem
+  named by its annotation.
+- `desired`*: spec + options + settings -> the Service's frontend, rules and probes, pool
+  addresses, public IP and NSG rules as ARM REST bodies (golden-tested, each body checked
+  against azure-mgmt-network's models in the tests); `merge` / `remove` fold one Service's
+  parts into / out of a whole LB body.
+- `coalesce`: many Services' changes to one shared object folded into one etag-guarded PUT.
+- `client`, `errors`: azure-mgmt-network behind rate limits, bounded retries and one error
+  taxonomy.
+"""
+
+from .settings import validate_settings
+
+__all__ = ["validate_settings"]
