@@ -69,11 +69,13 @@ class Cloud:
     def part(self, collection: str, name: str, lb: str = "kubernetes") -> Any:
         return m.SubResource(id=f"{self.lb_id(lb)}/{collection}/{name}")
 
-    def pip(self, name: str = "pip", **extra: Any) -> Any:
+    def pip(self, name: str = "pip", headers: dict[str, str] | None = None,
+            **extra: Any) -> Any:
         extra.setdefault("sku", m.PublicIPAddressSku(name="Standard"))
         extra.setdefault("public_ip_allocation_method", "Static")
         return self.net.public_ip_addresses.begin_create_or_update(
-            self.group, name, m.PublicIPAddress(location=self.location, **extra)).result()
+            self.group, name, m.PublicIPAddress(location=self.location, **extra),
+            headers=headers or {}).result()
 
     def pool(self, name: str = "kubernetes", nodes: Any = None) -> Any:
         chosen = self.world.nodes if nodes is None else nodes
@@ -82,10 +84,10 @@ class Cloud:
                                          virtual_network=m.SubResource(id=self.world.vnet_id))
             for n in chosen])
 
-    def service(self, fe: str, port: int = 80, pip: Any = None, subnet: bool = False,
+    def service(self, fe: str, port: int = 80, pip: Any = None, internal: bool = False,
                 lb: str = "kubernetes", **frontend: Any) -> dict[str, Any]:
         """One Service's parts: a frontend, a probe and a rule on `port`."""
-        if subnet:
+        if internal:
             frontend.setdefault("subnet", m.Subnet(id=self.world.subnet_id))
         elif pip is not None:
             frontend["public_ip_address"] = m.PublicIPAddress(id=pip.id)
