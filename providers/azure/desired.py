@@ -64,6 +64,10 @@ class Parts:
 
 @dataclass(frozen=True, slots=True)
 class Desired:
+    """Everything one Service wants: its parts of the shared LB (`parts`, for `merge`), its
+    nodes for the shared pool, its public IP, its NSG rules, and what deploy must still look
+    up or fill in (a public IP found by address, NSG priorities, the frontend's IP)."""
+
     balancer: str
     internal: bool
     load_balancer: str
@@ -111,7 +115,7 @@ def lb_id(settings: AzureSettings, name: str, *children: str) -> str:
                              *children)
 
 
-def skeleton(settings: AzureSettings, cluster: str, internal: bool) -> Body:
+def skeleton(settings: AzureSettings, cluster: str) -> Body:
     """A shared load balancer with no Service in it yet."""
     return {"location": settings.location, "sku": dict(SKU),
             "tags": names.with_tags(names.cluster_tags(cluster), settings.tags),
@@ -318,7 +322,7 @@ def desired(spec: LoadBalancerSpec, options: AzureOptions, settings: AzureSettin
     parts = Parts(
         balancer=b, frontend=_frontend(spec, options, settings, frontend, requested, pip_id),
         rules=_rules(spec, options, settings, b, lb, frontend, pool, probe_of), probes=probes,
-        pool=pool, skeleton=skeleton(settings, cluster, internal))
+        pool=pool, skeleton=skeleton(settings, cluster))
     node_ips = sorted({a["properties"]["ipAddress"] for a in addresses},
                       key=ipaddress.ip_address)
     return Desired(
