@@ -19,8 +19,9 @@ Module map (pure modules marked *):
   named by its annotation.
 - `desired`*: spec + options + settings -> the Service's frontend, rules and probes, pool
   addresses, public IP and NSG rules as ARM REST bodies (golden-tested, each body checked
-  against azure-mgmt-network's models in the tests); `merge` / `remove` fold one Service's
-  parts into / out of a whole LB body.
+  against azure-mgmt-network's models and accepted by the ARM emulator in the tests).
+- `merge`*: `merge` / `remove` fold one Service's parts into / out of the whole shared LB
+  body, other Services' parts untouched, no change when ARM already holds them.
 - `coalesce`: many Services' changes to one shared object folded into one etag-guarded PUT.
 - `client`, `errors`: azure-mgmt-network behind rate limits, bounded retries and one error
   taxonomy.
