@@ -5,7 +5,7 @@ per direction within the group (SecurityRuleConflict); a source and a destinatio
 as one `...AddressPrefix` or a `...AddressPrefixes` list, never both (address prefixes are `*`,
 an IPv4 address or CIDR block, or a service tag such as `Internet`); ports likewise (`*`, `80`,
 `1000-2000`); at most 1,000 rules a group. The six default rules render read-only under
-`defaultSecurityRules`, as in Azure.
+`defaultSecurityRules`, as in Azure. A group a subnet names cannot be deleted.
 """
 
 from __future__ import annotations
@@ -128,6 +128,13 @@ class NetworkSecurityGroups(Kind):
             seen[slot] = child.child_name
             rules.append(child_entry(child, entry))
         return {"securityRules": rules}
+
+    def check_delete(self, rid: Rid, obj: dict[str, Any]) -> None:
+        users = self.store.users(rid)
+        if users:
+            raise bad_request("InUseNetworkSecurityGroupCannotBeDeleted",
+                              f"Network security group {rid.path} cannot be deleted because "
+                              f"it is in use by the following resources: {users[0]}.")
 
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         out = super().render(obj)

@@ -72,6 +72,30 @@ class Node:
     zone: str
 
 
+class Objects(dict[str, dict[str, Any]]):
+    """The objects by key, counting replacements: references change only when an object is
+    put or removed (in-place changes touch states, etags and tags), so `Store.users` indexes
+    them once per version."""
+
+    version = 0
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.version += 1
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        self.version += 1
+        super().clear()
+
+
 @dataclass
 class Store:
     subscription: str
@@ -80,7 +104,7 @@ class Store:
     settings: Settings = field(default_factory=Settings)
     groups: dict[str, str] = field(default_factory=dict)
     """Lowercased name -> name of every resource group (implicit: seeded, never an ARM call)."""
-    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    objects: Objects = field(default_factory=Objects)
     busy: dict[str, str] = field(default_factory=dict)
     """Object key -> the URL of its operation in flight."""
     seeded: dict[str, set[str]] = field(default_factory=dict)
@@ -91,6 +115,7 @@ class Store:
     nsg: str = ""
     nodes: list[Node] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    _index: tuple[int, dict[str, list[str]]] = (-1, {})
 
     def __post_init__(self) -> None:
         self.groups.setdefault(self.group.lower(), self.group)
@@ -130,17 +155,20 @@ class Store:
         return found
 
     def users(self, rid: Rid) -> list[str]:
-        """Ids of the objects (or their children) that refer to `rid`: it cannot go."""
-        target = rid.path.lower()
-        out = []
-        for obj in self.objects.values():
-            if obj["id"].lower() == target:
-                continue
-            for ref_id, where in references(obj):
-                if ref_id.lower() == target or (
-                        not rid.child_type and ref_id.lower().startswith(target + "/")):
-                    out.append(where)
-        return sorted(set(out))
+        """Ids of the objects (or their children) that refer to `rid` or, for a top-level
+        object, to one of its children: it cannot go."""
+        version, index = self._index
+        if version != self.objects.version:
+            index = {}
+            for obj in self.objects.values():
+                for ref_id, where in references(obj):
+                    target = ref_id.lower()
+                    index.setdefault(target, []).append(where)
+                    parts = target.split("/")
+                    if len(parts) == 11:  # a child: its parent is used too
+                        index.setdefault("/".join(parts[:9]), []).append(where)
+            self._index = (self.objects.version, index)
+        return sorted(set(index.get(rid.path.lower(), [])))
 
     # -- identities ---------------------------------------------------------------------------
     def new_etag(self) -> str:

@@ -133,6 +133,12 @@ def test_lists_page_with_next_link(cloud: Cloud) -> None:
     assert names == [f"ip-{k}" for k in range(5)]
     assert cloud.emu.counts() == {"publicIPAddresses.list": 3}
     assert len(list(cloud.net.public_ip_addresses.list_all())) == 5
+    cloud.public_lb(3)
+    cloud.emu.clear_calls()
+    assert [r.name for r in cloud.net.load_balancer_load_balancing_rules.list(
+        cloud.group, "kubernetes")] == ["a1-TCP-80", "a2-TCP-80", "a3-TCP-80"]
+    assert cloud.emu.counts() == {"loadBalancingRules.list": 2}
+    assert [lb.name for lb in cloud.net.load_balancers.list_all()] == ["kubernetes"]
 
 
 def _raw(emu: AzureEmulator, path: str, headers: dict[str, str]) -> tuple[int, Any]:

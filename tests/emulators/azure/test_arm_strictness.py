@@ -64,6 +64,24 @@ def test_in_use_objects_cannot_be_deleted(cloud: Cloud) -> None:
             400, "InUseSubnetCannotBeDeleted")
     assert cloud.net.public_ip_addresses.get(cloud.group, "pip-1").provisioning_state == \
         "Succeeded"
+    refused(lambda: cloud.net.network_security_groups.begin_delete(cloud.group,
+                                                                   cloud.world.nsg).result(),
+            400, "InUseNetworkSecurityGroupCannotBeDeleted")
+    other = cloud.net.virtual_networks.begin_create_or_update(
+        cloud.group, "pods", m.VirtualNetwork(
+            location=cloud.location,
+            address_space=m.AddressSpace(address_prefixes=["172.16.0.0/16"]))).result()
+    pool = m.BackendAddressPool(name="pods", load_balancer_backend_addresses=[
+        m.LoadBalancerBackendAddress(name="pod", ip_address="172.16.0.9",
+                                     virtual_network=m.SubResource(id=other.id))])
+    cloud.net.load_balancer_backend_address_pools.begin_create_or_update(
+        cloud.group, "kubernetes", "pods", pool).result()
+    refused(lambda: cloud.net.virtual_networks.begin_delete(cloud.group, "pods").result(),
+            400, "InUseVirtualNetworkCannotBeDeleted")
+    pool.load_balancer_backend_addresses[0].ip_address = "10.0.0.9"
+    refused(lambda: cloud.net.load_balancer_backend_address_pools.begin_create_or_update(
+        cloud.group, "kubernetes", "pods", pool).result(), 400,
+        "InvalidIPAddressInBackendAddressPool")
 
 
 def test_rules_reference_parts_of_the_same_load_balancer(cloud: Cloud) -> None:
