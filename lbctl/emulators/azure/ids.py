@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import ArmError, bad_request, invalid_name
+from .errors import bad_request, invalid_name
 
 PROVIDER = "Microsoft.Network"
 NAME = re.compile(r"\w(?:[\w.-]{0,78}\w)?", re.ASCII)
@@ -101,18 +101,4 @@ def ref(value: object, field: str) -> Rid | None:
     return parse_id(value["id"], f"{field}.id")
 
 
-def same(a: Rid, b: Rid) -> bool:
-    return a.path.lower() == b.path.lower()
-
-
-def expect(rid: Rid | None, kind: str, child: str, field: str) -> Rid | None:
-    """`rid` must name a `kind` (child `child`, or a top-level object when "")."""
-    if rid is not None and (rid.type != kind or rid.child_type != child):
-        raise bad_request("InvalidResourceReference",
-                          f"{field} must reference a {kind}{'/' + child if child else ''}, "
-                          f"not {rid.path}.")
-    return rid
-
-
-__all__ = ["CHILDREN", "TYPES", "ArmError", "Rid", "canonical", "check_name", "expect",
-           "parse_id", "ref", "same"]
+__all__ = ["CHILDREN", "TYPES", "Rid", "canonical", "check_name", "parse_id", "ref"]

@@ -112,7 +112,7 @@ class LoadBalancers(Kind):
                 if method == "Static":
                     address = check_private_ip(subnet, props.get("privateIPAddress"),
                                                f"{child.path}", held)
-                elif same_subnet and old.get("privateIPAddress") in kept:
+                elif same_subnet and old.get("privateIPAddress") in kept - held:
                     address = str(old["privateIPAddress"])
                 else:
                     address = free_private_ip(subnet, held | kept)

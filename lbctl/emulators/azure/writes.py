@@ -49,14 +49,19 @@ def _bare(etag: str) -> str:
     return etag[2:] if etag.startswith("W/") else etag
 
 
-def preconditions(rid: Rid, current: dict[str, Any] | None, headers: Mapping[str, str]) -> None:
+def preconditions(rid: Rid, current: dict[str, Any] | None, headers: Mapping[str, str],
+                  exists: bool | None = None) -> None:
+    """412 unless `If-Match` names `current`'s etag and `If-None-Match` does not; `exists`
+    (a child's existence, judged apart from its parent's etag) defaults to `current`'s."""
     match, none_match = headers.get("If-Match"), headers.get("If-None-Match")
     etag = _bare(current["etag"]) if current is not None else None
     if match is not None:
         wanted = {_bare(m) for m in match.split(",")}
         if etag is None or ("*" not in wanted and etag not in wanted):
             raise precondition_failed(rid.path)
-    if none_match is not None and current is not None:
+    if exists is None:
+        exists = current is not None
+    if none_match is not None and current is not None and exists:
         unwanted = {_bare(m) for m in none_match.split(",")}
         if "*" in unwanted or etag in unwanted:
             raise precondition_failed(rid.path)
@@ -88,10 +93,10 @@ class Writes:
         if rid.child_type:
             check_name(rid.child_name, rid.child_type)
             parent = self.store.require(rid)
-            preconditions(rid, parent, ctx.headers)
-            self.store.check_idle(rid)
             existed = any(c["name"].lower() == rid.child_name.lower()
                           for c in parent["properties"].get(rid.child_type, []))
+            preconditions(rid, parent, ctx.headers, existed)
+            self.store.check_idle(rid)
             whole = kind.with_child(parent, rid.child_type, rid.child_name, body)
             answer = self._write(kind, rid.top, whole, parent, ctx)
             answer.body = kind.find_child(self.store.objects[rid.key], rid)

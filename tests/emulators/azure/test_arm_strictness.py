@@ -47,6 +47,13 @@ def test_etags_change_on_every_write_and_guard_writes(cloud: Cloud) -> None:
     refused(lambda: cloud.net.load_balancer_backend_address_pools.begin_create_or_update(
         cloud.group, "kubernetes", "kubernetes", pool, headers={"If-Match": pool.etag}).result(),
         412, "PreconditionFailed")
+    pools = cloud.net.load_balancer_backend_address_pools
+    refused(lambda: pools.begin_create_or_update(cloud.group, "kubernetes", "kubernetes", pool,
+                                                 headers={"If-None-Match": "*"}).result(),
+            412, "PreconditionFailed")
+    spare = pools.begin_create_or_update(cloud.group, "kubernetes", "spare", cloud.pool("spare"),
+                                         headers={"If-None-Match": "*"}).result()
+    assert spare.name == "spare"
 
 
 def test_in_use_objects_cannot_be_deleted(cloud: Cloud) -> None:
@@ -144,6 +151,19 @@ def test_static_private_addresses_must_be_free_and_in_the_subnet(cloud: Cloud) -
     refused(lambda: cloud.put_lb(cloud.load_balancer([cloud.service(
         "j1", internal=True, lb="int2", private_ip_address="10.224.1.10",
         private_ip_allocation_method="Static")]), "int2"), 400, "PrivateIPAddressInUse")
+    # a dynamic address is kept across writes, unless a static one takes it first
+    dynamic = cloud.put_lb(cloud.load_balancer([cloud.service("d1", internal=True, lb="dyn")]),
+                           "dyn")
+    taken = dynamic.frontend_ip_configurations[0].private_ip_address
+    again = cloud.put_lb(cloud.load_balancer([cloud.service("d1", internal=True, lb="dyn")]),
+                         "dyn")
+    assert again.frontend_ip_configurations[0].private_ip_address == taken
+    both = cloud.put_lb(cloud.load_balancer([
+        cloud.service("s0", internal=True, lb="dyn", private_ip_address=taken,
+                      private_ip_allocation_method="Static"),
+        cloud.service("d1", 81, internal=True, lb="dyn")]), "dyn")
+    addresses = [f.private_ip_address for f in both.frontend_ip_configurations]
+    assert addresses[0] == taken and addresses[1] not in (taken, "10.224.1.10")
 
 
 def test_names_priorities_and_ports_are_validated(cloud: Cloud) -> None:
