@@ -3,10 +3,23 @@
 Every refusal is `{"error": {"code", "message"}}` with an HTTP status; azure-core maps 404 to
 ResourceNotFoundError, 409 to ResourceExistsError, 401 to ClientAuthenticationError and the rest
 to HttpResponseError, so the `code` is what a provider must read. A failed long-running operation
-carries the same `error` object inside `{"status": "Failed"}` behind an HTTP 200. The codes are
-ARM's where known (ResourceNotFound, PreconditionFailed, AnotherOperationInProgress,
-PublicIPAddressInUse, InvalidResourceReference, SubscriptionRequestsThrottled, ...); where the
-real code was not at hand the emulator names the refusal plainly (its report says which).
+carries the same `error` object inside `{"status": "Failed"}` behind an HTTP 200.
+
+Codes as ARM answers them (seen in ARM's answers quoted in public reports): ResourceNotFound,
+ResourceGroupNotFound, PreconditionFailed, AnotherOperationInProgress, PublicIPAddressInUse,
+InvalidResourceReference, ReferencedResourceNotProvisioned (its message in the shape upstream
+parses), SubscriptionRequestsThrottled, SecurityRuleConflict,
+RulesUseSameBackendPortProtocolAndPool, FrontendIPConfigHasBothSubnetAndPublicIP,
+PublicIPAndLBSkuDoNotMatch,
+PublicIPReferencedByMultipleIPConfigs, InUseSubnetCannotBeDeleted,
+InUseNetworkSecurityGroupCannotBeDeleted, PrivateIPAddressInUse, PrivateIPAddressNotInSubnet,
+NetcfgSubnetRangeOutsideVnet, NetcfgSubnetRangesOverlap, InvalidResourceName,
+LinkedInvalidPropertyId, MissingApiVersionParameter, AuthenticationFailed, InvalidRequestFormat,
+DnsRecordInUse. Where the real code was not at hand the emulator names the refusal plainly
+(LoadBalancingRuleFrontendPortConflict, LoadBalancer<Part>LimitReached,
+LoadBalancerWithPublicAndPrivateFrontends, StandardSkuPublicIPAddressMustBeStatic,
+PublicIPAddressNotAvailable, InUseVirtualNetworkCannotBeDeleted, ...): a provider should treat
+those by status, not by name.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ from .errors import ArmError, bad_request, child_not_found, invalid, invalid_ref
 from .ids import Rid, check_name, ref
 from .store import Store
 
+OPERATION_NAMES = {"publicIPAddresses": "PublicIpAddress", "loadBalancers": "LoadBalancer",
+                   "virtualNetworks": "VirtualNetwork",
+                   "networkSecurityGroups": "NetworkSecurityGroup"}
 ENVELOPE = frozenset({"location", "tags", "sku", "properties", "id", "name", "type", "etag",
                       "zones"})
 
@@ -167,11 +170,14 @@ class Refs:
         if obj is None or rid.subscription.lower() != self.store.subscription.lower():
             raise invalid_reference(rid.path, by)
         state = obj["properties"].get("provisioningState")
-        if state != "Succeeded":
+        if state != "Succeeded":  # upstream parses this message for the resource's group/name
+            verb = "Delete" if state == "Deleting" else "Put"
             raise bad_request("ReferencedResourceNotProvisioned",
-                              f"Cannot proceed with operation because resource {rid.top.path} "
-                              f"used by resource {by} is not in Succeeded state. Resource is in "
-                              f"{state} state.")
+                              f"Cannot proceed with operation because resource {obj['id']} "
+                              f"used by resource {'/'.join(by.split('/')[:9])} is not in "
+                              f"Succeeded state. Resource is in {state} state and the last "
+                              "operation that updated/is updating the resource is "
+                              f"{verb}{OPERATION_NAMES[rid.type]}Operation.")
         if obj["location"] != self.location:
             raise invalid_reference(rid.path, by, f"is in location {obj['location']}, not "
                                                   f"{self.location}")

@@ -166,10 +166,11 @@ def rules(lb: Rid, items: Any, frontends: list[dict[str, Any]], pool_list: list[
         for pool in pools_used if not floating else []:
             back_slot = (pool.lower(), protocol, back)
             if back_slot in back_slots:
-                raise bad_request("LoadBalancingRuleBackendPortConflict",
+                raise bad_request("RulesUseSameBackendPortProtocolAndPool",
                                   f"Load balancing rules {back_slots[back_slot]} and "
-                                  f"{child.child_name} send protocol {protocol} to backend port "
-                                  f"{back} of the same pool without floating IP.")
+                                  f"{child.child_name} with floating IP disabled use the same "
+                                  f"protocol {protocol} and backend port {back}, and must not "
+                                  f"be used with the same backend address pool {pool}.")
             back_slots[back_slot] = child.child_name
         entry: dict[str, Any] = {
             "frontendIPConfiguration": {"id": frontend}, "protocol": protocol,

@@ -78,7 +78,9 @@ class LoadBalancers(Kind):
                                      "properties.frontendIPConfigurations"):
             field = f"frontendIPConfigurations[{child.child_name}]"
             if props.get("publicIPAddress") and props.get("subnet"):
-                raise invalid(field, "publicIPAddress and subnet", "one of them, not both")
+                raise bad_request("FrontendIPConfigHasBothSubnetAndPublicIP",
+                                  f"Frontend IP Configuration {child.path} must not reference "
+                                  "both a Subnet and a Public IP Address.")
             if props.get("publicIPPrefix"):
                 raise bad_request("NotImplemented", "publicIPPrefix frontends are not emulated.")
             if props.get("publicIPAddress"):

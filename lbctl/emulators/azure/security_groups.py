@@ -124,7 +124,7 @@ class NetworkSecurityGroups(Kind):
                 raise bad_request("SecurityRuleConflict",
                                   f"Security rule {child.child_name} conflicts with rule "
                                   f"{seen[slot]}. Rules cannot have the same Priority and "
-                                  "Direction.")
+                                  "Direction. To learn more, see aka.ms/nsgrules.")
             seen[slot] = child.child_name
             rules.append(child_entry(child, entry))
         return {"securityRules": rules}

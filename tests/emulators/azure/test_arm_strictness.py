@@ -188,6 +188,25 @@ def test_names_priorities_and_ports_are_validated(cloud: Cloud) -> None:
     refused(lambda: cloud.put_lb(cloud.load_balancer([service])), 400, "InvalidRequestFormat")
 
 
+def test_rules_without_floating_ip_cannot_share_a_backend_port(cloud: Cloud) -> None:
+    one, two = cloud.service("a1", pip=cloud.pip("p1")), cloud.service("a2", pip=cloud.pip("p2"))
+    for service in (one, two):
+        service["rule"].enable_floating_ip = False
+        service["rule"].backend_port = 30080
+    refused(lambda: cloud.put_lb(cloud.load_balancer([one, two])), 400,
+            "RulesUseSameBackendPortProtocolAndPool")
+    two["rule"].backend_port = 30081
+    cloud.put_lb(cloud.load_balancer([one, two]))
+    same_port = cloud.service("a1", 80, pip=cloud.pip("p1"))
+    same_port["rule"].name = "a1-again"
+    lb = cloud.load_balancer([one, two])
+    lb.load_balancing_rules.append(same_port["rule"])
+    refused(lambda: cloud.put_lb(lb), 400, "LoadBalancingRuleFrontendPortConflict")
+    both = cloud.service("a3", pip=cloud.pip("p3"), subnet=m.Subnet(id=cloud.world.subnet_id))
+    refused(lambda: cloud.put_lb(cloud.load_balancer([both]), "lb3"), 400,
+            "FrontendIPConfigHasBothSubnetAndPublicIP")
+
+
 def test_standard_limits_are_enforced(cloud: Cloud) -> None:
     cloud.emu.settings(maxFrontends=2, maxRules=3)
     services = [cloud.service(f"i{k}", internal=True) for k in range(3)]
