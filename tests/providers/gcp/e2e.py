@@ -411,7 +411,7 @@ class Env:
             svc = self.read(name)
             want = want_for(svc, members, user_address)
             if not want.ip:
-                return ["no status IP yet"]
+                return ["no status IP yet", *not_ensured(svc)]
             snap = Snapshot.read(self.emu)
             found = problems(snap, self.world, want) or not_ensured(svc)
             found = found or (extra(snap) if extra else [])
