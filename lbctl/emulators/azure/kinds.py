@@ -31,7 +31,8 @@ class Kind:
     type: ClassVar[str]
     writable_children: ClassVar[tuple[str, ...]] = ()
     readable_children: ClassVar[tuple[str, ...]] = ()
-    taggable: ClassVar[bool] = False
+    taggable: ClassVar[bool] = True
+    """PATCH `{"tags": ...}` (updateTags) is answered."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -12,7 +12,7 @@ back-references (`loadBalancingRules` on frontends, pools and probes).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from . import lb_parts
 from .errors import bad_request, invalid
@@ -26,7 +26,6 @@ class LoadBalancers(Kind):
     writable_children = ("backendAddressPools",)
     readable_children = ("frontendIPConfigurations", "backendAddressPools", "probes",
                          "loadBalancingRules")
-    taggable: ClassVar[bool] = True
 
     def sku(self, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
         sku = body.get("sku") or {}

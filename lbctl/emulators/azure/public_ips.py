@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from .errors import bad_request, invalid
 from .ids import Rid, parse_id
@@ -36,7 +36,6 @@ def public_range(location: str) -> ipaddress.IPv4Network:
 
 class PublicIPAddresses(Kind):
     type = "publicIPAddresses"
-    taggable: ClassVar[bool] = True
 
     def sku(self, body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
         sku = body.get("sku") or {}

@@ -70,6 +70,9 @@ class Node:
     name: str
     ip: str
     zone: str
+    provider_id: str = ""
+    """`azure:///subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/
+    virtualMachines/NAME`, the Node's spec.providerID."""
 
 
 class Objects(dict[str, dict[str, Any]]):

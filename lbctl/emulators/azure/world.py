@@ -118,7 +118,8 @@ def add_nodes(store: Store, count: int = 0, names: list[str] | None = None) -> l
         held = held_private_ips(store)
         ip = next(str(h) for h in block.hosts()
                   if int(h) - int(block.network_address) >= 4 and str(h) not in held)
-        node = Node(name, ip, f"{store.location}-{len(store.nodes) % 3 + 1}")
+        node = Node(name, ip, f"{store.location}-{len(store.nodes) % 3 + 1}",
+                    provider_id(store.subscription, store.group, name))
         store.nodes.append(node)
         taken_names.add(name)
         added.append(node)

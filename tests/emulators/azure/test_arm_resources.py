@@ -162,3 +162,20 @@ def test_no_token_is_401_and_no_api_version_is_400(cloud: Cloud) -> None:
     status, body = _raw(cloud.emu, path.replace(cloud.group, "nope") + "?api-version=1",
                         {"Authorization": "Bearer x"})
     assert (status, body["error"]["code"]) == (404, "ResourceGroupNotFound")
+
+
+def test_public_ips_of_another_resource_group_and_tags_of_every_kind(cloud: Cloud) -> None:
+    cloud.emu.add_resource_group("ips-rg")
+    pip = cloud.net.public_ip_addresses.begin_create_or_update(
+        "ips-rg", "shared", m.PublicIPAddress(location=cloud.location)).result()
+    assert "/resourceGroups/ips-rg/" in pip.id and pip.sku.name == "Standard"
+    lb = cloud.put_lb(cloud.load_balancer([cloud.service("a1", pip=pip)]))
+    assert lb.frontend_ip_configurations[0].public_ip_address.id == pip.id
+    assert cloud.emu.objects()["publicIPAddresses"] == [pip.id]
+    nsg = cloud.net.network_security_groups.update_tags(cloud.group, cloud.world.nsg,
+                                                        m.TagsObject(tags={"owner": "x"}))
+    assert nsg.tags == {"owner": "x"}
+    assert cloud.world.nodes[0].provider_id == cloud.world.provider_ids[0]
+    assert cloud.world.provider_ids[0].endswith(
+        f"/resourceGroups/{cloud.group}/providers/Microsoft.Compute/virtualMachines/"
+        "kubernetes-node-1")
