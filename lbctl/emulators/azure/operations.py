@@ -100,8 +100,7 @@ class Operations:
         return op
 
     def reset(self) -> None:
-        """Drop every operation; writes in flight stay as they are (InProgress for ever is
-        worse than done: they are finished now)."""
+        """Drop every operation and its timer (the admin reset drops the objects with them)."""
         for handle in self.timers:
             handle.cancel()
         self.timers.clear()

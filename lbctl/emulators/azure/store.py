@@ -37,8 +37,8 @@ class Settings:
     max_probes: int = 1000
     max_pools: int = 1000
     max_security_rules: int = 1000
-    max_addresses: int = 1000
-    """Backend addresses per pool."""
+    max_addresses: int = 5000
+    """Backend addresses per pool (a Standard pool's 5,000 IP configurations)."""
 
     def changed(self, values: dict[str, Any]) -> Settings:
         known = {_camel(f.name): f for f in fields(self)}
