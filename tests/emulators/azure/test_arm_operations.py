@@ -134,3 +134,17 @@ def test_reset_keeps_or_drops_the_world_and_nodes_come_and_go(cloud: Cloud) -> N
     cloud.emu.reset(keep_world=False)
     assert cloud.emu.read_world().nodes == ()
     assert cloud.emu.counts() == {}
+
+
+def test_two_writers_with_one_etag_one_wins(cloud: Cloud) -> None:
+    lb = cloud.public_lb(1)
+    cloud.emu.settings(operationDelay=0.3)
+    first = cloud.net.load_balancers.begin_create_or_update(cloud.group, "kubernetes", lb,
+                                                            headers={"If-Match": lb.etag})
+    with pytest.raises(HttpResponseError) as stale:
+        cloud.put_lb(lb, headers={"If-Match": lb.etag})
+    assert stale.value.status_code == 412
+    with pytest.raises(ResourceExistsError) as busy:
+        cloud.put_lb(lb)  # no etag: meets the operation still running
+    assert code(busy.value) == "AnotherOperationInProgress"
+    assert first.result().provisioning_state == "Succeeded"
