@@ -4,10 +4,11 @@ etag-guarded PUTs (azure-mgmt-network + azure-identity, optional extra `lbctl[az
 only when a client is built). Tested against the ARM emulator (`lbctl emulator azure`) through
 the real SDK.
 
-Public interface (so far):
+Public interface:
+- `create(settings, cluster_name, cluster) -> AzureProvider`: the registry's factory
+  (`provider: azure`); a bad section is a ConfigError naming the keys.
 - `validate_settings(raw) -> problems`: the `azure:` section's parser, for
   `lbctl config validate`.
-(`create`, the registry's factory for `provider: azure`, comes with the provider module.)
 
 Module map (pure modules marked *):
 - `settings`*: the `azure:` config section (subscription, resource groups, location, virtual
@@ -25,8 +26,13 @@ Module map (pure modules marked *):
 - `coalesce`: many Services' changes to one shared object folded into one etag-guarded PUT.
 - `client`, `errors`: azure-mgmt-network behind rate limits, bounded retries and one error
   taxonomy.
+- `changes`: one Service's changes to the shared LB (its parts, the pool) and NSG (its rules,
+  priorities kept) as pure functions of their bodies; `ArmObject`, the coalescer's store.
+- `public_ips`: ours created, tagged and released; the user's found by name or address.
+- `provider`: `AzureProvider` (the Provider protocol over one coalescer per shared object).
 """
 
+from .provider import CAPABILITIES, AzureProvider, create
 from .settings import validate_settings
 
-__all__ = ["validate_settings"]
+__all__ = ["CAPABILITIES", "AzureProvider", "create", "validate_settings"]

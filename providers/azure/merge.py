@@ -32,14 +32,14 @@ lost its probe, a probe turned from Http to Tcp), unlike what ARM adds: IDs, sta
 IPs, and defaults it fills in (a UDP rule's idle timeout, `enableTcpReset: false`)."""
 
 
-def _covers(want: Any, have: Any) -> bool:
+def covers(want: Any, have: Any) -> bool:
     """`have` (ARM's copy) says at least what `want` says: ARM adds IDs, states and back
     references, and may re-case resource-group names in IDs."""
     if isinstance(want, dict):
-        return isinstance(have, dict) and all(_covers(v, have.get(k)) for k, v in want.items())
+        return isinstance(have, dict) and all(covers(v, have.get(k)) for k, v in want.items())
     if isinstance(want, list):
         return (isinstance(have, list) and len(want) == len(have)
-                and all(_covers(w, h) for w, h in zip(want, have, strict=True)))
+                and all(covers(w, h) for w, h in zip(want, have, strict=True)))
     if isinstance(want, str) and want.startswith("/subscriptions/"):
         return names.same_id(want, have)
     return bool(want == have and type(want) is type(have))
@@ -51,7 +51,7 @@ def same_part(kind: str, want: Body, have: Body) -> bool:
     ours = want.get("properties") or {}
     if any(key not in ours and theirs.get(key) is not None for key in _EXCLUSIVE[kind]):
         return False
-    return _covers(want, have)
+    return covers(want, have)
 
 
 def _owner_check(body: Body, cluster: str | None, name: str) -> None:
