@@ -11,6 +11,11 @@ way, with the frontend's IP as the rules' destination. The same balancer is neve
 twice at once (a lock per balancer); different balancers proceed in parallel up to the
 coalescers.
 
+A change of nodes alone (every Service's targets change at once) touches the pool only: the
+provider remembers each balancer's last desired state, and an ensure that differs from it only
+in its nodes submits the pool change and nothing else (no public IP read, no NSG); all the
+Services' identical pool changes fold into one LB write.
+
 Cleanup that only matters after a change of shape (a Service moved between external and
 internal, or from our public IP to the user's) is done on the first ensure of a balancer in
 this process and whenever its shape changed: the steady state reads the LB once per batch and
@@ -24,6 +29,8 @@ removed): the frontend lives in lbctl's shared LB, which stays lbctl's.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -52,7 +59,7 @@ from .changes import (
 )
 from .client import ArmClient
 from .coalesce import Coalescer
-from .desired import desired, pool_addresses
+from .desired import Desired, Parts, desired, pool_addresses
 from .errors import map_error
 from .public_ips import PublicIps
 from .settings import AzureSettings, parse_settings
@@ -77,6 +84,10 @@ class AzureProvider:
         self._balancers: dict[str, threading.Lock] = {}
         self._shapes: dict[str, tuple[bool, bool]] = {}
         """balancer -> (internal, our public IP) as last ensured in this process."""
+        self._applied: dict[str, tuple[str, tuple[dict[str, Any], ...], str, Parts]] = {}
+        """balancer -> (desired without its nodes, the pool, the IP, the parts as resolved)
+        of the last successful ensure: a change of nodes alone touches the pool only."""
+        self._resolved: Desired
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -122,21 +133,20 @@ class AzureProvider:
         with self._balancer_lock(b):
             try:
                 want = desired(spec, parse_annotations(spec), self.settings)
-                shape = (want.internal, want.public_ip_ours)
-                moved = self._shapes.pop(b, None) != shape
-                pips = PublicIps(self.arm, self.settings, self.cluster_name)
-                want, ip = pips.resolve(want)
-                written = self.lb(want.internal).submit(b, lb_change(want))
-                if want.internal:
-                    ip = frontend_ip(written, want)
-                if moved:  # out of the other scheme's LB (nothing there: a read, no write)
-                    self.lb(not want.internal).submit(b, lb_removal(b, self.cluster_name))
-                if ip is None:
-                    raise PermanentError("spec", "ARM gave the frontend no IP address")
-                self.nsg().submit(b, nsg_change(want, self.cluster_name, ip))
-                if moved and not want.public_ip_ours:  # ours, from before, is unused now
-                    pips.release(b, self.settings.resource_group)
-                self._shapes[b] = shape
+                key = _without_nodes(want)
+                last = self._applied.pop(b, None)
+                if last is not None and last[0] == key and last[1] != want.pool_addresses:
+                    # only the nodes changed: the pool alone (folded with the other Services'
+                    # identical change into one LB write); a resync, where nothing changed,
+                    # goes the whole way and repairs drift
+                    want = dataclasses.replace(want, parts=last[3])
+                    self.lb(want.internal).submit(b, lb_change(want))
+                    ip: str | None = last[2]
+                else:
+                    ip = self._ensure(b, want)
+                    want = self._resolved
+                assert ip is not None
+                self._applied[b] = (key, want.pool_addresses, ip, want.parts)
             except Exception as exc:
                 raise map_error(exc) from exc
         degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
@@ -144,6 +154,28 @@ class AzureProvider:
                                   degraded=degraded or None,
                                   details=(("loadBalancer", want.load_balancer),
                                            ("frontend", want.parts.frontend["name"])))
+
+    def _ensure(self, b: str, want: Desired) -> str:
+        """The whole way: public IP, the LB, the other scheme's LB after a move, the NSG,
+        our public IP after a move to the user's. Leaves the resolved `want` in
+        `self._resolved` (the caller holds the balancer's lock)."""
+        shape = (want.internal, want.public_ip_ours)
+        moved = self._shapes.pop(b, None) != shape
+        pips = PublicIps(self.arm, self.settings, self.cluster_name)
+        want, ip = pips.resolve(want)
+        written = self.lb(want.internal).submit(b, lb_change(want))
+        if want.internal:
+            ip = frontend_ip(written, want)
+        if moved:  # out of the other scheme's LB (nothing there: a read, no write)
+            self.lb(not want.internal).submit(b, lb_removal(b, self.cluster_name))
+        if ip is None:
+            raise PermanentError("spec", "ARM gave the frontend no IP address")
+        self.nsg().submit(b, nsg_change(want, self.cluster_name, ip))
+        if moved and not want.public_ip_ours:  # ours, from before, is unused now
+            pips.release(b, self.settings.resource_group)
+        self._shapes[b] = shape
+        self._resolved = want
+        return ip
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         want = desired(spec, parse_annotations(spec), self.settings)
@@ -190,6 +222,7 @@ class AzureProvider:
     def delete(self, ref: BalancerRef) -> None:
         with self._balancer_lock(ref.name):
             self._shapes.pop(ref.name, None)
+            self._applied.pop(ref.name, None)
             try:
                 self.nsg().submit(ref.name, nsg_removal(self.cluster_name, ref.name))
                 for internal in (False, True):
@@ -239,6 +272,12 @@ class AzureProvider:
     def close(self) -> None:
         if self._arm is not None:
             self._arm.close()
+
+
+def _without_nodes(want: Desired) -> str:
+    """`want` as text but for its pool and skipped nodes: equal texts differ in nodes alone."""
+    doc = dataclasses.asdict(dataclasses.replace(want, pool_addresses=(), skipped=()))
+    return json.dumps(doc, sort_keys=True, default=str)
 
 
 def create(settings: Mapping[str, Any], cluster_name: str, cluster: ClusterView
