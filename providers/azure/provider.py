@@ -87,7 +87,6 @@ class AzureProvider:
         self._applied: dict[str, tuple[str, tuple[dict[str, Any], ...], str, Parts]] = {}
         """balancer -> (desired without its nodes, the pool, the IP, the parts as resolved)
         of the last successful ensure: a change of nodes alone touches the pool only."""
-        self._resolved: Desired
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -143,9 +142,7 @@ class AzureProvider:
                     self.lb(want.internal).submit(b, lb_change(want))
                     ip: str | None = last[2]
                 else:
-                    ip = self._ensure(b, want)
-                    want = self._resolved
-                assert ip is not None
+                    ip, want = self._ensure(b, want)
                 self._applied[b] = (key, want.pool_addresses, ip, want.parts)
             except Exception as exc:
                 raise map_error(exc) from exc
@@ -155,10 +152,10 @@ class AzureProvider:
                                   details=(("loadBalancer", want.load_balancer),
                                            ("frontend", want.parts.frontend["name"])))
 
-    def _ensure(self, b: str, want: Desired) -> str:
+    def _ensure(self, b: str, want: Desired) -> tuple[str, Desired]:
         """The whole way: public IP, the LB, the other scheme's LB after a move, the NSG,
-        our public IP after a move to the user's. Leaves the resolved `want` in
-        `self._resolved` (the caller holds the balancer's lock)."""
+        our public IP after a move to the user's. Answers the IP and `want` as resolved
+        (its frontend on the public IP found)."""
         shape = (want.internal, want.public_ip_ours)
         moved = self._shapes.pop(b, None) != shape
         pips = PublicIps(self.arm, self.settings, self.cluster_name)
@@ -174,8 +171,7 @@ class AzureProvider:
         if moved and not want.public_ip_ours:  # ours, from before, is unused now
             pips.release(b, self.settings.resource_group)
         self._shapes[b] = shape
-        self._resolved = want
-        return ip
+        return ip, want
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         want = desired(spec, parse_annotations(spec), self.settings)
