@@ -140,7 +140,7 @@ class AzureProvider:
                     # goes the whole way and repairs drift
                     want = dataclasses.replace(want, parts=last[3])
                     self.lb(want.internal).submit(b, lb_change(want))
-                    ip: str | None = last[2]
+                    ip = last[2]
                 else:
                     ip, want = self._ensure(b, want)
                 self._applied[b] = (key, want.pool_addresses, ip, want.parts)
