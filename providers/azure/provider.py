@@ -220,11 +220,20 @@ class AzureProvider:
             self._shapes.pop(ref.name, None)
             self._applied.pop(ref.name, None)
             try:
+                # the public IP's resource group (azure-load-balancer-resource-group may have
+                # put ours elsewhere) is read from the frontend before the frontend goes
+                groups = {self.settings.resource_group}
+                found = self._frontend_of(ref)
+                pip_id = str(((found[1].get("properties") or {}).get("publicIPAddress") or {})
+                             .get("id", "")) if found else ""
+                if pip_id.count("/") >= 4:
+                    groups.add(pip_id.split("/")[4])
                 self.nsg().submit(ref.name, nsg_removal(self.cluster_name, ref.name))
                 for internal in (False, True):
                     self.lb(internal).submit(ref.name, lb_removal(ref.name, self.cluster_name))
-                PublicIps(self.arm, self.settings, self.cluster_name).release(
-                    ref.name, self.settings.resource_group)
+                pips = PublicIps(self.arm, self.settings, self.cluster_name)
+                for group in sorted(groups):
+                    pips.release(ref.name, group)
             except Exception as exc:
                 raise map_error(exc) from exc
 

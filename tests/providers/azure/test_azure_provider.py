@@ -231,3 +231,15 @@ def test_internal_and_a_move_between_schemes(provider: AzureProvider, emulator: 
 def test_create_refuses_bad_settings() -> None:
     with pytest.raises(Exception, match="azure"):
         create({"location": "eastus"}, CLUSTER, StaticView())
+
+
+def test_our_public_ip_in_another_resource_group_goes_with_the_service(
+        provider: AzureProvider, emulator: AzureEmulator, net: Any, world: World) -> None:
+    emulator.add_resource_group("ips")
+    elsewhere = (("service.beta.kubernetes.io/azure-load-balancer-resource-group", "ips"),)
+    assert provider.ensure(spec(world, 1, annotations=elsewhere)).ingress[0].ip
+    assert [p.name for p in net.public_ip_addresses.list("ips")] == [
+        names.public_ip(ref(1).name)]
+    provider.delete(ref(1))  # found through the frontend's reference, in its own group
+    assert list(net.public_ip_addresses.list("ips")) == []
+    assert emulator.objects() == {}
