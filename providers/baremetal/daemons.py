@@ -121,6 +121,10 @@ def _summary(item: dict[str, Any]) -> tuple[Any, ...]:
             tuple(status.get("problems", ())))
 
 
+POOL_SIZE = 65
+"""Idle connections kept per daemon: the controller's workers (at most 64) and the poller."""
+
+
 class DaemonProgrammer:
     """See the module docstring. Thread-safe."""
 
@@ -133,9 +137,11 @@ class DaemonProgrammer:
         self.cluster_name = cluster_name
         self._timeout = urllib3.Timeout(connect=min(2.0, timeout), read=timeout)
         self._http = {d.name: urllib3.PoolManager(timeout=self._timeout, retries=False,
-                                                  ca_certs=d.ca_file)
+                                                  ca_certs=d.ca_file, maxsize=POOL_SIZE)
                       for d in daemons}
-        """One pool per daemon: each may have a CA bundle of its own."""
+        """One pool per daemon: each may have a CA bundle of its own. Sized for every worker
+        at once (urllib3 keeps one connection per host by default and drops the others with
+        a "Connection pool is full" warning, a new TCP handshake each time under load)."""
         self._lock = threading.Lock()
         self._known: dict[str, dict[str, dict[str, Any]] | None] = {}
         """daemon -> balancer name -> last report; None while unreachable."""

@@ -12,6 +12,7 @@ calls read the daemons; health checks probe every 0.1 s and change state on one 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -482,3 +484,20 @@ def test_provider_end_to_end(make_rig: RigFactory) -> None:
         provider.delete(spec.ref)  # idempotent
     finally:
         provider.close()
+
+
+def test_concurrent_workers_reuse_connections_without_discarding_any(
+        make_rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """16 workers programming at once: urllib3's default pool (one connection per host) would
+    drop 15 of them after each request with "Connection pool is full"."""
+    rig = make_rig(9)
+    servers = rig.serve_backends()
+    programmer = rig.programmer()
+    specs = [dataclasses.replace(_spec(servers, f"w{i}"), listeners=(
+        Listener("http", "TCP", VIP_PORT + 100 + i, NODE_PORT),)) for i in range(16)]
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda s: programmer.program(s, (rig.vip,)), specs))
+    assert results == [None] * 16
+    assert sorted(programmer.count("PUT")) == sorted(list(DAEMONS) * 16)  # all 32 were sent
+    assert [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()] == []
