@@ -12,13 +12,17 @@ same for every cloud:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 
 class ProviderError(Exception):
     """Base of every error a provider raises on purpose."""
 
     reason = "ProviderError"
+    event: str | None = None
+    """The reason of the Warning event the controller records (None: its default,
+    `SyncLoadBalancerFailed`); e.g. `AllocationFailed` for an address that cannot be given,
+    which is what MetalLB's users look for."""
 
 
 class RetryAfter(ProviderError):
@@ -65,3 +69,12 @@ class NotOwnedError(ProviderError):
         super().__init__(f"{kind} {name!r} exists but is not owned by this cluster's lbctl")
         self.kind = kind
         self.name = name
+
+
+E = TypeVar("E", bound="ProviderError")
+
+
+def allocation_failed(exc: E) -> E:
+    """`exc`, reported as `AllocationFailed` (an address the pools cannot give)."""
+    exc.event = "AllocationFailed"
+    return exc

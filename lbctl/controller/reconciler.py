@@ -119,7 +119,7 @@ class Reconciler:
                 return DONE
             return self._ensure(svc, config, force)
         except PermanentError as exc:
-            self.recorder.event(svc, "Warning", "SyncLoadBalancerFailed",
+            self.recorder.event(svc, "Warning", exc.event or "SyncLoadBalancerFailed",
                                 f"Error syncing load balancer: {exc}")
             if not svc.deleting:
                 self._patch(svc, None, conditions.failed(
@@ -132,7 +132,8 @@ class Reconciler:
                 str(exc), bool(svc.ingress) or ingress is not None))
             return Outcome("after", exc.seconds)
         except (ProviderError, OSError) as exc:
-            reason = "DeleteLoadBalancerFailed" if svc.deleting else "SyncLoadBalancerFailed"
+            reason = "DeleteLoadBalancerFailed" if svc.deleting else (
+                getattr(exc, "event", None) or "SyncLoadBalancerFailed")
             self.recorder.event(svc, "Warning", reason, f"Error syncing load balancer: {exc}")
             if not svc.deleting:
                 self._patch(svc, None, conditions.failed(

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from providers.cluster import ClusterView, ServiceView
+from providers.errors import ProviderError, allocation_failed
 from providers.interface import Capabilities
 from providers.spec import (
     BalancerRef,
@@ -119,7 +120,10 @@ class BaremetalProvider:
         request = self._request(spec)
         now = self._clock()
         self._rebuild(now)
-        return request, allocate(request, self._settings.pools, self._ledger, now), now
+        try:
+            return request, allocate(request, self._settings.pools, self._ledger, now), now
+        except ProviderError as exc:
+            raise allocation_failed(exc) from None
 
     # -- Provider -------------------------------------------------------------------------------
     def validate(self, spec: LoadBalancerSpec) -> None:
@@ -127,8 +131,11 @@ class BaremetalProvider:
         request = self._request(spec)
         with self._lock:
             held = self._ledger.holding(spec.ref.service.uid)
-        check_request(request, self._settings.pools,
-                      frozenset(held.ips) if held is not None else frozenset())
+        try:
+            check_request(request, self._settings.pools,
+                          frozenset(held.ips) if held is not None else frozenset())
+        except ProviderError as exc:
+            raise allocation_failed(exc) from None
 
     def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
         """Allocate or keep the Service's addresses, then program the daemons."""

@@ -221,3 +221,25 @@ def test_permanent_error_from_provider_on_ensure(running: Running,
     assert sample(running, "lbctl_sync_errors_total", reason="PermanentError") == 1
     assert _retry_in(running, "default/perm") is None
     assert len(running.fake.ops("ensure")) == 1
+
+
+def test_an_allocation_failure_is_reported_as_allocation_failed(
+        running: Running, core_api: client.CoreV1Api) -> None:
+    """MetalLB's users look for `AllocationFailed`: an error the provider marks as an
+    allocation problem keeps its condition and is recorded under that reason."""
+    from providers.errors import allocation_failed
+
+    running.fake.fail_next("ensure", allocation_failed(TransientError(
+        'no available IPs in pool(s) "main" for IPv4')))
+    core_api.create_namespaced_service("default", svc("full", type="LoadBalancer"))
+
+    def warnings() -> list[tuple[str, str]]:
+        running.events.flush()
+        return [(e.reason, e.message) for e in core_api.list_namespaced_event(
+            "default", field_selector="involvedObject.name=full").items
+            if e.type == "Warning"]
+
+    (reason, message), *_ = wait_for(warnings, what="warning event")
+    assert reason == "AllocationFailed" and 'pool(s) "main"' in message
+    _ready(core_api, "full")  # retried, and served once the pool had room
+    assert len(running.fake.ops("ensure")) == 2

@@ -234,8 +234,12 @@ def test_exhaustion_is_transient_and_names_the_pools() -> None:
     for name in "abc":
         provider.ensure(cluster.add(name))
     with pytest.raises(TransientError, match=r'^no available IPs in pool\(s\) "default" for '
-                                             r"IPv4$"):
+                                             r"IPv4$") as info:
         provider.ensure(cluster.add("d"))
+    assert info.value.event == "AllocationFailed"  # the event reason MetalLB's users know
+    with pytest.raises(PermanentError) as refused:
+        provider.validate(cluster.add("e", lb_ip="192.0.2.1"))
+    assert refused.value.event == "AllocationFailed"
 
 
 def test_validate_and_plan_allocate_nothing() -> None:
