@@ -8,7 +8,7 @@ time and what its command runs inside the command, so `lbctl --help` stays fast 
 - `balancer`: `lbctl balancer serve|validate`
 - `sandbox`: `lbctl sandbox` (the embedded Kubernetes API)
 - `emulator`: `lbctl emulator aws|gcp|azure` (local stand-ins for the clouds' APIs)
-- `demo`: `lbctl demo [--provider baremetal|aws|gcp]`
+- `demo`: `lbctl demo [--provider baremetal|aws|gcp|azure]`
 """
 
 from .root import main

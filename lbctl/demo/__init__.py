@@ -8,4 +8,7 @@
   AWS_ENDPOINT_URL; `aws_view` shows what was built as the AWS CLI would.
 - `gcp`: sandbox + controller with the `gcp` provider against the GCE emulator in-process;
   `gcp_story` is the story's steps, `gcp_view` shows what was built as gcloud would.
+- `azure`: sandbox + controller with the `azure` provider against the ARM emulator in-process;
+  `azure_story` is the story's steps (20 Services at once: the shared LB's batched writes),
+  `azure_view` shows what was built as the az CLI would.
 """
