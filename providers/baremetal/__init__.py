@@ -8,7 +8,7 @@ Public interface:
 - `parse_settings(raw) -> (Settings, problems)` and `validate_settings(raw) -> problems`:
   the one parser for that section, for the provider and `lbctl config validate`; problems are
   `(key path, message)` pairs such as
-  `("baremetal.pools[1].addresses[0]", '"10.0.0.300/24" is not a CIDR or range')`.
+  `('baremetal.pools[1] "edge".addresses[0]', '"10.0.0.300/24" is not a CIDR or range')`.
 - `Programmer` / `NoProgramming`: the seam where programming balancer daemons plugs in.
 
 Inside: `addresses` (ranges), `selectors` (label selectors), `pools` (pools and their order),

@@ -1,9 +1,10 @@
 """The config's `baremetal:` section: parsed once, every problem reported with its key path.
 
 `parse_settings(raw)` never raises: it returns the usable settings and a list of
-`(path, message)` problems, e.g. `("baremetal.pools[1].addresses[0]",
-'"10.0.0.300/24" is not a CIDR or range')`. A pool with any problem is kept *frozen* (its
-holders keep their addresses, nothing new is handed out) while the good pools keep working;
+`(path, message)` problems, e.g. `('baremetal.pools[1] "edge".addresses[0]',
+'"10.0.0.300/24" is not a CIDR or range')` (a pool named by position and name). A pool with
+any problem is kept *frozen* (its holders keep their addresses, nothing new is handed out)
+while the good pools keep working;
 MetalLB instead stops applying any configuration while one object is invalid.
 `validate_settings(raw)` is the same check for `lbctl config validate` (keys relative to the
 section, which its caller prefixes).
@@ -249,13 +250,27 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
             continue
         parsed.append(_pool(item, i, about_pools))
     _cross_check(parsed, about_pools)
-    problems += sorted(about_pools, key=_pool_index)  # document order, stable within a pool
     blamed = [path for path, _ in about_pools]
+    named = {i: item["name"] for i, item in enumerate(items) if isinstance(item, dict)
+             and isinstance(item.get("name"), str) and item["name"]}
+    problems += [(_with_name(path, named), message)  # document order, stable within a pool
+                 for path, message in sorted(about_pools, key=_pool_index)]
     active = tuple(p for p, _ in parsed if not _blames(blamed, p.path))
     frozen = tuple(replace(p, frozen=True) for p, _ in parsed if _blames(blamed, p.path))
     settings = Settings(PoolSet(active, frozen), _balancers(raw.get("balancers"), problems),
                         _cooldown(raw, problems), parse_options(raw, problems))
     return settings, problems
+
+
+def _with_name(path: str, named: dict[int, str]) -> str:
+    """`baremetal.pools[1].addresses[0]` -> `baremetal.pools[1] "edge".addresses[0]`: an
+    operator knows pools by name, not by position."""
+    index = _pool_index((path, ""))
+    name = named.get(index)
+    head = f"{ROOT}.pools[{index}]"
+    if name is None or not path.startswith(head) or path.startswith(head + ".name"):
+        return path
+    return f'{head} "{name}"{path[len(head):]}'
 
 
 def _pool_index(problem: tuple[str, str]) -> int:

@@ -108,7 +108,7 @@ def test_config_validate_reports_core_and_provider_problems_in_one_round(
     assert out.returncode == 1
     keys = [line.split(": ")[1] for line in out.stderr.splitlines()]
     assert keys == ["clusterName", "gcp.apiToken", "baremetal.bogus",
-                    "baremetal.pools[0].addresses[0]"], out.stderr
+                    'baremetal.pools[0] "p".addresses[0]'], out.stderr
     assert "includes the unspecified address 0.0.0.0" in out.stderr
 
 

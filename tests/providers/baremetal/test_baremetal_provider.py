@@ -109,7 +109,7 @@ def test_create_keeps_good_pools_and_reports_bad_ones() -> None:
     cluster = Cluster()
     provider = create({"pools": [{"name": "a", "addresses": ["10.0.0.1/32"]},
                                  {"name": "b", "addresses": ["10.0.0.300/24"]}]}, "k", cluster)
-    assert provider.problems == (("baremetal.pools[1].addresses[0]",
+    assert provider.problems == (('baremetal.pools[1] "b".addresses[0]',
                                   '"10.0.0.300/24" is not a CIDR or range'),)
     assert ips(provider.ensure(cluster.add("s"))) == ["10.0.0.1"]
 

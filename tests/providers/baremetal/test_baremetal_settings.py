@@ -67,25 +67,26 @@ P = "baremetal.pools"
 
 @pytest.mark.parametrize(("pools", "expected"), [
     ([{"name": "a", "addresses": ["10.0.0.0/24"]}, {"name": "b", "addresses": ["10.0.0.300/24"]}],
-     [(f"{P}[1].addresses[0]", '"10.0.0.300/24" is not a CIDR or range')]),
+     [(f'{P}[1] "b".addresses[0]', '"10.0.0.300/24" is not a CIDR or range')]),
     ([{"name": "a", "addresses": ["192.168.10.0/24"]},
       {"name": "b", "addresses": ["192.168.10.100/32"]}],
-     [(f"{P}[1].addresses[0]", '"192.168.10.100/32" in pool "b" overlaps with already defined '
+     [(f'{P}[1] "b".addresses[0]', '"192.168.10.100/32" in pool "b" overlaps with already defined '
                                f'"192.168.10.0/24" of pool "a" ({P}[0].addresses[0])')]),
     ([{"name": "a", "addresses": ["10.0.0.0/28", "10.0.0.8-10.0.0.20"]}],
-     [(f"{P}[0].addresses[1]", '"10.0.0.8-10.0.0.20" in pool "a" overlaps with already '
+     [(f'{P}[0] "a".addresses[1]', '"10.0.0.8-10.0.0.20" in pool "a" overlaps with already '
                                f'defined "10.0.0.0/28" of this pool ({P}[0].addresses[0])')]),
     ([{"name": "a", "addresses": ["10.0.0.20-10.0.0.10"]}],
-     [(f"{P}[0].addresses[0]", 'invalid IP range "10.0.0.20-10.0.0.10": start IP 10.0.0.20 '
+     [(f'{P}[0] "a".addresses[0]', 'invalid IP range "10.0.0.20-10.0.0.10": start IP 10.0.0.20 '
                                "is after the end IP 10.0.0.10")]),
     ([{"name": "a", "addresses": ["10.0.0.1-fd00::1"]}],
-     [(f"{P}[0].addresses[0]", 'invalid IP range "10.0.0.1-fd00::1": start and end are of '
+     [(f'{P}[0] "a".addresses[0]', 'invalid IP range "10.0.0.1-fd00::1": start and end are of '
                                "different IP families")]),
-    ([{"name": "a", "addresses": []}], [(f"{P}[0].addresses", "pool has no addresses defined")]),
-    ([{"name": "a"}], [(f"{P}[0].addresses", "pool has no addresses defined")]),
+    ([{"name": "a", "addresses": []}],
+     [(f'{P}[0] "a".addresses', "pool has no addresses defined")]),
+    ([{"name": "a"}], [(f'{P}[0] "a".addresses', "pool has no addresses defined")]),
     ([{"name": "a", "addresses": "10.0.0.0/24"}],
-     [(f"{P}[0].addresses", "must be a list of strings")]),
-    ([{"name": "a", "addresses": [7]}], [(f"{P}[0].addresses[0]", "must be a string, not 7")]),
+     [(f'{P}[0] "a".addresses', "must be a list of strings")]),
+    ([{"name": "a", "addresses": [7]}], [(f'{P}[0] "a".addresses[0]', "must be a string, not 7")]),
     ([{"name": "x", "addresses": ["10.0.0.0/30"]}, {"name": "x", "addresses": ["10.0.1.0/30"]}],
      [(f"{P}[1].name", f'duplicate definition of pool "x" (first at {P}[0])')]),
     ([{"addresses": ["10.0.0.0/30"]}], [(f"{P}[0].name", "required: a pool needs a name")]),
@@ -93,27 +94,27 @@ P = "baremetal.pools"
      [(f"{P}[0].name", '"Bad_Name" is not a valid pool name (lowercase alphanumerics, \'-\' '
                        "and '.', as Kubernetes names)")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "autoassign": False}],
-     [(f"{P}[0].autoassign", "unknown key")]),
+     [(f'{P}[0] "a".autoassign', "unknown key")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "autoAssign": "yes"}],
-     [(f"{P}[0].autoAssign", "must be true or false, not 'yes'")]),
+     [(f'{P}[0] "a".autoAssign', "must be true or false, not 'yes'")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "avoidBuggyIPs": 1}],
-     [(f"{P}[0].avoidBuggyIPs", "must be true or false, not 1")]),
+     [(f'{P}[0] "a".avoidBuggyIPs', "must be true or false, not 1")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "serviceAllocation": {"priority": -1}}],
-     [(f"{P}[0].serviceAllocation.priority", "must be a non-negative integer, not -1")]),
+     [(f'{P}[0] "a".serviceAllocation.priority', "must be a non-negative integer, not -1")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "serviceAllocation": {"namespaces": ["A_b"]}}],
-     [(f"{P}[0].serviceAllocation.namespaces[0]",
+     [(f'{P}[0] "a".serviceAllocation.namespaces[0]',
        '"A_b" is not a valid namespace name (a DNS-1123 label)')]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"], "serviceAllocation": "all"}],
-     [(f"{P}[0].serviceAllocation", "must be a mapping (priority, namespaces, "
+     [(f'{P}[0] "a".serviceAllocation', "must be a mapping (priority, namespaces, "
                                     "namespaceSelectors, serviceSelectors)")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"],
        "serviceAllocation": {"serviceSelectors": [{"matchLabels": {"a": "-"}}]}}],
-     [(f"{P}[0].serviceAllocation.serviceSelectors[0].matchLabels[a]",
+     [(f'{P}[0] "a".serviceAllocation.serviceSelectors[0].matchLabels[a]',
        '"-" is not a valid label value: it must be 63 characters or less, consist of '
        "alphanumerics, '-', '_' or '.', and start and end with an alphanumeric")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"],
        "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"team": "x"}}]}}],
-     [(f"{P}[0].serviceAllocation.namespaceSelectors[0]",
+     [(f'{P}[0] "a".serviceAllocation.namespaceSelectors[0]',
        "the provider sees no namespace labels yet: only kubernetes.io/metadata.name can be "
        "selected on (use namespaces, or serviceSelectors)")]),
     (["10.0.0.0/24"], [(f"{P}[0]", "must be a mapping (name, addresses, ...)")]),
@@ -128,7 +129,7 @@ def test_bad_pool_is_frozen_and_good_ones_work() -> None:
         {"name": "typo", "addresses": ["10.0.1.0/29", "10.0.2.300/29"]},
         {"name": "late", "addresses": ["10.0.3.0/29"]},
     ]})
-    assert [p for p, _ in problems] == [f"{P}[1].addresses[1]"]
+    assert [p for p, _ in problems] == [f'{P}[1] "typo".addresses[1]']  # by position and name
     assert [p.name for p in settings.pools.active] == ["good", "late"]
     (typo,) = settings.pools.frozen
     assert typo.frozen and typo.name == "typo" and [r.text for r in typo.ranges] == [
@@ -145,10 +146,10 @@ def test_problems_in_document_order_all_at_once() -> None:
     })
     assert problems == [
         ("baremetal.pool", "unknown key"),
-        (f"{P}[1].addresses[0]", '"10.0.0.300/24" is not a CIDR or range'),
-        (f"{P}[1].addresses[1]", '"10.0.0.8/29" in pool "b" overlaps with already defined '
-                                 f'"10.0.0.0/24" of pool "a" ({P}[0].addresses[0])'),
-        (f"{P}[2].autoassign", "unknown key"),
+        (f'{P}[1] "b".addresses[0]', '"10.0.0.300/24" is not a CIDR or range'),
+        (f'{P}[1] "b".addresses[1]', '"10.0.0.8/29" in pool "b" overlaps with already defined '
+                                     f'"10.0.0.0/24" of pool "a" ({P}[0].addresses[0])'),
+        (f'{P}[2] "a".autoassign', "unknown key"),
         (f"{P}[2].name", f'duplicate definition of pool "a" (first at {P}[0])'),
         ("baremetal.cooldownSeconds", "must be a number of seconds from 0 to 86400, not -1"),
     ]
@@ -219,7 +220,7 @@ def test_validate_settings_is_the_registry_validator_with_section_relative_keys(
     assert validator is not None
     assert validator(raw) == validate_settings(raw) == [
         ("x", "unknown key"),
-        ("pools[1].addresses[0]", '"10.0.0.300/24" is not a CIDR or range')]
+        ("pools[1] \"b\".addresses[0]", '"10.0.0.300/24" is not a CIDR or range')]
     assert validate_settings("nonsense") == [
         ("", "must be a mapping (pools, balancers, cooldownSeconds)")]
 
@@ -231,5 +232,5 @@ def test_config_validate_names_the_full_path(tmp_path: Any) -> None:
     path.write_text('baremetal:\n  pools:\n  - {name: a, addresses: ["10.0.0.0/24"]}\n'
                     '  - {name: b, addresses: ["10.0.0.300/24"]}\n')
     _, problems = validate_config(path)
-    assert problems == [f'{path}: baremetal.pools[1].addresses[0]: "10.0.0.300/24" is not a '
+    assert problems == [f'{path}: baremetal.pools[1] "b".addresses[0]: "10.0.0.300/24" is not a '
                         "CIDR or range"]
