@@ -29,9 +29,13 @@ from .config import Config
 from .node_selection import select_nodes
 
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
-REQUESTED_IPS_ANNOTATIONS = ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs")
+REQUESTED_IPS_ANNOTATIONS = ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs",
+                             "metallb.universe.tf/loadBalancerIPs")
+"""Aliases (MetalLB's current and older prefixes, lbctl's own): set to different addresses,
+they are an error naming both."""
 PROVIDER_ANNOTATION_PREFIXES = (
     "service.beta.kubernetes.io/", "service.kubernetes.io/", "lbctl.io/", "metallb.io/",
+    "metallb.universe.tf/",
     "networking.gke.io/", "cloud.google.com/",
 )
 _ADDRESS_ORDER = {"InternalIP": 0, "ExternalIP": 1}
@@ -77,10 +81,16 @@ def requested_ips(service: ServiceView) -> tuple[str, ...]:
     found: list[tuple[str, str]] = []
     if service.load_balancer_ip:
         found.append(("spec.loadBalancerIP", service.load_balancer_ip))
+    first: tuple[str, set[str]] | None = None
     for key in REQUESTED_IPS_ANNOTATIONS:
-        for part in service.annotations.get(key, "").split(","):
-            if part.strip():
-                found.append((f"metadata.annotations[{key}]", part.strip()))
+        parts = [p.strip() for p in service.annotations.get(key, "").split(",") if p.strip()]
+        if not parts:
+            continue
+        if first is not None and set(parts) != first[1]:
+            raise PermanentError(f"metadata.annotations[{key}]", f'"{",".join(parts)}" '
+                                 f"disagrees with {first[0]} (\"{','.join(sorted(first[1]))}\")")
+        first = first or (key, set(parts))
+        found += [(f"metadata.annotations[{key}]", part) for part in parts]
     out: list[str] = []
     for field, text in found:
         try:

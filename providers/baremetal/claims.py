@@ -20,8 +20,12 @@ from providers.cluster import ServiceView
 
 from .addresses import IPAddress
 
-SHARING_ANNOTATIONS = ("metallb.io/allow-shared-ip", "lbctl.io/allow-shared-ip")
-POOL_ANNOTATIONS = ("metallb.io/address-pool", "lbctl.io/address-pool")
+SHARING_ANNOTATIONS = ("metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip",
+                       "lbctl.io/allow-shared-ip")
+POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-pool",
+                    "lbctl.io/address-pool")
+"""Aliases: MetalLB still honours its older `metallb.universe.tf/` prefix; two of them set to
+different values is an error naming both."""
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 

@@ -23,7 +23,8 @@ from .claims import (
     annotation_field,
 )
 
-REQUESTED_IP_ANNOTATIONS = ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs")
+REQUESTED_IP_ANNOTATIONS = ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs",
+                            "metallb.universe.tf/loadBalancerIPs")
 KNOWN_FAMILIES = ("IPv4", "IPv6")
 
 

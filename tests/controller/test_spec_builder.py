@@ -108,6 +108,9 @@ def test_names() -> None:
     ({"loadBalancerIP": "300.1.1.1"}, "spec.loadBalancerIP"),
     ({"annotations": {"metallb.io/loadBalancerIPs": "192.0.2.1,x"}},
      "metadata.annotations[metallb.io/loadBalancerIPs]"),
+    ({"annotations": {"metallb.io/loadBalancerIPs": "192.0.2.1",
+                      "metallb.universe.tf/loadBalancerIPs": "192.0.2.2"}},
+     "metadata.annotations[metallb.universe.tf/loadBalancerIPs]"),
 ])
 def test_bad_input_names_the_field(spec: dict[str, Any], field: str) -> None:
     with pytest.raises(PermanentError) as info:
@@ -129,3 +132,12 @@ def test_records_survive_malformed_objects() -> None:
     last = service_view({"metadata": {"annotations": {
         "kubectl.kubernetes.io/last-applied-configuration": "{...}", "k": "v"}}})
     assert dict(last.annotations) == {"k": "v"}
+
+
+def test_metallbs_older_prefix_asks_for_the_same_addresses() -> None:
+    older = {"metallb.universe.tf/loadBalancerIPs": "192.0.2.10"}
+    assert build_spec(service_view(service(annotations=older)), [], CONFIG).requested_ips == (
+        "192.0.2.10",)
+    both = {**older, "metallb.io/loadBalancerIPs": "192.0.2.10"}  # agreeing aliases: one ask
+    assert build_spec(service_view(service(annotations=both)), [], CONFIG).requested_ips == (
+        "192.0.2.10",)

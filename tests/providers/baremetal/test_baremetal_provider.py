@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from lbctl.controller.spec_builder import REQUESTED_IPS_ANNOTATIONS
 from providers.baremetal import BaremetalProvider, NoProgramming, create, parse_settings
 from providers.cluster import Ingress, ServicePort, ServiceView, StaticView
 from providers.errors import PermanentError, TransientError
@@ -65,7 +66,7 @@ class Cluster(StaticView):
 def spec_for(view: ServiceView) -> LoadBalancerSpec:
     """What build_spec makes of `view` (the parts this provider reads)."""
     requested = [view.load_balancer_ip] if view.load_balancer_ip else []
-    for key in ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs"):
+    for key in REQUESTED_IPS_ANNOTATIONS:
         requested += [p.strip() for p in view.annotations.get(key, "").split(",") if p.strip()]
     return LoadBalancerSpec(
         ref=BalancerRef(f"lb-{view.name}", "k", ServiceRef(view.namespace, view.name, view.uid)),
@@ -171,6 +172,11 @@ def test_service_deleted_while_down_releases_after_cooldown() -> None:
 @pytest.mark.parametrize(("kwargs", "expected"), [
     ({"annotations": {"metallb.io/address-pool": "manual"}}, ["10.9.0.0"]),
     ({"annotations": {"lbctl.io/address-pool": "manual"}}, ["10.9.0.0"]),
+    # MetalLB's older prefix, which it still honours
+    ({"annotations": {"metallb.universe.tf/address-pool": "manual"}}, ["10.9.0.0"]),
+    ({"annotations": {"metallb.universe.tf/loadBalancerIPs": "10.0.0.3"}}, ["10.0.0.3"]),
+    ({"annotations": {"metallb.io/address-pool": "manual",
+                      "metallb.universe.tf/address-pool": "manual"}}, ["10.9.0.0"]),
     ({"labels": {"tier": "edge"}}, ["10.5.0.0"]),
     ({"lb_ip": "10.9.0.2"}, ["10.9.0.2"]),
     ({"annotations": {"metallb.io/loadBalancerIPs": "10.0.0.3,fd00::1"},
@@ -199,6 +205,10 @@ def test_annotations_and_view(kwargs: dict[str, Any], expected: list[str]) -> No
     ({"annotations": {"metallb.io/address-pool": "default", "lbctl.io/address-pool": "edge"}},
      PermanentError("metadata.annotations[lbctl.io/address-pool]",
                     '"edge" disagrees with metallb.io/address-pool ("default")')),
+    ({"annotations": {"metallb.io/address-pool": "default",
+                      "metallb.universe.tf/address-pool": "manual"}},
+     PermanentError("metadata.annotations[metallb.universe.tf/address-pool]",
+                    '"manual" disagrees with metallb.io/address-pool ("default")')),
     ({"annotations": {"metallb.io/allow-shared-ip": "a", "lbctl.io/allow-shared-ip": "b"}},
      PermanentError("metadata.annotations[lbctl.io/allow-shared-ip]",
                     '"b" disagrees with metallb.io/allow-shared-ip ("a")')),
@@ -226,6 +236,9 @@ def test_sharing_through_annotations() -> None:
     b = provider.ensure(cluster.add("b", ports=(443,), annotations=shared))
     c = provider.ensure(cluster.add("c", ports=(8080,), annotations=shared, local=True))
     assert ips(a) == ips(b) == ["10.0.0.1"] and ips(c) == ["10.0.0.2"]
+    older = {"metallb.universe.tf/allow-shared-ip": "web"}  # MetalLB's older prefix: same key
+    d = provider.ensure(cluster.add("d", ports=(8443,), annotations=older))
+    assert ips(d) == ["10.0.0.1"]
 
 
 def test_exhaustion_is_transient_and_names_the_pools() -> None:
