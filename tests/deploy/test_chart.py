@@ -19,6 +19,8 @@ import yaml
 
 from lbctl.controller.config import ConfigError, parse_config
 from lbctl.controller.planning import validate_config
+from providers.azure import iam as azure_iam
+from providers.azure.settings import KEYS as AZURE_KEYS
 from providers.gcp.settings import KEYS as GCP_KEYS
 from tests.conftest import unavailable
 
@@ -198,6 +200,26 @@ def test_gcp_example_shows_every_key_and_the_permissions(
     config = yaml.safe_load(rendered["gcp"].config_text())
     assert sorted(config["gcp"]) == sorted(GCP_KEYS)
     assert "python -m providers.gcp.iam" in values_file("gcp").read_text()
+
+
+def test_azure_example_shows_every_key_and_the_permissions(
+        rendered: dict[str, Manifests], capsys: pytest.CaptureFixture[str]) -> None:
+    """values-azure.yaml is the azure section's reference: every key the provider reads, the
+    federated subject that is the chart's own ServiceAccount, and a role command that
+    `providers.azure.iam` accepts as written."""
+    config = yaml.safe_load(rendered["azure"].config_text())
+    assert sorted(config["azure"]) == sorted(AZURE_KEYS)
+    text = values_file("azure").read_text()
+    sa = rendered["azure"].component("controller").one("ServiceAccount")["metadata"]
+    assert f"--subject system:serviceaccount:{sa['namespace']}:{sa['name']}" in text
+    command = re.search(r"python -m providers\.azure\.iam (--role-json.*?)\n#\s+> ", text,
+                        re.S)
+    assert command, text
+    args = [word for word in command.group(1).split() if word not in ("\\", "#")]
+    assert azure_iam.main(["iam", *args]) == 0
+    role = json.loads(capsys.readouterr().out)
+    assert role["AssignableScopes"] == [f"/subscriptions/{config['azure']['subscriptionId']}/"
+                                        f"resourceGroups/{config['azure']['resourceGroup']}"]
 
 
 def test_single_replica_without_leader_election(helm: Helm) -> None:
