@@ -337,6 +337,39 @@ def test_udp_node_port_keeps_each_client_on_one_pod(core: client.CoreV1Api,
             c.close()
 
 
+def get_from(source: str, ip: str, port: int) -> str:
+    """One fresh connection from the loopback address `source`: who answered."""
+    conn = http.client.HTTPConnection(ip, port, timeout=3, source_address=(source, 0))
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def test_client_ip_affinity_keeps_each_client_on_one_pod(core: client.CoreV1Api,
+                                                         disc: client.DiscoveryV1Api,
+                                                         ns: str) -> None:
+    """kube-proxy honours sessionAffinity ClientIP on NodePorts (a Cluster-policy affinity
+    test through a balancer's VIP depends on it): each client IP's connections stay on one
+    pod, while different clients still spread."""
+    ips = [run_pod(core, ns, f"web-{k}", k) for k in (1, 2, 3)]
+    made = core.create_namespaced_service(ns, {"metadata": {"name": "sticky"}, "spec": {
+        "type": "NodePort", "selector": {"app": "sticky"}, "sessionAffinity": "ClientIP",
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    assert made.spec.session_affinity_config.client_ip.timeout_seconds == 10800  # defaulted
+    port = made.spec.ports[0].node_port
+    put_slice(disc, ns, "sticky", [endpoint(ip, k) for k, ip in enumerate(ips, 1)])
+    eventually(lambda: get(node_ip(1), port))
+    sources = [f"127.0.{POD_OCTET}.{240 + k}" for k in range(6)]
+    chosen = {}
+    for source in sources:
+        answers = {get_from(source, node_ip(1), port) for _ in range(8)}
+        assert len(answers) == 1, (source, answers)  # 8 connections, one pod
+        chosen[source] = answers.pop()
+    assert len(set(chosen.values())) > 1, chosen  # the clients did not all land on one pod
+
+
 # -- node ports: Local and the health check node port ---------------------------------------
 def test_local_policy_health_check_and_forwarding(core: client.CoreV1Api,
                                                   disc: client.DiscoveryV1Api, ns: str) -> None:

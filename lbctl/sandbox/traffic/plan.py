@@ -6,8 +6,9 @@ can). The listener sets are compared with what is open (see `listeners.py`); the
 router's table at once, so open listeners forward by the newest endpoints without rebinding.
 
 Endpoint choice follows kube-proxy: ready endpoints; when none, serving-and-terminating ones;
-`externalTrafficPolicy: Local` keeps only this node's; the health check counts this node's ready
-endpoints. Each live node also gets kube-proxy's own `/healthz` on :10256. Anything not on
+`externalTrafficPolicy: Local` keeps only this node's; `sessionAffinity: ClientIP` keeps a
+client IP on its endpoint (see `router`); the health check counts this node's ready endpoints.
+Each live node also gets kube-proxy's own `/healthz` on :10256. Anything not on
 127.0.0.0/8 is left out, so traffic never leaves loopback.
 """
 
@@ -73,6 +74,8 @@ class Route:
     """The endpoints any node forwards to under externalTrafficPolicy Cluster."""
     by_node: Mapping[str, tuple[Backend, ...]]
     """Each node's own usable endpoints (Local)."""
+    affinity_seconds: int = 0
+    """sessionAffinity ClientIP: a client IP keeps its endpoint this long (0: none)."""
 
     def backends(self, node: str) -> tuple[Backend, ...]:
         return self.by_node.get(node, ()) if self.local else self.cluster
@@ -143,7 +146,7 @@ def _service(plan: Plan, live: Mapping[str, NodeRec], svc: ServiceRec,
             if ep.ready and ep.node:
                 ready_local.setdefault(ep.node, set()).add(ep.address)
         rkey = (svc.namespace, svc.name, port.name, port.protocol)
-        plan.routes[rkey] = _route(svc.local, eps)
+        plan.routes[rkey] = _route(svc.local, eps, svc.affinity_seconds)
         if port.node_port <= 0:
             continue
         for node in live.values():
@@ -179,10 +182,12 @@ def _usable(eps: list[tuple[EndpointRec, int]]) -> tuple[Backend, ...]:
                  if ep.serving and ep.terminating)
 
 
-def _route(local: bool, eps: list[tuple[EndpointRec, int]]) -> Route:
+def _route(local: bool, eps: list[tuple[EndpointRec, int]], affinity_seconds: int = 0
+           ) -> Route:
     per_node: dict[str, list[tuple[EndpointRec, int]]] = {}
     for ep, port in eps:
         per_node.setdefault(ep.node, []).append((ep, port))
     by_node = {node: _usable(group) for node, group in per_node.items() if node}
     return Route(local=local, cluster=_usable(eps),
-                 by_node={n: b for n, b in by_node.items() if b})
+                 by_node={n: b for n, b in by_node.items() if b},
+                 affinity_seconds=affinity_seconds)

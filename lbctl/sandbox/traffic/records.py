@@ -63,6 +63,8 @@ class ServiceRec:
     health_port: int
     """healthCheckNodePort, 0 when none."""
     ports: tuple[ServicePortRec, ...]
+    affinity_seconds: int = 0
+    """sessionAffinity ClientIP: how long a client IP keeps its endpoint (0: no affinity)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +116,14 @@ def parse_service(obj: dict[str, Any]) -> ServiceRec:
     ports = tuple(ServicePortRec(str(p.get("name") or ""), str(p.get("protocol") or "TCP"),
                                  int(p.get("nodePort") or 0))
                   for p in spec.get("ports") or [])
+    affinity = 0
+    if spec.get("sessionAffinity") == "ClientIP":  # kube-proxy's default timeout: 3 hours
+        config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
+        affinity = int(config.get("timeoutSeconds") or 10800)
     return ServiceRec(namespace=ns, name=name, type=str(spec.get("type") or "ClusterIP"),
                       local=spec.get("externalTrafficPolicy") == "Local",
-                      health_port=int(spec.get("healthCheckNodePort") or 0), ports=ports)
+                      health_port=int(spec.get("healthCheckNodePort") or 0), ports=ports,
+                      affinity_seconds=affinity)
 
 
 def parse_pod(obj: dict[str, Any]) -> PodRec:

@@ -84,7 +84,8 @@ class TcpNodePort:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients[writer] = asyncio.current_task()
         try:
-            upstream = await self._dial()
+            peer = writer.get_extra_info("peername")
+            upstream = await self._dial(str(peer[0]) if peer else None)
             if upstream is None:
                 reset(writer)
                 return
@@ -94,11 +95,15 @@ class TcpNodePort:
         finally:
             self._clients.pop(writer, None)
 
-    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        for backend in self.router.candidates(self.spec.route, self.spec.node)[:DIAL_ATTEMPTS]:
+    async def _dial(self, client: str | None,
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        route, node = self.spec.route, self.spec.node
+        for backend in self.router.candidates(route, node, client)[:DIAL_ATTEMPTS]:
             try:
                 async with asyncio.timeout(DIAL_TIMEOUT):
-                    return await asyncio.open_connection(backend.address, backend.port)
+                    upstream = await asyncio.open_connection(backend.address, backend.port)
+                self.router.chose(route, node, client, backend)
+                return upstream
             except (OSError, TimeoutError) as exc:
                 log.debug("%s:%d -> %s:%d: %s", self.address, self.port, backend.address,
                           backend.port, exc)

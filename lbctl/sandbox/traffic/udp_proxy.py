@@ -108,9 +108,11 @@ class UdpNodePort(asyncio.DatagramProtocol):
             self.forget(addr)
             flow = None
         if flow is None:
-            backends = self.router.candidates(self.spec.route, self.spec.node)
+            client = str(addr[0])
+            backends = self.router.candidates(self.spec.route, self.spec.node, client)
             if not backends:
                 return
+            self.router.chose(self.spec.route, self.spec.node, client, backends[0])
             while len(self.flows) >= MAX_FLOWS:
                 self.forget(next(iter(self.flows)))
             flow = self.flows[addr] = Flow(self, addr, backends[0])
