@@ -216,14 +216,13 @@ class IngressWatch:
         self.kube = Kube.connect(box.kubeconfig, qps=0)
         self.seen: dict[str, float] = {}
         self.changes = 0
-        self._done = threading.Event()
-        self.want = 0
+        self._cond = threading.Condition()
 
         def saw(svc: ServiceView) -> None:
             if svc.ingress and svc.name not in self.seen:
-                self.seen[svc.name] = time.monotonic()
-                if len(self.seen) >= self.want:
-                    self._done.set()
+                with self._cond:
+                    self.seen[svc.name] = time.monotonic()
+                    self._cond.notify_all()
 
         def updated(_old: ServiceView, new: ServiceView) -> None:
             self.changes += 1
@@ -235,10 +234,11 @@ class IngressWatch:
         self.informer.wait_for_sync(30)
 
     def wait(self, count: int, timeout: float) -> bool:
-        self.want = count
-        if len(self.seen) >= count:
-            return True
-        return self._done.wait(timeout)
+        """Whether `count` Services showed an ingress within `timeout` (the count is checked
+        on every arrival: an early one cannot end the wait, as a flag set with the count
+        still 0 once did)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.seen) >= count, timeout)
 
     def close(self) -> None:
         self.informer.stop()
@@ -293,7 +293,8 @@ def node_sync(services: int, latency: float) -> dict[str, float]:
         watch = IngressWatch(box)
         try:
             post_all(box, (small_lb(f"lb-{i:04d}") for i in range(services)), 8)
-            watch.wait(services, services * latency + 120)
+            if not watch.wait(services, services * latency + 120):
+                return {"incomplete": float(len(watch.seen))}
             time.sleep(1.0)  # let the last status writes and events land
             before = len(provider.fake.ops())
             ensured_before = len(provider.ensured_at)
@@ -540,35 +541,43 @@ def main() -> None:
                                                           None, None)),
                 ("8 workers, QPS limit 500/1000", provisioning(args.services, args.latency,
                                                                8, 500, 1000))]
-        base = runs[0][1]["elapsed"]
+        base = runs[0][1]["elapsed"] if runs[0][1]["finished"] else None
         print(f"\n1. {args.services} LoadBalancer Services, create -> ingress "
               "(all created at once by 8 clients)")
         print(f"  {'':31} {'workers':>7} {'qps/burst':>9} {'total s':>7} {'ratio':>6} "
               f"{'p50 s':>6} {'p99 s':>6} {'ensures':>7} {'patches':>7} {'events':>9}")
         for label, r in runs:
+            ratio = f"{base / r['elapsed']:5.2f}x" if base and r["finished"] else "    - "
             print(f"  {label:31} {r['workers']:7.0f} {r['qps']:>4.0f}/{r['burst']:<4.0f} "
-                  f"{r['elapsed']:7.1f} {base / r['elapsed']:5.2f}x {r['p50']:6.1f} "
+                  f"{r['elapsed']:7.1f} {ratio} {r['p50']:6.1f} "
                   f"{r['p99']:6.1f} {r['ensures']:7.0f} {r['svc_writes']:7.0f} "
                   f"{r['event_writes']:5.0f}/{2 * args.services:<4d}"
                   + (f" ({r['dropped']:.0f} dropped)" if r["dropped"] else "")
                   + ("" if r["finished"] else f"  (only {r['ingress']:.0f} got ingress)"))
         print(f"  p50/p99: one Service's create -> ingress; patches (Service finalizer + status) "
               "and\n  events written (of 2 per Service) counted at the last ingress; floors: "
-              f"{args.services} x {args.latency:.1f} s / workers, {2 * args.services} patches "
+              f"{args.services} x {args.latency:.2f} s / workers, {2 * args.services} patches "
               "/ qps", flush=True)
     if "nodes" not in skip:
         n = node_sync(args.node_services, args.latency)
         print(f"\n2. one Node added, {args.node_services} provisioned Services "
               "(8 workers, debounce 1 s, qps 200)")
-        print(f"  provider calls                 {n['calls']:8d}  ({n['ensures']} ensure for "
-              f"{n['distinct']} Services, {n['with_node']} with the new node; "
-              f"{n['other_calls']} other)")
-        print(f"  node create -> first / last ensure done (s)  {n['first']:6.2f} / "
-              f"{n['last']:.2f}")
-        print(f"  Service writes (status unchanged)   {n['service_patches']:4d}   "
-              f"Event writes {n['event_writes']}")
-        print(f"  upstream (serial UpdateLoadBalancer): {args.node_services} calls, "
-              f">= {args.node_services * args.latency:.0f} s", flush=True)
+        if "incomplete" in n:
+            print(f"  NOT MEASURED: only {n['incomplete']:.0f} of {args.node_services} Services "
+                  "got an ingress before the node was to be added", flush=True)
+        else:
+            print(f"  provider calls                 {n['calls']:8d}  ({n['ensures']} ensure "
+                  f"for {n['distinct']} Services, {n['with_node']} with the new node; "
+                  f"{n['other_calls']} other)")
+            print(f"  node create -> first / last ensure done (s)  {n['first']:6.2f} / "
+                  f"{n['last']:.2f}"
+                  + ("" if n["with_node"] >= args.node_services else
+                     f"  (INCOMPLETE: {n['with_node']:.0f} of {args.node_services} ensured "
+                     "with the node)"))
+            print(f"  Service writes (status unchanged)   {n['service_patches']:4d}   "
+                  f"Event writes {n['event_writes']}")
+            print(f"  upstream (serial UpdateLoadBalancer): {args.node_services} calls, "
+                  f">= {args.node_services * args.latency:.0f} s", flush=True)
     if "memory" not in skip:
         m = memory(args.rss_services, args.rss_nodes)
         print(f"\n3. memory with {args.rss_services} LoadBalancer Services "
