@@ -171,7 +171,9 @@ class AzureStory:
                    "window, and every change that arrived is applied to one read of the LB and "
                    "written in one PUT guarded by its etag (a 412 re-reads and re-applies). "
                    f"Upstream writes the whole LB once per Service, one at a time: {WAVE} PUTs "
-                   "in a row, each a long-running operation.")
+                   "in a row, each a long-running operation. (The controller runs a worker "
+                   "per Service here, so all of them reach the coalescer in one window; with "
+                   "`workers: 8`, the default, they come in waves of 8, a write or so each.)")
         self.arm.show_lb()
 
     def _change_port(self) -> None:
