@@ -211,14 +211,16 @@ class Arm:
 
     def _operation(self, sub: str, op_id: str) -> Answer:
         self.store.check_scope(Rid(sub, self.store.group, "", ""))
-        return Answer(200, self.operations.get(op_id).json())
+        op = self.operations.get(op_id)
+        return Answer(200, op.json(), self.operations.retry_headers(op))
 
     def _result(self, sub: str, op_id: str, ctx: Context) -> Answer:
         self.store.check_scope(Rid(sub, self.store.group, "", ""))
         op = self.operations.get(op_id)
         if op.status == "InProgress":
             here = f"{ctx.origin}{op.path.replace('/operations/', '/operationResults/')}"
-            return Answer(202, None, {"Location": f"{here}?api-version={ctx.api_version}"})
+            return Answer(202, None, {"Location": f"{here}?api-version={ctx.api_version}",
+                                      **self.operations.retry_headers(op)})
         if op.error is not None:
             status = op.error.status if op.error.status >= 400 else 500
             return Answer(status, op.error.body())

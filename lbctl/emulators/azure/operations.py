@@ -39,6 +39,8 @@ class Operation:
     status: str = "InProgress"
     error: ArmError | None = None
     end: str = ""
+    due: float = 0.0
+    """When it ends (the event loop's clock)."""
 
     def json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.path, "name": self.id, "status": self.status,
@@ -65,6 +67,7 @@ class Operations:
                 f"locations/{location}/operations/{op_id}")
         op = Operation(op_id, rid, verb, path)
         self.known[op_id] = op
+        op.due = asyncio.get_running_loop().time() + max(0.0, self.store.settings.operation_delay)
         self.store.busy[rid.key] = path
         delay = self.store.settings.operation_delay
         if delay <= 0:
@@ -92,6 +95,19 @@ class Operations:
             finish()
             op.status = "Succeeded"
         op.end = now()
+
+    def retry_headers(self, op: Operation) -> dict[str, str]:
+        """How long a poller should wait: ARM's `Retry-After` seconds when configured
+        (`operationRetryAfter`), else the time left in milliseconds (`retry-after-ms`, which
+        azure-core's poller reads first), so a client polls about once per operation instead
+        of once per its default interval (1 s and more)."""
+        configured = self.store.settings.operation_retry_after
+        if configured > 0:
+            return {"Retry-After": str(configured)}
+        if op.status != "InProgress":
+            return {}
+        left = op.due - asyncio.get_running_loop().time()
+        return {"retry-after-ms": str(max(10, round(left * 1000)))}
 
     def get(self, op_id: str) -> Operation:
         op = self.known.get(op_id.lower()) or self.known.get(op_id)

@@ -184,9 +184,8 @@ class Writes:
         if location:
             results = op_path.replace("/operations/", "/operationResults/")
             out["Location"] = f"{ctx.origin}{results}{query}"
-        retry = self.store.settings.operation_retry_after
-        if retry > 0:
-            out["Retry-After"] = str(retry)
+        op_id = op_path.rsplit("/", 1)[-1]
+        out.update(self.operations.retry_headers(self.operations.get(op_id)))
         return out
 
 
