@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import balancer, controller, demo, emulator, sandbox
+from . import balancer, controller, demo, emulator, sandbox, status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +17,7 @@ def main() -> None:
     """lbctl: LoadBalancer Services made real on AWS, GCP, Azure and bare metal."""
 
 
-for group in (sandbox, emulator, controller, balancer, demo):
+for group in (sandbox, emulator, controller, status, balancer, demo):
     group.register(main)
 
 if __name__ == "__main__":
