@@ -9,6 +9,7 @@ time and what its command runs inside the command, so `lbctl --help` stays fast 
 - `sandbox`: `lbctl sandbox` (the embedded Kubernetes API)
 - `emulator`: `lbctl emulator aws|gcp|azure` (local stand-ins for the clouds' APIs)
 - `demo`: `lbctl demo [--provider baremetal|aws|gcp|azure]`
+- `status`: `lbctl status` (each LoadBalancer Service: address, provider, readiness, targets)
 """
 
 from .root import main

@@ -83,7 +83,7 @@ def test_importing_the_cli_loads_click_and_the_command_modules_only() -> None:
     assert "click" in modules
     assert ours == ["lbctl", "lbctl.cli", "lbctl.cli.balancer", "lbctl.cli.controller",
                     "lbctl.cli.demo", "lbctl.cli.emulator", "lbctl.cli.options",
-                    "lbctl.cli.root", "lbctl.cli.sandbox"]
+                    "lbctl.cli.root", "lbctl.cli.sandbox", "lbctl.cli.status"]
     heavy = [m for m in modules if m.split(".")[0] in ("kubernetes", "pydantic", "aiohttp",
                                                        "yaml", "boto3", "moto")]
     assert heavy == []
