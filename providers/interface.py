@@ -16,6 +16,12 @@ from .cluster import ClusterView
 from .errors import PermanentError
 from .spec import BalancerRef, LoadBalancerSpec, LoadBalancerStatus
 
+TARGET_MODE_ANNOTATION = "lbctl.io/target-mode"
+"""`endpoints` or `nodePort`: where the Service's balancer sends traffic (see
+`providers.spec.TARGET_MODES`); unset: the provider's default, or `endpoints` for a Service
+without nodePorts."""
+NODE_PORTS_FIELD = "spec.allocateLoadBalancerNodePorts"
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -37,10 +43,18 @@ class Capabilities:
     """Annotation prefixes the provider reads beyond the well-known ones (third parties:
     "mycloud.example.com/"); only annotations under known prefixes reach the spec, so an
     unrelated annotation change never costs a provider call."""
+    target_modes: frozenset[str] = frozenset({"nodePort"})
+    """Where the provider can send traffic (`providers.spec.TARGET_MODES`): a cloud's
+    balancer targets nodePorts only, so a Service without nodePorts is refused up front,
+    naming `spec.allocateLoadBalancerNodePorts`, before any cloud call."""
+    default_target_mode: str = "nodePort"
+    """The mode of a Service that has nodePorts and names none (a provider may take it from
+    its settings, e.g. `baremetal.targetMode`)."""
 
 
 def check_capabilities(caps: Capabilities, spec: LoadBalancerSpec) -> None:
     """Raise PermanentError naming the first field of `spec` the provider cannot honour."""
+    check_target_mode(caps, spec)
     for i, listener in enumerate(spec.listeners):
         if listener.protocol not in caps.protocols:
             raise PermanentError(f"spec.ports[{i}].protocol",
@@ -61,10 +75,41 @@ def check_capabilities(caps: Capabilities, spec: LoadBalancerSpec) -> None:
                              "this provider cannot restrict source ranges")
 
 
+def check_target_mode(caps: Capabilities, spec: LoadBalancerSpec) -> None:
+    """The spec's target mode is one the provider has, and nodePort mode has its nodePorts:
+    the error names what the user wrote (the annotation), or else the field that took the
+    nodePorts away, never whatever a provider would stumble on later (an empty target list,
+    a balancer daemon's 422)."""
+    asked = spec.annotation(TARGET_MODE_ANNOTATION)
+    missing = [i for i, li in enumerate(spec.listeners) if li.node_port is None]
+    if spec.target_mode not in caps.target_modes:
+        if asked is not None:
+            raise PermanentError(f"metadata.annotations[{TARGET_MODE_ANNOTATION}]",
+                                 f"{asked!r}: this provider sends traffic to "
+                                 f"{' or '.join(sorted(caps.target_modes))} targets only")
+        raise PermanentError(NODE_PORTS_FIELD, _no_node_ports(
+            missing, "this provider's balancers send traffic to each node's nodePort; set "
+                     f"{NODE_PORTS_FIELD} to true (or remove it)"))
+    if spec.target_mode == "nodePort" and missing:
+        via = (f"{TARGET_MODE_ANNOTATION} is nodePort" if asked is not None
+               else "the provider's target mode is nodePort")
+        fix = (f"set {NODE_PORTS_FIELD} to true, or {TARGET_MODE_ANNOTATION}: endpoints"
+               if "endpoints" in caps.target_modes else f"set {NODE_PORTS_FIELD} to true")
+        raise PermanentError(NODE_PORTS_FIELD, _no_node_ports(missing, f"{via}; {fix}"))
+
+
+def _no_node_ports(missing: list[int], advice: str) -> str:
+    ports = ", ".join(f"spec.ports[{i}]" for i in missing)
+    return f"{ports} {'has' if len(missing) == 1 else 'have'} no nodePort: {advice}"
+
+
 class Provider(Protocol):
     """One cloud (or bare metal). All calls are idempotent and safe to repeat after a crash."""
 
-    capabilities: Capabilities
+    @property
+    def capabilities(self) -> Capabilities:
+        """Declared up front; read before every ensure (a class attribute will do; a
+        reconfigured provider may answer a new default target mode)."""
 
     def validate(self, spec: LoadBalancerSpec) -> None:
         """Pure: raise PermanentError naming the field (often an annotation) that is wrong."""

@@ -45,6 +45,30 @@ class Target:
     zone: str = ""
 
 
+TARGET_MODES = ("nodePort", "endpoints")
+"""Where a balancer sends traffic. `nodePort`: every selected node's nodePort (kube-proxy
+takes it from there; what every cloud's balancer does). `endpoints`: straight to the
+Service's ready endpoints (pod IP : target port, from EndpointSlices), one hop fewer, and the
+only way for a Service without nodePorts (`allocateLoadBalancerNodePorts: false`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One backend pod of one listener, for the `endpoints` target mode: traffic to the
+    listener `protocol`/`port` goes to `address`:`target_port` directly. Only endpoints that
+    should get traffic are in a spec (ready ones; when a port has none, those serving while
+    terminating, as kube-proxy does), so a readiness change is a spec change."""
+
+    port: int
+    """The listener's (Service port's) `port`."""
+    protocol: str
+    address: str
+    target_port: int
+    node: str = ""
+    name: str = ""
+    """The pod (the endpoint's targetRef), for health reports; "" when the slice names none."""
+
+
 @dataclass(frozen=True, slots=True)
 class HealthCheck:
     """How the balancer checks a node. Cluster policy: TCP on each listener's nodePort
@@ -85,6 +109,10 @@ class LoadBalancerSpec:
     load_balancer_class: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
     """The Service's balancer-related annotations (sorted); each provider parses its own."""
+    target_mode: str = "nodePort"
+    """One of `TARGET_MODES`. In `endpoints` mode `targets` is empty (no node carries the
+    traffic) and `endpoints` holds the backends; in `nodePort` mode `endpoints` is empty."""
+    endpoints: tuple[Endpoint, ...] = ()
 
     @property
     def name(self) -> str:

@@ -97,7 +97,9 @@ def plan(service: dict[str, Any], nodes: Iterable[NodeView], config: Config,
          provider: Provider) -> str:
     """The spec as JSON, then the provider's planned changes."""
     view = service_view(service)
-    spec = build_spec(view, nodes, config)
+    # without a cluster there are no EndpointSlices: the endpoints mode plans with none
+    spec = build_spec(view, nodes, config,
+                      default_target_mode=provider.capabilities.default_target_mode)
     lines = [json.dumps(spec.to_json(), indent=2, sort_keys=True)]
     try:
         check_capabilities(provider.capabilities, spec)

@@ -3,18 +3,25 @@
 Client models cost ~2.5x the memory of what a LoadBalancer controller needs (see the reference
 figures), so informers decode each Service and Node straight into frozen `ServiceView` /
 `NodeView` records: only the fields used, no managedFields, no last-applied annotation.
+EndpointSlices (cached only once some Service uses the `endpoints` target mode) become
+`EndpointSliceView`s defined here: the controller alone reads them, providers see the
+endpoints chosen from them in the spec.
 Decoding is total: a malformed field becomes a default, never an exception, because one bad
 object must not stop the informer for every other Service.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from providers.cluster import Condition, Ingress, NodeView, ServicePort, ServiceView
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+"""Which Service an EndpointSlice belongs to (set by the EndpointSlice controller)."""
 
 
 def _str_map(value: Any, drop: tuple[str, ...] = ()) -> MappingProxyType[str, str]:
@@ -111,3 +118,67 @@ def node_view(obj: dict[str, Any]) -> NodeView:
         deleting=bool(meta.get("deletionTimestamp")), ready=ready,
         unschedulable=bool(spec.get("unschedulable")),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SliceEndpoint:
+    """One endpoint of a slice: its first address (kube-proxy uses only that one), where it
+    runs and its conditions, decoded with the API's defaults (an unset `ready` means ready,
+    an unset `serving` means what `ready` says, an unset `terminating` means not)."""
+
+    address: str
+    node: str = ""
+    pod: str = ""
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSliceView:
+    """An EndpointSlice as the `endpoints` target mode needs it."""
+
+    namespace: str
+    name: str
+    service: str
+    """The owning Service's name (label kubernetes.io/service-name)."""
+    address_type: str
+    ports: tuple[tuple[str, str, int], ...]
+    """(name, protocol, port) of each slice port with a number."""
+    endpoints: tuple[SliceEndpoint, ...]
+
+    @property
+    def service_key(self) -> str:
+        return f"{self.namespace}/{self.service}"
+
+
+def _slice_endpoint(raw: Any) -> SliceEndpoint | None:
+    if not isinstance(raw, dict):
+        return None
+    addresses = _strs(raw.get("addresses"))
+    if not addresses:
+        return None
+    cond: dict[str, Any] = raw["conditions"] if isinstance(raw.get("conditions"), dict) else {}
+    ready = cond.get("ready") is not False
+    serving = cond["serving"] is not False if cond.get("serving") is not None else ready
+    ref: dict[str, Any] = raw["targetRef"] if isinstance(raw.get("targetRef"), dict) else {}
+    node = raw.get("nodeName")
+    return SliceEndpoint(
+        address=addresses[0],
+        node=sys.intern(node) if isinstance(node, str) else "",  # a few hundred distinct
+        pod=str(ref.get("name") or "") if ref.get("kind", "Pod") == "Pod" else "",
+        ready=ready, serving=serving, terminating=cond.get("terminating") is True)
+
+
+def endpoint_slice_view(obj: dict[str, Any]) -> EndpointSliceView:
+    meta = obj.get("metadata") or {}
+    labels: dict[str, Any] = meta["labels"] if isinstance(meta.get("labels"), dict) else {}
+    ports = tuple((str(p.get("name") or ""), str(p.get("protocol") or "TCP"), p["port"])
+                  for p in obj.get("ports") or []
+                  if isinstance(p, dict) and _int(p.get("port")) is not None)
+    endpoints = tuple(e for e in (_slice_endpoint(r) for r in obj.get("endpoints") or [])
+                      if e is not None)
+    return EndpointSliceView(
+        namespace=str(meta.get("namespace", "")), name=str(meta.get("name", "")),
+        service=str(labels.get(SERVICE_NAME_LABEL) or ""),
+        address_type=str(obj.get("addressType") or "IPv4"), ports=ports, endpoints=endpoints)

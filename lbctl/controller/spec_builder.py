@@ -1,5 +1,8 @@
 """`build_spec(service, nodes, config)`: the desired balancer, computed purely.
 
+In the `endpoints` target mode (see `endpoints`) the caller also passes the Service's
+EndpointSlices: the spec then names the pods that get traffic instead of the nodes.
+
 No I/O, no clock, no randomness: the same inputs always give the same frozen spec, so specs can be
 compared to decide whether anything changed, golden-tested as JSON and printed by `lbctl plan`.
 Bad input (an unparsable source range, a requested IP that is not an IP) raises PermanentError
@@ -26,7 +29,9 @@ from providers.spec import (
 )
 
 from .config import Config
+from .endpoints import endpoints_for, target_mode
 from .node_selection import select_nodes
+from .records import EndpointSliceView
 
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 REQUESTED_IPS_ANNOTATIONS = ("lbctl.io/load-balancer-ips", "metallb.io/loadBalancerIPs",
@@ -118,10 +123,18 @@ def targets(nodes: Iterable[NodeView]) -> tuple[Target, ...]:
 
 
 def build_spec(service: ServiceView, nodes: Iterable[NodeView], config: Config, *,
-               annotation_prefixes: tuple[str, ...] = ()) -> LoadBalancerSpec:
+               annotation_prefixes: tuple[str, ...] = (),
+               slices: Iterable[EndpointSliceView] = (),
+               default_target_mode: str = "nodePort") -> LoadBalancerSpec:
     """The balancer `service` should have, given the cluster's nodes and the config.
-    `annotation_prefixes` adds the provider's own annotation prefixes to the well-known ones."""
+    `annotation_prefixes` adds the provider's own annotation prefixes to the well-known ones;
+    `default_target_mode` is the provider's (`Capabilities.default_target_mode`); `slices`
+    are the Service's EndpointSlices, read only in the `endpoints` mode. In that mode the
+    spec has no node targets and a TCP check of each endpoint's own port: no node is in the
+    path, so neither nodePorts nor the Local policy's healthCheckNodePort mean anything."""
     prefixes = PROVIDER_ANNOTATION_PREFIXES + annotation_prefixes
+    mode = target_mode(service, default_target_mode)
+    direct = mode == "endpoints"
     ref = BalancerRef(balancer_name(config.cluster_name, service), config.cluster_name,
                       ServiceRef(service.namespace, service.name, service.uid))
     listeners = tuple(Listener(p.name, p.protocol, p.port, p.node_port) for p in service.ports)
@@ -130,8 +143,8 @@ def build_spec(service: ServiceView, nodes: Iterable[NodeView], config: Config, 
     return LoadBalancerSpec(
         ref=ref,
         listeners=listeners,
-        targets=targets(nodes),
-        health_check=health_check(service),
+        targets=() if direct else targets(nodes),
+        health_check=HealthCheck("TCP", None) if direct else health_check(service),
         source_ranges=source_ranges(service),
         requested_ips=requested_ips(service),
         ip_families=service.ip_families,
@@ -141,4 +154,6 @@ def build_spec(service: ServiceView, nodes: Iterable[NodeView], config: Config, 
         external_traffic_policy=service.external_traffic_policy,
         load_balancer_class=service.load_balancer_class,
         annotations=notes,
+        target_mode=mode,
+        endpoints=endpoints_for(service, slices) if direct else (),
     )
