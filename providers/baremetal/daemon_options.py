@@ -17,7 +17,8 @@ from lbctl.parsing import Problems
 
 ROOT = "baremetal"
 KEYS = ("healthCheck", "dataplane", "statusPollSeconds", "drainSeconds",
-        "upstreamCongestionControl")
+        "upstreamCongestionControl", "targetMode")
+TARGET_MODES = ("nodePort", "endpoints")
 _CHECK_LIMITS = {"intervalSeconds": (0.1, 300.0), "timeoutSeconds": (0.1, 60.0),
                  "healthyThreshold": (1, 10), "unhealthyThreshold": (1, 10)}
 _CHECK_KEYS = (*_CHECK_LIMITS, "clusterPolicy", "kubeProxyPort")
@@ -43,6 +44,11 @@ class DaemonOptions:
     upstream_congestion_control: str = ""
     """TCP congestion control of the userspace data plane's connections to the nodes (e.g.
     reno, cubic); "": the balancer host's default (see `lbctl.balancer.model`)."""
+    target_mode: str = "nodePort"
+    """Where the daemons send a Service's traffic unless it says (`lbctl.io/target-mode`):
+    nodePort (each node's nodePort, kube-proxy picks the pod) or endpoints (straight to the
+    ready pods from EndpointSlices: one hop fewer, the client's address kept, and
+    externalTrafficPolicy moot). A Service without nodePorts always uses endpoints."""
 
 
 def _number(raw: Mapping[str, Any], key: str, lo: float, hi: float, default: float,
@@ -92,8 +98,14 @@ def parse_options(raw: Mapping[str, Any], problems: Problems) -> DaemonOptions:
                          f"must be a congestion control name such as cubic or reno, not "
                          f"{congestion!r}"))
         congestion = d.upstream_congestion_control
+    mode = raw.get("targetMode", d.target_mode)
+    if mode not in TARGET_MODES:
+        problems.append((f"{ROOT}.targetMode", f"must be {' or '.join(TARGET_MODES)}, not "
+                                               f"{mode!r}"))
+        mode = d.target_mode
     return DaemonOptions(
-        upstream_congestion_control=str(congestion), cluster_check=str(cluster),
+        target_mode=str(mode), upstream_congestion_control=str(congestion),
+        cluster_check=str(cluster),
         kube_proxy_port=int(proxy_port),
         interval_seconds=values["intervalSeconds"], timeout_seconds=values["timeoutSeconds"],
         healthy_threshold=int(values["healthyThreshold"]),

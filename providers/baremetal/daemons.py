@@ -31,6 +31,7 @@ from providers.errors import TransientError
 from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef
 
 from .daemon_options import DaemonOptions
+from .direct import endpoint_check, endpoint_targets
 from .settings import BalancerDaemon
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,18 @@ _OPEN = ("0.0.0.0/0", "::/0")
 
 def balancer_body(spec: LoadBalancerSpec, ips: tuple[str, ...], options: DaemonOptions
                   ) -> dict[str, Any]:
-    """The daemon's wire form of `spec` served at `ips` (see `lbctl.balancer.model`)."""
+    """The daemon's wire form of `spec` served at `ips` (see `lbctl.balancer.model`): each
+    listener's targets are the nodes at its nodePort, or in the endpoints mode the pods at
+    their target port."""
     affinity = spec.session_affinity == "ClientIP"
+    direct = spec.target_mode == "endpoints"
     listeners = []
     for li in spec.listeners:
-        if li.node_port is None:
-            continue
-        targets = [{"name": t.node, "address": _address(t.addresses, ips), "port": li.node_port}
-                   for t in spec.targets if t.addresses]
+        if li.node_port is None and not direct:
+            continue  # refused before: check_capabilities wants every nodePort in this mode
+        targets = endpoint_targets(spec, li) if direct else [
+            {"name": t.node, "address": _address(t.addresses, ips), "port": li.node_port}
+            for t in spec.targets if t.addresses]
         listener = {"protocol": li.protocol, "port": li.port, "targets": targets,
                     "healthCheck": listener_check(spec, li.protocol, options),
                     "algorithm": "maglev" if affinity else "roundRobin"}
@@ -86,6 +91,8 @@ def listener_check(spec: LoadBalancerSpec, protocol: str, options: DaemonOptions
               "timeoutSeconds": options.timeout_seconds,
               "healthyThreshold": options.healthy_threshold,
               "unhealthyThreshold": options.unhealthy_threshold}
+    if spec.target_mode == "endpoints":
+        return endpoint_check(spec, protocol, timing)
     if hc.protocol == "HTTP":
         return {"type": "http", "port": hc.port, "path": hc.path or "/healthz", **timing}
     if options.cluster_check == "kubeProxy":

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from providers.cluster import ClusterView, ServiceView
@@ -51,7 +52,10 @@ log = logging.getLogger(__name__)
 CAPABILITIES = Capabilities(
     protocols=frozenset({"TCP", "UDP"}), mixed_protocols=True, static_ips=True,
     source_ranges=True, health_check_protocols=frozenset({"TCP", "HTTP"}),
-    ip_families=frozenset({"IPv4", "IPv6"}), shared_objects=True, ingress="ip")
+    ip_families=frozenset({"IPv4", "IPv6"}), shared_objects=True, ingress="ip",
+    target_modes=frozenset({"nodePort", "endpoints"}))
+"""The default target mode comes from the settings (`baremetal.targetMode`): see
+`BaremetalProvider.capabilities`."""
 
 
 def _status(spec: LoadBalancerSpec, ips: tuple[IPAddress, ...], pools: tuple[str, ...],
@@ -67,8 +71,6 @@ def _status(spec: LoadBalancerSpec, ips: tuple[IPAddress, ...], pools: tuple[str
 class BaremetalProvider:
     """Allocates addresses from the configured pools; see the module docstring."""
 
-    capabilities: Capabilities = CAPABILITIES
-
     def __init__(self, settings: Settings, cluster_name: str, cluster: ClusterView, *,
                  programmer: Programmer | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -77,6 +79,7 @@ class BaremetalProvider:
         self.problems = problems
         """What was wrong with the settings (bad pools are frozen, not fatal)."""
         self._settings = settings
+        self.capabilities = _capabilities(settings)
         self._cluster = cluster
         self._programmer: Programmer = programmer or _programmer_for(settings, cluster_name)
         self._notify: Callable[[BalancerRef], None] | None = None
@@ -214,6 +217,7 @@ class BaremetalProvider:
         with self._lock:
             old = self._settings
             self._settings = settings
+            self.capabilities = _capabilities(settings)
             self._ledger.forget_observations()
             self._rebuild(self._clock())
         if (old.balancers, old.daemon) != (settings.balancers, settings.daemon):
@@ -239,6 +243,10 @@ class BaremetalProvider:
 
     def close(self) -> None:
         self._programmer.close()
+
+
+def _capabilities(settings: Settings) -> Capabilities:
+    return replace(CAPABILITIES, default_target_mode=settings.daemon.target_mode)
 
 
 def _withdraw(daemons: tuple[BalancerDaemon, ...], settings: Settings,
