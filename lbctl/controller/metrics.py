@@ -44,6 +44,11 @@ class Metrics:
                                "Balancers lbctl currently manages.", registry=self.registry)
         self.leader = Gauge("lbctl_leader", "1 while this replica leads.",
                             registry=self.registry)
+        # counted from the informer cache at scrape time (runner.py): the same on every replica
+        self.without_address = Gauge(
+            "lbctl_services_without_address",
+            "LoadBalancer Services lbctl owns with no address in their status yet.",
+            registry=self.registry)
         self.config_errors = Counter("lbctl_config_reload_errors_total",
                                      "Config reloads refused (the last good config serves).",
                                      registry=self.registry)

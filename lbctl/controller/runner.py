@@ -23,6 +23,7 @@ from providers.registry import load
 from ..kube import ApiError, EventRecorder, Kube, LeaderConfig, LeaderElector, ObjectRef
 from .config import Config, ConfigError, load_config
 from .controller import Cache, Controller
+from .decisions import owned, wants_balancer
 from .events import BackgroundEvents
 from .kube_writes import KubeEventWriter, KubeServiceWrites
 from .metrics import HealthServer, Metrics
@@ -119,6 +120,14 @@ def replace_identity(new: Config, old: Config) -> Config:
     return new.model_copy(update={"provider": old.provider, "cluster_name": old.cluster_name})
 
 
+def without_address(cache: Cache, config: Config) -> float:
+    """`lbctl_services_without_address`: LoadBalancer Services lbctl owns (not being deleted or
+    released) whose status has no ingress yet, counted from the informer cache at scrape time,
+    so a standby replica reports the same figure as the leader."""
+    return float(sum(1 for s in cache.services()
+                     if owned(s, config) and wants_balancer(s) and not s.ingress))
+
+
 def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_elect: bool,
         stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or `stop` is set); answer the exit code."""
@@ -136,6 +145,7 @@ def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_ele
 
     controller = Controller(kube, config, make_provider, KubeServiceWrites(kube), events,
                             metrics)
+    metrics.without_address.set_function(lambda: without_address(controller.cache, config()))
     host, _, port = metrics_bind.rpartition(":")
     health = HealthServer(metrics, host or "0.0.0.0", int(port), controller.ready)
     health.start()
@@ -173,4 +183,4 @@ def run(kubeconfig: str | None, config_path: Path, metrics_bind: str, leader_ele
     return 0
 
 
-__all__ = ["ConfigHolder", "run"]
+__all__ = ["ConfigHolder", "run", "without_address"]
