@@ -52,6 +52,9 @@ class Metrics:
         self.config_errors = Counter("lbctl_config_reload_errors_total",
                                      "Config reloads refused (the last good config serves).",
                                      registry=self.registry)
+        self.config_ok = Gauge("lbctl_config_last_reload_successful",
+                               "0 while the last config reload was refused (in whole or in "
+                               "part), else 1.", registry=self.registry)
         self.node_syncs = Counter("lbctl_node_syncs_total", "Debounced node sync passes.",
                                   registry=self.registry)
         self.node_sync_queued = Counter(

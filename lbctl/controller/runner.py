@@ -44,6 +44,7 @@ class ConfigHolder:
         self.on_change = on_change
         self._config = load_config(path)
         self._seen = self._stamp()
+        metrics.config_ok.set(1)
         self._stop = threading.Event()
 
     def __call__(self) -> Config:
@@ -66,6 +67,7 @@ class ConfigHolder:
             new = load_config(self.path)
         except ConfigError as exc:
             self.metrics.config_errors.inc()
+            self.metrics.config_ok.set(0)
             log.error("config reload refused, the last good config keeps serving:\n%s", exc)
             if self.on_error is not None:
                 self.on_error(f"config reload refused, the last good config keeps serving: "
@@ -77,6 +79,9 @@ class ConfigHolder:
             log.error("config reload: provider and clusterName changes need a restart; "
                       "keeping %s/%s for them", old.provider, old.cluster_name)
             new = replace_identity(new, old)
+            self.metrics.config_ok.set(0)
+        else:
+            self.metrics.config_ok.set(1)
         self._config = new
         log.info("config reloaded from %s", self.path)
         if self.on_change is not None:
