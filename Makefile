@@ -26,4 +26,5 @@ bench:
 	.venv/bin/python bench/nft_transaction.py
 	.venv/bin/python bench/aws.py
 	.venv/bin/python bench/gcp.py
+	.venv/bin/python bench/azure.py
 	.venv/bin/python bench/soak.py --minutes 2
