@@ -1,12 +1,15 @@
 """The controller: informers feed a work queue, workers run the reconciler, timers repair drift.
 
     Service informer --needs_sync--> queue <--debounced node sync-- Node informer
+                                       |    <--debounced endpoint sync-- EndpointSlice informer
                                        |                   <--jittered drift resync--
                                    N workers (one key at a time) -> Reconciler.sync
     orphan collection: provider.list_owned() vs the Services in the cache
 
 Informers run on every replica (a standby is ready with warm caches); workers, timers and
 orphan collection run only while this replica leads (`start_leading` / `stop_leading`).
+The EndpointSlice informer exists only once some Service uses the `endpoints` target mode
+(see `slice_cache`); its changes re-ensure only the Services in that mode whose slices changed.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ import time
 from collections.abc import Callable
 
 from providers.cluster import NodeView, ServiceView
+from providers.errors import PermanentError
 from providers.interface import ChangeNotifier, Provider, Reconfigurable
 from providers.spec import BalancerRef
 
 from ..kube import NODES, SERVICES, ApiError, Handlers, Informer, Kube
 from .config import Config
+from .debounce import KeyDebouncer
 from .decisions import held_finalizer, needs_sync, owned, wants_balancer
+from .endpoints import target_mode
 from .metrics import MeteredProvider, Metrics
 from .reconciler import Reconciler, Recorder, ServiceWrites
-from .records import node_view, service_view
+from .records import EndpointSliceView, node_view, service_view
+from .slice_cache import SliceCache
 from .spec_builder import targets
 from .workqueue import WorkQueue
 
@@ -39,9 +46,11 @@ a balancer host that comes back holding ten stale balancers costs one collection
 class Cache:
     """The `ClusterView` providers and the reconciler read: the informers' records."""
 
-    def __init__(self, services: Informer[ServiceView], nodes: Informer[NodeView]) -> None:
+    def __init__(self, services: Informer[ServiceView], nodes: Informer[NodeView],
+                 slices: SliceCache | None = None) -> None:
         self._services = services
         self._nodes = nodes
+        self._slices = slices
 
     def services(self) -> list[ServiceView]:
         return self._services.items()
@@ -52,6 +61,12 @@ class Cache:
     def nodes(self) -> list[NodeView]:
         return self._nodes.items()
 
+    def endpoint_slices(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
+        """The Service's EndpointSlices; None until they are cached (asking starts that)."""
+        if self._slices is None:
+            return None
+        return self._slices.for_service(namespace, name)
+
 
 class Controller:
     def __init__(self, kube: Kube, config: Callable[[], Config],
@@ -61,7 +76,11 @@ class Controller:
         self.metrics = metrics
         self.services = Informer(kube, SERVICES, service_view, name="services")
         self.nodes = Informer(kube, NODES, node_view, name="nodes")
-        self.cache = Cache(self.services, self.nodes)
+        self.slices = SliceCache(kube, self._slices_changed)
+        self._endpoint_sync = KeyDebouncer(
+            lambda: self.config().controller.node_sync_debounce_seconds, self._endpoints_changed,
+            name="endpoint-sync")
+        self.cache = Cache(self.services, self.nodes, self.slices)
         self.inner_provider = make_provider(self.cache)
         self._provider_settings = config().provider_settings()
         """The provider section the provider last took (see `config_changed`)."""
@@ -92,7 +111,7 @@ class Controller:
                 raise TimeoutError(f"informer {informer} did not sync in {sync_timeout} s")
 
     def ready(self) -> bool:
-        return self.services.has_synced() and self.nodes.has_synced()
+        return self.services.has_synced() and self.nodes.has_synced() and self.slices.synced()
 
     def quiet(self) -> bool:
         """Nothing to do right now: no node sync waiting or running, no key queued or being
@@ -103,7 +122,7 @@ class Controller:
             if self._node_timer is not None or self._node_syncing:
                 return False
             queue = self.queue
-        return queue is None or queue.idle()
+        return self._endpoint_sync.quiet() and (queue is None or queue.idle())
 
     def start_leading(self) -> None:
         """Workers, drift repair and orphan collection: only on the leader."""
@@ -136,8 +155,10 @@ class Controller:
             self._node_timer.cancel()
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
+        self._endpoint_sync.cancel()
         self.services.stop()
         self.nodes.stop()
+        self.slices.stop()
 
     def config_changed(self) -> None:
         """A reloaded config: a changed provider section goes to the provider (one that is
@@ -166,6 +187,7 @@ class Controller:
                             "started with stay in effect until a restart", provider)
                 self._provider_settings = settings
         for svc in self.cache.services():
+            self._watch_endpoints_for(svc)
             self._enqueue(svc, force=force)
 
     def _provider_changed(self, ref: BalancerRef) -> None:
@@ -208,11 +230,46 @@ class Controller:
         queue.add(svc.key)
 
     def _svc_added(self, svc: ServiceView) -> None:
+        self._watch_endpoints_for(svc)
         self._enqueue(svc)
 
     def _svc_updated(self, old: ServiceView, new: ServiceView) -> None:
         if needs_sync(old, new):
+            self._watch_endpoints_for(new)
             self._enqueue(new)
+
+    # -- the endpoints target mode -------------------------------------------------------------
+    def uses_endpoints(self, svc: ServiceView) -> bool:
+        """The Service's balancer sends traffic to its endpoints: lbctl's, wanting one, and
+        the provider has the mode and picks it (annotation, no nodePorts, or its default)."""
+        caps = self.provider.capabilities
+        if "endpoints" not in caps.target_modes or not owned(svc, self.config()):
+            return False
+        if not wants_balancer(svc):
+            return False
+        try:
+            return target_mode(svc, caps.default_target_mode) == "endpoints"
+        except PermanentError:
+            return False  # a bad annotation: the sync reports it
+
+    def _watch_endpoints_for(self, svc: ServiceView) -> None:
+        """Every replica: the first Service in the mode starts the EndpointSlice informer
+        (a standby's cache is warm when it takes over)."""
+        if self.slices.informer is None and self.uses_endpoints(svc):
+            self.slices.want()
+
+    def _slices_changed(self, service_key: str) -> None:
+        self._endpoint_sync.add(service_key)
+
+    def _endpoints_changed(self, keys: set[str]) -> None:
+        """Debounced: queue the Services in the endpoints mode whose slices changed; a
+        Service whose chosen endpoints did not change costs no provider call (same spec)."""
+        for key in keys:
+            namespace, _, name = key.partition("/")
+            svc = self.cache.service(namespace, name)
+            if svc is not None and self.uses_endpoints(svc):
+                self.metrics.endpoint_sync_queued.inc()
+                self._enqueue(svc)
 
     def _svc_deleted(self, svc: ServiceView) -> None:
         if self.queue is not None:
@@ -242,7 +299,8 @@ class Controller:
             wanted = targets(self.cache.nodes())
             for svc in self.cache.services():
                 applied = self.reconciler.applied(svc.key)
-                if applied is not None and applied.targets != wanted:
+                if (applied is not None and applied.target_mode == "nodePort"
+                        and applied.targets != wanted):  # no node carries endpoints' traffic
                     self.metrics.node_sync_queued.inc()
                     self._enqueue(svc)
         finally:

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from providers.errors import ProviderError
-from providers.interface import Provider
+from providers.interface import Capabilities, Provider
 from providers.spec import BalancerRef, LoadBalancerSpec, LoadBalancerStatus
 
 T = TypeVar("T")
@@ -61,6 +61,10 @@ class Metrics:
             "lbctl_node_sync_queued_total",
             "Services node sync passes queued because their targets changed.",
             registry=self.registry)
+        self.endpoint_sync_queued = Counter(
+            "lbctl_endpoint_sync_queued_total",
+            "Services in the endpoints target mode queued because their EndpointSlices "
+            "changed.", registry=self.registry)
         self.orphans = Counter("lbctl_orphans_deleted_total",
                                "Owned balancers deleted because their Service was gone.",
                                registry=self.registry)
@@ -119,7 +123,12 @@ class MeteredProvider:
     def __init__(self, provider: Provider, metrics: Metrics) -> None:
         self._provider = provider
         self._metrics = metrics
-        self.capabilities = provider.capabilities
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The provider's own, read each time: a reconfigured provider may change its
+        default target mode."""
+        return self._provider.capabilities
 
     def _timed(self, op: str, call: Callable[[], T]) -> T:
         started = time.monotonic()

@@ -3,7 +3,8 @@
     cleanup  (finalizer held, and deleting or no longer a LoadBalancer):
         event DeletingLoadBalancer -> provider.delete -> remove finalizer -> DeletedLoadBalancer
     ensure:
-        add finalizer BEFORE any cloud call -> build_spec -> check capabilities/validate ->
+        add finalizer BEFORE any cloud call -> [endpoints mode: the Service's EndpointSlices,
+        or wait for their cache] -> build_spec -> check capabilities/validate ->
         meltdown step -> provider.ensure -> status patch only on change -> EnsuredLoadBalancer
 
 A terminating Service is never ensured or patched; a Service of a foreign class is never touched.
@@ -37,11 +38,16 @@ from .decisions import (
     owned,
     released,
 )
+from .endpoints import target_mode
 from .meltdown import limit_removals
+from .records import EndpointSliceView
 from .spec_builder import balancer_name, build_spec
 
 log = logging.getLogger("lbctl.controller.reconciler")
 HELD_BACK_RETRY = 10.0
+SLICES_WAIT = 0.5
+"""Seconds before a Service in the endpoints mode looks again for the EndpointSlice cache,
+which its informer's first list fills (its adds re-queue the Service sooner)."""
 
 
 class ServiceWrites(Protocol):
@@ -58,6 +64,8 @@ class Recorder(Protocol):
 class Cache(Protocol):
     def service(self, namespace: str, name: str) -> ServiceView | None: ...
     def nodes(self) -> list[NodeView]: ...
+    def endpoint_slices(self, namespace: str,
+                        name: str) -> list[EndpointSliceView] | None: ...
 
 
 @dataclass(frozen=True)
@@ -163,13 +171,25 @@ class Reconciler:
         finalizer = finalizer_for(svc)
         if finalizer not in svc.finalizers:
             self.writes.set_finalizer(svc, finalizer, present=True)
+        caps = self.provider.capabilities
+        slices: list[EndpointSliceView] = []
+        if ("endpoints" in caps.target_modes
+                and target_mode(svc, caps.default_target_mode) == "endpoints"):
+            found = self.cache.endpoint_slices(svc.namespace, svc.name)
+            if found is None:  # no pods known yet: an empty balancer would refuse everyone
+                return Outcome("after", SLICES_WAIT)
+            slices = found
         spec = build_spec(svc, self.cache.nodes(), config,
-                          annotation_prefixes=self.provider.capabilities.annotation_prefixes)
-        check_capabilities(self.provider.capabilities, spec)
+                          annotation_prefixes=caps.annotation_prefixes, slices=slices,
+                          default_target_mode=caps.default_target_mode)
+        check_capabilities(caps, spec)
         self.provider.validate(spec)
         previous = self.applied(svc.key)
-        step = limit_removals(previous.targets if previous else None, spec.targets,
-                              config.meltdown.max_removed_fraction)
+        # meltdown protection guards node targets; endpoints come and go with rollouts, and a
+        # change of mode is no loss of nodes
+        same_mode = previous is not None and previous.target_mode == spec.target_mode
+        step = limit_removals(previous.targets if previous and same_mode else None,
+                              spec.targets, config.meltdown.max_removed_fraction)
         if step.held_back:
             spec = _with_targets(spec, step.targets)
         if previous == spec and not force:
@@ -178,7 +198,7 @@ class Reconciler:
             self._hold(svc, step.held_back)  # nothing to write to the provider: just report
             return Outcome("after", HELD_BACK_RETRY)
         self.recorder.event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
-        if not spec.targets:
+        if not spec.targets and spec.target_mode == "nodePort":
             self.recorder.event(svc, "Warning", "UnAvailableLoadBalancer",
                                 f"There are no available nodes for LoadBalancer service "
                                 f"{svc.key}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from lbctl.ratelimit import TokenBucket
 
 from .client import (
+    ENDPOINTSLICES,
     EVENTS,
     LEASES,
     NODES,
@@ -35,6 +36,7 @@ from .informer import Handlers, Informer, key_of
 from .leader import LeaderConfig, LeaderElector
 
 __all__ = [
+    "ENDPOINTSLICES",
     "EVENTS",
     "LEASES",
     "NODES",

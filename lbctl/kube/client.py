@@ -104,6 +104,7 @@ SERVICES = Resource("", "v1", "services", True)
 NODES = Resource("", "v1", "nodes", False)
 EVENTS = Resource("", "v1", "events", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True)
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True)
 
 
 class _LimitedApiClient(k8s.ApiClient):  # type: ignore[misc]  # the client is untyped here

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from lbctl.controller.config import Config, ConfigError, parse_config
 from lbctl.controller.reconciler import Reconciler
-from lbctl.controller.records import node_view, service_view
+from lbctl.controller.records import EndpointSliceView, node_view, service_view
 from lbctl.controller.spec_builder import (
     REQUESTED_IPS_ANNOTATIONS,
     SOURCE_RANGES_ANNOTATION,
@@ -120,6 +120,9 @@ class _Cache:
 
     def nodes(self) -> list[NodeView]:
         return NODES
+
+    def endpoint_slices(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
+        return []
 
 
 class _Writes:
