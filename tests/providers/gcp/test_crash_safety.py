@@ -6,7 +6,8 @@ duplicated.
 Phase 1 runs one Service through create -> update (a nodePort change, a second port, new source
 ranges, ClientIP affinity) -> nodes (a node excluded) -> delete with a clean controller and
 takes, from the emulator's call log, the distinct successful writes in the order they were
-first made (`instanceGroups.addInstances` is the provider's `instanceGroups.add_instances`).
+first made (`instanceGroups.addInstances` is the provider's `instanceGroups.add_instances`);
+after its create, a clean restart must sync the Service with reads only.
 
 Phase 2 runs the same scenario once more with a second Service, as a chain of kill points: the
 controller starts armed with the first call, dies right after it (-9; the call is the last
@@ -237,8 +238,25 @@ def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
                     + "\n  ".join(left) + f"\n{ctl.log_tail()}")
             time.sleep(0.1)
         made[phase] = writes(emu, mark)
+        if chain is None and phase == "create":
+            restart_writes_nothing(ctl, emu)
     ctl.stop()
     return made
+
+
+def restart_writes_nothing(ctl: GceControllerProcess, emu: GceAdmin,
+                           timeout: float = 30.0) -> None:
+    """A controller restarted over a converged Service syncs it (reads) and writes nothing."""
+    ctl.stop()
+    mark = len(emu.calls())
+    ctl.start(None)
+    deadline = time.monotonic() + timeout
+    while ctl.done_syncs() < 1:
+        assert time.monotonic() < deadline, f"no sync after the restart:\n{ctl.log_tail()}"
+        time.sleep(0.1)
+    calls = emu.calls()[mark:]
+    assert any(c["api"] == "compute.forwardingRules.get" for c in calls)  # it looked
+    assert [c["api"] for c in calls if c["family"] == "write"] == []
 
 
 @pytest.fixture
