@@ -8,6 +8,7 @@ may run at a time (fixed node addresses), hence `traffic_lock`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
@@ -58,7 +59,14 @@ baremetal:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("e2e")
+    with running_stack(tmp_path_factory.mktemp("e2e")) as built:
+        yield built
+
+
+@contextlib.contextmanager
+def running_stack(tmp: Path) -> Iterator[Stack]:
+    """Sandbox with traffic, balancer daemon and controller, in `tmp` (other modules build
+    their own with it)."""
     token_file = tmp / "token"
     token = secrets.token_urlsafe(24)
     token_file.write_text(token)
