@@ -147,6 +147,8 @@ KUBE_OBJECT: Schema = {"type": "object"}
 the API server checks it."""
 KUBE_LIST: Schema = {"type": "array", "items": {"type": "object"}}
 DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION: Schema = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$",
+                    "description": "A Prometheus duration: 30s, 5m, 1h30m."}
 
 
 def _owned(properties: dict[str, Schema], description: str = "",
@@ -244,7 +246,31 @@ def values_schema(config: Schema | None = None) -> Schema:
             "port": PORT,
             "service": _owned({"enabled": BOOLEAN,
                                "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
-                               "annotations": STRINGS})}),
+                               "annotations": STRINGS}),
+            "serviceMonitor": _owned({
+                "enabled": _described(BOOLEAN, "ServiceMonitors for the controller and the "
+                                               "balancer daemons (Prometheus Operator)."),
+                "labels": STRINGS,
+                "interval": DURATION,
+                "scrapeTimeout": DURATION,
+                "relabelings": KUBE_LIST,
+                "metricRelabelings": KUBE_LIST,
+                "balancerServerName": _described(
+                    STRING, "The name the daemons' certificate is verified against; empty: "
+                            "the host of balancer.instances[0].url.")}),
+            "prometheusRule": _owned({
+                "enabled": _described(BOOLEAN, "A PrometheusRule with lbctl's alerts."),
+                "labels": STRINGS,
+                "alertLabels": STRINGS,
+                "disabledAlerts": {"type": "array", "items": {"type": "string",
+                                                              "pattern": "^Lbctl[A-Za-z0-9]+$"}},
+                "withoutAddressFor": DURATION}),
+            "dashboard": _owned({
+                "enabled": _described(BOOLEAN, "The Grafana dashboard as a ConfigMap for "
+                                               "Grafana's dashboard sidecar."),
+                "labels": STRINGS,
+                "annotations": STRINGS,
+                "namespace": STRING})}),
         "config": {"$ref": "#/$defs/Config",
                    "description": "The controller's config.yaml (deploy/config.schema.json)."},
         "existingConfigMap": STRING,
