@@ -9,18 +9,24 @@ unbalanced brackets are errors) and every series it names checked against what l
 the /metrics of a running `lbctl run` (against the sandbox, fake provider) and of a running
 balancer daemon with a balancer, workers and its API, and of a daemon run with L2
 announcements inside a network namespace (root only). A broken expression and an unknown name
-are shown to be caught, so the checker is not a no-op.
+are shown to be caught, so the checker is not a no-op. Prometheus's own promtool (Debian's
+package, extracted into .cache) checks the rule file, annotation templates included, and runs
+rule unit tests: every alert fires on synthetic series once its `for` has passed, with the
+labels routing needs, and none fires on a healthy set.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -43,7 +49,7 @@ from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
 from lbctl.sandbox.openapi.schema import validate_full
 from providers.cluster import Ingress, ServiceView
-from tests.conftest import client_for, wait_for
+from tests.conftest import client_for, unavailable, wait_for
 from tests.helpers import named_backend
 
 from .conftest import CHART, DEPLOY, NAMESPACE, PROVIDERS, RELEASE, Helm, Manifests, values_file
@@ -349,6 +355,223 @@ def test_dashboard_is_a_grafana_model() -> None:
             assert target["datasource"] == panel["datasource"]
             # every query follows the dashboard's namespace filter
             assert 'namespace=~"$namespace"' in target["expr"], panel["title"]
+
+
+# -- Prometheus's own checks: promtool ------------------------------------------------------
+PROMTOOL = ROOT / ".cache" / "promtool" / "promtool"
+
+
+def _promtool_runs(path: Path) -> bool:
+    try:
+        done = subprocess.run([str(path), "--version"], capture_output=True, timeout=30,
+                              check=False)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def _fetch_promtool() -> str:
+    """Extract promtool from Debian's prometheus package (never installed: no service, no
+    user) into .cache/promtool; answer what went wrong, or ""."""
+    PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
+    with (PROMTOOL.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one fetch, the others wait
+        if _promtool_runs(PROMTOOL):
+            return ""
+        with tempfile.TemporaryDirectory() as work:
+            Path(work).chmod(0o755)  # apt's _apt user downloads into it
+
+            def download() -> subprocess.CompletedProcess[str]:
+                return subprocess.run(["apt-get", "download", "-qq", "prometheus"], cwd=work,
+                                      capture_output=True, text=True, timeout=600,
+                                      check=False)
+
+            try:
+                done = download()
+                if done.returncode != 0:
+                    subprocess.run(["apt-get", "update", "-qq"], capture_output=True,
+                                   timeout=600, check=False)
+                    done = download()
+                if done.returncode != 0:
+                    return f"apt-get download prometheus failed: {done.stderr.strip()[-500:]}"
+                debs = list(Path(work).glob("prometheus_*.deb"))
+                subprocess.run(["dpkg-deb", "-x", str(debs[0]), f"{work}/root"], check=True,
+                               capture_output=True, timeout=300)
+            except (OSError, IndexError, subprocess.SubprocessError) as exc:
+                return str(exc)
+            staged = PROMTOOL.with_name("promtool.tmp")
+            shutil.copy2(Path(work) / "root" / "usr" / "bin" / "promtool", staged)
+            staged.replace(PROMTOOL)
+    return ""
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Prometheus's promtool (Debian's package, extracted into .cache/promtool once): its own
+    PromQL parser and rule checks, and rule unit tests on synthetic series."""
+    problem = "" if _promtool_runs(PROMTOOL) else _fetch_promtool()
+    if not _promtool_runs(PROMTOOL):
+        unavailable(f"promtool is not available: {problem or 'extracted but does not run'}")
+    return PROMTOOL
+
+
+def _rules_file(manifests: Manifests, path: Path, annotations: bool = True) -> Path:
+    """The PrometheusRule's groups as a Prometheus rule file."""
+    groups = json.loads(json.dumps(_rule(manifests)["spec"]["groups"]))
+    if not annotations:
+        for group in groups:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+    path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return path
+
+
+def test_promtool_checks_the_rules(promtool: Path, everything: Manifests,
+                                   tmp_path: Path) -> None:
+    """Prometheus's own parser and checks, annotations' templates included."""
+    rules = _rules_file(everything, tmp_path / "rules.yaml")
+    done = subprocess.run([str(promtool), "check", "rules", str(rules)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(_alerts(everything))} rules found" in done.stdout
+    broken = rules.read_text().replace("> 0.5", "> > 0.5", 1)
+    (tmp_path / "broken.yaml").write_text(broken)
+    done = subprocess.run([str(promtool), "check", "rules", str(tmp_path / "broken.yaml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+
+
+CJ = {"job": f"{RELEASE}-metrics", "namespace": NAMESPACE}
+"""The labels of the controller's series as the chart's ServiceMonitor makes them."""
+BJ = {"job": f"{RELEASE}-balancer", "namespace": NAMESPACE}
+NODE = "10.0.0.11:9450"
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def _fires(alert: str, before: str, after: str, labels: dict[str, str],
+           severity: str) -> list[dict[str, Any]]:
+    """Not yet at `before` (pending for its `for`), firing at `after` with `labels`."""
+    return [{"eval_time": before, "alertname": alert, "exp_alerts": []},
+            {"eval_time": after, "alertname": alert,
+             "exp_alerts": [{"exp_labels": {**labels, "severity": severity}}]}]
+
+
+def _healthy() -> list[dict[str, str]]:
+    """Two controller replicas (one leading) and one daemon doing fine, with the errors that
+    are no operator's problem: a Service's own bad input (reason done, PermanentError),
+    provisioning polls (RetryAfter), write conflicts (api_409)."""
+    return [
+        _series("up", {**CJ, "instance": "10.1.0.5:8080"}, "1x40"),
+        _series("up", {**CJ, "instance": "10.1.0.6:8080"}, "1x40"),
+        _series("lbctl_leader", {**CJ, "instance": "10.1.0.5:8080"}, "1x40"),
+        _series("lbctl_leader", {**CJ, "instance": "10.1.0.6:8080"}, "0x40"),
+        _series("lbctl_syncs_total", {**CJ, "instance": "10.1.0.5:8080", "outcome": "done"},
+                "0+5x40"),
+        _series("lbctl_syncs_total", {**CJ, "instance": "10.1.0.5:8080", "outcome": "backoff"},
+                "0+1x40"),
+        *[_series("lbctl_sync_errors_total", {**CJ, "instance": "10.1.0.5:8080",
+                                              "reason": reason}, "0+1x40")
+          for reason in ("done", "PermanentError", "RetryAfter", "api_409", "api_404")],
+        _series("lbctl_services_without_address", {**CJ, "instance": "10.1.0.5:8080"},
+                "0x40"),
+        _series("lbctl_config_last_reload_successful", {**CJ, "instance": "10.1.0.5:8080"},
+                "1x40"),
+        _series("up", {**BJ, "instance": NODE}, "1x40"),
+        *[_series("lbctl_balancer_target_up", {**BJ, "instance": NODE, "balancer": "web",
+                                               "protocol": "TCP", "port": "80",
+                                               "target": target}, up)
+          for target, up in (("10.0.1.1:30080", "1x40"), ("10.0.1.2:30080", "0x40"))],
+        _series("lbctl_balancer_degraded", {**BJ, "instance": NODE}, "0x40"),
+        _series("lbctl_l2_conflicted_vips", {**BJ, "instance": NODE}, "0x40"),
+        _series("lbctl_balancer_worker_restarts_total", {**BJ, "instance": NODE}, "1x40"),
+        _series("lbctl_balancer_api_refused_connections_total", {**BJ, "instance": NODE},
+                "3x40"),
+    ]
+
+
+def _firing_cases() -> list[dict[str, Any]]:
+    """One promtool test group per alert: the series that should fire it, and when."""
+    a, b = {**CJ, "instance": "10.1.0.5:8080"}, {**CJ, "instance": "10.1.0.6:8080"}
+    node = {**BJ, "instance": NODE}
+    listener = {**node, "balancer": "web", "protocol": "TCP", "port": "80"}
+    cases: list[tuple[str, list[dict[str, str]], list[dict[str, Any]]]] = [
+        ("LbctlControllerDown", [_series("up", a, "0x40")],
+         _fires("LbctlControllerDown", "4m", "6m", CJ, "critical")),
+        ("LbctlControllerDown", [_series("lbctl_leader", {"job": "elsewhere"}, "1x40")],
+         _fires("LbctlControllerDown", "4m", "6m", CJ, "critical")),  # never scraped at all
+        ("LbctlNoLeader", [_series("lbctl_leader", a, "0x40"),
+                           _series("lbctl_leader", b, "0x40")],
+         _fires("LbctlNoLeader", "4m", "6m", CJ, "critical")),
+        ("LbctlMultipleLeaders", [_series("lbctl_leader", a, "1x40"),
+                                  _series("lbctl_leader", b, "1x40")],
+         _fires("LbctlMultipleLeaders", "4m", "6m", CJ, "warning")),
+        ("LbctlSyncErrors", [_series("lbctl_sync_errors_total", {**a, "reason": "backoff"},
+                                     "0+1x40")],
+         _fires("LbctlSyncErrors", "10m", "20m", {**CJ, "reason": "backoff"}, "warning")),
+        ("LbctlSyncErrors", [_series("lbctl_sync_errors_total", {**a, "reason": "api_500"},
+                                     "0+1x40")],
+         _fires("LbctlSyncErrors", "10m", "20m", {**CJ, "reason": "api_500"}, "warning")),
+        ("LbctlSyncsMostlyFailing",
+         [_series("lbctl_syncs_total", {**a, "outcome": "backoff"}, "0+3x40"),
+          _series("lbctl_syncs_total", {**a, "outcome": "done"}, "0+1x40")],
+         _fires("LbctlSyncsMostlyFailing", "10m", "20m", CJ, "critical")),
+        ("LbctlServicesWithoutAddress",
+         [_series("lbctl_services_without_address", a, "2x40"),
+          _series("lbctl_services_without_address", b, "2x40")],
+         _fires("LbctlServicesWithoutAddress", "10m", "20m", CJ, "warning")),
+        ("LbctlConfigReloadRefused",
+         [_series("lbctl_config_last_reload_successful", a, "1x40"),
+          _series("lbctl_config_last_reload_successful", b, "0x40")],
+         _fires("LbctlConfigReloadRefused", "4m", "6m", CJ, "warning")),
+        ("LbctlBalancersAllDown", [_series("up", node, "0x40")],
+         _fires("LbctlBalancersAllDown", "4m", "6m", BJ, "critical")),
+        ("LbctlBalancerDown", [_series("up", node, "0x40"),
+                               _series("up", {**BJ, "instance": "10.0.0.12:9450"}, "1x40")],
+         _fires("LbctlBalancerDown", "4m", "6m", node, "warning")),
+        ("LbctlBalancerNoHealthyTarget",
+         [_series("lbctl_balancer_target_up", {**listener, "target": "10.0.1.1:30080"},
+                  "1 0x40"),
+          _series("lbctl_balancer_target_up", {**listener, "target": "10.0.1.2:30080"},
+                  "0x40")],
+         _fires("LbctlBalancerNoHealthyTarget", "5m", "7m", listener, "critical")),
+        ("LbctlBalancerDegraded", [_series("lbctl_balancer_degraded", node, "1x40")],
+         _fires("LbctlBalancerDegraded", "9m", "11m", node, "warning")),
+        ("LbctlL2Conflict", [_series("lbctl_l2_conflicted_vips", node, "1x40")],
+         _fires("LbctlL2Conflict", "0m", "2m", node, "critical")),
+        ("LbctlBalancerWorkersRestarting",
+         [_series("lbctl_balancer_worker_restarts_total", node, "0+1x40")],
+         _fires("LbctlBalancerWorkersRestarting", "2m", "15m", node, "warning")),
+        ("LbctlBalancerApiRefusing",
+         [_series("lbctl_balancer_api_refused_connections_total", node, "0+1x40")],
+         _fires("LbctlBalancerApiRefusing", "5m", "15m", node, "warning")),
+    ]
+    return [{"name": alert, "interval": "1m", "input_series": series,
+             "alert_rule_test": tests} for alert, series, tests in cases]
+
+
+def test_every_alert_fires_when_it_should_and_not_when_healthy(
+        promtool: Path, everything: Manifests, tmp_path: Path) -> None:
+    """promtool's rule unit tests on synthetic series: each alert fires once its condition has
+    held for its `for`, with the labels routing needs, and none fires on a healthy set of
+    series that includes the errors no operator can act on."""
+    alerts = _alerts(everything)
+    firing = _firing_cases()
+    assert {g["name"] for g in firing} == set(alerts), "an alert without a test, or the reverse"
+    healthy = {"name": "healthy", "interval": "1m", "input_series": _healthy(),
+               "alert_rule_test": [{"eval_time": "30m", "alertname": name, "exp_alerts": []}
+                                   for name in alerts]}
+    rules = _rules_file(everything, tmp_path / "rules.yaml", annotations=False)
+    spec = tmp_path / "tests.yaml"
+    spec.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m",
+                                    "tests": [healthy, *firing]}, sort_keys=False))
+    done = subprocess.run([str(promtool), "test", "rules", str(spec)], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
 
 
 # -- the expressions ------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 metrics.prometheusRule.disabledAlerts and adding alertLabels). Every expression names only
 series lbctl exports (lbctl/controller/metrics.py, lbctl/balancer/metrics.py) or Prometheus's
 own `up`: tests/deploy/test_observability.py parses each one and checks its names against a
-running controller's and daemon's /metrics. Every alert says what to check, in its description.
+running controller's and daemon's /metrics, and runs promtool's rule unit tests (each alert
+fires when it should, none on healthy series). Every alert says what to check, in its
+description.
 BGP has no alert: the daemon exports no BGP metric yet. */}}
 {{- define "lbctl.alertGroups" -}}
 {{- $c := include "lbctl.monitoring.controllerSelector" . }}
@@ -13,7 +15,7 @@ BGP has no alert: the daemon exports no BGP metric yet. */}}
 - name: lbctl-controller
   rules:
     - alert: LbctlControllerDown
-      expr: absent(up{ {{- $c -}} } == 1)
+      expr: sum by (job, namespace) (up{ {{- $c -}} }) == 0 or absent(up{ {{- $c -}} })
       for: 5m
       labels:
         severity: critical
@@ -23,7 +25,7 @@ BGP has no alert: the daemon exports no BGP metric yet. */}}
           Prometheus has scraped no healthy lbctl controller replica in {{ $ns }} for 5 minutes: no LoadBalancer Service gets an address, an update or a cleanup.
           What to check: `kubectl -n {{ $ns }} get deployment,pods -l app.kubernetes.io/name={{ include "lbctl.name" . }},app.kubernetes.io/instance={{ .Release.Name }}` (CrashLoopBackOff, Pending, ImagePullBackOff); `kubectl -n {{ $ns }} logs deployment/{{ $deploy }}` (a config refused at start, the API server unreachable, provider credentials missing); if the pods run, the target's error on Prometheus's Targets page (ServiceMonitor labels, the metrics Service).
     - alert: LbctlNoLeader
-      expr: sum(lbctl_leader{ {{- $c -}} }) < 1
+      expr: sum by (job, namespace) (lbctl_leader{ {{- $c -}} }) < 1
       for: 5m
       labels:
         severity: critical
@@ -33,7 +35,7 @@ BGP has no alert: the daemon exports no BGP metric yet. */}}
           Controller replicas are up but none has held the Lease lbctl-controller for 5 minutes: no Service is reconciled.
           What to check: `kubectl -n {{ $ns }} get lease lbctl-controller -o yaml` (holderIdentity, renewTime); the replicas' logs for leader election errors (RBAC on coordination.k8s.io leases, API server timeouts); that leaderElection.enabled matches the deployment.
     - alert: LbctlMultipleLeaders
-      expr: sum(lbctl_leader{ {{- $c -}} }) > 1
+      expr: sum by (job, namespace) (lbctl_leader{ {{- $c -}} }) > 1
       for: 5m
       labels:
         severity: warning
@@ -86,7 +88,7 @@ BGP has no alert: the daemon exports no BGP metric yet. */}}
 - name: lbctl-balancer
   rules:
     - alert: LbctlBalancersAllDown
-      expr: absent(up{ {{- $b -}} } == 1)
+      expr: sum by (job, namespace) (up{ {{- $b -}} }) == 0 or absent(up{ {{- $b -}} })
       for: 5m
       labels:
         severity: critical
