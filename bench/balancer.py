@@ -134,6 +134,10 @@ answering from every node).
 
 `--quick` is a smoke run: 3 s loads, 1 round, 4 s ejection window. Needs root, iproute2,
 nginx, haproxy, iperf3 and wrk. Traffic never leaves the lbb-* namespaces.
+
+The node hop that the `baremetal` provider's endpoints target mode skips (VIP -> pod against
+VIP -> node:nodePort -> kube-proxy's DNAT -> pod, one daemon, side by side) has a benchmark of
+its own with pods behind the nodes: bench/balancer_hop.py.
 """
 
 from __future__ import annotations

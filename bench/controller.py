@@ -7,15 +7,21 @@
 2. Node sync: 300 provisioned Services, one Node added: provider calls, API writes and time
    until every balancer has the new backend (debounced, one ensure per Service).
 3. Memory: 10,000 LoadBalancer Services (`allocateLoadBalancerNodePorts: false`, ~2.6 KB each
-   with a last-applied annotation) and 2,000 Nodes (~8.6 KB each) in the sandbox; the RSS of a
-   process running only lbctl's two informers (slim records, lists in pages of 500), next to
-   processes holding the same objects as plain dicts and as official client models.
+   with a last-applied annotation), 2,000 Nodes (~8.6 KB each) and an EndpointSlice per Service
+   (3 endpoints, ~1.5 KB) in the sandbox; the RSS of a process running only lbctl's two
+   informers (slim records, lists in pages of 500), next to processes holding the same objects
+   as plain dicts and as official client models; then the whole Controller (standing by, not
+   leading: its informers, caches and objects, no syncs) with the endpoints target mode unused
+   (a provider without it: the EndpointSlice informer never starts, the slices in the cluster
+   cost nothing) and used (a provider with it: every Service lacks nodePorts, so the first one
+   starts the informer, which caches every slice).
 
 The sandbox runs as a process of its own (no workloads, no traffic), the controller in this
 process with the recording fake provider; every RSS is measured from outside with psutil.
 
     .venv/bin/python bench/controller.py [--services 500] [--node-services 300]
-        [--rss-services 10000] [--rss-nodes 2000] [--skip provisioning,nodes,memory]
+        [--rss-services 10000] [--rss-nodes 2000] [--rss-slices N (default: one per Service)]
+        [--skip provisioning,nodes,memory]
 """
 
 from __future__ import annotations
@@ -418,11 +424,71 @@ def big_node(i: int) -> tuple[str, dict[str, Any]]:
     return "/api/v1/nodes", body
 
 
+def big_slice(i: int) -> tuple[str, dict[str, Any]]:
+    """~1.5 KB as stored: svc-<i>'s EndpointSlice as the EndpointSlice controller writes it,
+    three ready pods on three nodes, two ports."""
+    name = f"svc-{i:05d}"
+    endpoints = [{"addresses": [f"10.{100 + k}.{i // 250 % 250}.{i % 250}"],
+                  "conditions": {"ready": True, "serving": True, "terminating": False},
+                  "nodeName": f"node-{(i * 3 + k) % 2000:05d}",
+                  "zone": f"region-1{'abc'[k]}",
+                  "targetRef": {"kind": "Pod", "namespace": NAMESPACE,
+                                "name": f"{name}-7c9f8d6b5-{k:05d}",
+                                "uid": f"{i:08x}-0000-4000-8000-{k:012x}"}}
+                 for k in range(3)]
+    body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-abcde", "namespace": NAMESPACE,
+                         "labels": {"kubernetes.io/service-name": name,
+                                    "endpointslice.kubernetes.io/managed-by":
+                                        "endpointslice-controller.k8s.io",
+                                    "app.kubernetes.io/name": name, "tier": "frontend"},
+                         "annotations": {"endpoints.kubernetes.io/last-change-trigger-time":
+                                         "2026-01-01T00:00:00Z"}},
+            "addressType": "IPv4", "endpoints": endpoints,
+            "ports": [{"name": "http", "protocol": "TCP", "port": 8080},
+                      {"name": "https", "protocol": "TCP", "port": 8443}]}
+    return f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices", body
+
+
+class _Quiet:
+    """Writes and events of a controller that never leads (none are made)."""
+
+    def set_finalizer(self, *_: Any) -> None: ...
+    def patch_status(self, *_: Any) -> None: ...
+    def event(self, *_: Any) -> None: ...
+
+
+def hold_controller(kubeconfig: str, endpoints: bool) -> tuple[Any, tuple[int, int, int]]:
+    """The Controller, synced and standing by, its provider with or without the endpoints
+    target mode. Answers it and (Services, Nodes, EndpointSlices) cached."""
+    from lbctl.controller.config import parse_config
+    from lbctl.controller.controller import Controller
+    from lbctl.controller.metrics import Metrics
+    from lbctl.kube import Kube
+    from providers.fake import FakeProvider
+    from providers.interface import Capabilities
+
+    modes = frozenset({"nodePort", "endpoints"} if endpoints else {"nodePort"})
+    fake = FakeProvider(capabilities=Capabilities(target_modes=modes))
+    config = parse_config("provider: fake\n")
+    kube = Kube.connect(kubeconfig, qps=config.controller.qps, burst=config.controller.burst)
+    controller = Controller(kube, lambda: config, lambda _cache: fake, _Quiet(), _Quiet(),
+                            Metrics())
+    controller.start(600)
+    slices = controller.slices.informer
+    if endpoints and (slices is None or not slices.wait_for_sync(600)):
+        raise RuntimeError("the EndpointSlice informer did not start or sync")
+    return controller, (len(controller.services), len(controller.nodes), len(controller.slices))
+
+
 def hold(kind: str, kubeconfig: str) -> None:
     """Child mode: import what `kind` needs, report, load everything that way, report, wait."""
     held: Any
     if kind == "models":
         from kubernetes import client, config
+    elif kind.startswith("controller"):
+        import lbctl.controller.controller  # noqa: F401  (imported before the baseline,
+        import providers.fake  # noqa: F401  like the other kinds' imports)
     else:
         from lbctl.controller.records import node_view, service_view
         from lbctl.kube import NODES, SERVICES, Informer, Kube
@@ -430,7 +496,12 @@ def hold(kind: str, kubeconfig: str) -> None:
     print("imported", flush=True)  # the parent measures the baseline now
     sys.stdin.readline()
     t0 = time.perf_counter()
-    if kind.startswith("informers"):
+    cached_slices = 0
+    if kind.startswith("controller"):
+        held, (n_svc, n_node, cached_slices) = hold_controller(kubeconfig,
+                                                                 kind == "controller-endpoints")
+        counts = (n_svc, n_node)
+    elif kind.startswith("informers"):
         page = int(kind.partition("-")[2] or 500)
         kube = Kube.connect(kubeconfig, qps=20, burst=40)  # lbctl's default limits
         services = Informer(kube, SERVICES, service_view, name="services", page_size=page)
@@ -456,7 +527,7 @@ def hold(kind: str, kubeconfig: str) -> None:
         counts = (len(svcs), len(nodes_))
     elapsed = time.perf_counter() - t0
     gc.collect()
-    print(f"loaded {counts[0]} {counts[1]} {elapsed:.2f}", flush=True)
+    print(f"loaded {counts[0]} {counts[1]} {elapsed:.2f} {cached_slices}", flush=True)
     sys.stdin.readline()
     del held
 
@@ -485,16 +556,21 @@ def measure(kind: str, kubeconfig: str) -> dict[str, float]:
         if proc.poll() is None:
             proc.kill()
     return {"base": base, "rss": rss, "services": float(line[1]), "nodes": float(line[2]),
-            "seconds": float(line[3])}
+            "seconds": float(line[3]), "slices": float(line[4])}
 
 
-def memory(services: int, nodes: int) -> dict[str, Any]:
+MEMORY_KINDS = ("informers", "informers-100", "dicts", "models", "controller",
+                "controller-endpoints")
+
+
+def memory(services: int, nodes: int, slices: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with SandboxProcess() as box:
         namespace(box)
         t0 = time.monotonic()
         post_all(box, (big_service(i) for i in range(services)), 16)
         post_all(box, (big_node(i) for i in range(nodes)), 16)
+        post_all(box, (big_slice(i) for i in range(slices)), 16)
         out["fill_seconds"] = time.monotonic() - t0
         from lbctl.kube import NODES, SERVICES, Kube
 
@@ -504,7 +580,8 @@ def memory(services: int, nodes: int) -> dict[str, Any]:
         kube.close()
         out["svc_bytes"] = len(orjson.dumps(one_svc))
         out["node_bytes"] = len(orjson.dumps(one_node))
-        for kind in ("informers", "informers-100", "dicts", "models"):
+        out["slice_bytes"] = len(orjson.dumps(big_slice(1)[1]))
+        for kind in MEMORY_KINDS:
             out[kind] = measure(kind, box.kubeconfig)
     return out
 
@@ -517,6 +594,8 @@ def main() -> None:
     parser.add_argument("--node-services", type=int, default=300)
     parser.add_argument("--rss-services", type=int, default=10_000)
     parser.add_argument("--rss-nodes", type=int, default=2_000)
+    parser.add_argument("--rss-slices", type=int, default=None,
+                        help="EndpointSlices in the memory run (default: one per Service)")
     parser.add_argument("--skip", default="", help="comma-separated: provisioning,nodes,memory")
     parser.add_argument("--serve-sandbox", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--hold", nargs=2, metavar=("KIND", "KUBECONFIG"),
@@ -579,23 +658,40 @@ def main() -> None:
             print(f"  upstream (serial UpdateLoadBalancer): {args.node_services} calls, "
                   f">= {args.node_services * args.latency:.0f} s", flush=True)
     if "memory" not in skip:
-        m = memory(args.rss_services, args.rss_nodes)
+        slices = args.rss_services if args.rss_slices is None else args.rss_slices
+        m = memory(args.rss_services, args.rss_nodes, slices)
         print(f"\n3. memory with {args.rss_services} LoadBalancer Services "
-              f"(~{m['svc_bytes'] / 1024:.1f} KB each as JSON) and {args.rss_nodes} Nodes "
-              f"(~{m['node_bytes'] / 1024:.1f} KB each); sandbox filled in "
+              f"(~{m['svc_bytes'] / 1024:.1f} KB each as JSON), {args.rss_nodes} Nodes "
+              f"(~{m['node_bytes'] / 1024:.1f} KB each) and {slices} EndpointSlices "
+              f"(~{m['slice_bytes'] / 1024:.1f} KB each); sandbox filled in "
               f"{m['fill_seconds']:.0f} s")
         print(f"  {'cache holds':44} {'RSS MiB':>8} {'imports':>8} {'cache':>7} {'load s':>7} "
               f"{'objects':>12}")
         for kind, label in (("informers", "lbctl informers: slim records, pages of 500"),
                             ("informers-100", "the same, pages of 100"),
                             ("dicts", "plain dicts (one list call each)"),
-                            ("models", "official client models (list_*)")):
+                            ("models", "official client models (list_*)"),
+                            ("controller", "Controller, endpoints mode unused"),
+                            ("controller-endpoints", "Controller, endpoints mode used")):
             r = m[kind]
+            objects = f"{r['services']:6.0f}+{r['nodes']:<5.0f}" + (
+                f"+{r['slices']:.0f} slices" if r["slices"] else "")
             print(f"  {label:44} {r['rss']:8.1f} {r['base']:8.1f} {r['rss'] - r['base']:7.1f} "
-                  f"{r['seconds']:7.2f} {r['services']:6.0f}+{r['nodes']:<5.0f}")
+                  f"{r['seconds']:7.2f} {objects}")
+        unused, used = m["controller"], m["controller-endpoints"]
+        complete = (used["slices"] == slices and unused["slices"] == 0
+                    and min(unused["services"], used["services"]) >= args.rss_services)
+        if complete:
+            print(f"  the EndpointSlice informer when used: +{used['rss'] - unused['rss']:.1f} "
+                  f"MiB for {slices} slices ({3 * slices} endpoints), "
+                  f"{(used['rss'] - unused['rss']) * 2**20 / max(slices, 1):.0f} B a slice")
+        else:
+            print("  the EndpointSlice informer's cost: NOT MEASURED (a run did not cache "
+                  "every object)")
         print("  RSS measured from outside after the load and a gc; imports: the same process "
-              "before\n  loading (lbctl.kube imports the official client). Goal for the "
-              "informers <= 120 MB;\n  reference: client models ~311 MB", flush=True)
+              "before\n  loading (lbctl.kube imports the official client). Goal (P4) for the "
+              "informers and the\n  Controller with the endpoints mode unused <= 120 MiB; "
+              "reference: client models ~311 MB", flush=True)
     print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
 
 

@@ -62,9 +62,10 @@ class Cache:
         return self._nodes.items()
 
     def endpoint_slices(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
-        """The Service's EndpointSlices; None until they are cached (asking starts that)."""
+        """The Service's EndpointSlices; None until they are cached (asking starts that).
+        A cache built without slices knows none."""
         if self._slices is None:
-            return None
+            return []
         return self._slices.for_service(namespace, name)
 
 
