@@ -88,8 +88,16 @@ def lb_change(want: Desired) -> Change:
     return change
 
 
-def lb_removal(balancer: str, cluster: str) -> Change:
+def lb_removal(balancer: str, cluster: str, public_ips: set[str] | None = None) -> Change:
+    """`balancer`'s parts out of the LB; the public IPs its frontends referenced are added to
+    `public_ips` (what a delete releases next, without reading the LB again)."""
     def change(body: Body | None) -> Body | None:
+        if public_ips is not None:
+            for frontend in ((body or {}).get("properties") or {}).get(
+                    "frontendIPConfigurations", []):
+                pip = ((frontend.get("properties") or {}).get("publicIPAddress") or {}).get("id")
+                if pip and names.is_frontend_of(balancer, str(frontend.get("name", ""))):
+                    public_ips.add(str(pip))
         return remove(body, balancer, cluster)
     return change
 

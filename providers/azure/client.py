@@ -24,6 +24,7 @@ The SDK is imported in the constructor: importing the provider costs nothing.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -91,7 +92,8 @@ class ArmClient:
         self._crash_after = os.environ.get(CRASH_ENV, "")
         kwargs: dict[str, Any] = {"retry_policy": RetryPolicy(retry_total=0),
                                   "polling_interval": polling_interval,
-                                  "raw_request_hook": self._on_request}
+                                  "raw_request_hook": self._on_request,
+                                  "transport": _transport()}
         if settings.endpoint:
             credential, kwargs["authentication_policy"] = _emulator_auth(settings.endpoint)
             kwargs["base_url"] = settings.endpoint
@@ -218,6 +220,27 @@ class ArmClient:
 
     def close(self) -> None:
         self.sdk.close()
+
+
+POOL_SIZE = 65
+"""Connections kept to ARM: one per controller worker (at most 64) and a spare; requests'
+default of 10 discards the rest after each call ("Connection pool is full"), a new TLS
+handshake per request under load."""
+
+
+def _transport() -> Any:
+    """azure-core's requests transport on a session sized for the workers (retries stay off,
+    as in azure-core's own session: tenacity decides)."""
+    from azure.core.pipeline.transport import RequestsTransport  # noqa: PLC0415
+    requests: Any = importlib.import_module("requests")
+    retry: Any = importlib.import_module("urllib3.util.retry")
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(
+        pool_maxsize=POOL_SIZE, max_retries=retry.Retry(total=False, redirect=False,
+                                                         raise_on_status=False))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(session=session, session_owner=True)
 
 
 def _emulator_auth(endpoint: str) -> tuple[Any, Any]:

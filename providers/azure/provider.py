@@ -169,7 +169,7 @@ class AzureProvider:
             raise PermanentError("spec", "ARM gave the frontend no IP address")
         self.nsg().submit(b, nsg_change(want, self.cluster_name, ip))
         if moved and not want.public_ip_ours:  # ours, from before, is unused now
-            pips.release(b, self.settings.resource_group)
+            pips.release(b, self.settings.resource_group, strict=True)
         self._shapes[b] = shape
         return ip, want
 
@@ -220,20 +220,18 @@ class AzureProvider:
             self._shapes.pop(ref.name, None)
             self._applied.pop(ref.name, None)
             try:
-                # the public IP's resource group (azure-load-balancer-resource-group may have
-                # put ours elsewhere) is read from the frontend before the frontend goes
-                groups = {self.settings.resource_group}
-                found = self._frontend_of(ref)
-                pip_id = str(((found[1].get("properties") or {}).get("publicIPAddress") or {})
-                             .get("id", "")) if found else ""
-                if pip_id.count("/") >= 4:
-                    groups.add(pip_id.split("/")[4])
                 self.nsg().submit(ref.name, nsg_removal(self.cluster_name, ref.name))
+                # the public IP's resource group (azure-load-balancer-resource-group may have
+                # put ours elsewhere) is read from the frontend as it goes
+                referenced: set[str] = set()
                 for internal in (False, True):
-                    self.lb(internal).submit(ref.name, lb_removal(ref.name, self.cluster_name))
+                    self.lb(internal).submit(ref.name, lb_removal(ref.name, self.cluster_name,
+                                                                  referenced))
+                groups = {self.settings.resource_group}
+                groups |= {pip.split("/")[4] for pip in referenced if pip.count("/") >= 4}
                 pips = PublicIps(self.arm, self.settings, self.cluster_name)
                 for group in sorted(groups):
-                    pips.release(ref.name, group)
+                    pips.release(ref.name, group, strict=True)
             except Exception as exc:
                 raise map_error(exc) from exc
 

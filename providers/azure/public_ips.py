@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 import providers.azure.annotations as a
-from providers.errors import PermanentError
+from providers.errors import PermanentError, TransientError
 
 from . import names
 from .client import ArmClient
@@ -87,16 +87,23 @@ class PublicIps:
         address = (found.get("properties") or {}).get("ipAddress")
         return str(address) if address else None
 
-    def release(self, balancer: str, group: str, keep: str | None = None) -> bool:
+    def release(self, balancer: str, group: str, keep: str | None = None,
+                strict: bool = False) -> bool:
         """Delete our public IP of `balancer` (unless it is `keep`, the one in use) once no
-        frontend uses it; answers whether one was deleted."""
+        frontend uses it; answers whether one was deleted. `strict` (a delete): one still in
+        use is a TransientError, so the Service keeps its finalizer and the delete is tried
+        again, instead of leaving the IP behind."""
         name = names.public_ip(balancer)
         if name == keep:
             return False
         found = self.arm.get("publicIPAddresses", group, name)
         if found is None or not names.is_owned(found.get("tags"), self.cluster, balancer):
             return False
-        if (found.get("properties") or {}).get("ipConfiguration"):
+        user = ((found.get("properties") or {}).get("ipConfiguration") or {}).get("id")
+        if user:
+            if strict:
+                raise TransientError(f"public IP {name} is still used by {user}: deleting it "
+                                     "once that is gone")
             log.info("public IP %s is still in use: kept for now", name)
             return False
         self.arm.delete("publicIPAddresses", group, name)
