@@ -202,11 +202,13 @@ class Chain:
 
 def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
                  chain: Chain | None, timeout: float = 45.0) -> dict[str, list[str]]:
-    """create -> update -> nodes -> delete, each phase to convergence; answers the writes by phase.
+    """create -> update -> nodes -> delete, each phase to convergence; answers the writes by
+    phase.
     With a chain, the controller runs armed with its next kill point; each death is checked
     (SIGKILL, right after the armed call) and followed by a restart armed with the next."""
     made: dict[str, list[str]] = {}
     ctl.start(chain.armed if chain else None)
+    armed_at = len(emu.calls())
     started = time.monotonic()
     for phase in PHASES:
         mark = len(emu.calls())
@@ -214,7 +216,13 @@ def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
         deadline = time.monotonic() + timeout
         restarted = False
         while True:
+            # GCE first, then whether the armed call was made: a phase that looks done the
+            # moment the call landed must not end before the process it kills is seen dying
+            left = scenario.check(phase)
             code = ctl.returncode()
+            fired = bool(ctl.crash) and ctl.crash in writes(emu, armed_at)
+            if fired and code is None:
+                code = ctl.wait(15)  # the hook kills right after the call: moments away
             if code is not None:
                 assert chain is not None and ctl.crash, (
                     f"the controller exited ({code}) unasked:\n{ctl.log_tail()}")
@@ -226,8 +234,9 @@ def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
                                              time.monotonic() - started))
                 chain.pending.pop(0)
                 ctl.start(chain.armed)
+                armed_at = len(emu.calls())
                 restarted = True
-            left = scenario.check(phase)
+                continue
             if restarted and not left and ctl.done_syncs() < 1:
                 left = ["the restarted controller has not finished a sync"]
             if not left:
