@@ -37,25 +37,23 @@ phases.
    goal 0 writes.
 5. Delete of all 300: wall time until nothing of lbctl's is left in ARM, writes in all.
 
-Rate limits: `--rates` (azure.rateLimits read, write, operations) default to ARM's own budget
-for one principal (the token-bucket refill rates Azure documents per subscription: reads
-25/s, writes and deletes 10/s), with operation polls, which ARM counts as reads, given 10 of
-the 25. lbctl's defaults (10, 2, 10) are stricter: at 2 writes/s the 200 public IPs alone take
-100 s. The emulator throttles nothing itself. Under this budget the 200 Services' wall time is
-bound by the reads and polls, not by the LB writes: every write is polled right away
-(azure-core's poller) and again a second later, and a PUT ends with the SDK's GET of the
-resource, so each Service's public IP costs about 2 reads and 2 polls.
+Rate limits: `--rates` (azure.rateLimits read, write, operations) default to lbctl's defaults
+(`providers.azure.settings.DEFAULT_RATE_LIMITS`: under ARM's documented token buckets of 25
+reads and 10 writes a second per principal, polls counted as reads). The emulator throttles
+nothing itself. Under this budget the 200 Services' wall time is bound by the reads and polls,
+not by the LB writes: a PUT ends with the SDK's GET of the resource, so each Service's public
+IP costs about 2 reads and a poll.
 
-Workers: `--workers` (controller.workers, 64 by default, the most allowed): a Service holds its
-worker through its public IP, LB and NSG writes, so the Services in flight (and hence a batch's
-size) are at most the workers.
+Workers: `--workers` (controller.workers, by default 32 as `values-azure.yaml` sets it): a
+Service holds its worker through its public IP, LB and NSG writes, so the Services in flight
+(and hence a batch's size) are at most the workers.
 
 Every wait is bounded by its own cap and by the run's `--budget` (240 s); a phase that did not
 complete says so, judges nothing and prints no ratio, and the phases after it are skipped. One
 run takes about 3 minutes on a 2-vCPU machine.
 
-    .venv/bin/python bench/azure.py [--services 200] [--more 100] [--workers 64]
-        [--rates 15,10,10] [--operation-delay 1.0] [--sample 8] [--budget 240]
+    .venv/bin/python bench/azure.py [--services 200] [--more 100] [--workers 32]
+        [--rates 12,8,10] [--operation-delay 1.0] [--sample 8] [--budget 240]
         [--skip upstream,node]
 """
 
@@ -99,7 +97,7 @@ from providers.azure.annotations import parse_annotations  # noqa: E402
 from providers.azure.changes import READ_ONLY, lb_change  # noqa: E402
 from providers.azure.desired import desired  # noqa: E402
 from providers.azure.provider import AzureProvider  # noqa: E402
-from providers.azure.settings import AzureSettings  # noqa: E402
+from providers.azure.settings import DEFAULT_RATE_LIMITS, AzureSettings  # noqa: E402
 from providers.spec import (  # noqa: E402
     BalancerRef,
     HealthCheck,
@@ -586,9 +584,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--more", type=int, default=100,
                         help="Services added before the node change (300 in all by default)")
-    parser.add_argument("--workers", type=int, default=64)
-    parser.add_argument("--rates", default="15,10,10",
-                        help="azure.rateLimits read,write,operations (lbctl's defaults: 10,2,10)")
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--rates", default=",".join(
+        f"{DEFAULT_RATE_LIMITS[f]:g}" for f in ("read", "write", "operations")),
+                        help="azure.rateLimits read,write,operations (lbctl's defaults)")
     parser.add_argument("--operation-delay", type=float, default=1.0,
                         help="seconds an ARM write's operation stays InProgress")
     parser.add_argument("--sample", type=int, default=8,
