@@ -25,10 +25,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from providers.errors import TransientError
+
 from ..kube import ENDPOINTSLICES, Handlers, Informer, Kube
 from .records import SERVICE_NAME_LABEL, EndpointSliceView, endpoint_slice_view
 
 log = logging.getLogger("lbctl.controller.slice_cache")
+PATIENCE_SECONDS = 30.0
+"""How long a sync waits quietly for the first list of EndpointSlices; after that it fails
+loudly (a Warning on the Service), since a list this slow is a refusal (RBAC) or an outage."""
 
 
 class SliceCache:
@@ -62,12 +67,19 @@ class SliceCache:
 
     def for_service(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
         """The Service's slices, or None until the informer has listed them all (starting
-        it when it was not running: whoever asks needs it)."""
+        it when it was not running: whoever asks needs it); TransientError once that has
+        taken longer than `PATIENCE_SECONDS`."""
         informer = self._informer
         if informer is None:
             self.want()
             return None
         if not informer.has_synced():
+            waited = time.monotonic() - (self.started_at or time.monotonic())
+            if waited > PATIENCE_SECONDS:
+                raise TransientError(
+                    f"EndpointSlices still not listed after {waited:.0f} s: the endpoints "
+                    "target mode needs list and watch on endpointslices.discovery.k8s.io "
+                    "(see the controller's log)")
             return None
         with self._lock:
             return list(self._by_service.get(f"{namespace}/{name}", {}).values())

@@ -1,0 +1,102 @@
+"""The lazily started EndpointSlice cache over a stand-in API: nothing is listed before
+`want()`, slices are indexed by their Service (relabelled ones move), every change names its
+Service, and a list that never succeeds turns into a loud error after the patience."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lbctl.controller import slice_cache
+from lbctl.controller.slice_cache import SliceCache
+from lbctl.kube import ApiError, Kube
+from providers.errors import TransientError
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.unit
+
+
+def _slice(name: str, service: str, *ips: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": "7",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "ports": [{"name": "", "port": 8080}],
+            "endpoints": [{"addresses": [ip]} for ip in ips]}
+
+
+class _Watch:
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        yield from self.events
+        self.events = []
+        self.closed.wait(5)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class _Kube:
+    """Answers one list page and one watch with the given events; or refuses everything."""
+
+    def __init__(self, items: list[dict[str, Any]], events: list[dict[str, Any]],
+                 refuse: bool = False) -> None:
+        self.items, self.events, self.refuse = items, events, refuse
+        self.selectors: list[str] = []
+
+    def list_page(self, _resource: Any, **kw: Any) -> dict[str, Any]:
+        self.selectors.append(kw["label_selector"])
+        if self.refuse:
+            raise ApiError(403, "Forbidden", "endpointslices is forbidden")
+        return {"items": self.items, "metadata": {"resourceVersion": "7"}}
+
+    def watch(self, _resource: Any, _rv: str, **_kw: Any) -> _Watch:
+        watch = _Watch(self.events)
+        self.events = []
+        return watch
+
+
+def _cache(kube: _Kube, changed: list[str]) -> SliceCache:
+    fake: Any = kube
+    real: Kube = fake
+    return SliceCache(real, changed.append)
+
+
+def test_indexed_by_service_and_every_change_names_it() -> None:
+    kube = _Kube([_slice("a-1", "a", "10.0.0.1"), _slice("a-2", "a", "10.0.0.2"),
+                  _slice("b-1", "b", "10.0.0.3")],
+                 [{"type": "MODIFIED", "object": _slice("b-1", "a", "10.0.0.3")},
+                  {"type": "DELETED", "object": _slice("a-2", "a", "10.0.0.2")}])
+    changed: list[str] = []
+    cache = _cache(kube, changed)
+    assert cache.informer is None and kube.selectors == [] and cache.synced()
+    assert cache.for_service("ns", "a") is None  # asking starts it
+    try:
+        wait_for(lambda: cache.informer is not None and cache.informer.has_synced(), 5,
+                 "the first list")
+        wait_for(lambda: sorted(s.name for s in cache.for_service("ns", "a") or []) == [
+            "a-1", "b-1"], 5, "b-1 relabelled to a, a-2 deleted")
+        assert cache.for_service("ns", "b") == []
+        assert kube.selectors == ["kubernetes.io/service-name"]
+        assert changed == ["ns/a", "ns/a", "ns/b", "ns/b", "ns/a", "ns/a"]
+        cache.want()  # once started, stays the one informer
+        assert len(kube.selectors) == 1
+    finally:
+        cache.stop()
+
+
+def test_a_list_that_never_succeeds_fails_loudly_after_the_patience(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = _cache(_Kube([], [], refuse=True), [])
+    cache.want()
+    try:
+        assert cache.for_service("ns", "a") is None and not cache.synced()
+        monkeypatch.setattr(slice_cache, "PATIENCE_SECONDS", 0.0)
+        with pytest.raises(TransientError, match=r"endpointslices\.discovery\.k8s\.io"):
+            cache.for_service("ns", "a")
+    finally:
+        cache.stop()
