@@ -479,7 +479,7 @@ class Env:
                 svc = self.read(name)
                 want = want_for(svc, self.user_pips.get(name))
                 if not want.ip:
-                    waiting += [f"{name}: no status IP yet", *not_ensured(svc)]
+                    waiting.append(f"{name}: no status IP yet")
                 waiting += [f"{name}: {p}" for p in not_ensured(svc)]
                 wants.append(want)
             if waiting:

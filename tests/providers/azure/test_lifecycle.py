@@ -617,6 +617,8 @@ def test_two_controllers_across_a_leader_hand_over(emulator: AzureEmulator, worl
         _wave(env, first, "create")
         wait_for(lambda: env.snapshot().children(False, "frontendIPConfigurations"), 30,
                  "the old leader's first frontends")
+        emulator.clear_calls()
+        before = _provider_calls(old).get("loadBalancers.put", 0)
         new = new_leader.enter_context(_controller(box, emulator, world))
         _wave(env, second, "create")
         # both lead now: each has written the LB (the newcomer repeats what it finds undone)
@@ -625,6 +627,12 @@ def test_two_controllers_across_a_leader_hand_over(emulator: AzureEmulator, worl
         old_leader.close()  # the old leader stops, its in-flight syncs finished
         assert _provider_calls(old).get("loadBalancers.put", 0) >= 1
         env.converge(*first, *second, timeout=90)
+        refused = sum(1 for c in emulator.calls() if c["api"] == "loadBalancers.put"
+                      and c["status"] == 412)
+        print(f"\nLB writes by the old leader while both led "
+              f"{_provider_calls(old).get('loadBalancers.put', 0) - before}, by the new "
+              f"(to here) {_provider_calls(new).get('loadBalancers.put', 0)}; refused (412) "
+              f"{refused}")
         # the new leader alone from here: half of each wave goes
         gone = first[::2] + second[::2]
         _wave(env, gone, "delete")
