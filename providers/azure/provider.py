@@ -19,7 +19,8 @@ Services' identical pool changes fold into one LB write.
 Cleanup that only matters after a change of shape (a Service moved between external and
 internal, or from our public IP to the user's) is done on the first ensure of a balancer in
 this process and whenever its shape changed: the steady state reads the LB once per batch and
-the public IP once per Service, and writes nothing.
+its resource group's public IPs once (a listing shared by every Service for a few seconds), and
+writes nothing.
 
 Ownership: the LBs carry `lbctl-cluster` tags (another owner's LB raises NotOwnedError, never
 touched); a Service's parts in them are recognised by exact names (`<stem>-<uid32>`, ...); our
@@ -81,6 +82,7 @@ class AzureProvider:
         self._arm = client
         self._lock = threading.Lock()
         self._writers: dict[tuple[str, str, str], Coalescer] = {}
+        self._pips: PublicIps | None = None
         self._balancers: dict[str, threading.Lock] = {}
         self._shapes: dict[str, tuple[bool, bool]] = {}
         """balancer -> (internal, our public IP) as last ensured in this process."""
@@ -105,6 +107,15 @@ class AzureProvider:
                                                f"{kind}/{name}",
                                                window=self.settings.batch_window_seconds)
             return self._writers[key]
+
+    @property
+    def pips(self) -> PublicIps:
+        """The public IPs, and the group listings they are read from (one per provider)."""
+        arm = self.arm
+        with self._lock:
+            if self._pips is None:
+                self._pips = PublicIps(arm, self.settings, self.cluster_name)
+            return self._pips
 
     def lb(self, internal: bool) -> Coalescer:
         return self._writer("loadBalancers", self.settings.lb_group, names.load_balancer(
@@ -158,7 +169,7 @@ class AzureProvider:
         (its frontend on the public IP found)."""
         shape = (want.internal, want.public_ip_ours)
         moved = self._shapes.pop(b, None) != shape
-        pips = PublicIps(self.arm, self.settings, self.cluster_name)
+        pips = self.pips
         want, ip = pips.resolve(want)
         written = self.lb(want.internal).submit(b, lb_change(want))
         if want.internal:
@@ -229,7 +240,7 @@ class AzureProvider:
                                                                   referenced))
                 groups = {self.settings.resource_group}
                 groups |= {pip.split("/")[4] for pip in referenced if pip.count("/") >= 4}
-                pips = PublicIps(self.arm, self.settings, self.cluster_name)
+                pips = self.pips
                 for group in sorted(groups):
                     pips.release(ref.name, group, strict=True)
             except Exception as exc:

@@ -14,6 +14,9 @@ theirs, ours goes once the frontend no longer uses it.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import providers.azure.annotations as a
@@ -22,15 +25,48 @@ from providers.errors import PermanentError, TransientError
 from . import names
 from .client import ArmClient
 from .desired import Desired
+from .errors import ArmError
 from .merge import covers
 from .settings import AzureSettings
 
 log = logging.getLogger(__name__)
 
 
+SNAPSHOT_SECONDS = 10.0
+"""How long one listing of a resource group's public IPs answers for all Services: a wave of
+200 creates, or a resync of 300 Services, reads the group once instead of each IP."""
+
+
 class PublicIps:
-    def __init__(self, arm: ArmClient, settings: AzureSettings, cluster: str) -> None:
+    """Thread-safe; one per provider (it holds the listings)."""
+
+    def __init__(self, arm: ArmClient, settings: AzureSettings, cluster: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.arm, self.s, self.cluster = arm, settings, cluster
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._listed: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+
+    def _listing(self, group: str, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """The group's public IPs by name, listed at most every SNAPSHOT_SECONDS (the first
+        caller lists, the others wait for its answer)."""
+        with self._lock:
+            held = self._listed.get(group)
+            if held is not None and not fresh and self._clock() - held[0] < SNAPSHOT_SECONDS:
+                return held[1]
+            listed = {str(p["name"]): p for p in self.arm.list("publicIPAddresses", group)}
+            self._listed[group] = (self._clock(), listed)
+            return listed
+
+    def _remember(self, group: str, body: dict[str, Any] | None, name: str) -> None:
+        with self._lock:
+            held = self._listed.get(group)
+            if held is None:
+                return
+            if body is None:
+                held[1].pop(name, None)
+            else:
+                held[1][name] = body
 
     def resolve(self, want: Desired) -> tuple[Desired, str | None]:
         """`want` with its frontend on the public IP, and that IP's address (internal: None).
@@ -58,14 +94,16 @@ class PublicIps:
     def _theirs(self, want: Desired, field: str) -> dict[str, Any]:
         group = want.public_ip_group
         if want.public_ip_name:
-            found = self.arm.get("publicIPAddresses", group, want.public_ip_name)
+            found = self._listing(group).get(want.public_ip_name) or self.arm.get(
+                "publicIPAddresses", group, want.public_ip_name)
             if found is None:
                 raise PermanentError(field, f"no public IP {want.public_ip_name} in resource "
                                             f"group {group}")
             return found
-        for pip in self.arm.list("publicIPAddresses", group):
-            if (pip.get("properties") or {}).get("ipAddress") == want.requested_ip:
-                return pip
+        for fresh in (False, True):  # made since the listing? list again before refusing
+            for pip in self._listing(group, fresh).values():
+                if (pip.get("properties") or {}).get("ipAddress") == want.requested_ip:
+                    return pip
         raise PermanentError(field, f"{want.requested_ip} is not the address of a public IP "
                                     f"in resource group {group}: create one first (az network "
                                     "public-ip create --sku Standard ...) and ask for its "
@@ -74,16 +112,25 @@ class PublicIps:
     def _ours(self, want: Desired) -> str | None:
         assert want.public_ip_name is not None and want.public_ip is not None
         group, name = want.public_ip_group, want.public_ip_name
-        found = self.arm.get("publicIPAddresses", group, name)
-        if found is None:
-            found = self.arm.put("publicIPAddresses", group, name, body=want.public_ip,
-                                 create_only=True)
-        elif not names.is_owned(found.get("tags"), self.cluster, want.balancer):
+        found = self._listing(group).get(name)
+        if found is None:  # not there a moment ago: create it (only if it still is not)
+            try:
+                found = self.arm.put("publicIPAddresses", group, name, body=want.public_ip,
+                                     create_only=True)
+            except ArmError as exc:
+                if not exc.precondition_failed:
+                    raise
+                found = self.arm.get("publicIPAddresses", group, name)
+                if found is None:
+                    raise
+            self._remember(group, found, name)
+        if not names.is_owned(found.get("tags"), self.cluster, want.balancer):
             raise PermanentError("metadata.name", f"public IP {name} in {group} exists and "
                                                   "is not this Service's: lbctl leaves it alone")
-        elif not covers(want.public_ip, found):
+        if not covers(want.public_ip, found):
             found = self.arm.put("publicIPAddresses", group, name, body=want.public_ip,
                                  if_match=str(found.get("etag") or "") or None)
+            self._remember(group, found, name)
         address = (found.get("properties") or {}).get("ipAddress")
         return str(address) if address else None
 
@@ -107,4 +154,5 @@ class PublicIps:
             log.info("public IP %s is still in use: kept for now", name)
             return False
         self.arm.delete("publicIPAddresses", group, name)
+        self._remember(group, None, name)
         return True

@@ -106,8 +106,8 @@ class Operations:
             return {"Retry-After": str(configured)}
         if op.status != "InProgress":
             return {}
-        left = op.due - asyncio.get_running_loop().time()
-        return {"retry-after-ms": str(max(10, round(left * 1000)))}
+        left = op.due - asyncio.get_running_loop().time()  # and a little: done by then
+        return {"retry-after-ms": str(max(10, round(left * 1000) + 20))}
 
     def get(self, op_id: str) -> Operation:
         op = self.known.get(op_id.lower()) or self.known.get(op_id)
