@@ -31,6 +31,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -251,12 +252,32 @@ class GceClient:
     def write(self, collection: str, method: str, *, scope: tuple[str, str],
               **request: Any) -> None:
         """`<collection>.<method>_unary(request)`, then wait for its operation to be DONE.
-        `scope`: ("region", R) | ("zone", Z) | ("global", "")."""
+        `scope`: ("region", R) | ("zone", Z) | ("global", "").
+
+        Each attempt carries a `requestId` of its own, kept across the HTTP retries of that
+        attempt: a write whose reply was lost is answered with the operation it started, not
+        done twice (GCE de-duplicates by it; without it the retry met alreadyExists). An
+        operation that ends with a retryable error (GCE's own 5xx, a rate limit) is a new
+        attempt with a new requestId: the failed write was rolled back."""
         client = self._client(collection)
         name = f"{collection}.{method}"
-        operation = self._attempts("write", name, lambda: getattr(client, f"{method}_unary")(
-            request=request, retry=None, timeout=self._timeout))
-        self._wait(name, operation, scope)
+        for attempt in range(1, self._max_attempts + 1):
+            attempt_request = {**request, "request_id": str(uuid.uuid4())}
+
+            def send(r: dict[str, Any] = attempt_request) -> Any:
+                return getattr(client, f"{method}_unary")(request=r, retry=None,
+                                                          timeout=self._timeout)
+
+            operation = self._attempts("write", name, send)
+            try:
+                self._wait(name, operation, scope)
+                break
+            except GceError as exc:
+                if not _retryable(exc) or attempt == self._max_attempts:
+                    raise
+                log.info("%s: the operation failed (%s), attempt %d: writing again", name,
+                         exc, attempt)
+                self._sleep(min(self._max_wait, 0.2 * 2 ** attempt))
         if self._crash_after == name:
             log.critical("%s=%s: killing this process after %s", CRASH_ENV, name, name)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -33,6 +33,7 @@ from . import names
 from .client import GceClient, GceError
 from .desired import Desired
 from .groups import InstanceGroups
+from .remove import check_scopes, delete_quietly, remove_shared_checks
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,40 @@ class Deployer:
                            **self._regional(),
                            forwarding_rule_resource=self._message("ForwardingRule", want))
 
+    def drop_unused_checks(self, desired: Desired,
+                           shared: AbstractContextManager[object] | None = None) -> None:
+        """After a change of traffic policy or scheme, the health checks this Service no
+        longer uses (its backend services were patched off them first): its own check in the
+        other scope, or in both with the shared one, and then its own prober rule; with its
+        own check, the kube-proxy check of either scope (GCE keeps one that another backend
+        service still uses: `resourceInUseByAnotherResource`) and, once both are gone, theirs.
+        """
+        hc, b = desired.health_check, desired.balancer
+        own = names.service_health_check(b)
+        for scope_name, collection, scope, where in check_scopes(self.gce):
+            if not hc.shared and hc.scope == scope_name:
+                continue  # the one it uses
+            found = self.gce.get(collection, **where, health_check=own)
+            if found is not None and found.get("description") == desired.owner:
+                delete_quietly(self.gce, collection, "health_check", own, scope, where)
+        if hc.shared:
+            rule = names.health_firewall(b)
+            found = self.gce.get("firewalls", project=self.s.project, firewall=rule)
+            if found is not None and found.get("description") == desired.owner:
+                delete_quietly(self.gce, "firewalls", "firewall", rule, ("global", ""),
+                               {"project": self.s.project})
+        keep = hc.scope if hc.shared else None
+        with shared if shared is not None else nullcontext():
+            remove_shared_checks(self.gce, self.cluster, keep=keep)
+
     def ensure(self, desired: Desired,
-               shared: AbstractContextManager[object] | None = None) -> str:
+               shared: AbstractContextManager[object] | None = None,
+               changed: bool = True) -> str:
         """Every object of `desired`, in the crash-safe order; answers the IP. `shared` is
         held around the writes to the cluster's shared objects (instance groups, the
-        kube-proxy check and its firewall): the provider's lock."""
+        kube-proxy check and its firewall): the provider's lock. `changed` (the desired state
+        differs from the last one this process ensured, or there was none): also drop the
+        health checks a change of policy left unused."""
         user_ip = None if desired.address_ours else self.address(desired)  # refused: no writes
         with shared if shared is not None else nullcontext():
             self.health_check(desired)
@@ -227,6 +257,8 @@ class Deployer:
         self.drop_own_address(desired)
         for fw_name, fw_body in desired.firewalls:
             self.firewall(fw_name, {**fw_body, "destinationRanges": [f"{ip}/32"]})
+        if changed:
+            self.drop_unused_checks(desired, shared)
         return ip
 
 

@@ -12,8 +12,9 @@ shared-objects lock around `sync` and `delete_all`: one writer at a time.
 
 Removal belongs here and nowhere else: every Service's targets are the cluster's selected
 nodes, so the members a spec does not name are nodes that left (deleted, excluded, not ready to
-serve), in a zone where the spec still has members. A zone with none left keeps its group until
-the last Service goes (`delete_all`): backend services stop naming it first.
+serve). A zone with none left keeps its (emptied) group until the last Service goes
+(`delete_all`): the backend services stop naming it, and a node coming back to that zone finds
+it. Which zones have a group is listed once (one aggregated call) after each `forget`.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ class InstanceGroups:
         self.ttl = ttl
         self._clock = clock
         self._known: dict[str, frozenset[str]] = {}
+        self._zones: set[str] | None = None
+        """Zones where the cluster's group exists (None: not listed since the last forget)."""
         self._since = 0.0
 
     def forget(self) -> None:
         self._known.clear()
+        self._zones = None
 
     def _message(self, kind: str, body: dict[str, Any]) -> Any:
         return getattr(self.gce.compute, kind).from_json(json.dumps(body))
@@ -63,11 +67,20 @@ class InstanceGroups:
         by_zone: dict[str, set[str]] = {}
         for i in members:
             by_zone.setdefault(i.zone, set()).add(i.name)
+        if self._zones is None:  # a zone whose last node went keeps a group: empty it too
+            self._zones = {zone[6:] for zone, group in self.gce.aggregated(
+                "instanceGroups", project=self.s.project, filter=f'name = "{self.name}"')
+                if zone.startswith("zones/")
+                and names.is_shared(group.get("description"), self.cluster)}
+        for zone in self._zones - set(by_zone):
+            by_zone[zone] = set()
         for zone, wanted in sorted(by_zone.items()):
             if self._known.get(zone) == frozenset(wanted):
                 continue
             self._known.pop(zone, None)
             self._zone(zone, wanted)
+            if wanted:
+                self._zones.add(zone)
             if not self._known:
                 self._since = self._clock()
             self._known[zone] = frozenset(wanted)
@@ -77,6 +90,8 @@ class InstanceGroups:
         found = self.gce.get("instanceGroups", **where, instance_group=self.name)
         have: set[str] = set()
         if found is None:
+            if not wanted:
+                return
             body = {"name": self.name, "description": names.cluster_description(
                         self.cluster, "instance group"),
                     "network": f"projects/{self.s.project}/global/networks/{self.s.network}"}

@@ -141,7 +141,7 @@ class GcpProvider:
                     ip = last[2]
                 else:  # the groups and the kube-proxy check are everyone's: one writer
                     ip = Deployer(self.gce, self.cluster_name, self.groups).ensure(
-                        want, shared=self._shared)
+                        want, shared=self._shared, changed=last is None or last[0] != key)
                 self._applied[spec.name] = (key, want.instances, ip)
             except Exception as exc:
                 with self._shared:  # what the groups hold is read again next time

@@ -91,24 +91,38 @@ class Remover:
         return done
 
 
+def check_scopes(gce: GceClient) -> list[tuple[str, str, Scope, dict[str, str]]]:
+    """(scope name, collection, scope, where) of a health check: regional, then global."""
+    s = gce.settings
+    return [("regional", "regionHealthChecks", ("region", s.region),
+             {"project": s.project, "region": s.region}),
+            ("global", "healthChecks", ("global", ""), {"project": s.project})]
+
+
 def remove_shared(gce: GceClient, groups: InstanceGroups) -> list[str]:
     """The cluster's shared objects, each unless GCE says it is still in use; answers what
     went (`kind/name`)."""
-    s, cluster = gce.settings, groups.cluster
     done = [f"instanceGroups/{zone}/{groups.name}" for zone in groups.delete_all()]
+    return done + remove_shared_checks(gce, groups.cluster)
+
+
+def remove_shared_checks(gce: GceClient, cluster: str, keep: str | None = None) -> list[str]:
+    """The kube-proxy check in each scope but `keep` ("regional" | "global"), unless GCE says
+    a backend service still uses it, and its prober rule once no scope has it."""
+    s = gce.settings
     check = names.node_health_check(cluster)
-    checks_left = 0
-    for collection, scope, where in (
-            ("regionHealthChecks", ("region", s.region), {"project": s.project,
-                                                         "region": s.region}),
-            ("healthChecks", ("global", ""), {"project": s.project})):
+    done: list[str] = []
+    checks_left = keep is not None
+    for scope_name, collection, scope, where in check_scopes(gce):
+        if scope_name == keep:
+            continue
         found = gce.get(collection, **where, health_check=check)
         if found is None or not names.is_shared(found.get("description"), cluster):
             continue
         if delete_quietly(gce, collection, "health_check", check, scope, where):
             done.append(f"{collection}/{check}")
         else:
-            checks_left += 1
+            checks_left = True
     if checks_left:
         return done
     firewall = names.node_health_firewall(cluster)
