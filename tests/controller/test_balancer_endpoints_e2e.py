@@ -79,29 +79,36 @@ def test_service_without_node_ports_gets_an_address_and_traffic_reaches_the_pods
 def test_pods_replaced_one_by_one_take_the_traffic_and_no_request_fails(stack: Stack) -> None:
     """Each pod deleted in turn (its IP stops answering at once, before the slice says so):
     the daemon retries a refused connect on another pod and ejects the dead one, the slice
-    update then replaces it with the new pod. (A Deployment rollout in the sandbox always
-    recreates: every pod goes before any new one starts, a gap no balancer can bridge.)"""
+    update then replaces it with the new pod. A sandbox pod dies without a graceful shutdown,
+    so the one request it may be serving at that moment (the load is one client, one request
+    at a time) is cut, in any mode; no other request may fail. (A Deployment rollout in the
+    sandbox always recreates: every pod goes before a new one starts, a gap no balancer can
+    bridge.)"""
     _deploy(stack, "rolled", [{"containerPort": 8080}])
     svc = _service(stack, "rolled", [{"port": 8091, "targetPort": 8080}],
                    allocateLoadBalancerNodePorts=False)
     vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
     old = _pods(stack, "rolled")
-    results: list[tuple[bool, str]] = []
+    results: list[tuple[float, bool, str]] = []
+    deletions: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def load() -> None:
         while not stop.is_set():
+            started = time.monotonic()
             try:
-                results.append((True, _http(vip, 8091)))
+                results.append((started, True, _http(vip, 8091)))
             except OSError as exc:
-                results.append((False, str(exc)))
+                results.append((started, False, str(exc)))
             time.sleep(0.005)
 
     worker = threading.Thread(target=load)
     worker.start()
     try:
         for pod in sorted(old):
+            asked = time.monotonic()
             stack.core.delete_namespaced_pod(pod, "default")
+            deletions.append((asked, time.monotonic()))
 
             def replaced(gone: str = pod) -> bool:
                 pods = _pods(stack, "rolled")
@@ -117,8 +124,10 @@ def test_pods_replaced_one_by_one_take_the_traffic_and_no_request_fails(stack: S
         stop.set()
         worker.join(30)
     assert not set(new) & set(old)
-    failed = [r for ok, r in results if not ok]
-    assert len(results) > 50 and failed == []
+    failed = [(t, r) for t, ok, r in results if not ok]
+    in_flight = [(t, r) for t, r in failed
+                 if any(asked - 3.0 <= t <= done + 0.5 for asked, done in deletions)]
+    assert len(results) > 50 and failed == in_flight and len(failed) <= len(deletions)
     assert _answers(vip, 8091) <= set(new)
 
 
