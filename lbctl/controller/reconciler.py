@@ -102,6 +102,8 @@ class Reconciler:
         self.recorder = recorder
         self.clock = clock
         self._applied: dict[str, LoadBalancerSpec] = {}
+        self._failed: set[str] = set()
+        """Keys whose last sync failed: their next ensure is never skipped as a no-op."""
         self._lock = threading.Lock()
 
     def applied(self, key: str) -> LoadBalancerSpec | None:
@@ -109,12 +111,21 @@ class Reconciler:
         with self._lock:
             return self._applied.get(key)
 
+    def _forget(self, key: str) -> None:
+        """A sync failed: the next one goes to the provider even when its spec equals the
+        last one ensured (a fixed annotation gives that spec back, and must clear the
+        failure the status still shows). The last ensured spec itself is kept: meltdown
+        protection measures removals against it."""
+        with self._lock:
+            self._failed.add(key)
+
     def sync(self, key: str, force: bool = False) -> Outcome:
         namespace, _, name = key.partition("/")
         svc = self.cache.service(namespace, name)
         if svc is None:
             with self._lock:
                 self._applied.pop(key, None)
+                self._failed.discard(key)
             return DONE  # gone; anything left behind is found by orphan collection
         config = self.config()
         held = held_finalizer(svc, config)
@@ -127,6 +138,7 @@ class Reconciler:
                 return DONE
             return self._ensure(svc, config, force)
         except PermanentError as exc:
+            self._forget(key)
             self.recorder.event(svc, "Warning", exc.event or "SyncLoadBalancerFailed",
                                 f"Error syncing load balancer: {exc}")
             if not svc.deleting:
@@ -134,12 +146,14 @@ class Reconciler:
                     "InvalidConfiguration", str(exc), bool(svc.ingress), retrying=False))
             return Outcome("done", error=str(exc))
         except RetryAfter as exc:
+            self._forget(key)
             partial = exc.status if isinstance(exc.status, LoadBalancerStatus) else None
             ingress = ingress_json(partial) if partial is not None and partial.ingress else None
             self._patch(svc, ingress, conditions.provisioning(
                 str(exc), bool(svc.ingress) or ingress is not None))
             return Outcome("after", exc.seconds)
         except (ProviderError, OSError) as exc:
+            self._forget(key)
             reason = "DeleteLoadBalancerFailed" if svc.deleting else (
                 getattr(exc, "event", None) or "SyncLoadBalancerFailed")
             self.recorder.event(svc, "Warning", reason, f"Error syncing load balancer: {exc}")
@@ -192,7 +206,9 @@ class Reconciler:
                               spec.targets, config.meltdown.max_removed_fraction)
         if step.held_back:
             spec = _with_targets(spec, step.targets)
-        if previous == spec and not force:
+        with self._lock:
+            failed = svc.key in self._failed
+        if previous == spec and not force and not failed:
             if not step.held_back:
                 return DONE  # ensured and its status written since; the resync re-checks
             self._hold(svc, step.held_back)  # nothing to write to the provider: just report
@@ -211,6 +227,7 @@ class Reconciler:
             self.recorder.event(svc, "Warning", "LoadBalancerDegraded", degraded)
         with self._lock:  # only now: a failed status patch must lead to a full retry
             self._applied[svc.key] = spec
+            self._failed.discard(svc.key)
         self.recorder.event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
         return Outcome("after", HELD_BACK_RETRY) if step.held_back else DONE
 

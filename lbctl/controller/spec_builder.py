@@ -86,24 +86,25 @@ def requested_ips(service: ServiceView) -> tuple[str, ...]:
     found: list[tuple[str, str]] = []
     if service.load_balancer_ip:
         found.append(("spec.loadBalancerIP", service.load_balancer_ip))
-    first: tuple[str, set[str]] | None = None
     for key in REQUESTED_IPS_ANNOTATIONS:
-        parts = [p.strip() for p in service.annotations.get(key, "").split(",") if p.strip()]
-        if not parts:
-            continue
-        if first is not None and set(parts) != first[1]:
-            raise PermanentError(f"metadata.annotations[{key}]", f'"{",".join(parts)}" '
-                                 f"disagrees with {first[0]} (\"{','.join(sorted(first[1]))}\")")
-        first = first or (key, set(parts))
-        found += [(f"metadata.annotations[{key}]", part) for part in parts]
+        found += [(f"metadata.annotations[{key}]", p.strip())
+                  for p in service.annotations.get(key, "").split(",") if p.strip()]
     out: list[str] = []
-    for field, text in found:
+    by_field: dict[str, set[str]] = {}
+    for field, text in found:  # every value valid first: a bad one is named as such
         try:
             ip = str(ipaddress.ip_address(text))
         except ValueError:
             raise PermanentError(field, f"{text!r} is not an IP address") from None
+        by_field.setdefault(field, set()).add(ip)
         if ip not in out:
             out.append(ip)
+    asked = [(f, ips) for f, ips in by_field.items() if f.startswith("metadata.")]
+    for field, ips in asked[1:]:  # aliases set to different addresses
+        if ips != asked[0][1]:
+            first = asked[0][0][len("metadata.annotations["):-1]
+            raise PermanentError(field, f'"{",".join(sorted(ips))}" disagrees with {first} '
+                                        f'("{",".join(sorted(asked[0][1]))}")')
     return tuple(out)
 
 

@@ -93,9 +93,18 @@ def _bad_fields(annotations: dict[str, str], spec_ranges: list[str]) -> set[str]
           and _bad_parts(annotations[SOURCE_RANGES_ANNOTATION],
                          lambda t: ipaddress.ip_network(t, strict=False))):
         bad.add(f"metadata.annotations[{SOURCE_RANGES_ANNOTATION}]")
+    asked: list[tuple[str, set[str]]] = []
     for key in REQUESTED_IPS_ANNOTATIONS:
         if key in annotations and _bad_parts(annotations[key], ipaddress.ip_address):
             bad.add(f"metadata.annotations[{key}]")
+        elif key in annotations:
+            ips = {str(ipaddress.ip_address(p.strip()))
+                   for p in annotations[key].split(",") if p.strip()}
+            if ips:
+                asked.append((key, ips))
+    # aliases (lbctl's, MetalLB's two prefixes) asking for different addresses: a later one
+    # that disagrees with the first is the one named
+    bad |= {f"metadata.annotations[{key}]" for key, ips in asked[1:] if ips != asked[0][1]}
     if FAIL in annotations:
         bad.add(f"metadata.annotations[{FAIL}]")
     return bad

@@ -243,3 +243,25 @@ def test_an_allocation_failure_is_reported_as_allocation_failed(
     assert reason == "AllocationFailed" and 'pool(s) "main"' in message
     _ready(core_api, "full")  # retried, and served once the pool had room
     assert len(running.fake.ops("ensure")) == 2
+
+
+def test_a_working_service_broken_then_fixed_is_ensured_again(
+        running: Running, core_api: client.CoreV1Api) -> None:
+    """The fixed Service's spec equals the last one ensured: the sync after a failure must
+    still reach the provider, or the failure stays in its status until a resync."""
+    core_api.create_namespaced_service("default", svc("ok", type="LoadBalancer"))
+    _ready(core_api, "ok")
+    ensures = len(running.fake.ops("ensure"))
+    core_api.patch_namespaced_service("ok", "default", {"metadata": {"annotations": {
+        "fake.lbctl.io/fail": "please"}}})
+
+    def condition(reason: str) -> bool:
+        got = core_api.read_namespaced_service("ok", "default")
+        return any(c.type == "LoadBalancerProvisioning" and c.reason == reason
+                   for c in got.status.conditions or [])
+
+    wait_for(lambda: condition("InvalidConfiguration"), what="the failure in the status")
+    core_api.patch_namespaced_service("ok", "default", {"metadata": {"annotations": {
+        "fake.lbctl.io/fail": None}}})
+    wait_for(lambda: not condition("InvalidConfiguration"), what="the failure cleared")
+    assert len(running.fake.ops("ensure")) == ensures + 1  # the provider was asked again

@@ -465,12 +465,6 @@ def test_bad_annotations_warn_and_harm_nobody(env: Env) -> None:
     env.gone()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "controller bug (lbctl/controller/reconciler.py, Reconciler._ensure): a Service whose "
-    "ensure failed permanently keeps its last *applied* spec in Reconciler._applied; when the "
-    "bad annotation is removed the spec equals that applied spec again, so `previous == spec "
-    "and not force` returns DONE without calling the provider (no event, no ARM call) and "
-    "the Service keeps LoadBalancerProvisioning=False/InvalidConfiguration until a resync"))
 def test_a_bad_annotation_on_a_working_service_keeps_it_and_clears_when_fixed(
         env: Env) -> None:
     env.create("good")

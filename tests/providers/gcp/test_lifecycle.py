@@ -435,10 +435,6 @@ def test_bad_annotations_warn_and_harm_nobody(env: Env) -> None:
     assert cluster_left(emu, env.world.cluster) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "controller: after a PermanentError the reconciler keeps the last ensured spec "
-    "(Reconciler._applied), so removing the bad annotation gives a spec equal to it and "
-    "_ensure returns DONE without clearing LoadBalancerProvisioning=InvalidConfiguration"))
 def test_a_fixed_annotation_clears_the_failure(env: Env) -> None:
     """A bad annotation added to a working Service, then removed: the Service is reported
     ensured again (same balancer), and one created bad and then fixed gets its balancer."""
