@@ -155,7 +155,9 @@ def test_rbac_is_exactly_what_the_controller_calls(rendered: dict[str, Manifests
         ("", "services", "list", ()), ("", "services", "watch", ()),
         ("", "services", "patch", ()), ("", "services/status", "patch", ()),
         ("", "nodes", "list", ()), ("", "nodes", "watch", ()),
-        ("", "events", "create", ()), ("", "events", "patch", ()), ("", "events", "get", ())}
+        ("", "events", "create", ()), ("", "events", "patch", ()), ("", "events", "get", ()),
+        ("discovery.k8s.io", "endpointslices", "list", ()),
+        ("discovery.k8s.io", "endpointslices", "watch", ())}
     role = manifests.one("Role")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert _rules(role) == {
