@@ -34,6 +34,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lbctl.parsing import ConfigError
@@ -83,6 +84,7 @@ class AzureProvider:
         self._lock = threading.Lock()
         self._writers: dict[tuple[str, str, str], Coalescer] = {}
         self._pips: PublicIps | None = None
+        self._side: ThreadPoolExecutor | None = None
         self._balancers: dict[str, threading.Lock] = {}
         self._shapes: dict[str, tuple[bool, bool]] = {}
         """balancer -> (internal, our public IP) as last ensured in this process."""
@@ -116,6 +118,14 @@ class AzureProvider:
             if self._pips is None:
                 self._pips = PublicIps(arm, self.settings, self.cluster_name)
             return self._pips
+
+    @property
+    def side(self) -> ThreadPoolExecutor:
+        """Threads for the writes an ensure makes beside its LB write (the NSG's)."""
+        with self._lock:
+            if self._side is None:
+                self._side = ThreadPoolExecutor(64, thread_name_prefix="azure-beside")
+            return self._side
 
     def lb(self, internal: bool) -> Coalescer:
         return self._writer("loadBalancers", self.settings.lb_group, names.load_balancer(
@@ -171,14 +181,24 @@ class AzureProvider:
         moved = self._shapes.pop(b, None) != shape
         pips = self.pips
         want, ip = pips.resolve(want)
+        # what does not wait for this LB's write goes beside it: each write is an operation of
+        # a second or more, and a Service holds its worker until all are done
+        beside: list[Future[Any]] = []
+        if moved:  # out of the other scheme's LB (nothing there: a read, no write)
+            beside.append(self.side.submit(self.lb(not want.internal).submit, b,
+                                           lb_removal(b, self.cluster_name)))
+        if ip is not None:  # external: the rules' destination is the public IP, known now
+            beside.append(self.side.submit(self.nsg().submit, b,
+                                           nsg_change(want, self.cluster_name, ip)))
         written = self.lb(want.internal).submit(b, lb_change(want))
+        for done in beside:
+            done.result()
         if want.internal:
             ip = frontend_ip(written, want)
-        if moved:  # out of the other scheme's LB (nothing there: a read, no write)
-            self.lb(not want.internal).submit(b, lb_removal(b, self.cluster_name))
-        if ip is None:
-            raise PermanentError("spec", "ARM gave the frontend no IP address")
-        self.nsg().submit(b, nsg_change(want, self.cluster_name, ip))
+            if ip is None:
+                raise PermanentError("spec", "ARM gave the frontend no IP address")
+            self.nsg().submit(b, nsg_change(want, self.cluster_name, ip))
+        assert ip is not None
         if moved and not want.public_ip_ours:  # ours, from before, is unused now
             pips.release(b, self.settings.resource_group, strict=True)
         self._shapes[b] = shape
@@ -284,6 +304,8 @@ class AzureProvider:
         return list(refs.values())
 
     def close(self) -> None:
+        if self._side is not None:
+            self._side.shutdown(wait=True)
         if self._arm is not None:
             self._arm.close()
 

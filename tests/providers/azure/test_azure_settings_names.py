@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers.azure import names
-from providers.azure.settings import AzureSettings, parse_settings, validate_settings
+from providers.azure.settings import (
+    DEFAULT_RATE_LIMITS,
+    AzureSettings,
+    parse_settings,
+    validate_settings,
+)
 from providers.spec import BalancerRef, ServiceRef
 
 SUB = "0b1c2d3e-1111-2222-3333-444455556666"
@@ -33,7 +38,7 @@ def test_a_good_section_parses_whole() -> None:
         vnet_name="aks-vnet", vnet_resource_group="net-rg", subnet_name="aks-subnet",
         security_group_name="aks-agentpool-nsg", load_balancer_name="prod-lb",
         load_balancer_resource_group="lb-rg", endpoint="http://127.0.0.1:8086",
-        rate_limits={"read": 10.0, "write": 1.0, "operations": 10.0}, tags=(("team", "web"),),
+        rate_limits={**DEFAULT_RATE_LIMITS, "write": 1.0}, tags=(("team", "web"),),
         batch_window_seconds=1.0, idle_timeout_minutes=30)
     assert (settings.vnet_group, settings.lb_group) == ("net-rg", "lb-rg")
     plain, _ = parse_settings({**MINIMAL, "subscriptionId": SUB}, env={})

@@ -154,10 +154,11 @@ def test_create_ports_change_and_delete(env: Env) -> None:
     assert (snap.lb(False) or {})["tags"]["lbctl-cluster"] == world.cluster
     assert snap.lb(True) is None  # no internal LB without an internal Service
     assert FINALIZER in env.read("web").metadata.finalizers
-    # ARM's order: the public IP before the frontend that uses it; the NSG rules need the IP
+    # ARM's order: the public IP before the frontend that uses it and the NSG rules that
+    # need its address; those two are written side by side (either may land first)
     writes = _writes(emu)
-    assert writes == ["publicIPAddresses.put", "loadBalancers.put",
-                      "networkSecurityGroups.put"], writes
+    assert writes[0] == "publicIPAddresses.put", writes
+    assert sorted(writes[1:]) == ["loadBalancers.put", "networkSecurityGroups.put"], writes
     # the SDK reads the same LB: the frontend on our public IP, the pool at the three VMs
     sdk = UserSdk(emu, world)
     lb = sdk.load_balancer(internal=False)
