@@ -49,6 +49,8 @@ class Deployer:
         self.s = gce.settings
         self.cluster = cluster
         self.groups = groups if groups is not None else InstanceGroups(gce, cluster)
+        self.created = False
+        """A backend service was created in this pass (a new balancer: no check to drop)."""
 
     # -- helpers -------------------------------------------------------------------------------
     def _regional(self) -> dict[str, str]:
@@ -101,6 +103,7 @@ class Deployer:
                 self.gce.write("regionBackendServices", "insert", scope=("region", self.s.region),
                                **self._regional(),
                                backend_service_resource=self._message("BackendService", body))
+                self.created = True
                 continue
             self._check_owner(found, body["description"], "backend service")
             if _differs(body, found):
@@ -257,7 +260,7 @@ class Deployer:
         self.drop_own_address(desired)
         for fw_name, fw_body in desired.firewalls:
             self.firewall(fw_name, {**fw_body, "destinationRanges": [f"{ip}/32"]})
-        if changed:
+        if changed and not self.created:
             self.drop_unused_checks(desired, shared)
         return ip
 
