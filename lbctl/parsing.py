@@ -266,6 +266,47 @@ def rates(value: Any, path: str, defaults: Mapping[str, float], maximum: float,
     return limits
 
 
+def string_map(value: Any, path: str, what: str, check: Callable[[str, str], str | None],
+               problems: Problems) -> tuple[tuple[str, str], ...]:
+    """A mapping of strings to strings (tags, labels: `what` names its keys, e.g. "tag
+    names"), sorted; a key or value that is not a string, or that `check(key, value)` finds a
+    problem with (its message), is a problem naming its key, and is left out."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        problems.append((path, f"must be a mapping of {what} to values, not {value!r}"))
+        return ()
+    out: list[tuple[str, str]] = []
+    for key, text in value.items():
+        if not isinstance(key, str):
+            problems.append((f"{path}.{key}", f"{what} must be strings, not {key!r} "
+                                              "(quote it in YAML)"))
+            continue
+        if not isinstance(text, str):
+            problems.append((f"{path}.{key}", f"must be a string, not {text!r} "
+                                              "(quote it in YAML)"))
+            continue
+        problem = check(key, text)
+        if problem is not None:
+            problems.append((f"{path}.{key}", problem))
+        else:
+            out.append((key, text))
+    return tuple(sorted(out))
+
+
+def matching(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], example: str,
+             path: str, problems: Problems, default: str = "") -> str:
+    """`raw[key]` when it is a string `pattern` matches whole; absent or empty: `default`;
+    else `default` and a problem naming the key with `example` of what it must be."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return value
+    problems.append((f"{path}.{key}", f"must be {example}, not {value!r}"))
+    return default
+
+
 def within(path: str, root: str) -> str:
     """`path` relative to the section `root` (`aws.rateLimits.x` -> `rateLimits.x`), as a
     provider's validator reports it to `lbctl config validate`, which prefixes the section."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, rates, section_keys, within
+from lbctl.parsing import Problems, rates, section_keys, string_map, within
 
 ROOT = "aws"
 KEYS = ("region", "endpointURL", "vpcID", "rateLimits", "tags")
@@ -174,29 +174,7 @@ def _rate_limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, float]
 
 
 def _tags(raw: Mapping[str, Any], problems: Problems) -> tuple[tuple[str, str], ...]:
-    value = raw.get("tags")
-    path = f"{ROOT}.tags"
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        problems.append((path, f"must be a mapping of tag keys to values, not {value!r}"))
-        return ()
-    out: list[tuple[str, str]] = []
-    for key, text in value.items():
-        if not isinstance(key, str):
-            problems.append((f"{path}.{key}", f"tag keys must be strings, not {key!r} "
-                                              "(quote it in YAML)"))
-            continue
-        if not isinstance(text, str):
-            problems.append((f"{path}.{key}", f"must be a string, not {text!r} "
-                                              "(quote it in YAML)"))
-            continue
-        problem = tag_problem(key, text)
-        if problem is not None:
-            problems.append((f"{path}.{key}", problem))
-            continue
-        out.append((key, text))
-    return tuple(sorted(out))
+    return string_map(raw.get("tags"), f"{ROOT}.tags", "tag keys", tag_problem, problems)
 
 
 def parse_settings(raw: Any, env: Mapping[str, str] | None = None,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, rates, section_keys, within
+from lbctl.parsing import Problems, matching, rates, section_keys, string_map, within
 
 ROOT = "azure"
 KEYS = ("subscriptionId", "resourceGroup", "location", "vnetName", "vnetResourceGroup",
@@ -116,12 +116,10 @@ class AzureSettings:
 def _str(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], example: str,
          problems: Problems) -> str:
     value = raw.get(key)
-    if value is None or value == "":
+    if isinstance(value, str) and value.endswith("."):  # ARM names never end in "."
+        problems.append((f"{ROOT}.{key}", f"must be {example}, not {value!r}"))
         return ""
-    if isinstance(value, str) and pattern.fullmatch(value) and not value.endswith("."):
-        return value
-    problems.append((f"{ROOT}.{key}", f"must be {example}, not {value!r}"))
-    return ""
+    return matching(raw, key, pattern, example, ROOT, problems)
 
 
 def _required(raw: Mapping[str, Any], key: str, value: str, what: str,
@@ -189,29 +187,13 @@ def tag_problem(key: str, value: str) -> str | None:
 
 
 def _tags(raw: Mapping[str, Any], problems: Problems) -> tuple[tuple[str, str], ...]:
-    value = raw.get("tags")
     path = f"{ROOT}.tags"
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        problems.append((path, f"must be a mapping of tag names to values, not {value!r}"))
-        return ()
-    out: list[tuple[str, str]] = []
-    for key, text in value.items():
-        if not isinstance(key, str) or not isinstance(text, str):
-            problems.append((f"{path}.{key}", "names and values must be strings (quote them in "
-                                              "YAML)"))
-            continue
-        problem = tag_problem(key, text)
-        if problem is not None:
-            problems.append((f"{path}.{key}", problem))
-        else:
-            out.append((key, text))
+    out = string_map(raw.get("tags"), path, "tag names", tag_problem, problems)
     if len(out) > MAX_USER_TAGS:
         problems.append((path, f"at most {MAX_USER_TAGS} tags (Azure allows 50 per resource and "
                                "lbctl writes its own)"))
         out = out[:MAX_USER_TAGS]
-    return tuple(sorted(out))
+    return out
 
 
 def _number(raw: Mapping[str, Any], key: str, low: float, high: float, default: float,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, rates, section_keys, within
+from lbctl.parsing import Problems, matching, rates, section_keys, string_map, within
 
 ROOT = "gcp"
 KEYS = ("project", "region", "network", "subnetwork", "endpoint", "nodeTags",
@@ -75,13 +75,7 @@ class GcpSettings:
 
 def _str(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], example: str,
          problems: Problems, default: str = "") -> str:
-    value = raw.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str) and pattern.fullmatch(value):
-        return value
-    problems.append((f"{ROOT}.{key}", f"must be {example}, not {value!r}"))
-    return default
+    return matching(raw, key, pattern, example, ROOT, problems, default)
 
 
 def _project(raw: Mapping[str, Any], env: Mapping[str, str], problems: Problems) -> str:
@@ -158,25 +152,8 @@ def label_problem(key: str, value: str) -> str | None:
 
 
 def _labels(raw: Mapping[str, Any], problems: Problems) -> tuple[tuple[str, str], ...]:
-    value = raw.get("labels")
-    path = f"{ROOT}.labels"
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        problems.append((path, f"must be a mapping of label keys to values, not {value!r}"))
-        return ()
-    out: list[tuple[str, str]] = []
-    for key, text in value.items():
-        if not isinstance(key, str) or not isinstance(text, str):
-            problems.append((f"{path}.{key}", "keys and values must be strings (quote them in "
-                                              "YAML)"))
-            continue
-        problem = label_problem(key, text)
-        if problem is not None:
-            problems.append((f"{path}.{key}", problem))
-        else:
-            out.append((key, text))
-    return tuple(sorted(out))
+    return string_map(raw.get("labels"), f"{ROOT}.labels", "label keys", label_problem,
+                      problems)
 
 
 def parse_settings(raw: Any, env: Mapping[str, str] | None = None,
