@@ -17,9 +17,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from ..serving import Served, files_note, write_files
 from . import world as world_module
 from .world import World
 
@@ -67,7 +67,7 @@ def _server_class() -> Any:
 
 
 @dataclass
-class AwsEmulator:
+class AwsEmulator(Served):
     """A moto server on (`host`, `port`; 0 picks a free port); `start` answers its URL."""
 
     host: str = "127.0.0.1"
@@ -115,25 +115,14 @@ class AwsEmulator:
 
     def write_files(self, world: World, nodes_file: Path | None,
                     config_out: Path | None) -> None:
-        if nodes_file is not None:
-            nodes_file.write_text(world_module.nodes_file(world))
-        if config_out is not None:
-            config_out.write_text(config_text(world.cluster, self.region, self.endpoint))
-
-    def __enter__(self) -> AwsEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        write_files(nodes_file, world_module.nodes_file(world), config_out,
+                    config_text(world.cluster, self.region, self.endpoint))
 
 
 def ready_line(emulator: AwsEmulator, world: World, nodes_file: Path | None,
                config_out: Path | None) -> str:
     """The one line `lbctl emulator aws` prints once serving."""
-    extra = "".join([f" nodes-file={nodes_file}" if nodes_file else "",
-                     f" config={config_out}" if config_out else ""])
+    extra = files_note(nodes_file, config_out)
     return (f"aws emulator ready at {emulator.endpoint} (moto, {emulator.region}; world "
             f"{world.cluster}: {len(world.instances)} nodes in {', '.join(world.subnets)}, "
             f"VPC {world.vpc_id}){extra}")

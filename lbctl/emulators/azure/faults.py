@@ -15,19 +15,14 @@
 
 from __future__ import annotations
 
-import fnmatch
-import random
 import re
-import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..faults_base import FAMILIES, MAX_LOG, MODES, Bucket, CallLog, buckets_from, matches
 from .errors import ArmError, throttled
 
-FAMILIES = ("read", "write", "operation")
-MODES = ("http", "operation", "lost")
-MAX_LOG = 200_000
+__all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
 
 
 @dataclass
@@ -76,9 +71,7 @@ class Fault:
         return fault
 
     def matches(self, call: Call) -> bool:
-        return ((not self.api or fnmatch.fnmatchcase(call.api, self.api))
-                and (not self.method or self.method.upper() == call.method)
-                and (not self.path or re.search(self.path, call.path) is not None))
+        return matches(self.api, self.method, self.path, call)
 
     def error(self) -> ArmError:
         headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
@@ -89,43 +82,10 @@ class Fault:
 
 
 @dataclass
-class Bucket:
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self) -> float:
-        """0 when a token was taken, else the seconds until one is there."""
-        moment = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (moment - self.stamp) * self.rate)
-        self.stamp = moment
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate if self.rate > 0 else 60.0
-
-
-@dataclass
-class Faults:
+class Faults(CallLog[Call, Fault]):
     subscription: str
-    calls: list[Call] = field(default_factory=list)
-    rules: list[Fault] = field(default_factory=list)
-    buckets: dict[str, Bucket] = field(default_factory=dict)
     retry_after: int | None = None
     """Retry-After of a throttled call (None: the seconds until the bucket has a token)."""
-    rng: random.Random = field(default_factory=random.Random)
-
-    def record(self, call: Call) -> None:
-        if len(self.calls) >= MAX_LOG:
-            del self.calls[: MAX_LOG // 10]
-        self.calls.append(call)
-
-    def counts(self) -> Counter[str]:
-        return Counter(c.api for c in self.calls)
 
     def throttle(self, call: Call) -> None:
         bucket = self.buckets.get(call.family)
@@ -136,32 +96,14 @@ class Faults:
             seconds = self.retry_after if self.retry_after is not None else max(1, round(wait))
             raise throttled(call.family, self.subscription, seconds)
 
-    def pick(self, call: Call) -> Fault | None:
-        """The fault that fires on `call`, counted down; None when none does."""
-        for fault in self.rules:
-            if fault.count is not None and fault.fired >= fault.count:
-                continue
-            if fault.matches(call) and self.rng.random() < fault.probability:
-                fault.fired += 1
-                return fault
-        return None
-
     def set_rate_limit(self, data: dict[str, Any]) -> None:
         """`{"read": {"rate": 5, "burst": 10}, "write": ..., "retryAfter": 2}`; `{}` lifts it."""
-        buckets = {}
-        for name, spec in data.items():
-            if name == "retryAfter":
-                continue
-            if name not in FAMILIES or not isinstance(spec, dict):
-                raise ArmError(400, "InvalidRateLimit", f"rate limit families: {FAMILIES}")
-            rate = float(spec.get("rate", 1))
-            buckets[name] = Bucket(rate, float(spec.get("burst", max(rate, 1))))
+        buckets = buckets_from(data, "retryAfter",
+                               lambda message: ArmError(400, "InvalidRateLimit", message))
         retry = data.get("retryAfter")
         self.buckets = buckets
         self.retry_after = None if retry is None else int(retry)
 
     def reset(self) -> None:
-        self.calls.clear()
-        self.rules.clear()
-        self.buckets.clear()
+        super().reset()
         self.retry_after = None

@@ -10,17 +10,12 @@ http, retries off, a short polling interval).
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from ..serving import AdminClient, ThreadedServer, files_note, write_files
 from . import world as world_module
 from .admin import Admin
 from .arm import Arm
@@ -34,23 +29,8 @@ from .world import DEFAULT_GROUP, DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION, World
 __all__ = ["ArmError", "AzureAdmin", "AzureEmulator", "ready_line", "world_module"]
 
 
-class AzureAdmin:
+class AzureAdmin(AdminClient):
     """The admin API of an emulator at `endpoint` (this process's or another's)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint.rstrip("/")
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 (our own http URL)
-            f"{self.endpoint}/_emulator/{path}", data=data, method=method,
-            headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            raise RuntimeError(f"{method} /_emulator/{path}: {exc.code} {detail}") from None
 
     def reset(self, keep_world: bool = False) -> dict[str, Any]:
         """Drop what ARM calls made, operations, faults, limits, settings and the call log;
@@ -138,21 +118,19 @@ class AzureAdmin:
         self.call("POST", "seed-random", {"seed": seed})
 
 
-class AzureEmulator(AzureAdmin):
+class AzureEmulator(ThreadedServer, AzureAdmin):
     """The emulator on (`host`, `port`; 0 picks a free port); `start` answers its URL."""
+
+    thread_name = "arm-emulator"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  subscription: str = DEFAULT_SUBSCRIPTION, resource_group: str = DEFAULT_GROUP,
                  location: str = DEFAULT_LOCATION, operation_delay: float = 0.1) -> None:
-        super().__init__("")
-        self.host, self.port = host, port
+        ThreadedServer.__init__(self, host, port)
         self.subscription, self.resource_group = subscription, resource_group
         self.location = location.replace(" ", "").lower()
         check_name(resource_group, "resource group")
         self.settings_at_start = Settings(operation_delay=operation_delay)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         store = Store(self.subscription, self.resource_group, self.location,
@@ -164,69 +142,16 @@ class AzureEmulator(AzureAdmin):
             app.router.add_route(method, "/subscriptions/{tail:.*}", arm.handle)
         return app
 
-    def start(self) -> str:
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="arm-emulator", daemon=True)
-        thread.start()
-
-        async def boot() -> str:
-            runner = web.AppRunner(self.app(), handle_signals=False, access_log=None,
-                                   shutdown_timeout=1.0)
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
-            try:
-                await site.start()
-            except OSError:
-                await runner.cleanup()
-                raise
-            self._runner = runner
-            server = site._server
-            assert isinstance(server, asyncio.Server)
-            host, port = server.sockets[0].getsockname()[:2]
-            return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-        try:
-            self.endpoint = asyncio.run_coroutine_threadsafe(boot(), loop).result(30)
-        except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
-            raise
-        self._loop, self._thread = loop, thread
-        return self.endpoint
-
-    def stop(self) -> None:
-        loop, thread, runner = self._loop, self._thread, self._runner
-        if loop is None or thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-        self._loop = self._thread = self._runner = None
-
     def write_files(self, world: World, nodes_file: Path | None,
                     config_out: Path | None) -> None:
-        if nodes_file is not None:
-            nodes_file.write_text(world_module.nodes_file(world))
-        if config_out is not None:
-            config_out.write_text(world_module.config_text(world, self.endpoint))
-
-    def __enter__(self) -> AzureEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        write_files(nodes_file, world_module.nodes_file(world), config_out,
+                    world_module.config_text(world, self.endpoint))
 
 
 def ready_line(emulator: AzureEmulator, world: World, nodes_file: Path | None,
                config_out: Path | None) -> str:
     """The one line `lbctl emulator azure` prints once serving."""
-    extra = "".join([f" nodes-file={nodes_file}" if nodes_file else "",
-                     f" config={config_out}" if config_out else ""])
+    extra = files_note(nodes_file, config_out)
     return (f"azure emulator ready at {emulator.endpoint} (subscription {world.subscription}, "
             f"resource group {world.resource_group}, {world.location}; world {world.cluster}: "
             f"{len(world.nodes)} nodes, vnet {world.vnet}, subnet {world.subnet}, nsg "

@@ -15,19 +15,15 @@
 
 from __future__ import annotations
 
-import fnmatch
-import random
 import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..faults_base import FAMILIES, MAX_LOG, MODES, Bucket, CallLog, buckets_from, matches
 from .errors import GceError, rate_limited
 
-FAMILIES = ("read", "write", "operation")
-MODES = ("http", "operation", "lost")
-MAX_LOG = 200_000
+__all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
 
 
 @dataclass
@@ -75,9 +71,7 @@ class Fault:
         return fault
 
     def matches(self, call: Call) -> bool:
-        return ((not self.api or fnmatch.fnmatchcase(call.api, self.api))
-                and (not self.method or self.method.upper() == call.method)
-                and (not self.path or re.search(self.path, call.path) is not None))
+        return matches(self.api, self.method, self.path, call)
 
     def error(self) -> GceError:
         return GceError(self.status, self.reason, self.message)
@@ -89,73 +83,22 @@ class Fault:
 
 
 @dataclass
-class Bucket:
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self) -> bool:
-        moment = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (moment - self.stamp) * self.rate)
-        self.stamp = moment
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-@dataclass
-class Faults:
-    calls: list[Call] = field(default_factory=list)
-    rules: list[Fault] = field(default_factory=list)
-    buckets: dict[str, Bucket] = field(default_factory=dict)
+class Faults(CallLog[Call, Fault]):
     throttle_status: int = 429
-    rng: random.Random = field(default_factory=random.Random)
-
-    def record(self, call: Call) -> None:
-        if len(self.calls) >= MAX_LOG:
-            del self.calls[: MAX_LOG // 10]
-        self.calls.append(call)
-
-    def counts(self) -> Counter[str]:
-        return Counter(c.api for c in self.calls)
 
     def throttle(self, call: Call) -> None:
         bucket = self.buckets.get(call.family)
-        if bucket is not None and not bucket.take():
+        if bucket is not None and bucket.take() > 0:
             raise rate_limited(self.throttle_status)
-
-    def pick(self, call: Call) -> Fault | None:
-        """The fault that fires on `call`, counted down; None when none does."""
-        for fault in self.rules:
-            if fault.count is not None and fault.fired >= fault.count:
-                continue
-            if fault.matches(call) and self.rng.random() < fault.probability:
-                fault.fired += 1
-                return fault
-        return None
 
     def set_rate_limit(self, data: dict[str, Any]) -> None:
         """`{"read": {"rate": 5, "burst": 10}, "write": ..., "status": 403}`; `{}` lifts it."""
-        buckets = {}
-        for name, spec in data.items():
-            if name == "status":
-                continue
-            if name not in FAMILIES or not isinstance(spec, dict):
-                raise GceError(400, "invalid", f"rate limit families: {FAMILIES}")
-            rate = float(spec.get("rate", 1))
-            buckets[name] = Bucket(rate, float(spec.get("burst", max(rate, 1))))
+        buckets = buckets_from(data, "status", lambda message: GceError(400, "invalid", message))
         status = int(data.get("status", 429))
         if status not in (403, 429):
             raise GceError(400, "invalid", "rate limit status: 403 or 429")
         self.buckets, self.throttle_status = buckets, status
 
     def reset(self) -> None:
-        self.calls.clear()
-        self.rules.clear()
-        self.buckets.clear()
+        super().reset()
         self.throttle_status = 429
