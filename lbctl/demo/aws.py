@@ -31,13 +31,10 @@ import click
 
 from providers.aws.names import TAG_CLUSTER
 
-from ..controller.config import parse_config
-from ..controller.embedded import running_controller
 from ..kube import Kube
-from ..sandbox.app import SandboxOptions, SandboxThread
-from ..sandbox.nodes import from_file
 from .aws_view import AwsView
-from .story import NS, deployment, print_services, print_table, say, wait_for, wait_for_ctrl_c
+from .cloud import cluster, condition, play
+from .story import NS, deployment, print_services, print_table, say, wait_for
 
 if TYPE_CHECKING:
     from ..emulators.aws.server import AwsEmulator
@@ -79,50 +76,34 @@ def run_aws_demo(keep: bool = False) -> None:
         root = Path(tmp)
         endpoint = emulator.endpoint
         # A shared endpoint keeps earlier worlds: a cluster name of our own keeps them apart.
-        cluster = "demo" if own else f"demo-{secrets.token_hex(3)}"
+        cluster_name = "demo" if own else f"demo-{secrets.token_hex(3)}"
         try:
-            world = emulator.seed(cluster=cluster, nodes=NODES)
+            world = emulator.seed(cluster=cluster_name, nodes=NODES)
         except Exception as exc:  # botocore's: no endpoint there, refused, ...
             hint = (" (LocalStack and moto take any: export AWS_ACCESS_KEY_ID=test "
                     "AWS_SECRET_ACCESS_KEY=test)" if "credentials" in str(exc) else "")
             raise click.ClickException(f"cannot seed the AWS world at {endpoint}: "
                                        f"{exc}{hint}") from exc
         ec2, elbv2 = emulator.clients()
-        aws = AwsView(ec2, elbv2, cluster, world.vpc_id)
+        aws = AwsView(ec2, elbv2, cluster_name, world.vpc_id)
         what = "a moto server of its own" if own else "AWS_ENDPOINT_URL"
         click.echo(f"AWS endpoint {endpoint} ({what}, {region}; no traffic is sent: moto and "
                    "LocalStack forward no packets for an NLB)")
-        click.echo(f"world {cluster}: VPC {world.vpc_id}, subnets "
+        click.echo(f"world {cluster_name}: VPC {world.vpc_id}, subnets "
                    f"{', '.join(f'{s} ({az})' for az, s in world.subnets.items())}, node "
                    f"security group {world.security_group_id}, instances "
                    f"{', '.join(i.instance_id for i in world.instances)}")
-        nodes_file = root / "nodes.yaml"
-        emulator.write_files(world, nodes_file, None)
-        kubeconfig = root / "kubeconfig"
-        sandbox = SandboxThread(SandboxOptions(nodes=from_file(nodes_file),
-                                               kubeconfig=kubeconfig))
-        box = sandbox.start()
-        try:
-            click.echo(f"sandbox ready at {box.url}: Kubernetes v1.33, nodes "
-                       f"{', '.join(i.name for i in world.instances)} (the instances, "
-                       "providerID aws:///<zone>/<instance-id>)")
-            config = parse_config(aws_config(cluster, region, endpoint))
-            with running_controller(kubeconfig, config) as embedded:
-                kube = embedded.kube
-                click.echo(f"lbctl controller running: provider aws, cluster {cluster}, "
-                           f"endpoint {endpoint}")
-                story = AwsStory(kube, aws, {i.instance_id: i.name for i in world.instances})
-                story.run()
-                if keep:
-                    wait_for_ctrl_c(_hints(kubeconfig, endpoint, region, own))
-                story.cleanup()
-                problem = story.verdict()
-                if problem:
-                    raise click.ClickException(problem)
-                click.secho(f"\ndemo passed: the Service got {story.hostname}, and nothing "
-                            "tagged for the cluster is left in AWS", fg="green")
-        finally:
-            sandbox.stop()
+        with cluster(root, lambda path: emulator.write_files(world, path, None),
+                     (i.name for i in world.instances),
+                     "the instances, providerID aws:///<zone>/<instance-id>",
+                     aws_config(cluster_name, region, endpoint)) as (embedded, kubeconfig):
+            click.echo(f"lbctl controller running: provider aws, cluster {cluster_name}, "
+                       f"endpoint {endpoint}")
+            story = AwsStory(embedded.kube, aws,
+                             {i.instance_id: i.name for i in world.instances})
+            play(story, keep, _hints(kubeconfig, endpoint, region, own), story.cleanup)
+            click.secho(f"\ndemo passed: the Service got {story.hostname}, and nothing "
+                        "tagged for the cluster is left in AWS", fg="green")
 
 
 def _hints(kubeconfig: Path, endpoint: str, region: str, own: bool) -> str:
@@ -134,13 +115,6 @@ def _hints(kubeconfig: Path, endpoint: str, region: str, own: bool) -> str:
             f"  export AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={region}{credentials}\n"
             "  aws elbv2 describe-load-balancers\n"
             "Press Ctrl-C to finish (the Service is then deleted and everything stops).")
-
-
-def _condition(svc: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (svc.get("status") or {}).get("conditions") or []:
-        if cond["type"] == kind:
-            return dict(cond)
-    return None
 
 
 class AwsStory:
@@ -167,7 +141,7 @@ class AwsStory:
         self._pods()
         svc = wait_for(self._with_hostname, "the Service's EXTERNAL-IP hostname", 60)
         self.hostname = svc["status"]["loadBalancer"]["ingress"][0]["hostname"]
-        provisioning = _condition(svc, "LoadBalancerProvisioning")
+        provisioning = condition(svc, "LoadBalancerProvisioning")
         say("kubectl get services")
         print_services(self.kube)
         click.echo("\nEXTERNAL-IP is the NLB's DNS name.", nl=False)
@@ -206,7 +180,7 @@ class AwsStory:
         return svc if ingress and ingress[0].get("hostname") else None
 
     def _ensured(self) -> bool:
-        cond = _condition(self.kube.request("GET", f"{NS}/services/frontend"),
+        cond = condition(self.kube.request("GET", f"{NS}/services/frontend"),
                           "LoadBalancerProvisioning")
         return cond is not None and cond["status"] == "False"
 

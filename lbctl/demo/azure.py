@@ -36,13 +36,10 @@ import yaml
 
 from providers.azure import names
 
-from ..controller.config import parse_config
-from ..controller.embedded import running_controller
-from ..sandbox.app import SandboxOptions, SandboxThread
 from ..sandbox.nodes import from_file, node_object
-from .azure_story import AzureStory, plural
+from .azure_story import AzureStory
 from .azure_view import ArmView, Reader
-from .story import wait_for_ctrl_c
+from .cloud import cluster, play, plural
 
 if TYPE_CHECKING:
     from ..emulators.azure.server import AzureEmulator
@@ -118,47 +115,26 @@ def run_azure_demo(keep: bool = False) -> None:
         click.echo(f"world {world.cluster}: vnet {world.vnet}, subnet {world.subnet}, nsg "
                    f"{world.nsg}, VMs "
                    f"{', '.join(f'{n.name} ({n.zone}, {n.ip})' for n in world.nodes)}")
-        nodes_path = root / "nodes.yaml"
-        emulator.write_files(world, nodes_path, None)
-        kubeconfig = root / "kubeconfig"
-        sandbox = SandboxThread(SandboxOptions(nodes=from_file(nodes_path),
-                                               kubeconfig=kubeconfig))
-        box = sandbox.start()
-        try:
-            click.echo(f"sandbox ready at {box.url}: Kubernetes v1.33, nodes "
-                       f"{', '.join(n.name for n in world.nodes)} (the VMs, providerID "
-                       "azure:///subscriptions/<s>/resourceGroups/<g>/providers/"
-                       "Microsoft.Compute/virtualMachines/<name>)")
-            config = parse_config(azure_config(world, endpoint))
-            with running_controller(kubeconfig, config) as embedded:
-                provider: Any = embedded.controller.inner_provider  # an AzureProvider
-                click.echo(f"lbctl controller running: provider azure, cluster "
-                           f"{world.cluster}, resource group {world.resource_group}, shared "
-                           f"load balancer {names.load_balancer(world.cluster, False)}, batch "
-                           "window "
-                           f"{provider.settings.batch_window_seconds:g} s, {WORKERS} workers, "
-                           f"endpoint {endpoint}")
-                reader = _reader(provider)
-                try:
-                    view = ArmView(reader, world.cluster, world.resource_group, world.nsg)
-                    story = AzureStory(embedded.kube, view, provider.arm,
-                                       node_joiner(emulator, root))
-                    story.run()
-                    if keep:
-                        wait_for_ctrl_c(_hints(kubeconfig, endpoint, world))
-                    story.cleanup(emulator.objects, endpoint)
-                finally:
-                    getattr(reader, "close", lambda: None)()
-                problem = story.verdict()
-                if problem:
-                    raise click.ClickException(problem)
-                click.secho(f"\ndemo passed: the Service got {story.ip} and kept it through "
-                            f"the port change, {len(story.wave_ips)} more Services took "
-                            f"{plural(story.wave_lb_writes, 'LB write')}, the new node one, "
-                            "and nothing "
-                            "of the cluster is left in ARM", fg="green")
-        finally:
-            sandbox.stop()
+        with cluster(root, lambda path: emulator.write_files(world, path, None),
+                     (n.name for n in world.nodes),
+                     "the VMs, providerID azure:///subscriptions/<s>/resourceGroups/<g>/"
+                     "providers/Microsoft.Compute/virtualMachines/<name>",
+                     azure_config(world, endpoint)) as (embedded, kubeconfig):
+            provider: Any = embedded.controller.inner_provider  # an AzureProvider
+            click.echo(f"lbctl controller running: provider azure, cluster "
+                       f"{world.cluster}, resource group {world.resource_group}, shared "
+                       f"load balancer {names.load_balancer(world.cluster, False)}, batch "
+                       f"window {provider.settings.batch_window_seconds:g} s, {WORKERS} "
+                       f"workers, endpoint {endpoint}")
+            reader = _reader(provider)
+            view = ArmView(reader, world.cluster, world.resource_group, world.nsg)
+            story = AzureStory(embedded.kube, view, provider.arm, node_joiner(emulator, root))
+            play(story, keep, _hints(kubeconfig, endpoint, world),
+                 lambda: story.cleanup(emulator.objects, endpoint), reader)
+            click.secho(f"\ndemo passed: the Service got {story.ip} and kept it through "
+                        f"the port change, {len(story.wave_ips)} more Services took "
+                        f"{plural(story.wave_lb_writes, 'LB write')}, the new node one, "
+                        "and nothing of the cluster is left in ARM", fg="green")
 
 
 def _hints(kubeconfig: Path, endpoint: str, world: World) -> str:

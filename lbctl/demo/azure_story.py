@@ -24,17 +24,13 @@ import click
 
 from ..kube import Kube
 from .azure_view import ArmView, base, rows_of
+from .cloud import leftovers_problem, plural, show_leftovers
 from .story import NS, deployment, print_services, say, wait_for
 
 PORT, NEW_PORT = 80, 8080
 WAVE = 20
 LABEL = "lbctl-demo"
 NodeJoin = Callable[[], tuple[str, str, dict[str, Any]]]
-
-
-def plural(count: int, what: str) -> str:
-    """`1 write`, `2 writes`, `0 addresses`."""
-    return f"{count} {what if count == 1 else what + ('es' if what.endswith('s') else 's')}"
 
 
 def cost(calls: Counter[str]) -> tuple[str, list[str]]:
@@ -239,17 +235,11 @@ class AzureStory:
                    "creates), the LB itself with its last frontend, then its public IP)")
         self._cost("the delete")
         self.left = self.arm.leftovers()
-        say(f"# what is left in ARM for the cluster (tagged lbctl-cluster={self.arm.cluster}, "
-            "or an NSG rule whose description names it), through the same az listings")
-        click.echo("  " + ", ".join(plural(n, kind) for kind, n in self.left.items()))
         self.inventory = inventory()
-        say(f"curl -s {endpoint}/_emulator/snapshot   # the emulator's inventory: every "
-            "object made through ARM, whoever owns it")
-        if not self.inventory:
-            click.echo("  nothing besides the seeded world (virtual network, subnet, NSG)")
-        for kind, ids in sorted(self.inventory.items()):
-            for arm_id in ids:
-                click.echo(f"  {kind}: {base(arm_id)} ({arm_id})")
+        show_leftovers(self.left, f"# what is left in ARM for the cluster (tagged lbctl-cluster="
+                       f"{self.arm.cluster}, or an NSG rule whose description names it), "
+                       "through the same az listings", self.inventory, endpoint, "ARM",
+                       "virtual network, subnet, NSG", lambda arm_id: f"{base(arm_id)} ({arm_id})")
 
     def verdict(self) -> str | None:
         if not self.ip:
@@ -270,11 +260,4 @@ class AzureStory:
         if self.node_lb_writes != 1:
             return (f"the new node took {plural(self.node_lb_writes, 'LB write')}, not one "
                     "pool write")
-        left = {kind: n for kind, n in self.left.items() if n}
-        if left:
-            return "left in ARM after the delete: " + ", ".join(
-                plural(n, kind) for kind, n in left.items())
-        if self.inventory:
-            return "left in ARM after the delete: " + ", ".join(
-                f"{len(ids)} {kind}" for kind, ids in sorted(self.inventory.items()))
-        return None
+        return leftovers_problem("ARM", self.left, self.inventory)

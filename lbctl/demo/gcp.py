@@ -33,13 +33,10 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
-from ..controller.config import parse_config
-from ..controller.embedded import running_controller
-from ..sandbox.app import SandboxOptions, SandboxThread
 from ..sandbox.nodes import from_file, node_object
+from .cloud import cluster, play
 from .gcp_story import GcpStory
 from .gcp_view import GceView, Reader
-from .story import wait_for_ctrl_c
 
 if TYPE_CHECKING:
     from ..emulators.gcp.server import GceEmulator
@@ -115,42 +112,22 @@ def run_gcp_demo(keep: bool = False) -> None:
                    f"{world.subnetwork}, instances "
                    f"{', '.join(f'{n.name} ({n.zone}, {n.ip})' for n in world.nodes)}, "
                    f"tagged {world.node_tag}")
-        nodes_file = root / "nodes.yaml"
-        emulator.write_files(world, nodes_file, None)
-        kubeconfig = root / "kubeconfig"
-        sandbox = SandboxThread(SandboxOptions(nodes=from_file(nodes_file),
-                                               kubeconfig=kubeconfig))
-        box = sandbox.start()
-        try:
-            click.echo(f"sandbox ready at {box.url}: Kubernetes v1.33, nodes "
-                       f"{', '.join(n.name for n in world.nodes)} (the instances, providerID "
-                       "gce://<project>/<zone>/<name>)")
-            config = parse_config(gcp_config(world, endpoint))
-            with running_controller(kubeconfig, config) as embedded:
-                provider: Any = embedded.controller.inner_provider  # a GcpProvider
-                click.echo(f"lbctl controller running: provider gcp, cluster {world.cluster}, "
-                           f"project {world.project}, region {world.region}, endpoint "
-                           f"{endpoint}")
-                reader = _reader(provider)
-                try:
-                    view = GceView(reader, world.cluster, world.project, world.region,
-                                   world.zones)
-                    story = GcpStory(embedded.kube, view, provider.gce,
-                                     node_joiner(emulator, world, root))
-                    story.run()
-                    if keep:
-                        wait_for_ctrl_c(_hints(kubeconfig, endpoint, world))
-                    story.cleanup(emulator.objects, endpoint)
-                finally:
-                    getattr(reader, "close", lambda: None)()
-                problem = story.verdict()
-                if problem:
-                    raise click.ClickException(problem)
-                click.secho(f"\ndemo passed: the Service got {story.ip}, kept it through the "
-                            "port change, the new node joined its zone's instance group, and "
-                            "nothing of the cluster is left in GCE", fg="green")
-        finally:
-            sandbox.stop()
+        with cluster(root, lambda path: emulator.write_files(world, path, None),
+                     (n.name for n in world.nodes),
+                     "the instances, providerID gce://<project>/<zone>/<name>",
+                     gcp_config(world, endpoint)) as (embedded, kubeconfig):
+            provider: Any = embedded.controller.inner_provider  # a GcpProvider
+            click.echo(f"lbctl controller running: provider gcp, cluster {world.cluster}, "
+                       f"project {world.project}, region {world.region}, endpoint {endpoint}")
+            reader = _reader(provider)
+            view = GceView(reader, world.cluster, world.project, world.region, world.zones)
+            story = GcpStory(embedded.kube, view, provider.gce,
+                             node_joiner(emulator, world, root))
+            play(story, keep, _hints(kubeconfig, endpoint, world),
+                 lambda: story.cleanup(emulator.objects, endpoint), reader)
+            click.secho(f"\ndemo passed: the Service got {story.ip}, kept it through the "
+                        "port change, the new node joined its zone's instance group, and "
+                        "nothing of the cluster is left in GCE", fg="green")
 
 
 def _hints(kubeconfig: Path, endpoint: str, world: World) -> str:

@@ -18,25 +18,13 @@ from typing import Any
 import click
 
 from ..kube import Kube
+from .cloud import condition, leftovers_problem, plural, show_leftovers
 from .gcp_view import GceView
 from .story import NS, deployment, print_services, print_table, say, wait_for
 
 SERVICE = f"{NS}/services/frontend"
 PORT, NEW_PORT = 80, 8080
 READS = frozenset({"get", "list", "aggregated_list", "get_health", "list_instances"})
-
-
-def _condition(svc: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (svc.get("status") or {}).get("conditions") or []:
-        if cond["type"] == kind:
-            return dict(cond)
-    return None
-
-
-def _n(count: int, what: str) -> str:
-    """`1 write`, `2 writes`, `0 addresses`."""
-    plural = what + ("es" if what.endswith("s") else "s")
-    return f"{count} {what if count == 1 else plural}"
 
 
 def cost(calls: Counter[str]) -> tuple[str, list[str]]:
@@ -51,8 +39,9 @@ def cost(calls: Counter[str]) -> tuple[str, list[str]]:
             reads += n
         else:
             writes[call] += n
-    summary = (f"{_n(sum(calls.values()), 'request')}: {_n(sum(writes.values()), 'write')}, "
-               f"{_n(reads, 'read')}, {_n(polls, 'operation poll')}")
+    summary = (f"{plural(sum(calls.values()), 'request')}: "
+               f"{plural(sum(writes.values()), 'write')}, "
+               f"{plural(reads, 'read')}, {plural(polls, 'operation poll')}")
     return summary, [f"{c}{f' x{n}' if n > 1 else ''}" for c, n in sorted(writes.items())]
 
 
@@ -106,7 +95,7 @@ class GcpStory:
     def _ensured(self, generation: int) -> dict[str, Any] | None:
         svc: dict[str, Any] = self.kube.request("GET", SERVICE)
         ingress = (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
-        cond = _condition(svc, "LoadBalancerProvisioning")
+        cond = condition(svc, "LoadBalancerProvisioning")
         done = (cond is not None and cond["status"] == "False"
                 and int(cond.get("observedGeneration") or 0) >= generation)
         return svc if ingress and ingress[0].get("ip") and done else None
@@ -171,17 +160,11 @@ class GcpStory:
                    "kube-proxy's check)")
         self._cost("the delete")
         self.left = self.gce.leftovers()
-        say(f"# what is left in GCE for the cluster (a description naming cluster "
-            f"{self.gce.cluster}), through the same gcloud listings")
-        click.echo("  " + ", ".join(_n(n, kind) for kind, n in self.left.items()))
         self.inventory = inventory()
-        say(f"curl -s {endpoint}/_emulator/snapshot   # the emulator's inventory: every "
-            "object made through Compute, whoever owns it")
-        if not self.inventory:
-            click.echo("  nothing besides the seeded world (network, subnetworks, instances)")
-        for kind, links in sorted(self.inventory.items()):
-            for link in links:
-                click.echo(f"  {kind}: {link}")
+        show_leftovers(self.left, f"# what is left in GCE for the cluster (a description naming "
+                       f"cluster {self.gce.cluster}), through the same gcloud listings",
+                       self.inventory, endpoint, "Compute",
+                       "network, subnetworks, instances")
 
     def verdict(self) -> str | None:
         if not self.ip:
@@ -194,11 +177,4 @@ class GcpStory:
                     f"{self.ip_after_change or 'no address'}")
         if not self.joined:
             return "the new node never reached its zone's instance group"
-        left = {kind: n for kind, n in self.left.items() if n}
-        if left:
-            return "left in GCE after the delete: " + ", ".join(
-                _n(n, kind) for kind, n in left.items())
-        if self.inventory:
-            return "left in GCE after the delete: " + ", ".join(
-                f"{len(links)} {kind}" for kind, links in sorted(self.inventory.items()))
-        return None
+        return leftovers_problem("GCE", self.left, self.inventory)

@@ -1,0 +1,110 @@
+"""What the cloud demos (`lbctl demo --provider aws|gcp|azure`) share: the sandbox whose Nodes
+are the emulator's seeded instances with the controller on it, the run of a story to its
+verdict, and the story steps alike in every cloud (a Service's condition, plurals, what is left
+after the delete). What each cloud starts, shows and checks stays in its own module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+
+from ..controller.config import parse_config
+from ..controller.embedded import Embedded, running_controller
+from ..sandbox.app import SandboxOptions, SandboxThread
+from ..sandbox.nodes import from_file
+from .story import say, wait_for_ctrl_c
+
+
+@contextlib.contextmanager
+def cluster(root: Path, write_nodes: Callable[[Path], None], node_names: Iterable[str],
+            nodes_are: str, config_text: str) -> Iterator[tuple[Embedded, Path]]:
+    """A sandbox of the Nodes `write_nodes` puts in `root`/nodes.yaml (`nodes_are` says what
+    they are), and the controller with `config_text` on it: (the controller, its kubeconfig).
+    Both stop on exit."""
+    nodes_file = root / "nodes.yaml"
+    write_nodes(nodes_file)
+    kubeconfig = root / "kubeconfig"
+    sandbox = SandboxThread(SandboxOptions(nodes=from_file(nodes_file), kubeconfig=kubeconfig))
+    box = sandbox.start()
+    try:
+        click.echo(f"sandbox ready at {box.url}: Kubernetes v1.33, nodes "
+                   f"{', '.join(node_names)} ({nodes_are})")
+        config = parse_config(config_text)
+        with running_controller(kubeconfig, config) as embedded:
+            yield embedded, kubeconfig
+    finally:
+        sandbox.stop()
+
+
+class CloudStory(Protocol):
+    def run(self) -> None: ...
+
+    def verdict(self) -> str | None: ...
+
+
+def play(story: CloudStory, keep: bool, hints: str, cleanup: Callable[[], None],
+         reader: Any = None) -> None:
+    """Run `story`; with `keep`, wait for Ctrl-C (`hints` printed); then `cleanup` (the story's
+    delete and count), `reader`'s close (the demo's own client, if any) and the verdict: a
+    problem is the demo's error."""
+    try:
+        story.run()
+        if keep:
+            wait_for_ctrl_c(hints)
+        cleanup()
+    finally:
+        if reader is not None:
+            getattr(reader, "close", lambda: None)()
+    problem = story.verdict()
+    if problem:
+        raise click.ClickException(problem)
+
+
+# -- story steps alike in every cloud ----------------------------------------------------------
+def condition(svc: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The Service's status condition of type `kind`."""
+    for cond in (svc.get("status") or {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return None
+
+
+def plural(count: int, what: str) -> str:
+    """`1 write`, `2 writes`, `0 addresses`."""
+    return f"{count} {what if count == 1 else what + ('es' if what.endswith('s') else 's')}"
+
+
+def show_leftovers(left: dict[str, int], owned: str, inventory: dict[str, list[str]],
+                   endpoint: str, api: str, seeded: str,
+                   label: Callable[[str], str] = str) -> None:
+    """Print what is left after the delete: `left` (by kind, the cloud's listings of what the
+    cluster owns: `owned` says how they tell), then the emulator's `inventory` at `endpoint` of
+    everything made through `api` (`seeded`: the world it leaves out), each as `label` has
+    it."""
+    say(owned)
+    click.echo("  " + ", ".join(plural(n, kind) for kind, n in left.items()))
+    say(f"curl -s {endpoint}/_emulator/snapshot   # the emulator's inventory: every "
+        f"object made through {api}, whoever owns it")
+    if not inventory:
+        click.echo(f"  nothing besides the seeded world ({seeded})")
+    for kind, links in sorted(inventory.items()):
+        for link in links:
+            click.echo(f"  {kind}: {label(link)}")
+
+
+def leftovers_problem(cloud: str, left: dict[str, int],
+                      inventory: dict[str, list[str]]) -> str | None:
+    """The verdict's last check: nothing of the cluster left in `cloud` after the delete."""
+    kept = {kind: n for kind, n in left.items() if n}
+    if kept:
+        return f"left in {cloud} after the delete: " + ", ".join(
+            plural(n, kind) for kind, n in kept.items())
+    if inventory:
+        return f"left in {cloud} after the delete: " + ", ".join(
+            f"{len(links)} {kind}" for kind, links in sorted(inventory.items()))
+    return None
