@@ -26,13 +26,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
+from ..serving import AdminApi
 from . import world as world_module
 from .arm import Arm
 from .errors import ArmError
@@ -40,34 +39,25 @@ from .faults import Fault
 from .ids import Rid, canonical, parse_id
 from .store import Settings
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+class Admin(AdminApi):
+    error_type = ArmError
+    fault_type = Fault
 
-class Admin:
     def __init__(self, arm: Arm, base_settings: Settings) -> None:
+        super().__init__(arm.faults, arm.store)
         self.arm = arm
         self.store = arm.store
         self.base_settings = base_settings
 
+    def bad_request(self, message: str) -> ArmError:
+        return ArmError(400, "InvalidRequest", message)
+
     def routes(self) -> list[web.RouteDef]:
-        def wrap(handler: Callable[[dict[str, Any], web.Request], Any]) -> Handler:
-            async def run(request: web.Request) -> web.StreamResponse:
-                try:
-                    raw = await request.read()
-                    body = json.loads(raw) if raw.strip() else {}
-                    if not isinstance(body, dict):
-                        raise ArmError(400, "InvalidRequest", "expected a JSON object")
-                    return web.json_response(handler(body, request))
-                except ArmError as exc:
-                    return web.json_response(exc.body(), status=exc.status)
-                except (ValueError, TypeError, KeyError) as exc:
-                    return web.json_response(ArmError(400, "InvalidRequest", str(exc)).body(),
-                                             status=400)
-
-            return run
-
+        wrap = self.wrap
         r = "/_emulator"
         return [
+            *self.common_routes(),
             web.post(f"{r}/reset", wrap(self.reset)),
             web.get(f"{r}/world", wrap(lambda b, q: self.world())),
             web.post(f"{r}/world", wrap(self.seed)),
@@ -75,16 +65,7 @@ class Admin:
             web.delete(f"{r}/nodes/{{name}}", wrap(self.remove_node)),
             web.post(f"{r}/resource-groups", wrap(self.add_group)),
             web.post(f"{r}/etag", wrap(self.bump_etag)),
-            web.get(f"{r}/faults", wrap(lambda b, q: self.faults())),
-            web.post(f"{r}/faults", wrap(self.add_fault)),
-            web.delete(f"{r}/faults", wrap(lambda b, q: self._clear_faults())),
-            web.put(f"{r}/rate-limit", wrap(self.rate_limit)),
-            web.get(f"{r}/settings", wrap(lambda b, q: self.store.settings.json())),
-            web.put(f"{r}/settings", wrap(self.set_settings)),
-            web.get(f"{r}/calls", wrap(lambda b, q: self.calls())),
-            web.delete(f"{r}/calls", wrap(lambda b, q: self._clear_calls())),
             web.get(f"{r}/snapshot", wrap(self.snapshot)),
-            web.post(f"{r}/seed-random", wrap(self.seed_random)),
         ]
 
     def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -157,33 +138,6 @@ class Admin:
             obj["tags"] = {**obj.get("tags", {}), **body["tags"]}
         return {"id": obj["id"], "etag": etag}
 
-    def faults(self) -> dict[str, Any]:
-        return {"faults": [f.json() for f in self.arm.faults.rules]}
-
-    def add_fault(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.arm.faults.rules.append(Fault.from_json(body))
-        return self.faults()
-
-    def _clear_faults(self) -> dict[str, Any]:
-        self.arm.faults.rules.clear()
-        return self.faults()
-
-    def rate_limit(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.arm.faults.set_rate_limit(body)
-        return {"families": sorted(self.arm.faults.buckets)}
-
-    def set_settings(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.store.settings = self.store.settings.changed(body)
-        return self.store.settings.json()
-
-    def calls(self) -> dict[str, Any]:
-        faults = self.arm.faults
-        return {"calls": [c.json() for c in faults.calls], "counts": dict(faults.counts())}
-
-    def _clear_calls(self) -> dict[str, Any]:
-        self.arm.faults.calls.clear()
-        return {"calls": [], "counts": {}}
-
     def snapshot(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         seeded = request.query.get("seeded", "false").lower() == "true"
         objects: dict[str, list[dict[str, Any]]] = {}
@@ -193,9 +147,3 @@ class Admin:
                 objects.setdefault(kind.type, []).append(kind.render(obj))
         return {"objects": objects, "leaks": self.store.leaks(),
                 "busy": dict(self.store.busy)}
-
-    def seed_random(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        seed = int(body.get("seed", 0))
-        self.store.rng.seed(seed)
-        self.arm.faults.rng.seed(seed)
-        return {"seed": seed}

@@ -30,7 +30,13 @@ __all__ = ["ArmError", "AzureAdmin", "AzureEmulator", "ready_line", "world_modul
 
 
 class AzureAdmin(AdminClient):
-    """The admin API of an emulator at `endpoint` (this process's or another's)."""
+    """The admin API of an emulator at `endpoint` (this process's or another's).
+
+    ARM's fault fields: `code=` (`InternalServerError`), `retry_after=` (a `Retry-After`
+    header); the rate limit's own option `"retryAfter": N`; settings `operationDelay=`,
+    `operationRetryAfter=`, `pageSize=`, `maxFrontends=`, `maxRules=`, `maxProbes=`,
+    `maxPools=`, `maxSecurityRules=`, `maxAddresses=`; `counts()` by API id such as
+    `loadBalancers.put` or `operations.get`."""
 
     def reset(self, keep_world: bool = False) -> dict[str, Any]:
         """Drop what ARM calls made, operations, faults, limits, settings and the call log;
@@ -72,50 +78,10 @@ class AzureAdmin(AdminClient):
             body["tags"] = tags
         return str(self.call("POST", "etag", body)["etag"])
 
-    def add_fault(self, **fault: Any) -> None:
-        """`api=` (`loadBalancers.put`, `*.delete`), `method=`, `path=` (regex), `status=`,
-        `code=`, `message=`, `count=` (None: for ever), `probability=`, `mode=` ("http" |
-        "operation" | "lost"), `retry_after=`."""
-        self.call("POST", "faults", fault)
-
-    def faults(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "faults")["faults"])
-
-    def clear_faults(self) -> None:
-        self.call("DELETE", "faults")
-
-    def set_rate_limit(self, limits: dict[str, Any]) -> None:
-        """`{"write": {"rate": 1, "burst": 2}, "retryAfter": 1}`; `{}` lifts it."""
-        self.call("PUT", "rate-limit", limits)
-
-    def settings(self, **values: Any) -> dict[str, Any]:
-        """`operationDelay=`, `operationRetryAfter=`, `pageSize=`, `maxFrontends=`,
-        `maxRules=`, `maxProbes=`, `maxPools=`, `maxSecurityRules=`, `maxAddresses=`; none:
-        read them."""
-        if values:
-            return dict(self.call("PUT", "settings", values))
-        return dict(self.call("GET", "settings"))
-
-    def calls(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "calls")["calls"])
-
-    def counts(self) -> dict[str, int]:
-        """Calls per API id (`loadBalancers.put`, `operations.get`)."""
-        return dict(self.call("GET", "calls")["counts"])
-
-    def clear_calls(self) -> None:
-        self.call("DELETE", "calls")
-
-    def snapshot(self, seeded: bool = False) -> dict[str, Any]:
-        return dict(self.call("GET", f"snapshot?seeded={'true' if seeded else 'false'}"))
-
     def objects(self) -> dict[str, list[str]]:
         """Ids of what ARM calls made and left, by type (children added to the seeded NSG or
         network as `securityRules` / `subnets`): `{}` is no leak."""
         return dict(self.snapshot()["leaks"])
-
-    def seed_random(self, seed: int) -> None:
-        self.call("POST", "seed-random", {"seed": seed})
 
 
 class AzureEmulator(ThreadedServer, AzureAdmin):

@@ -27,12 +27,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from ..serving import AdminApi
 from .backend_services import HEALTH_STATES
 from .compute import Compute
 from .errors import GceError, invalid
@@ -41,53 +40,35 @@ from .links import Key, parse_ref
 from .store import DEFAULT_QUOTAS, Settings
 from .topology import add_instance, remove_instance, seed_network
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+class Admin(AdminApi):
+    error_type = GceError
+    fault_type = Fault
 
-class Admin:
     def __init__(self, compute: Compute, main_region: str, base_settings: Settings) -> None:
+        super().__init__(compute.faults, compute.store)
         self.compute = compute
         self.store = compute.store
         self.main_region = main_region
         self.base_settings = base_settings
 
+    def bad_request(self, message: str) -> GceError:
+        return GceError(400, "invalid", message)
+
     def routes(self) -> list[web.RouteDef]:
-        def wrap(handler: Callable[[dict[str, Any], web.Request], Any]) -> Handler:
-            async def run(request: web.Request) -> web.StreamResponse:
-                try:
-                    raw = await request.read()
-                    body = json.loads(raw) if raw.strip() else {}
-                    if not isinstance(body, dict):
-                        raise GceError(400, "invalid", "expected a JSON object")
-                    return web.json_response(handler(body, request))
-                except GceError as exc:
-                    return web.json_response(exc.body(), status=exc.status)
-                except (ValueError, TypeError, KeyError) as exc:
-                    return web.json_response(GceError(400, "invalid", str(exc)).body(),
-                                             status=400)
-
-            return run
-
+        wrap = self.wrap
         r = "/_emulator"
         return [
+            *self.common_routes(),
             web.post(f"{r}/reset", wrap(self.reset)),
             web.get(f"{r}/world", wrap(lambda b, q: self.world())),
             web.post(f"{r}/instances", wrap(self.add_instances)),
             web.delete(f"{r}/instances/{{zone}}/{{name}}", wrap(self.remove_instance)),
             web.put(f"{r}/health", wrap(self.set_health)),
             web.delete(f"{r}/health", wrap(lambda b, q: self._clear_health())),
-            web.get(f"{r}/faults", wrap(lambda b, q: self.faults())),
-            web.post(f"{r}/faults", wrap(self.add_fault)),
-            web.delete(f"{r}/faults", wrap(lambda b, q: self._clear_faults())),
-            web.put(f"{r}/rate-limit", wrap(self.rate_limit)),
             web.get(f"{r}/quotas", wrap(lambda b, q: dict(self.store.quotas))),
             web.put(f"{r}/quotas", wrap(self.set_quotas)),
-            web.get(f"{r}/settings", wrap(lambda b, q: self.store.settings.json())),
-            web.put(f"{r}/settings", wrap(self.set_settings)),
-            web.get(f"{r}/calls", wrap(lambda b, q: self.calls())),
-            web.delete(f"{r}/calls", wrap(lambda b, q: self._clear_calls())),
             web.get(f"{r}/snapshot", wrap(self.snapshot)),
-            web.post(f"{r}/seed-random", wrap(self.seed_random)),
         ]
 
     def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -152,39 +133,12 @@ class Admin:
         self.store.health.clear()
         return {"health": {}}
 
-    def faults(self) -> dict[str, Any]:
-        return {"faults": [f.json() for f in self.compute.faults.rules]}
-
-    def add_fault(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.compute.faults.rules.append(Fault.from_json(body))
-        return self.faults()
-
-    def _clear_faults(self) -> dict[str, Any]:
-        self.compute.faults.rules.clear()
-        return self.faults()
-
-    def rate_limit(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.compute.faults.set_rate_limit(body)
-        return {"families": sorted(self.compute.faults.buckets)}
-
     def set_quotas(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         for name, limit in body.items():
             if name not in DEFAULT_QUOTAS or not isinstance(limit, int) or limit < 0:
                 raise invalid(name, limit, f"Quotas: {sorted(DEFAULT_QUOTAS)}, limits >= 0.")
         self.store.quotas.update(body)
         return dict(self.store.quotas)
-
-    def set_settings(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        self.store.settings = self.store.settings.changed(body)
-        return self.store.settings.json()
-
-    def calls(self) -> dict[str, Any]:
-        faults = self.compute.faults
-        return {"calls": [c.json() for c in faults.calls], "counts": dict(faults.counts())}
-
-    def _clear_calls(self) -> dict[str, Any]:
-        self.compute.faults.calls.clear()
-        return {"calls": [], "counts": {}}
 
     def snapshot(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         seeded = request.query.get("seeded", "false").lower() == "true"
@@ -197,9 +151,3 @@ class Admin:
         pending = [{"target": k.path, "verb": p.verb, "operation": p.operation}
                    for k, p in self.store.pending.items()]
         return {"objects": objects, "members": members, "pending": pending}
-
-    def seed_random(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
-        seed = int(body.get("seed", 0))
-        self.store.rng.seed(seed)
-        self.compute.faults.rng.seed(seed)
-        return {"seed": seed}

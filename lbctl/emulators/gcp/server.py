@@ -30,7 +30,11 @@ __all__ = ["GceAdmin", "GceEmulator", "GceError", "ready_line", "world_module"]
 
 
 class GceAdmin(AdminClient):
-    """The admin API of an emulator at `endpoint` (this process's or another's)."""
+    """The admin API of an emulator at `endpoint` (this process's or another's).
+
+    GCE's fault fields: `reason=` (`backendError`); the rate limit's own option
+    `"status": 403 | 429`; settings `operationDelay=`, `waitTimeout=`, `maxGroupSize=`;
+    `counts()` by API method id such as `compute.forwardingRules.insert`."""
 
     def reset(self, keep_world: bool = True) -> dict[str, Any]:
         return dict(self.call("POST", "reset", {"keepWorld": keep_world}))
@@ -70,49 +74,13 @@ class GceAdmin(AdminClient):
     def clear_health(self) -> None:
         self.call("DELETE", "health")
 
-    def add_fault(self, **fault: Any) -> None:
-        """`api=`, `method=`, `path=`, `count=` (None: for ever), `probability=`, `status=`,
-        `reason=`, `message=`, `mode=` ("http" | "operation" | "lost")."""
-        self.call("POST", "faults", fault)
-
-    def faults(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "faults")["faults"])
-
-    def clear_faults(self) -> None:
-        self.call("DELETE", "faults")
-
-    def set_rate_limit(self, limits: dict[str, Any]) -> None:
-        self.call("PUT", "rate-limit", limits)
-
     def set_quotas(self, **quotas: int) -> dict[str, int]:
         return dict(self.call("PUT", "quotas", quotas))
-
-    def settings(self, **values: Any) -> dict[str, Any]:
-        """`operationDelay=`, `waitTimeout=`, `maxGroupSize=`; none: read them."""
-        if values:
-            return dict(self.call("PUT", "settings", values))
-        return dict(self.call("GET", "settings"))
-
-    def calls(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "calls")["calls"])
-
-    def counts(self) -> dict[str, int]:
-        """Calls per API method id (`compute.forwardingRules.insert`)."""
-        return dict(self.call("GET", "calls")["counts"])
-
-    def clear_calls(self) -> None:
-        self.call("DELETE", "calls")
-
-    def snapshot(self, seeded: bool = False) -> dict[str, Any]:
-        return dict(self.call("GET", f"snapshot?seeded={'true' if seeded else 'false'}"))
 
     def objects(self) -> dict[str, list[str]]:
         """Self links of every object made through Compute, by collection: `{}` is no leak."""
         return {kind: [o["selfLink"] for o in objs]
                 for kind, objs in self.snapshot()["objects"].items() if objs}
-
-    def seed_random(self, seed: int) -> None:
-        self.call("POST", "seed-random", {"seed": seed})
 
 
 class GceEmulator(ThreadedServer, GceAdmin):
