@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import yaml
+from .. import nodes_file as nodes_file_module
 
 VPC_CIDR = "10.0.0.0/16"
 INSTANCE_TYPE = "t3.medium"
@@ -149,24 +149,15 @@ def seed(ec2: Any, cluster: str = "kubernetes", nodes: int = 3, region: str = "u
 def nodes(world: World) -> list[dict[str, Any]]:
     """The nodes-file entries: one per instance, not simulated (the sandbox serves no traffic
     for them: their addresses are the VPC's)."""
-    return [{
-        "name": i.name,
-        "providerID": provider_id(i),
-        "addresses": [{"type": "InternalIP", "address": i.private_ip},
-                      {"type": "InternalDNS", "address": i.name},
-                      {"type": "Hostname", "address": i.name}],
-        "labels": {"topology.kubernetes.io/zone": i.az,
-                   "topology.kubernetes.io/region": world.region,
-                   "node.kubernetes.io/instance-type": INSTANCE_TYPE},
-        "simulate": False,
-    } for i in world.instances]
+    return [nodes_file_module.entry(i.name, provider_id(i), i.private_ip, i.az, world.region,
+                                    INSTANCE_TYPE, dns=True)
+            for i in world.instances]
 
 
 def nodes_file(world: World) -> str:
     """YAML for `lbctl sandbox --nodes-file` (the format of `lbctl.sandbox.nodes.from_file`)."""
-    header = (f"# lbctl sandbox --nodes-file: cluster {world.cluster}, {world.region}, "
-              f"VPC {world.vpc_id}\n")
-    return header + yaml.safe_dump({"nodes": nodes(world)}, sort_keys=False)
+    return nodes_file_module.text(f"cluster {world.cluster}, {world.region}, VPC {world.vpc_id}",
+                                  nodes(world))
 
 
 def clients(endpoint: str, region: str = "us-east-1") -> tuple[Any, Any]:

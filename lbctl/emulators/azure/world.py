@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from .. import nodes_file as nodes_file_module
 from .ids import Rid, check_name
 from .store import Node, Store
 from .writes import stamp
@@ -128,23 +129,17 @@ def add_nodes(store: Store, count: int = 0, names: list[str] | None = None) -> l
 
 def nodes(world: World) -> list[dict[str, Any]]:
     """The nodes-file entries: one per VM, not simulated (their addresses are the subnet's)."""
-    return [{
-        "name": n.name,
-        "providerID": provider_id(world.subscription, world.resource_group, n.name),
-        "addresses": [{"type": "InternalIP", "address": n.ip},
-                      {"type": "Hostname", "address": n.name}],
-        "labels": {"topology.kubernetes.io/zone": n.zone,
-                   "topology.kubernetes.io/region": world.location,
-                   "node.kubernetes.io/instance-type": VM_SIZE},
-        "simulate": False,
-    } for n in world.nodes]
+    return [nodes_file_module.entry(n.name, provider_id(world.subscription, world.resource_group,
+                                                        n.name),
+                                    n.ip, n.zone, world.location, VM_SIZE)
+            for n in world.nodes]
 
 
 def nodes_file(world: World) -> str:
     """YAML for `lbctl sandbox --nodes-file` (the format of `lbctl.sandbox.nodes.from_file`)."""
-    header = (f"# lbctl sandbox --nodes-file: cluster {world.cluster}, subscription "
-              f"{world.subscription}, resource group {world.resource_group} ({world.location})\n")
-    return header + yaml.safe_dump({"nodes": nodes(world)}, sort_keys=False)
+    return nodes_file_module.text(
+        f"cluster {world.cluster}, subscription {world.subscription}, resource group "
+        f"{world.resource_group} ({world.location})", nodes(world))
 
 
 def config_text(world: World, endpoint: str) -> str:

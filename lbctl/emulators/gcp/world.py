@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from .. import nodes_file as nodes_file_module
 from .links import check_name
 
 DEFAULT_PROJECT = "emulated-project"
@@ -93,23 +92,16 @@ def instance_specs(cluster: str, count: int, zones: list[str]) -> list[dict[str,
 def nodes(world: World) -> list[dict[str, Any]]:
     """The nodes-file entries: one per instance, not simulated (their addresses are the
     subnetwork's, not this machine's)."""
-    return [{
-        "name": n.name,
-        "providerID": provider_id(world.project, n),
-        "addresses": [{"type": "InternalIP", "address": n.ip},
-                      {"type": "Hostname", "address": n.name}],
-        "labels": {"topology.kubernetes.io/zone": n.zone,
-                   "topology.kubernetes.io/region": world.region,
-                   "node.kubernetes.io/instance-type": MACHINE_TYPE},
-        "simulate": False,
-    } for n in world.nodes]
+    return [nodes_file_module.entry(n.name, provider_id(world.project, n), n.ip, n.zone,
+                                    world.region, MACHINE_TYPE)
+            for n in world.nodes]
 
 
 def nodes_file(world: World) -> str:
     """YAML for `lbctl sandbox --nodes-file` (the format of `lbctl.sandbox.nodes.from_file`)."""
-    header = (f"# lbctl sandbox --nodes-file: cluster {world.cluster}, project "
-              f"{world.project}, {world.region} ({', '.join(world.zones)})\n")
-    return header + yaml.safe_dump({"nodes": nodes(world)}, sort_keys=False)
+    return nodes_file_module.text(
+        f"cluster {world.cluster}, project {world.project}, {world.region} "
+        f"({', '.join(world.zones)})", nodes(world))
 
 
 def config_text(world: World, endpoint: str) -> str:
