@@ -31,15 +31,10 @@ def register(main: click.Group) -> None:
     @click.option("--listen", default="127.0.0.1:4566", show_default=True,
                   help="HOST:PORT to serve on (LocalStack's port by default); port 0 picks a "
                        "free port.")
-    @click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
-                  help="Running instances in the world, spread over its zones.")
-    @click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write `lbctl sandbox --nodes-file` here: nodes carrying the instances' "
-                       "providerIDs (aws:///ZONE/INSTANCE-ID).")
-    @click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write a config for `lbctl run` (provider: aws, endpointURL: here).")
-    @click.option("--cluster", default="kubernetes", show_default=True,
-                  help="The cluster the world is tagged for (the config's clusterName).")
+    @_world_options(nodes="Running instances in the world, spread over its zones.",
+                    provider_ids="instances' providerIDs (aws:///ZONE/INSTANCE-ID)",
+                    config="provider: aws, endpointURL: here",
+                    cluster="The cluster the world is tagged for (the config's clusterName).")
     @click.option("--region", default=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
                   show_default="AWS_DEFAULT_REGION or us-east-1")
     def aws(listen: str, nodes: int, nodes_file: Path | None, config_out: Path | None,
@@ -61,19 +56,12 @@ def register(main: click.Group) -> None:
                   help="The main region (two more exist, to refuse cross-region references).")
     @click.option("--zones", default="a,b", show_default=True,
                   help="The main region's zones: suffixes or full names, comma-separated.")
-    @click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
-                  help="Running instances `<cluster>-node-K`, spread over the zones and tagged "
-                       "`<cluster>-node`.")
-    @click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write `lbctl sandbox --nodes-file` here: nodes carrying the instances' "
-                       "providerIDs (gce://PROJECT/ZONE/NAME).")
-    @click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write a config for `lbctl run` (provider: gcp, gcp.endpoint: here).")
-    @click.option("--cluster", default="kubernetes", show_default=True,
-                  help="The cluster the instances are named and tagged for (clusterName).")
-    @click.option("--operation-delay", type=click.FloatRange(0, 60), default=0.2,
-                  show_default=True,
-                  help="Seconds each write's operation stays RUNNING before it is DONE.")
+    @_world_options(nodes="Running instances `<cluster>-node-K`, spread over the zones and "
+                          "tagged `<cluster>-node`.",
+                    provider_ids="instances' providerIDs (gce://PROJECT/ZONE/NAME)",
+                    config="provider: gcp, gcp.endpoint: here",
+                    cluster="The cluster the instances are named and tagged for (clusterName).")
+    @_operation_delay("Seconds each write's operation stays RUNNING before it is DONE.")
     def gcp(listen: str, project: str, region: str, zones: str, nodes: int,
             nodes_file: Path | None, config_out: Path | None, cluster: str,
             operation_delay: float) -> None:
@@ -105,20 +93,13 @@ def register(main: click.Group) -> None:
     @click.option("--resource-group", default="lbctl-rg", show_default=True,
                   help="The resource group of the world (and of what the provider makes).")
     @click.option("--location", default="eastus", show_default=True)
-    @click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
-                  help="VMs `<cluster>-node-K` in the node subnet.")
-    @click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write `lbctl sandbox --nodes-file` here: nodes carrying the VMs' "
-                       "providerIDs (azure:///subscriptions/S/resourceGroups/G/providers/"
-                       "Microsoft.Compute/virtualMachines/NAME).")
-    @click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write a config for `lbctl run` (provider: azure, azure.endpoint: here).")
-    @click.option("--cluster", default="kubernetes", show_default=True,
-                  help="The cluster the network, subnet, NSG and VMs are named for "
-                       "(clusterName).")
-    @click.option("--operation-delay", type=click.FloatRange(0, 60), default=0.2,
-                  show_default=True,
-                  help="Seconds each PUT/DELETE stays InProgress before it Succeeded.")
+    @_world_options(nodes="VMs `<cluster>-node-K` in the node subnet.",
+                    provider_ids="VMs' providerIDs (azure:///subscriptions/S/resourceGroups/G/"
+                                 "providers/Microsoft.Compute/virtualMachines/NAME)",
+                    config="provider: azure, azure.endpoint: here",
+                    cluster="The cluster the network, subnet, NSG and VMs are named for "
+                            "(clusterName).")
+    @_operation_delay("Seconds each PUT/DELETE stays InProgress before it Succeeded.")
     def azure(listen: str, subscription: str, resource_group: str, location: str, nodes: int,
               nodes_file: Path | None, config_out: Path | None, cluster: str,
               operation_delay: float) -> None:
@@ -138,6 +119,33 @@ def register(main: click.Group) -> None:
 
         _serve("azure", listen, emu, lambda: emu.seed(cluster=cluster, nodes=nodes), nodes_file,
                config_out, lambda world: server.ready_line(emu, world, nodes_file, config_out))
+
+
+def _world_options(nodes: str, provider_ids: str, config: str,
+                   cluster: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--nodes`, `--nodes-file`, `--config-out`, `--cluster`: every emulator's world options
+    (the design's one shape), each cloud's help naming what its world and files hold."""
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed([
+            click.option("--nodes", type=click.IntRange(0, 100), default=3, show_default=True,
+                         help=nodes),
+            click.option("--nodes-file", type=click.Path(dir_okay=False, path_type=Path),
+                         help=f"Write `lbctl sandbox --nodes-file` here: nodes carrying the "
+                              f"{provider_ids}."),
+            click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
+                         help=f"Write a config for `lbctl run` ({config})."),
+            click.option("--cluster", default="kubernetes", show_default=True, help=cluster),
+        ]):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _operation_delay(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--operation-delay`: how long the emulator's writes stay in progress."""
+    return click.option("--operation-delay", type=click.FloatRange(0, 60), default=0.2,
+                        show_default=True, help=help)
 
 
 def _serve(name: str, listen: str, emu: Any, seed: Callable[[], Any], nodes_file: Path | None,
