@@ -50,6 +50,18 @@ def matches(api: str, method: str, path: str, call: CallLike) -> bool:
             and (not path or re.search(path, call.path) is not None))
 
 
+def check_fault(mode: str, status: int, probability: float, path: str,
+                invalid: Callable[[str], Exception]) -> None:
+    """A fault's mode, status (100-599), probability (0-1) and path regex, or `invalid(message)`
+    raised (a bad path regex raises re.error)."""
+    if mode not in MODES:
+        raise invalid(f"mode must be one of {MODES}")
+    if not 100 <= int(status) <= 599 or not 0 <= float(probability) <= 1:
+        raise invalid("status 100-599 and probability 0-1")
+    if path:
+        re.compile(path)
+
+
 @dataclass
 class Bucket:
     rate: float

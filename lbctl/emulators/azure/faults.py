@@ -15,11 +15,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..faults_base import FAMILIES, MAX_LOG, MODES, Bucket, CallLog, buckets_from, matches
+from ..faults_base import (
+    FAMILIES,
+    MAX_LOG,
+    MODES,
+    Bucket,
+    CallLog,
+    buckets_from,
+    check_fault,
+    matches,
+)
 from .errors import ArmError, throttled
 
 __all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
@@ -62,12 +70,8 @@ class Fault:
         if "retryAfter" in values:
             values["retry_after"] = values.pop("retryAfter")
         fault = cls(**values)
-        if fault.mode not in MODES:
-            raise ArmError(400, "InvalidFault", f"mode must be one of {MODES}")
-        if not 100 <= int(fault.status) <= 599 or not 0 <= float(fault.probability) <= 1:
-            raise ArmError(400, "InvalidFault", "status 100-599 and probability 0-1")
-        if fault.path:
-            re.compile(fault.path)
+        check_fault(fault.mode, fault.status, fault.probability, fault.path,
+                    lambda message: ArmError(400, "InvalidFault", message))
         return fault
 
     def matches(self, call: Call) -> bool:

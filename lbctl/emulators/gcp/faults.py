@@ -15,12 +15,20 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..faults_base import FAMILIES, MAX_LOG, MODES, Bucket, CallLog, buckets_from, matches
+from ..faults_base import (
+    FAMILIES,
+    MAX_LOG,
+    MODES,
+    Bucket,
+    CallLog,
+    buckets_from,
+    check_fault,
+    matches,
+)
 from .errors import GceError, rate_limited
 
 __all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
@@ -62,12 +70,8 @@ class Fault:
         if unknown:
             raise GceError(400, "invalid", f"unknown fault field {unknown[0]!r}")
         fault = cls(**data)
-        if fault.mode not in MODES:
-            raise GceError(400, "invalid", f"mode must be one of {MODES}")
-        if not 100 <= int(fault.status) <= 599 or not 0 <= float(fault.probability) <= 1:
-            raise GceError(400, "invalid", "status 100-599 and probability 0-1")
-        if fault.path:
-            re.compile(fault.path)
+        check_fault(fault.mode, fault.status, fault.probability, fault.path,
+                    lambda message: GceError(400, "invalid", message))
         return fault
 
     def matches(self, call: Call) -> bool:
