@@ -38,16 +38,14 @@ needs more than AWS's default 60 inbound rules on the node group, so moto's limi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,22 +57,23 @@ if str(ROOT) not in sys.path:  # run as a script: `lbctl` and `providers` import
 
 import boto3  # noqa: E402
 
-from lbctl.controller.config import parse_config  # noqa: E402
-from lbctl.controller.controller import Controller  # noqa: E402
-from lbctl.controller.embedded import running_controller  # noqa: E402
-from lbctl.controller.events import BackgroundEvents  # noqa: E402
+from bench import cloud_env  # noqa: E402
+from bench.cloud_env import (  # noqa: E402
+    CLUSTER,
+    NAMESPACE,
+    CloudEnv,
+    ingress,
+    parts,
+    start_cloud,
+)
 from lbctl.emulators.aws import world as world_module  # noqa: E402
 from lbctl.emulators.aws.server import AwsEmulator  # noqa: E402
 from lbctl.emulators.aws.world import World  # noqa: E402
-from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
-from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
-from lbctl.sandbox.nodes import from_file  # noqa: E402
+from lbctl.kube import NODES, SERVICES  # noqa: E402
 from providers.aws.client import AwsClient, family, is_read  # noqa: E402
 
 FAMILIES = ("describe", "modify", "register", "tagging", "ec2Modify")
 REGION = "us-east-1"
-CLUSTER = "bench"
-NAMESPACE = "bench"
 UPSTREAM_CREATE = "~12-15"
 
 
@@ -117,31 +116,16 @@ class Moto:
 
 
 @dataclass
-class Env:
+class Env(CloudEnv):
     """moto (reset and seeded), a sandbox with the world's nodes, the controller on both."""
 
     moto: Moto
     world: World
-    box: SandboxThread
-    kube: Kube
-    events: BackgroundEvents
-    controller: Controller
-    tmp: tempfile.TemporaryDirectory[str]
-    stack: contextlib.ExitStack
 
     @property
     def client(self) -> AwsClient:
         client: AwsClient = self.controller.inner_provider.client  # type: ignore[attr-defined]
         return client
-
-    def quiet(self) -> bool:
-        queue = self.controller.queue
-        return queue is not None and not (queue.depth() or queue.in_flight() or queue.delayed())
-
-    def close(self) -> None:
-        self.stack.close()  # controller, provider, events, client
-        self.box.stop()
-        self.tmp.cleanup()
 
 
 Rates = tuple[float, float, float, float, float]
@@ -151,59 +135,32 @@ Rates = tuple[float, float, float, float, float]
 def start_env(moto: Moto, workers: int, rates: Rates) -> Env:
     moto.reset()
     world = world_module.seed(moto.client("ec2"), cluster=CLUSTER, nodes=3, region=REGION)
-    tmp = tempfile.TemporaryDirectory()
-    nodes_file = Path(tmp.name) / "nodes.yaml"
-    nodes_file.write_text(world_module.nodes_file(world))
-    box = SandboxThread(SandboxOptions(nodes=from_file(nodes_file), workloads=False,
-                                       kubeconfig=Path(tmp.name) / "kubeconfig",
-                                       bookmark_interval=1.0))
-    box.start()
     describe, modify, register, tagging, ec2_modify = rates
-    config = parse_config(f"""
-clusterName: {CLUSTER}
-provider: aws
-controller: {{workers: {workers}, nodeSyncDebounceSeconds: 1, resyncSeconds: 86400,
-              qps: 200, burst: 400}}
+    base = start_cloud(world_module.nodes_file(world), "aws", workers, 200, 400, f"""\
 aws:
   region: {REGION}
   endpointURL: "{moto.url}"
   rateLimits: {{describe: {describe}, modify: {modify}, register: {register},
                tagging: {tagging}, ec2Modify: {ec2_modify}}}
 """)
-    stack = contextlib.ExitStack()
-    embedded = stack.enter_context(running_controller(Path(tmp.name) / "kubeconfig", config))
-    kube, events, controller = embedded.kube, embedded.events, embedded.controller
-    kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
-    return Env(moto, world, box, kube, events, controller, tmp, stack)
+    return Env(**parts(base), moto=moto, world=world)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
 def wait(check: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> float:
     """Poll until `check()`; answer time.monotonic() when it first held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(step)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def service(name: str, ports: Iterable[int] = (80,)) -> dict[str, Any]:
-    return {"metadata": {"name": name},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [
-                {"name": f"p{p}", "port": p, "targetPort": 8080, "protocol": "TCP"}
-                for p in ports]}}
+    held = cloud_env.wait(check, timeout, step)
+    if held is None:
+        raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+    return held
 
 
 def create(env: Env, name: str) -> None:
-    env.kube.request("POST", SERVICES.path(NAMESPACE), body=service(name))
+    cloud_env.create(env, name, port_name="p{port}")
 
 
 def hostname(env: Env, name: str) -> str | None:
-    svc = env.controller.cache.service(NAMESPACE, name)
-    if svc is None or not svc.ingress:
-        return None
-    return svc.ingress[0].hostname or None
+    return ingress(env, name, "hostname")
 
 
 def split(calls: Counter[str]) -> str:

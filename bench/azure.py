@@ -60,12 +60,10 @@ run takes about 3 minutes on a 2-vCPU machine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -82,16 +80,23 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lbctl.controller.config import parse_config  # noqa: E402
-from lbctl.controller.controller import Controller  # noqa: E402
-from lbctl.controller.embedded import running_controller  # noqa: E402
+from bench import cloud_env  # noqa: E402
+from bench.cloud_env import (  # noqa: E402
+    CLUSTER,
+    NAMESPACE,
+    CloudEnv,
+    Judged,
+    create,
+    parts,
+    start_cloud,
+    verdict,
+)
+from bench.cloud_env import ingress as address  # noqa: E402
 from lbctl.emulators.azure import world as world_module  # noqa: E402
 from lbctl.emulators.azure.client import network_client  # noqa: E402
 from lbctl.emulators.azure.server import AzureEmulator  # noqa: E402
 from lbctl.emulators.azure.world import World  # noqa: E402
-from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
-from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
-from lbctl.sandbox.nodes import from_file  # noqa: E402
+from lbctl.kube import NODES, SERVICES  # noqa: E402
 from providers.azure import names  # noqa: E402
 from providers.azure.annotations import parse_annotations  # noqa: E402
 from providers.azure.changes import READ_ONLY, lb_change  # noqa: E402
@@ -107,8 +112,6 @@ from providers.spec import (  # noqa: E402
     Target,
 )
 
-CLUSTER = "bench"
-NAMESPACE = "bench"
 GOAL_LB_WRITES = 25
 GOAL_SPEEDUP = 5.0
 POLLING = 1.0
@@ -121,16 +124,11 @@ Rates = tuple[float, float, float]
 
 # -- the environment ------------------------------------------------------------------------------
 @dataclass
-class Env:
+class Env(CloudEnv):
     """The emulator (reset, seeded), a sandbox of its nodes, the controller on both."""
 
     emulator: AzureEmulator
     world: World
-    box: SandboxThread
-    kube: Kube
-    controller: Controller
-    tmp: tempfile.TemporaryDirectory[str]
-    stack: contextlib.ExitStack
 
     def quiet(self) -> bool:
         return self.controller.quiet()
@@ -139,28 +137,12 @@ class Env:
         inner = self.controller.inner_provider
         return inner if isinstance(inner, AzureProvider) else None
 
-    def close(self) -> None:
-        self.stack.close()  # controller, provider, client
-        self.box.stop()
-        self.tmp.cleanup()
-
 
 def start_env(emulator: AzureEmulator, workers: int, rates: Rates) -> Env:
     emulator.reset(keep_world=False)
     world = emulator.seed(CLUSTER, nodes=3)
-    tmp = tempfile.TemporaryDirectory()
-    nodes_file = Path(tmp.name) / "nodes.yaml"
-    nodes_file.write_text(world_module.nodes_file(world))
-    box = SandboxThread(SandboxOptions(nodes=from_file(nodes_file), workloads=False,
-                                       kubeconfig=Path(tmp.name) / "kubeconfig",
-                                       bookmark_interval=1.0))
-    box.start()
     read, write, operations = rates
-    config = parse_config(f"""
-clusterName: {CLUSTER}
-provider: azure
-controller: {{workers: {workers}, nodeSyncDebounceSeconds: 1, resyncSeconds: 86400,
-              qps: 400, burst: 800}}
+    base = start_cloud(world_module.nodes_file(world), "azure", workers, 400, 800, f"""\
 azure:
   subscriptionId: "{world.subscription}"
   resourceGroup: {world.resource_group}
@@ -171,65 +153,28 @@ azure:
   endpoint: "{emulator.endpoint}"
   rateLimits: {{read: {read}, write: {write}, operations: {operations}}}
 """)
-    stack = contextlib.ExitStack()
-    try:
-        embedded = stack.enter_context(running_controller(Path(tmp.name) / "kubeconfig",
-                                                          config, qps=400, burst=800))
-        embedded.kube.request("POST", "/api/v1/namespaces",
-                              body={"metadata": {"name": NAMESPACE}})
-    except BaseException:
-        stack.close()
-        box.stop()
-        tmp.cleanup()
-        raise
     emulator.clear_calls()
-    return Env(emulator, world, box, embedded.kube, embedded.controller, tmp, stack)
+    return Env(**parts(base), emulator=emulator, world=world)
 
 
 # -- helpers --------------------------------------------------------------------------------------
 def wait(check: Callable[[], bool], timeout: float, step: float = 0.05) -> float | None:
-    """Poll until `check()`: time.monotonic() when it first held, None on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(step)
-    return None
-
-
-def create(env: Env, name: str) -> None:
-    env.kube.request("POST", SERVICES.path(NAMESPACE), body={
-        "metadata": {"name": name},
-        "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                 "ports": [{"name": "http", "port": 80, "targetPort": 8080,
-                            "protocol": "TCP"}]}})
-
-
-def address(env: Env, name: str) -> str | None:
-    svc = env.controller.cache.service(NAMESPACE, name)
-    if svc is None or not svc.ingress:
-        return None
-    return svc.ingress[0].ip or None
+    """cloud_env.wait, polling every 50 ms unless told."""
+    return cloud_env.wait(check, timeout, step)
 
 
 @dataclass
-class Calls:
+class Calls(Judged):
     """ARM's view of a phase: every request by `<kind>.<verb>`."""
 
     by_api: Counter[str] = field(default_factory=Counter)
-    complete: bool = True
-    why: str = ""
 
     @classmethod
     def take(cls, emulator: AzureEmulator) -> Calls:
         """The emulator's counts since the last take, cleared."""
         counts = emulator.counts()
         emulator.clear_calls()
-        return cls(Counter(counts))
-
-    def failed(self, why: str) -> Calls:
-        self.complete, self.why = False, why
-        return self
+        return cls(by_api=Counter(counts))
 
     @property
     def writes(self) -> int:
@@ -256,12 +201,6 @@ class Calls:
         reads = sum(self.by_api.values()) - self.writes - self.polls
         return (f"{self.writes} writes ({writes or 'none'}), {reads} reads, "
                 f"{self.polls} operation polls")
-
-
-def verdict(ok: bool, complete: bool = True) -> str:
-    if not complete:
-        return "NOT JUDGED (the run did not complete)"
-    return "PASS" if ok else "FAIL"
 
 
 def provisioned(env: Env, services: list[str], timeout: float) -> tuple[int, float]:
@@ -430,6 +369,20 @@ def _stats(provider: AzureProvider | None) -> str:
             f"{nsg.writes} PUTs, {nsg.conflicts} x 412")
 
 
+def _create_phase(env: Env, label: str, names: list[str], limit: float, budget: Budget,
+                  ) -> Phase:
+    """Create `names` at once, wait (`limit`) for their ingress IPs and the queue to settle:
+    the phase's figures, failed when either did not happen."""
+    t0 = create_all(env, names)
+    got, last = provisioned(env, names, limit)
+    settled = wait(env.quiet, budget.left(60)) is not None
+    calls = Calls.take(env.emulator)
+    if got < len(names) or not settled:
+        calls.failed(f"{got} of {len(names)} got an ingress IP within {limit:.0f} s"
+                     + ("" if settled else ", the queue did not settle"))
+    return Phase(label, len(names), got, last - t0, calls)
+
+
 def lbctl(emulator: AzureEmulator, services: int, more: int, workers: int, rates: Rates,
           skip: set[str], budget: Budget) -> Figures:
     """Phases 2-5 on one controller; stops at the first phase that did not complete."""
@@ -437,30 +390,14 @@ def lbctl(emulator: AzureEmulator, services: int, more: int, workers: int, rates
     env = start_env(emulator, workers, rates)
     try:
         first = [f"lb-{i:04d}" for i in range(services)]
-        t0 = create_all(env, first)
-        limit = budget.left(120)
-        got, last = provisioned(env, first, limit)
-        settled = wait(env.quiet, budget.left(60)) is not None
-        calls = Calls.take(emulator)
-        if got < services or not settled:
-            calls.failed(f"{got} of {services} got an ingress IP within {limit:.0f} s"
-                         + ("" if settled else ", the queue did not settle"))
-        out.create = Phase("create", services, got, last - t0, calls)
+        out.create = _create_phase(env, "create", first, budget.left(120), budget)
         out.stats = _stats(env.provider())
-        if not calls.complete or "node" in skip:
+        if not out.create.calls.complete or "node" in skip:
             return out
 
         second = [f"lb-{i:04d}" for i in range(services, services + more)]
-        t0 = create_all(env, second)
-        limit = budget.left(90)
-        got, last = provisioned(env, second, limit)
-        settled = wait(env.quiet, budget.left(60)) is not None
-        calls = Calls.take(emulator)
-        if got < more or not settled:
-            calls.failed(f"{got} of {more} got an ingress IP within {limit:.0f} s"
-                         + ("" if settled else ", the queue did not settle"))
-        out.grow = Phase("grow", more, got, last - t0, calls)
-        if not calls.complete:
+        out.grow = _create_phase(env, "grow", second, budget.left(90), budget)
+        if not out.grow.calls.complete:
             return out
         everyone = first + second
 

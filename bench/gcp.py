@@ -40,14 +40,11 @@ bench raises them (`--rates`); the counts do not depend on them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,19 +53,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `lbctl` and `providers` importable
     sys.path.insert(0, str(ROOT))
 
-from lbctl.controller.config import parse_config  # noqa: E402
-from lbctl.controller.controller import Controller  # noqa: E402
-from lbctl.controller.embedded import running_controller  # noqa: E402
+from bench.cloud_env import (  # noqa: E402
+    CLUSTER,
+    NAMESPACE,
+    CloudEnv,
+    Judged,
+    create,
+    parts,
+    start_cloud,
+    verdict,
+    wait,
+)
+from bench.cloud_env import ingress as address  # noqa: E402
 from lbctl.emulators.gcp import world as world_module  # noqa: E402
 from lbctl.emulators.gcp.server import GceEmulator  # noqa: E402
 from lbctl.emulators.gcp.world import World  # noqa: E402
-from lbctl.kube import NODES, SERVICES, Kube  # noqa: E402
-from lbctl.sandbox.app import SandboxOptions, SandboxThread  # noqa: E402
-from lbctl.sandbox.nodes import from_file  # noqa: E402
+from lbctl.kube import NODES, SERVICES  # noqa: E402
 from providers.gcp import names  # noqa: E402
 
-CLUSTER = "bench"
-NAMESPACE = "bench"
 GOAL_CREATE = 12
 GOAL_DELETE = 10
 
@@ -105,25 +107,11 @@ UPSTREAM = {
 
 # -- the environment ------------------------------------------------------------------------------
 @dataclass
-class Env:
+class Env(CloudEnv):
     """The emulator (reset, seeded), a sandbox of its nodes, the controller on both."""
 
     emulator: GceEmulator
     world: World
-    box: SandboxThread
-    kube: Kube
-    controller: Controller
-    tmp: tempfile.TemporaryDirectory[str]
-    stack: contextlib.ExitStack
-
-    def quiet(self) -> bool:
-        queue = self.controller.queue
-        return queue is not None and not (queue.depth() or queue.in_flight() or queue.delayed())
-
-    def close(self) -> None:
-        self.stack.close()  # controller, provider, client
-        self.box.stop()
-        self.tmp.cleanup()
 
 
 Rates = tuple[float, float, float]
@@ -133,19 +121,8 @@ Rates = tuple[float, float, float]
 def start_env(emulator: GceEmulator, workers: int, rates: Rates) -> Env:
     emulator.reset(keep_world=False)
     world = emulator.seed(CLUSTER, nodes=3)
-    tmp = tempfile.TemporaryDirectory()
-    nodes_file = Path(tmp.name) / "nodes.yaml"
-    nodes_file.write_text(world_module.nodes_file(world))
-    box = SandboxThread(SandboxOptions(nodes=from_file(nodes_file), workloads=False,
-                                       kubeconfig=Path(tmp.name) / "kubeconfig",
-                                       bookmark_interval=1.0))
-    box.start()
     read, write, operations = rates
-    config = parse_config(f"""
-clusterName: {CLUSTER}
-provider: gcp
-controller: {{workers: {workers}, nodeSyncDebounceSeconds: 1, resyncSeconds: 86400,
-              qps: 400, burst: 800}}
+    base = start_cloud(world_module.nodes_file(world), "gcp", workers, 400, 800, f"""\
 gcp:
   project: {world.project}
   region: {world.region}
@@ -154,49 +131,17 @@ gcp:
   endpoint: "{emulator.endpoint}"
   rateLimits: {{read: {read}, write: {write}, operations: {operations}}}
 """)
-    stack = contextlib.ExitStack()
-    embedded = stack.enter_context(running_controller(Path(tmp.name) / "kubeconfig", config,
-                                                      qps=400, burst=800))
-    embedded.kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
     emulator.clear_calls()
-    return Env(emulator, world, box, embedded.kube, embedded.controller, tmp, stack)
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def wait(check: Callable[[], bool], timeout: float, step: float = 0.02) -> float | None:
-    """Poll until `check()`: time.monotonic() when it first held, None on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(step)
-    return None
-
-
-def create(env: Env, name: str) -> None:
-    env.kube.request("POST", SERVICES.path(NAMESPACE), body={
-        "metadata": {"name": name},
-        "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                 "ports": [{"name": "http", "port": 80, "targetPort": 8080,
-                            "protocol": "TCP"}]}})
-
-
-def address(env: Env, name: str) -> str | None:
-    svc = env.controller.cache.service(NAMESPACE, name)
-    if svc is None or not svc.ingress:
-        return None
-    return svc.ingress[0].ip or None
+    return Env(**parts(base), emulator=emulator, world=world)
 
 
 @dataclass
-class Calls:
+class Calls(Judged):
     """GCE's view of an operation: every call by API id and family, writes by zone."""
 
     by_api: Counter[str] = field(default_factory=Counter)
     families: Counter[str] = field(default_factory=Counter)
     zone_writes: Counter[str] = field(default_factory=Counter)
-    complete: bool = True
-    why: str = ""
 
     @classmethod
     def take(cls, emulator: GceEmulator) -> Calls:
@@ -213,10 +158,6 @@ class Calls:
                 zone = parts[parts.index("zones") + 1] if "zones" in parts else "(not zonal)"
                 out.zone_writes[zone] += 1
         return out
-
-    def failed(self, why: str) -> Calls:
-        self.complete, self.why = False, why
-        return self
 
     @property
     def reads(self) -> int:
@@ -247,12 +188,6 @@ class Calls:
         return ", ".join(f"{api} {n}" for api, n in sorted(self.by_api.items())
                          if api.endswith((".get", ".list", ".aggregatedList",
                                           ".listInstances")))
-
-
-def verdict(ok: bool, complete: bool = True) -> str:
-    if not complete:
-        return "NOT JUDGED (the run did not complete)"
-    return "PASS" if ok else "FAIL"
 
 
 def add_node(env: Env, name: str) -> float | None:
@@ -302,23 +237,24 @@ def provisioned(env: Env, name: str, timeout: float = 60) -> float | None:
     return None if done is None else done - t0
 
 
+def created(env: Env, name: str) -> tuple[Calls, float]:
+    """Create one Service and wait for its address: the calls it took (failed without one)
+    and the seconds."""
+    create(env, name)
+    took = provisioned(env, name)
+    calls = Calls.take(env.emulator)
+    if took is None:
+        calls.failed("no address within 60 s")
+    return calls, took or 0.0
+
+
 def calls_per_operation(emulator: GceEmulator, rates: Rates, node_services: int = 5,
                         ) -> CallFigures:
     env = start_env(emulator, 8, rates)
     try:
         seconds: dict[str, float] = {}
-        create(env, "first")
-        took = provisioned(env, "first")
-        first = Calls.take(emulator)
-        if took is None:
-            first.failed("no address within 60 s")
-        seconds["first"] = took or 0.0
-        create(env, "one")
-        took = provisioned(env, "one")
-        second = Calls.take(emulator)
-        if took is None:
-            second.failed("no address within 60 s")
-        seconds["create"] = took or 0.0
+        first, seconds["first"] = created(env, "first")
+        second, seconds["create"] = created(env, "one")
 
         for svc in env.controller.cache.services():  # what Controller._tick does
             env.controller._enqueue(svc, force=True)
