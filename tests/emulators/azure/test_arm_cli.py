@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from lbctl.controller.config import parse_config
 from lbctl.emulators.azure.client import network_client
 from lbctl.sandbox.nodes import from_file
 
+from .. import cli
 from .conftest import NetworkManagementClient
 
 pytestmark = pytest.mark.integration
@@ -25,14 +23,11 @@ SUB = "11111111-2222-3333-4444-555555555555"
 
 def test_the_command_seeds_writes_its_files_and_stops(tmp_path: Path) -> None:
     nodes_file, config_out = tmp_path / "nodes.yaml", tmp_path / "config.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lbctl", "emulator", "azure", "--listen", "127.0.0.1:0",
-         "--subscription", SUB, "--resource-group", "demo-rg", "--location", "westeurope",
-         "--cluster", "demo", "--nodes", "2", "--nodes-file", str(nodes_file), "--config-out",
-         str(config_out), "--operation-delay", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
+    proc, line = cli.start(
+        "azure", "--listen", "127.0.0.1:0", "--subscription", SUB, "--resource-group",
+        "demo-rg", "--location", "westeurope", "--cluster", "demo", "--nodes", "2",
+        "--nodes-file", str(nodes_file), "--config-out", str(config_out), "--operation-delay",
+        "0")
     try:
         match = re.search(r"azure emulator ready at (http://127\.0\.0\.1:\d+) ", line)
         assert match, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr
@@ -68,12 +63,4 @@ def test_the_command_seeds_writes_its_files_and_stops(tmp_path: Path) -> None:
 
 
 def test_a_taken_port_exits_1() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "lbctl", "emulator", "azure", "--listen",
-                              f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60,
-                             check=False)
-    assert out.returncode == 1 and f"--listen 127.0.0.1:{port}" in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    cli.assert_a_taken_port_exits_1("azure")

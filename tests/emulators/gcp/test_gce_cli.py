@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,14 @@ import pytest
 from lbctl.controller.config import parse_config
 from lbctl.sandbox.nodes import from_file
 
+from .. import cli
 from .conftest import Sdk
 
 pytestmark = pytest.mark.integration
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "lbctl", "emulator", "gcp", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline()
+    return cli.start("gcp", *args)
 
 
 def test_the_command_seeds_writes_its_files_and_stops(tmp_path: Path, sdk: Sdk) -> None:
@@ -81,15 +78,7 @@ def test_no_nodes_and_sigint() -> None:
 
 
 def test_a_taken_port_and_a_bad_zone_exit_1() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "lbctl", "emulator", "gcp", "--listen",
-                              f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60,
-                             check=False)
-    assert out.returncode == 1 and f"--listen 127.0.0.1:{port}" in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    cli.assert_a_taken_port_exits_1("gcp")
     bad = subprocess.run([sys.executable, "-m", "lbctl", "emulator", "gcp", "--zones",
                           "europe-west1-b"], capture_output=True, text=True, timeout=60,
                          check=False)
