@@ -33,8 +33,15 @@ from providers.aws.names import TAG_CLUSTER
 
 from ..kube import Kube
 from .aws_view import AwsView
-from .cloud import cluster, condition, play
-from .story import NS, deployment, print_services, print_table, say, wait_for
+from .cloud import (
+    cluster,
+    condition,
+    delete_frontend,
+    expose_frontend,
+    frontend_service,
+    play,
+)
+from .story import NS, print_services, print_table, say, wait_for
 
 if TYPE_CHECKING:
     from ..emulators.aws.server import AwsEmulator
@@ -128,16 +135,7 @@ class AwsStory:
         self.left: dict[str, int] = {}
 
     def run(self) -> None:
-        say("kubectl create deployment frontend --image=nginx --replicas=3 --port=80")
-        self.kube.request("POST", "/apis/apps/v1/namespaces/default/deployments",
-                          body=deployment("frontend", port=80))
-        click.echo("deployment.apps/frontend created")
-        say("kubectl expose deployment frontend --port 80 --type LoadBalancer")
-        self.kube.request("POST", f"{NS}/services", body={
-            "metadata": {"name": "frontend", "labels": {"app": "frontend"}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": "frontend"},
-                     "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}]}})
-        click.echo("service/frontend exposed")
+        expose_frontend(self.kube, 80, frontend_service(80))
         self._pods()
         svc = wait_for(self._with_hostname, "the Service's EXTERNAL-IP hostname", 60)
         self.hostname = svc["status"]["loadBalancer"]["ingress"][0]["hostname"]
@@ -185,10 +183,7 @@ class AwsStory:
         return cond is not None and cond["status"] == "False"
 
     def cleanup(self) -> None:
-        say("kubectl delete service frontend")
-        self.kube.request("DELETE", f"{NS}/services/frontend")
-        wait_for(lambda: not any(s["metadata"]["name"] == "frontend" for s in self.kube.request(
-            "GET", f"{NS}/services")["items"]), "the Service to go", 60)
+        delete_frontend(self.kube)
         click.echo('service "frontend" deleted (finalizer released after the provider deleted '
                    "the listeners, the NLB, the target groups, the rules and the security groups)")
         self.left = self.aws.leftovers()

@@ -24,8 +24,8 @@ import click
 
 from ..kube import Kube
 from .azure_view import ArmView, base, rows_of
-from .cloud import leftovers_problem, plural, show_leftovers
-from .story import NS, deployment, print_services, say, wait_for
+from .cloud import expose_frontend, leftovers_problem, plural, show_leftovers
+from .story import NS, print_services, say, wait_for
 
 PORT, NEW_PORT = 80, 8080
 WAVE = 20
@@ -102,14 +102,7 @@ class AzureStory:
         return calls
 
     def run(self) -> None:
-        say(f"kubectl create deployment frontend --image=nginx --replicas=3 --port={PORT}")
-        self.kube.request("POST", "/apis/apps/v1/namespaces/default/deployments",
-                          body=deployment("frontend", port=PORT))
-        click.echo("deployment.apps/frontend created")
-        self.provider_client.reset_calls()
-        say(f"kubectl expose deployment frontend --port {PORT} --type LoadBalancer")
-        self.kube.request("POST", f"{NS}/services", body=service("frontend"))
-        click.echo("service/frontend exposed")
+        expose_frontend(self.kube, PORT, service("frontend"), self.provider_client.reset_calls)
         svc = wait_for(lambda: self._ensured("frontend"), "the controller to ensure the "
                        "Service's frontend (an IP and LoadBalancerProvisioning=False)", 90)
         self.ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]

@@ -15,9 +15,10 @@ import click
 
 from ..controller.config import parse_config
 from ..controller.embedded import Embedded, running_controller
+from ..kube import Kube
 from ..sandbox.app import SandboxOptions, SandboxThread
 from ..sandbox.nodes import from_file
-from .story import say, wait_for_ctrl_c
+from .story import NS, deployment, say, wait_for, wait_for_ctrl_c
 
 
 @contextlib.contextmanager
@@ -66,6 +67,36 @@ def play(story: CloudStory, keep: bool, hints: str, cleanup: Callable[[], None],
 
 
 # -- story steps alike in every cloud ----------------------------------------------------------
+def frontend_service(port: int, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """`kubectl expose deployment frontend --port PORT --type LoadBalancer`'s Service."""
+    return {"metadata": {"name": "frontend", "labels": {"app": "frontend", **(labels or {})}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "frontend"},
+                     "ports": [{"port": port, "targetPort": port, "protocol": "TCP"}]}}
+
+
+def expose_frontend(kube: Kube, port: int, service: dict[str, Any],
+                    before_expose: Callable[[], object] = lambda: None) -> dict[str, Any]:
+    """Create the `frontend` Deployment and expose it as `service` (`before_expose` runs
+    between the two): the Service as created."""
+    say(f"kubectl create deployment frontend --image=nginx --replicas=3 --port={port}")
+    kube.request("POST", "/apis/apps/v1/namespaces/default/deployments",
+                 body=deployment("frontend", port=port))
+    click.echo("deployment.apps/frontend created")
+    before_expose()
+    say(f"kubectl expose deployment frontend --port {port} --type LoadBalancer")
+    created: dict[str, Any] = kube.request("POST", f"{NS}/services", body=service)
+    click.echo("service/frontend exposed")
+    return created
+
+
+def delete_frontend(kube: Kube) -> None:
+    """`kubectl delete service frontend`, waiting until it is gone (its finalizer released)."""
+    say("kubectl delete service frontend")
+    kube.request("DELETE", f"{NS}/services/frontend")
+    wait_for(lambda: not any(s["metadata"]["name"] == "frontend" for s in kube.request(
+        "GET", f"{NS}/services")["items"]), "the Service to go", 60)
+
+
 def condition(svc: dict[str, Any], kind: str) -> dict[str, Any] | None:
     """The Service's status condition of type `kind`."""
     for cond in (svc.get("status") or {}).get("conditions") or []:

@@ -18,9 +18,17 @@ from typing import Any
 import click
 
 from ..kube import Kube
-from .cloud import condition, leftovers_problem, plural, show_leftovers
+from .cloud import (
+    condition,
+    delete_frontend,
+    expose_frontend,
+    frontend_service,
+    leftovers_problem,
+    plural,
+    show_leftovers,
+)
 from .gcp_view import GceView
-from .story import NS, deployment, print_services, print_table, say, wait_for
+from .story import NS, print_services, print_table, say, wait_for
 
 SERVICE = f"{NS}/services/frontend"
 PORT, NEW_PORT = 80, 8080
@@ -64,17 +72,8 @@ class GcpStory:
         self.inventory: dict[str, list[str]] = {}
 
     def run(self) -> None:
-        say(f"kubectl create deployment frontend --image=nginx --replicas=3 --port={PORT}")
-        self.kube.request("POST", "/apis/apps/v1/namespaces/default/deployments",
-                          body=deployment("frontend", port=PORT))
-        click.echo("deployment.apps/frontend created")
-        self.provider_client.reset_calls()
-        say(f"kubectl expose deployment frontend --port {PORT} --type LoadBalancer")
-        created = self.kube.request("POST", f"{NS}/services", body={
-            "metadata": {"name": "frontend", "labels": {"app": "frontend"}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": "frontend"},
-                     "ports": [{"port": PORT, "targetPort": PORT, "protocol": "TCP"}]}})
-        click.echo("service/frontend exposed")
+        created = expose_frontend(self.kube, PORT, frontend_service(PORT),
+                                  self.provider_client.reset_calls)
         svc = wait_for(lambda: self._ensured(created["metadata"].get("generation", 1)),
                        "the controller to ensure the Service's load balancer (an IP and "
                        "LoadBalancerProvisioning=False)", 90)
@@ -150,10 +149,7 @@ class GcpStory:
         the emulator at `endpoint` still holds of everything made through Compute
         (`inventory`)."""
         self.provider_client.reset_calls()
-        say("kubectl delete service frontend")
-        self.kube.request("DELETE", SERVICE)
-        wait_for(lambda: not any(s["metadata"]["name"] == "frontend" for s in self.kube.request(
-            "GET", f"{NS}/services")["items"]), "the Service to go", 60)
+        delete_frontend(self.kube)
         click.echo('service "frontend" deleted (finalizer released after the provider deleted '
                    "the forwarding rule, the address, the firewall rules, the backend service, "
                    "and with the cluster's last Service the shared instance groups and "
