@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 FAMILIES = ("read", "write", "operation")
@@ -41,6 +41,20 @@ class FaultLike(Protocol):
 
 C = TypeVar("C", bound=CallLike)
 F = TypeVar("F", bound=FaultLike)
+
+
+@dataclass
+class Call:
+    """One call as the log keeps it: its method, path, API id, family and answered status."""
+
+    method: str
+    path: str
+    api: str
+    family: str
+    status: int = 0
+
+    def json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def matches(api: str, method: str, path: str, call: CallLike) -> bool:

@@ -18,31 +18,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..faults_base import (
-    FAMILIES,
-    MAX_LOG,
-    MODES,
-    Bucket,
-    CallLog,
-    buckets_from,
-    check_fault,
-    matches,
-)
+from ..faults_base import Call, CallLog, buckets_from, check_fault, matches
 from .errors import ArmError, throttled
 
-__all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    api: str
-    family: str
-    status: int = 0
-
-    def json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Call", "Fault", "Faults"]
 
 
 @dataclass

@@ -19,34 +19,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..faults_base import (
-    FAMILIES,
-    MAX_LOG,
-    MODES,
-    Bucket,
-    CallLog,
-    buckets_from,
-    check_fault,
-    matches,
-)
+from ..faults_base import Call as BaseCall
+from ..faults_base import CallLog, buckets_from, check_fault, matches
 from .errors import GceError, rate_limited
-
-__all__ = ["FAMILIES", "MAX_LOG", "MODES", "Bucket", "Call", "Fault", "Faults"]
 
 
 @dataclass
-class Call:
-    method: str
-    path: str
-    api: str
-    family: str
-    status: int = 0
+class Call(BaseCall):
     at: float = field(default_factory=time.time)
     """When the call arrived (Unix time: comparable across processes)."""
-
-    def json(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "api": self.api,
-                "family": self.family, "status": self.status, "at": self.at}
 
 
 @dataclass
