@@ -25,21 +25,19 @@ write, and nothing of the cluster is left in ARM after the delete.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from providers.azure import names
 
 from ..sandbox.nodes import from_file, node_object
 from .azure_story import AzureStory
 from .azure_view import ArmView, Reader
-from .cloud import cluster, play, plural
+from .cloud import cluster, demo_config, emulator_missing, play, plural, require_sdk
 
 if TYPE_CHECKING:
     from ..emulators.azure.server import AzureEmulator
@@ -58,22 +56,16 @@ def azure_config(world: World, endpoint: str) -> str:
     is local), node changes synced at once and a worker per Service of the wave."""
     from ..emulators.azure.world import config_text  # noqa: PLC0415 (the sandbox extra)
 
-    doc = yaml.safe_load(config_text(world, endpoint))
-    doc["azure"]["rateLimits"] = {"read": 200, "write": 100, "operations": 200}
-    doc["controller"] = {"nodeSyncDebounceSeconds": 0.2, "workers": WORKERS}
-    return yaml.safe_dump(doc, sort_keys=False)
+    return demo_config(config_text(world, endpoint), "azure",
+                       {"nodeSyncDebounceSeconds": 0.2, "workers": WORKERS})
 
 
 def _emulator() -> AzureEmulator:
     try:
         from ..emulators.azure.server import AzureEmulator  # noqa: PLC0415
     except ImportError as exc:
-        raise click.ClickException("lbctl demo --provider azure needs aiohttp (install "
-                                   f"lbctl[sandbox]): {exc}") from exc
-    for module in ("azure.mgmt.network", "azure.identity"):
-        if importlib.util.find_spec(module) is None:
-            raise click.ClickException(f"lbctl demo --provider azure needs {module} (install "
-                                       "lbctl[azure])")
+        raise emulator_missing("azure", exc) from exc
+    require_sdk("azure", {m: m for m in ("azure.mgmt.network", "azure.identity")})
     return AzureEmulator(host="127.0.0.1", port=0, operation_delay=OPERATION_DELAY)
 
 

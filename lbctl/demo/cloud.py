@@ -7,11 +7,13 @@ after the delete). What each cloud starts, shows and checks stays in its own mod
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import click
+import yaml
 
 from ..controller.config import parse_config
 from ..controller.embedded import Embedded, running_controller
@@ -19,6 +21,30 @@ from ..kube import Kube
 from ..sandbox.app import SandboxOptions, SandboxThread
 from ..sandbox.nodes import from_file
 from .story import NS, deployment, say, wait_for, wait_for_ctrl_c
+
+
+def demo_config(config_text: str, provider: str, controller: dict[str, Any]) -> str:
+    """`lbctl emulator PROVIDER --config-out`'s `config_text` with generous rate limits (the
+    emulator is local) and `controller`'s settings (node changes synced at once, ...)."""
+    doc = yaml.safe_load(config_text)
+    doc[provider]["rateLimits"] = {"read": 200, "write": 100, "operations": 200}
+    doc["controller"] = controller
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def require_sdk(provider: str, modules: dict[str, str]) -> None:
+    """The provider's SDK `modules` (each with what to say it is) importable, or the demo's
+    error."""
+    for module, what in modules.items():
+        if importlib.util.find_spec(module) is None:
+            raise click.ClickException(f"lbctl demo --provider {provider} needs {what} "
+                                       f"(install lbctl[{provider}])")
+
+
+def emulator_missing(provider: str, exc: ImportError) -> click.ClickException:
+    """The demo's error when the emulator's server (aiohttp) cannot be imported."""
+    return click.ClickException(f"lbctl demo --provider {provider} needs aiohttp (install "
+                                f"lbctl[sandbox]): {exc}")
 
 
 @contextlib.contextmanager

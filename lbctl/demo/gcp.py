@@ -24,17 +24,15 @@ rule on the same IP, and nothing of the cluster is left in GCE after the delete.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from ..sandbox.nodes import from_file, node_object
-from .cloud import cluster, play
+from .cloud import cluster, demo_config, emulator_missing, play, require_sdk
 from .gcp_story import GcpStory
 from .gcp_view import GceView, Reader
 
@@ -53,21 +51,15 @@ def gcp_config(world: World, endpoint: str) -> str:
     is local) and node changes synced at once."""
     from ..emulators.gcp.world import config_text  # noqa: PLC0415 (the sandbox extra)
 
-    doc = yaml.safe_load(config_text(world, endpoint))
-    doc["gcp"]["rateLimits"] = {"read": 200, "write": 100, "operations": 200}
-    doc["controller"] = {"nodeSyncDebounceSeconds": 0.2}
-    return yaml.safe_dump(doc, sort_keys=False)
+    return demo_config(config_text(world, endpoint), "gcp", {"nodeSyncDebounceSeconds": 0.2})
 
 
 def _emulator() -> GceEmulator:
     try:
         from ..emulators.gcp.server import GceEmulator  # noqa: PLC0415
     except ImportError as exc:
-        raise click.ClickException("lbctl demo --provider gcp needs aiohttp (install "
-                                   f"lbctl[sandbox]): {exc}") from exc
-    if importlib.util.find_spec("google.cloud.compute_v1") is None:
-        raise click.ClickException("lbctl demo --provider gcp needs google-cloud-compute "
-                                   "(install lbctl[gcp])")
+        raise emulator_missing("gcp", exc) from exc
+    require_sdk("gcp", {"google.cloud.compute_v1": "google-cloud-compute"})
     return GceEmulator(host="127.0.0.1", port=0, operation_delay=OPERATION_DELAY)
 
 
