@@ -200,11 +200,21 @@ class AdminApi:
         return {"seed": seed}
 
 
+class WorldFiles(Protocol):
+    """A cloud's `world` module, as far as the files the CLI writes go."""
+
+    def nodes_file(self, world: Any) -> str: ...
+
+    def config_text(self, world: Any, endpoint: str) -> str: ...
+
+
 class ThreadedServer(Served):
     """`app()` served on (`host`, `port`; 0 picks a free port) from a daemon thread's event
-    loop named `thread_name`; `start` answers the URL (also `endpoint`), `stop` undoes it."""
+    loop named `thread_name`; `start` answers the URL (also `endpoint`), `stop` undoes it;
+    `write_files` writes what its `world_files` module makes of a world."""
 
     thread_name = "emulator"
+    world_files: WorldFiles
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -257,6 +267,11 @@ class ThreadedServer(Served):
         thread.join(10)
         loop.close()
         self._loop = self._thread = self._runner = None
+
+    def write_files(self, world: Any, nodes_file: Path | None,
+                    config_out: Path | None) -> None:
+        write_files(nodes_file, self.world_files.nodes_file(world), config_out,
+                    self.world_files.config_text(world, self.endpoint))
 
 
 def write_files(nodes_file: Path | None, nodes_text: str, config_out: Path | None,

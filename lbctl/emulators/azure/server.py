@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..serving import AdminClient, ThreadedServer, files_note, write_files
+from ..serving import AdminClient, ThreadedServer, files_note
 from . import world as world_module
 from .admin import Admin
 from .arm import Arm
@@ -87,6 +87,7 @@ class AzureAdmin(AdminClient):
 class AzureEmulator(ThreadedServer, AzureAdmin):
     """The emulator on (`host`, `port`; 0 picks a free port); `start` answers its URL."""
 
+    world_files = world_module
     thread_name = "arm-emulator"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
@@ -107,11 +108,6 @@ class AzureEmulator(ThreadedServer, AzureAdmin):
         for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
             app.router.add_route(method, "/subscriptions/{tail:.*}", arm.handle)
         return app
-
-    def write_files(self, world: World, nodes_file: Path | None,
-                    config_out: Path | None) -> None:
-        write_files(nodes_file, world_module.nodes_file(world), config_out,
-                    world_module.config_text(world, self.endpoint))
 
 
 def ready_line(emulator: AzureEmulator, world: World, nodes_file: Path | None,

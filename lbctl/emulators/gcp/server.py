@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..serving import AdminClient, ThreadedServer, files_note, write_files
+from ..serving import AdminClient, ThreadedServer, files_note
 from . import world as world_module
 from .admin import Admin
 from .compute import Compute
@@ -86,6 +86,7 @@ class GceAdmin(AdminClient):
 class GceEmulator(ThreadedServer, GceAdmin):
     """The emulator on (`host`, `port`; 0 picks a free port); `start` answers its URL."""
 
+    world_files = world_module
     thread_name = "gce-emulator"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
@@ -108,11 +109,6 @@ class GceEmulator(ThreadedServer, GceAdmin):
             app.router.add_route(method, "/compute/v1/projects/{project}/{tail:.*}",
                                  compute.handle)
         return app
-
-    def write_files(self, world: World, nodes_file: Path | None,
-                    config_out: Path | None) -> None:
-        write_files(nodes_file, world_module.nodes_file(world), config_out,
-                    world_module.config_text(world, self.endpoint))
 
 
 def ready_line(emulator: GceEmulator, world: World, nodes_file: Path | None,
