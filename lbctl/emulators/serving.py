@@ -120,17 +120,28 @@ class AdminApi:
     settings, the call log, `seed-random`, and the JSON-in, JSON-out wrapping of each.
 
     A cloud's subclass names its error (`error_type`, and `bad_request` for a malformed body),
-    its fault class (`fault_type.from_json`), and adds its own routes (`reset`, `world`,
-    `snapshot`, its world's edits) to `common_routes()`."""
+    its fault class (`fault_type.from_json`), answers `reset`, `world` and `snapshot` its own
+    way, and adds its world's edits to `common_routes()`. `base_settings` are the settings a
+    reset goes back to."""
 
     error_type: type[Exception]
     fault_type: Any
 
-    def __init__(self, log: CallLog[Any, Any], store: Any) -> None:
+    def __init__(self, log: CallLog[Any, Any], store: Any, base_settings: Any) -> None:
         self.log = log
         self.store = store
+        self.base_settings = base_settings
 
     def bad_request(self, message: str) -> Exception:
+        raise NotImplementedError
+
+    def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def world(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def snapshot(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         raise NotImplementedError
 
     def wrap(self, handler: Callable[[dict[str, Any], web.Request], Any]) -> Handler:
@@ -156,6 +167,9 @@ class AdminApi:
     def common_routes(self) -> list[web.RouteDef]:
         r, wrap = "/_emulator", self.wrap
         return [
+            web.post(f"{r}/reset", wrap(self.reset)),
+            web.get(f"{r}/world", wrap(lambda b, q: self.world())),
+            web.get(f"{r}/snapshot", wrap(self.snapshot)),
             web.get(f"{r}/faults", wrap(lambda b, q: self.faults())),
             web.post(f"{r}/faults", wrap(self.add_fault)),
             web.delete(f"{r}/faults", wrap(lambda b, q: self._clear_faults())),

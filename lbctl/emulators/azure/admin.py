@@ -45,10 +45,9 @@ class Admin(AdminApi):
     fault_type = Fault
 
     def __init__(self, arm: Arm, base_settings: Settings) -> None:
-        super().__init__(arm.faults, arm.store)
+        super().__init__(arm.faults, arm.store, base_settings)
         self.arm = arm
         self.store = arm.store
-        self.base_settings = base_settings
 
     def bad_request(self, message: str) -> ArmError:
         return ArmError(400, "InvalidRequest", message)
@@ -58,14 +57,11 @@ class Admin(AdminApi):
         r = "/_emulator"
         return [
             *self.common_routes(),
-            web.post(f"{r}/reset", wrap(self.reset)),
-            web.get(f"{r}/world", wrap(lambda b, q: self.world())),
             web.post(f"{r}/world", wrap(self.seed)),
             web.post(f"{r}/nodes", wrap(self.add_nodes)),
             web.delete(f"{r}/nodes/{{name}}", wrap(self.remove_node)),
             web.post(f"{r}/resource-groups", wrap(self.add_group)),
             web.post(f"{r}/etag", wrap(self.bump_etag)),
-            web.get(f"{r}/snapshot", wrap(self.snapshot)),
         ]
 
     def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:

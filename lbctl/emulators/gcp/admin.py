@@ -46,11 +46,10 @@ class Admin(AdminApi):
     fault_type = Fault
 
     def __init__(self, compute: Compute, main_region: str, base_settings: Settings) -> None:
-        super().__init__(compute.faults, compute.store)
+        super().__init__(compute.faults, compute.store, base_settings)
         self.compute = compute
         self.store = compute.store
         self.main_region = main_region
-        self.base_settings = base_settings
 
     def bad_request(self, message: str) -> GceError:
         return GceError(400, "invalid", message)
@@ -60,15 +59,12 @@ class Admin(AdminApi):
         r = "/_emulator"
         return [
             *self.common_routes(),
-            web.post(f"{r}/reset", wrap(self.reset)),
-            web.get(f"{r}/world", wrap(lambda b, q: self.world())),
             web.post(f"{r}/instances", wrap(self.add_instances)),
             web.delete(f"{r}/instances/{{zone}}/{{name}}", wrap(self.remove_instance)),
             web.put(f"{r}/health", wrap(self.set_health)),
             web.delete(f"{r}/health", wrap(lambda b, q: self._clear_health())),
             web.get(f"{r}/quotas", wrap(lambda b, q: dict(self.store.quotas))),
             web.put(f"{r}/quotas", wrap(self.set_quotas)),
-            web.get(f"{r}/snapshot", wrap(self.snapshot)),
         ]
 
     def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
