@@ -12,6 +12,7 @@ import providers.azure.annotations as a
 from providers.azure.annotations import AzureOptions, options_from, parse_annotations, problems
 from providers.errors import PermanentError
 from providers.spec import BalancerRef, HealthCheck, LoadBalancerSpec, ServiceRef
+from tests.providers.problems import assert_one_problem
 
 
 def _spec(requested: tuple[str, ...] = (), annotations: Mapping[str, str] | None = None,
@@ -90,8 +91,7 @@ def test_every_annotation_read() -> None:
 def test_each_problem_names_its_annotation(annotations: dict[str, str], key: str,
                                            words: str) -> None:
     found = problems(annotations)
-    assert len(found) == 1, found
-    assert found[0][0] == f"metadata.annotations[{key}]" and words in found[0][1], found
+    assert_one_problem(found, f"metadata.annotations[{key}]", words)
     with pytest.raises(PermanentError) as info:
         parse_annotations(_spec(annotations=annotations))
     assert info.value.field == found[0][0]

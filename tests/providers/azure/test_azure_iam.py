@@ -43,6 +43,7 @@ from providers.azure.settings import AzureSettings
 from providers.cluster import StaticView
 from providers.errors import PermanentError
 from providers.spec import BalancerRef, HealthCheck, Listener, LoadBalancerSpec, ServiceRef, Target
+from tests.providers.source_tree import Scopes, SourceTree
 
 SOURCE = Path(iam.__file__).parent
 KINDS = frozenset(OPERATIONS)
@@ -60,7 +61,6 @@ UNREACHABLE = {
 }
 """Calls the code could make syntactically that no path reaches, each with its reason."""
 
-Scopes = tuple[ast.AST, ...]
 
 
 # -- the code ------------------------------------------------------------------------------------
@@ -69,47 +69,12 @@ def _is_arm(node: ast.expr) -> bool:
         isinstance(node, ast.Attribute) and node.attr == "arm")
 
 
-class Source:
+class Source(SourceTree):
     """providers/azure's syntax trees: every call with its enclosing scopes, every function and
     class by name, to follow a kind passed down as an argument or kept in an attribute."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, ast.Call, Scopes]] = []
-        self.functions: dict[str, list[tuple[ast.FunctionDef, Scopes]]] = {}
-        self.classes: dict[str, ast.ClassDef] = {}
-        self.files: dict[str, ast.Module] = {}
-        for path in sorted(SOURCE.glob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
-            self.files[path.name] = tree
-            self._visit(path.name, tree, (tree,))
-
-    def _visit(self, file: str, node: ast.AST, scopes: Scopes) -> None:
-        for child in ast.iter_child_nodes(node):
-            inner = scopes
-            if isinstance(child, ast.FunctionDef):
-                self.functions.setdefault(child.name, []).append((child, scopes))
-            if isinstance(child, ast.ClassDef):
-                self.classes[child.name] = child
-            if isinstance(child, (ast.ClassDef, ast.FunctionDef)):
-                inner = (*scopes, child)
-            if isinstance(child, ast.Call):
-                self.calls.append((file, child, scopes))
-            self._visit(file, child, inner)
-
-    def _passed(self, callee: str, params: list[str], param: str) -> list[tuple[ast.expr, Scopes]]:
-        """What every call of `callee` (a function or a class) passes for `param`."""
-        out: list[tuple[ast.expr, Scopes]] = []
-        index = params.index(param) - (1 if params and params[0] == "self" else 0)
-        for _, call, where in self.calls:
-            name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
-            if name != callee:
-                continue
-            passed = next((k.value for k in call.keywords if k.arg == param), None)
-            if passed is None and 0 <= index < len(call.args):
-                passed = call.args[index]
-            if passed is not None:
-                out.append((passed, where))
-        return out
+        super().__init__(SOURCE)
 
     def kinds(self, arg: ast.expr, scopes: Scopes, depth: int = 0) -> set[str]:
         """The kinds an argument may name: a literal; a parameter -> what the function's
@@ -127,7 +92,7 @@ class Source:
                 if callee == "__init__":
                     made = next(s for s in reversed(scopes) if isinstance(s, ast.ClassDef))
                     callee = made.name  # a constructor: the class's calls pass it
-                for passed, where in self._passed(callee, params, arg.id):
+                for passed, where in self.passed(callee, params, arg.id):
                     found |= self.kinds(passed, where, depth + 1)
                 return found
         if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) \

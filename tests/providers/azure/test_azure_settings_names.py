@@ -18,6 +18,7 @@ from providers.azure.settings import (
     validate_settings,
 )
 from providers.spec import BalancerRef, ServiceRef
+from tests.providers.problems import assert_one_problem
 
 SUB = "0b1c2d3e-1111-2222-3333-444455556666"
 GOOD = {"subscriptionId": SUB, "resourceGroup": "MC_prod-rg", "location": "westeurope",
@@ -73,8 +74,7 @@ def test_a_good_section_parses_whole() -> None:
 ])
 def test_each_problem_names_its_key(raw: dict[str, Any], expected: tuple[str, str]) -> None:
     _, problems = parse_settings({**GOOD, **raw}, env={})
-    assert len(problems) == 1, problems
-    assert problems[0][0] == expected[0] and expected[1] in problems[0][1], problems
+    assert_one_problem(problems, *expected)
 
 
 def test_required_keys_and_all_problems_at_once() -> None:

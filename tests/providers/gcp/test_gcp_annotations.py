@@ -9,6 +9,7 @@ import providers.gcp.annotations as a
 from providers.errors import PermanentError
 from providers.gcp.annotations import GcpOptions, options_from, parse_annotations, problems
 from providers.spec import BalancerRef, HealthCheck, LoadBalancerSpec, ServiceRef
+from tests.providers.problems import assert_one_problem
 
 
 def _spec(**annotations: str) -> LoadBalancerSpec:
@@ -55,8 +56,7 @@ def test_tier_and_addresses() -> None:
 def test_each_problem_names_its_annotation(annotations: dict[str, str], key: str,
                                            words: str) -> None:
     found = problems(annotations)
-    assert len(found) == 1, found
-    assert found[0][0] == f"metadata.annotations[{key}]" and words in found[0][1], found
+    assert_one_problem(found, f"metadata.annotations[{key}]", words)
     with pytest.raises(PermanentError) as info:
         parse_annotations(_spec(**annotations))
     assert info.value.field == found[0][0]

@@ -31,6 +31,7 @@ from providers.gcp.annotations import LB_TYPE, SUBNET
 from providers.gcp.client import CLIENTS, GceClient
 from providers.gcp.provider import GcpProvider
 from providers.spec import BalancerRef, HealthCheck, Listener, LoadBalancerSpec, ServiceRef, Target
+from tests.providers.source_tree import Scopes, SourceTree
 
 SOURCE = Path(iam.__file__).parent
 COLLECTIONS = frozenset(CLIENTS) - {"regionOperations", "zoneOperations", "globalOperations"}
@@ -43,7 +44,6 @@ today: the lifecycle exercises every one)."""
 # -- the code ----------------------------------------------------------------------------------
 KINDS = {"get": "get", "list": "list", "aggregated": "aggregated_list", "write": ""}
 """`GceClient`'s request methods -> the SDK method (write's is its second argument)."""
-Scopes = tuple[ast.AST, ...]
 
 
 def _is_gce(node: ast.expr) -> bool:
@@ -56,27 +56,12 @@ def _literals(node: ast.AST) -> set[str]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in COLLECTIONS}
 
 
-class Source:
+class Source(SourceTree):
     """providers/gcp's syntax trees: every call with its enclosing scopes (module, classes,
     functions), and every function by name, to follow a collection passed as an argument."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, ast.Call, Scopes]] = []
-        self.functions: dict[str, list[tuple[ast.FunctionDef, Scopes]]] = {}
-        for path in sorted(SOURCE.glob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
-            self._visit(path.name, tree, (tree,))
-
-    def _visit(self, file: str, node: ast.AST, scopes: Scopes) -> None:
-        for child in ast.iter_child_nodes(node):
-            inner = scopes
-            if isinstance(child, ast.FunctionDef):
-                self.functions.setdefault(child.name, []).append((child, scopes))
-            if isinstance(child, (ast.ClassDef, ast.FunctionDef)):
-                inner = (*scopes, child)
-            if isinstance(child, ast.Call):
-                self.calls.append((file, child, scopes))
-            self._visit(file, child, inner)
+        super().__init__(SOURCE)
 
     def collections(self, arg: ast.expr, scopes: Scopes, depth: int = 0) -> set[str]:
         """The collections an argument may name: a literal; a parameter -> what the
@@ -89,16 +74,8 @@ class Source:
             params = [a.arg for a in function.args.args]
             if arg.id in params:
                 found: set[str] = set()
-                for _, call, where in self.calls:
-                    name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
-                    if name != function.name:
-                        continue
-                    index = params.index(arg.id) - (1 if params[0] == "self" else 0)
-                    passed = next((k.value for k in call.keywords if k.arg == arg.id), None)
-                    if passed is None and 0 <= index < len(call.args):
-                        passed = call.args[index]
-                    if passed is not None:
-                        found |= self.collections(passed, where, depth + 1)
+                for passed, where in self.passed(function.name, params, arg.id):
+                    found |= self.collections(passed, where, depth + 1)
                 if found:
                     return found
         for scope in reversed(scopes):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from providers.gcp import names
 from providers.gcp.settings import GcpSettings, parse_settings, validate_settings
 from providers.spec import BalancerRef, ServiceRef
+from tests.providers.problems import assert_one_problem
 
 GOOD = {"project": "my-project-123", "region": "us-central1", "network": "prod",
         "subnetwork": "nodes", "endpoint": "http://127.0.0.1:8085/", "nodeTags": ["gke-node"],
@@ -47,8 +48,7 @@ def test_a_good_section_parses_whole() -> None:
 ])
 def test_each_problem_names_its_key(raw: dict[str, Any], expected: tuple[str, str]) -> None:
     _, problems = parse_settings({**GOOD, **raw}, env={})
-    assert len(problems) == 1, problems
-    assert problems[0][0] == expected[0] and expected[1] in problems[0][1], problems
+    assert_one_problem(problems, *expected)
 
 
 def test_all_problems_at_once_and_the_region_is_required() -> None:
