@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 FAMILIES = ("read", "write", "operation")
 MODES = ("http", "operation", "lost")
@@ -74,6 +74,41 @@ def check_fault(mode: str, status: int, probability: float, path: str,
         raise invalid("status 100-599 and probability 0-1")
     if path:
         re.compile(path)
+
+
+@dataclass(kw_only=True)
+class FaultRule:
+    """What every cloud's fault holds: where it fires (API id pattern, HTTP method, path regex),
+    how often (`count`, None: for ever; `probability`; `fired` so far), how (`mode`), and the
+    HTTP status it answers; the cloud's subclass adds its error's fields and their defaults."""
+
+    status: int
+    message: str
+    mode: str = "http"
+    api: str = ""
+    method: str = ""
+    path: str = ""
+    count: int | None = 1
+    probability: float = 1.0
+    fired: int = 0
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], own: set[str], renames: dict[str, str],
+              invalid: Callable[[str], Exception]) -> Self:
+        """The fault `data` asks for: the shared fields, the cloud's `own` ones, each key of
+        `renames` taken as its value (`retryAfter` as `retry_after`); checked."""
+        names = {"status", "message", "mode", "api", "method", "path", "count", "probability",
+                 *own, *renames}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise invalid(f"unknown fault field {unknown[0]!r}")
+        values = {renames.get(k, k): v for k, v in data.items()}
+        fault = cls(**values)
+        check_fault(fault.mode, fault.status, fault.probability, fault.path, invalid)
+        return fault
+
+    def matches(self, call: CallLike) -> bool:
+        return matches(self.api, self.method, self.path, call)
 
 
 @dataclass

@@ -18,43 +18,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..faults_base import Call, CallLog, buckets_from, check_fault, matches
+from ..faults_base import Call, CallLog, FaultRule, buckets_from
 from .errors import ArmError, throttled
 
 __all__ = ["Call", "Fault", "Faults"]
 
 
-@dataclass
-class Fault:
+@dataclass(kw_only=True)
+class Fault(FaultRule):
     status: int = 500
     code: str = "InternalServerError"
     message: str = "An error occurred."
-    mode: str = "http"
-    api: str = ""
-    method: str = ""
-    path: str = ""
-    count: int | None = 1
-    probability: float = 1.0
     retry_after: int | None = None
-    fired: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:
-        names = {"status", "code", "message", "mode", "api", "method", "path", "count",
-                 "probability", "retry_after", "retryAfter"}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ArmError(400, "InvalidFault", f"unknown fault field {unknown[0]!r}")
-        values = dict(data)
-        if "retryAfter" in values:
-            values["retry_after"] = values.pop("retryAfter")
-        fault = cls(**values)
-        check_fault(fault.mode, fault.status, fault.probability, fault.path,
-                    lambda message: ArmError(400, "InvalidFault", message))
-        return fault
-
-    def matches(self, call: Call) -> bool:
-        return matches(self.api, self.method, self.path, call)
+        return cls.parse(data, {"code", "retry_after"}, {"retryAfter": "retry_after"},
+                         lambda message: ArmError(400, "InvalidFault", message))
 
     def error(self) -> ArmError:
         headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}

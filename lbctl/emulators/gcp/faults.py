@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..faults_base import Call as BaseCall
-from ..faults_base import CallLog, buckets_from, check_fault, matches
+from ..faults_base import CallLog, FaultRule, buckets_from
 from .errors import GceError, rate_limited
 
 
@@ -30,33 +30,15 @@ class Call(BaseCall):
     """When the call arrived (Unix time: comparable across processes)."""
 
 
-@dataclass
-class Fault:
+@dataclass(kw_only=True)
+class Fault(FaultRule):
     status: int = 503
     reason: str = "backendError"
     message: str = "Internal error. Please try again or contact Google Support."
-    mode: str = "http"
-    api: str = ""
-    method: str = ""
-    path: str = ""
-    count: int | None = 1
-    probability: float = 1.0
-    fired: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:
-        names = {"status", "reason", "message", "mode", "api", "method", "path", "count",
-                 "probability"}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise GceError(400, "invalid", f"unknown fault field {unknown[0]!r}")
-        fault = cls(**data)
-        check_fault(fault.mode, fault.status, fault.probability, fault.path,
-                    lambda message: GceError(400, "invalid", message))
-        return fault
-
-    def matches(self, call: Call) -> bool:
-        return matches(self.api, self.method, self.path, call)
+        return cls.parse(data, {"reason"}, {}, lambda message: GceError(400, "invalid", message))
 
     def error(self) -> GceError:
         return GceError(self.status, self.reason, self.message)
