@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import statistics
 import sys
 import time
@@ -88,6 +87,8 @@ from bench.cloud_env import (  # noqa: E402
     Judged,
     create,
     parts,
+    quiet_logs,
+    rates3,
     start_cloud,
     verdict,
 )
@@ -533,13 +534,9 @@ def main(argv: Iterable[str] | None = None) -> None:
                         help="seconds the whole run may wait in all (each phase also has a cap)")
     parser.add_argument("--skip", default="", help="comma-separated: upstream,node")
     args = parser.parse_args(None if argv is None else list(argv))
-    values = [float(x) for x in args.rates.split(",")]
-    if len(values) != 3:
-        raise SystemExit("--rates: read,write,operations")
-    rates = (values[0], values[1], values[2])
+    rates = rates3(args.rates)
     skip = set(args.skip.split(","))
-    logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
-    logging.getLogger("providers.azure").setLevel(logging.ERROR)
+    quiet_logs("providers.azure")
     started = time.monotonic()
     with AzureEmulator(operation_delay=args.operation_delay) as emulator:
         print(f"Azure benchmark: ARM emulator {emulator.endpoint} in this process (writes "

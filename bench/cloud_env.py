@@ -7,6 +7,7 @@ judged call figures). What each cloud counts, and how it seeds its emulator, sta
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import tempfile
 import time
@@ -123,6 +124,20 @@ def ingress(env: CloudEnv, name: str, field: str = "ip") -> str | None:
         return None
     value: str | None = getattr(svc.ingress[0], field) or None
     return value
+
+
+def rates3(text: str) -> tuple[float, float, float]:
+    """`--rates read,write,operations` (gcp.rateLimits, azure.rateLimits)."""
+    values = [float(x) for x in text.split(",")]
+    if len(values) != 3:
+        raise SystemExit("--rates: read,write,operations")
+    return values[0], values[1], values[2]
+
+
+def quiet_logs(provider_logger: str) -> None:
+    """Only errors from the controller's events and the provider's logger in the figures."""
+    logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
+    logging.getLogger(provider_logger).setLevel(logging.ERROR)
 
 
 def verdict(ok: bool, complete: bool = True) -> str:

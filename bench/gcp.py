@@ -40,7 +40,6 @@ bench raises them (`--rates`); the counts do not depend on them.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import threading
 import time
@@ -60,6 +59,8 @@ from bench.cloud_env import (  # noqa: E402
     Judged,
     create,
     parts,
+    quiet_logs,
+    rates3,
     start_cloud,
     verdict,
     wait,
@@ -408,13 +409,9 @@ def main() -> None:
                         help="seconds a write's operation stays PENDING in the emulator")
     parser.add_argument("--skip", default="", help="comma-separated: calls,scale")
     args = parser.parse_args()
-    values = [float(x) for x in args.rates.split(",")]
-    if len(values) != 3:
-        raise SystemExit("--rates: read,write,operations")
-    rates = (values[0], values[1], values[2])
+    rates = rates3(args.rates)
     skip = set(args.skip.split(","))
-    logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
-    logging.getLogger("providers.gcp").setLevel(logging.ERROR)
+    quiet_logs("providers.gcp")
     started = time.monotonic()
     with GceEmulator(operation_delay=args.operation_delay) as emulator:
         print(f"GCP benchmark: GCE emulator {emulator.endpoint} in this process (operations "
