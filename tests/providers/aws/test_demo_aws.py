@@ -12,22 +12,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.providers.demo_run import run_demo
 
-LBCTL = str(Path(sys.executable).parent / "lbctl")
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    return subprocess.run([LBCTL, "demo", "--provider", "aws"], capture_output=True,
-                          text=True, timeout=120, cwd="/tmp", env=env, check=False)
+    return run_demo("aws", ("AWS_",), 120, AWS_CONFIG_FILE=os.devnull,
+                    AWS_SHARED_CREDENTIALS_FILE=os.devnull)
 
 
 def test_demo_aws_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:

@@ -12,33 +12,20 @@ are checked on `AzureStory` itself."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lbctl.demo.azure_story import AzureStory, cost, lb_writes
-
-LBCTL = str(Path(sys.executable).parent / "lbctl")
+from tests.providers.demo_run import in_state, run_demo, service_ip
 
 
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
-    return subprocess.run([LBCTL, "demo", "--provider", "azure"], capture_output=True,
-                          text=True, timeout=180, cwd="/tmp", env=env, check=False)
-
-
-def _ip(out: str, name: str = "frontend", port: int = 80) -> tuple[str, str]:
-    row = re.search(rf"^{name}\s+LoadBalancer\s+\S+\s+(\d+\.\d+\.\d+\.\d+)\s+{port}:(\d+)/TCP$",
-                    out, re.M)
-    assert row, out
-    return row.group(1), row.group(2)
+    return run_demo("azure", ("AZURE_", "MSI_"), 180)
 
 
 def _after(out: str, marker: str) -> str:
@@ -50,7 +37,7 @@ def _after(out: str, marker: str) -> str:
 def test_demo_azure_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "an `lbctl emulator azure` of its own" in demo.stdout
-    ip, _ = _ip(demo.stdout)
+    ip, _ = service_ip(demo.stdout)
     assert f"demo passed: the Service got {ip} and kept it through the port change" in (
         demo.stdout)
 
@@ -58,7 +45,7 @@ def test_demo_azure_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:
 @pytest.mark.integration
 def test_demo_azure_shows_what_arm_holds(demo: subprocess.CompletedProcess[str]) -> None:
     out = demo.stdout
-    ip, node_port = _ip(out)
+    ip, node_port = service_ip(out)
     world = re.search(r"^world demo: vnet demo-vnet, subnet demo-nodes, nsg demo-nsg, VMs (.*)$",
                       out, re.M)
     assert world, out
@@ -90,8 +77,8 @@ def test_demo_azure_shows_what_arm_holds(demo: subprocess.CompletedProcess[str])
 def test_demo_azure_batches_a_wave_of_services(demo: subprocess.CompletedProcess[str]) -> None:
     out = demo.stdout
     wave = _after(out, "$ kubectl apply -f web.yaml")
-    ips = {_ip(wave, f"web-{k}")[0] for k in range(1, 21)}
-    assert len(ips) == 20 and _ip(out)[0] not in ips, wave
+    ips = {service_ip(wave, f"web-{k}")[0] for k in range(1, 21)}
+    assert len(ips) == 20 and service_ip(out)[0] not in ips, wave
     writes = re.search(r"^20 Services in [\d.]+ s with (\d+) LB writes? ", wave, re.M)
     assert writes and 1 <= int(writes.group(1)) <= 10, wave
     cost_line = re.search(r"requests for the 20 Services: .*\n  writes: (.*)$", wave, re.M)
@@ -104,7 +91,7 @@ def test_demo_azure_batches_a_wave_of_services(demo: subprocess.CompletedProcess
 def test_demo_azure_port_change_keeps_the_address(
         demo: subprocess.CompletedProcess[str]) -> None:
     out = demo.stdout
-    ip, node_port = _ip(out)
+    ip, node_port = service_ip(out)
     after = _after(out, "service/frontend patched")
     assert re.search(r"requests for the port change: .*\n  writes: loadBalancers\.put, "
                      r"networkSecurityGroups\.put$", after, re.M), after
@@ -150,9 +137,7 @@ def _story(**state: Any) -> AzureStory:
     story.ports_after_change = [8080]
     story.node_ip, story.node_lb_writes = "10.224.0.7", 1
     story.left = {"load balancer": 0, "public IP": 0, "NSG rule": 0}
-    for key, value in state.items():
-        setattr(story, key, value)
-    return story
+    return in_state(story, **state)
 
 
 @pytest.mark.unit

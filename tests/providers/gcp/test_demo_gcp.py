@@ -11,49 +11,36 @@ left, a moved IP) are checked on `GcpStory` itself."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lbctl.demo.gcp_story import GcpStory, cost
+from tests.providers.demo_run import in_state, run_demo, service_ip
 
-LBCTL = str(Path(sys.executable).parent / "lbctl")
 HC_RANGES = "130.211.0.0/22,35.191.0.0/16,209.85.152.0/22,209.85.204.0/22"
 
 
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_"))}
-    return subprocess.run([LBCTL, "demo", "--provider", "gcp"], capture_output=True,
-                          text=True, timeout=120, cwd="/tmp", env=env, check=False)
-
-
-def _ip(out: str) -> tuple[str, str]:
-    row = re.search(r"^frontend\s+LoadBalancer\s+\S+\s+(\d+\.\d+\.\d+\.\d+)\s+80:(\d+)/TCP$",
-                    out, re.M)
-    assert row, out
-    return row.group(1), row.group(2)
+    return run_demo("gcp", ("GOOGLE_", "CLOUDSDK_", "GCE_"), 120)
 
 
 @pytest.mark.integration
 def test_demo_gcp_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "an `lbctl emulator gcp` of its own" in demo.stdout
-    ip, _ = _ip(demo.stdout)
+    ip, _ = service_ip(demo.stdout)
     assert f"demo passed: the Service got {ip}, kept it through the port change" in demo.stdout
 
 
 @pytest.mark.integration
 def test_demo_gcp_shows_what_gce_holds(demo: subprocess.CompletedProcess[str]) -> None:
     out = demo.stdout
-    ip, _ = _ip(out)
+    ip, _ = service_ip(out)
     world = re.search(r"^world demo: .* instances (.*), tagged demo-node$", out, re.M)
     assert world, out
     zones: dict[str, list[str]] = {}
@@ -89,7 +76,7 @@ def test_demo_gcp_shows_what_gce_holds(demo: subprocess.CompletedProcess[str]) -
 @pytest.mark.integration
 def test_demo_gcp_port_change_keeps_the_address(demo: subprocess.CompletedProcess[str]) -> None:
     out = demo.stdout
-    ip, node_port = _ip(out)
+    ip, node_port = service_ip(out)
     assert re.search(r"requests for the port change: .*\n  writes: firewalls\.patch, "
                      r"forwardingRules\.delete, forwardingRules\.insert$", out, re.M), out
     after = out.split("service/frontend patched", 1)[1]
@@ -133,9 +120,7 @@ def _story(**state: Any) -> GcpStory:
     story.ports_after_change = ["8080"]
     story.joined = ["demo-node-2", "demo-node-4"]
     story.left = {"forwarding rule": 0, "instance group": 0}
-    for key, value in state.items():
-        setattr(story, key, value)
-    return story
+    return in_state(story, **state)
 
 
 @pytest.mark.unit
