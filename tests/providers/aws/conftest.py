@@ -23,8 +23,8 @@ import pytest
 from lbctl.emulators.aws import world as world_module
 from lbctl.emulators.aws.server import FAKE_CREDENTIALS, AwsEmulator
 from lbctl.emulators.aws.world import World
-from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
-from lbctl.sandbox.nodes import from_file
+from lbctl.sandbox.app import Sandbox
+from tests.providers.convergence import world_sandbox
 
 REGION = "us-east-1"
 LBCTL_CLUSTER_TAG = "lbctl.io/cluster"
@@ -119,18 +119,6 @@ def world_nodes_file(world: World, tmp_path: Path) -> Path:
     path = tmp_path / "nodes.yaml"
     path.write_text(world_module.nodes_file(world))
     return path
-
-
-def world_sandbox(nodes_file: Path, tmp: Path, **kw: Any) -> Iterator[Sandbox]:
-    """A fixture's body: a sandbox whose nodes come from `nodes_file` (kubeconfig in `tmp`)."""
-    thread = SandboxThread(SandboxOptions(nodes=from_file(nodes_file),
-                                          kubeconfig=tmp / "kubeconfig", **kw))
-    thread.start()
-    assert thread.sandbox is not None
-    try:
-        yield thread.sandbox
-    finally:
-        thread.stop()
 
 
 @pytest.fixture

@@ -21,14 +21,9 @@ deleted after the NLB).
 from __future__ import annotations
 
 import http.client
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,24 +38,22 @@ from kubernetes import client
 from lbctl.emulators.aws.world import World
 from lbctl.sandbox.app import Sandbox
 from providers.aws.client import CRASH_ENV
-from tests.conftest import client_for
 from tests.providers.aws.conftest import LBCTL_CLUSTER_TAG, Boto, tagged_objects
 from tests.providers.aws.test_lifecycle import (
-    NAMESPACE,
     View,
     aws_view,
     config_text,
     expect_for,
     instance_ids,
-    not_ensured,
     nothing_left,
     problems,
     racing,
 )
+from tests.providers.controller_process import ControllerProcess, apply_phase
+from tests.providers.convergence import NAMESPACE, core_api_of, not_ensured, read_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parents[3]
 MUTATING = ("Create", "Register", "Deregister", "Modify", "Delete", "Authorize", "Revoke",
             "Set", "Add", "Remove", "Update")
 PHASES = ("create", "update", "delete")
@@ -153,80 +146,6 @@ def start_proxy(upstream: str) -> tuple[ThreadingHTTPServer, Recorder]:
     return server, recorder
 
 
-# -- the controller as a process -------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _command() -> list[str]:
-    script = ROOT / ".venv" / "bin" / "lbctl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lbctl"]
-
-
-class ControllerProcess:
-    """`lbctl run` with leader election off; its log goes to a file per start."""
-
-    def __init__(self, box: Sandbox, config: Path, logs: Path) -> None:
-        self.box, self.config, self.logs = box, config, logs
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.starts = 0
-        self.crash: str | None = None
-
-    def start(self, crash: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-        if crash:
-            env[CRASH_ENV] = crash
-        self.crash = crash
-        self.starts += 1
-        self.port = _free_port()
-        log = (self.logs / f"controller-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*_command(), "run", "--kubeconfig", str(self.box.options.kubeconfig),
-             "--config", str(self.config), "--leader-elect=false",
-             "--metrics-bind", f"127.0.0.1:{self.port}", "--log-format", "text"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        log.close()
-
-    def returncode(self) -> int | None:
-        assert self.proc is not None
-        return self.proc.poll()
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def done_syncs(self) -> float:
-        """lbctl_syncs_total{outcome="done"} of the running process (0 until it serves)."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
-                                        timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return 0.0
-        for line in text.splitlines():
-            if line.startswith('lbctl_syncs_total{outcome="done"}'):
-                return float(line.split()[-1])
-        return 0.0
-
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.logs / f"controller-{self.starts}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                assert self.proc.wait(30) == 0, self.log_tail()
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise
-
-
 # -- the scenario ----------------------------------------------------------------------------
 @dataclass
 class Scenario:
@@ -238,36 +157,11 @@ class Scenario:
     balancer: str = ""
 
     def read(self) -> client.V1Service | None:
-        try:
-            return self.core.read_namespaced_service(self.name, NAMESPACE)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return read_service(self.core, self.name, NAMESPACE)
 
     def apply(self, phase: str) -> None:
-        if phase == "create":
-            self.core.create_namespaced_service(NAMESPACE, {
-                "metadata": {"name": self.name},
-                "spec": {"type": "LoadBalancer", "selector": {"app": self.name},
-                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-            svc = self.read()
-            assert svc is not None
-            self.uid = svc.metadata.uid
-        elif phase == "update":
-            svc = self.read()
-            assert svc is not None
-            used = {p.node_port for s in self.core.list_service_for_all_namespaces().items
-                    for p in (s.spec.ports or []) if p.node_port}
-            new_port = next(p for p in range(32100, 32768) if p not in used)
-            svc.spec.ports = [
-                client.V1ServicePort(name="http", port=80, target_port=8080,
-                                     node_port=new_port),
-                client.V1ServicePort(name="https", port=443, target_port=8443)]
-            svc.spec.load_balancer_source_ranges = NEW_RANGES
-            self.core.replace_namespaced_service(self.name, NAMESPACE, svc)
-        else:
-            self.core.delete_namespaced_service(self.name, NAMESPACE)
+        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=NEW_RANGES,
+                               affinity=False) or self.uid
 
     def check(self, phase: str) -> list[str]:
         """What still stands between AWS (and the Service) and the phase's end state."""
@@ -386,9 +280,7 @@ def run_scenario(scenario: Scenario, ctl: ControllerProcess, recorder: Recorder,
 
 @pytest.fixture
 def core_api(aws_sandbox: Sandbox) -> Iterator[client.CoreV1Api]:
-    api = client_for(aws_sandbox)
-    yield client.CoreV1Api(api)
-    api.close()
+    yield from core_api_of(aws_sandbox)
 
 
 def test_sigkill_after_every_distinct_aws_call_converges(
@@ -399,7 +291,7 @@ def test_sigkill_after_every_distinct_aws_call_converges(
         config = tmp_path / "config.yaml"
         config.write_text(config_text(world.cluster,
                                       f"http://127.0.0.1:{server.server_address[1]}"))
-        ctl = ControllerProcess(aws_sandbox, config, tmp_path)
+        ctl = ControllerProcess(aws_sandbox, config, tmp_path, CRASH_ENV)
 
         # Phase 1: the distinct mutating calls of a clean create, update and delete.
         run_scenario(Scenario(core_api, boto, world, "clean"), ctl, recorder, None)

@@ -35,10 +35,10 @@ from lbctl.emulators.aws.world import Instance, World
 from lbctl.sandbox.app import Sandbox
 from tests.conftest import client_for, wait_for
 from tests.providers.aws.conftest import Boto, tagged_objects
+from tests.providers.convergence import NAMESPACE, ServiceEnv, not_ensured, wait_until
 
 pytestmark = pytest.mark.integration
 
-NAMESPACE = "default"
 EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 TG_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
@@ -63,24 +63,6 @@ def config_text(cluster: str, endpoint: str, resync: float = 300.0) -> str:
     return (f"clusterName: {cluster}\nprovider: aws\n"
             f"controller: {{nodeSyncDebounceSeconds: 0.2, resyncSeconds: {resync}}}\n"
             f"aws: {{region: us-east-1, endpointURL: \"{endpoint}\"}}\n")
-
-
-# -- waiting ---------------------------------------------------------------------------------
-def wait_until(check: Callable[[], list[str]], timeout: float, what: str,
-               interval: float = 0.2) -> float:
-    """Poll `check()` (the problems left) until it returns none; answers the seconds waited,
-    or fails with the last problems."""
-    started = time.monotonic()
-    deadline = started + timeout
-    last: list[str] = []
-    while True:
-        last = check()
-        if not last:
-            return time.monotonic() - started
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n  "
-                                 + "\n  ".join(last))
-        time.sleep(interval)
 
 
 # -- AWS, read back in full ------------------------------------------------------------------
@@ -228,20 +210,6 @@ def expect_for(svc: client.V1Service, world: World, instances: set[str]) -> Expe
                   hostname=ingress[0].hostname if ingress else "")
 
 
-def not_ensured(svc: client.V1Service) -> list[str]:
-    """Empty once the controller reports the Service's current generation ensured
-    (LoadBalancerProvisioning False/Ensured for metadata.generation)."""
-    conditions = {c.type: c for c in (svc.status.conditions or [])} if svc.status else {}
-    cond = conditions.get("LoadBalancerProvisioning")
-    if cond is None or (cond.status, cond.reason) != ("False", "Ensured"):
-        return [f"not ensured yet: {cond.status if cond else None} "
-                f"{cond.reason if cond else ''} {cond.message if cond else ''}"]
-    if cond.observed_generation != svc.metadata.generation:
-        return [f"ensured generation {cond.observed_generation}, "
-                f"the Service is at {svc.metadata.generation}"]
-    return []
-
-
 def problems(view: View, want: Expect) -> list[str]:
     """Every way `view` differs from `want`: leaked or duplicated objects included."""
     out: list[str] = []
@@ -358,28 +326,10 @@ def nothing_left(boto: Boto, cluster: str) -> list[str]:
 
 # -- the controller and the cluster --------------------------------------------------------
 @dataclass
-class Env:
-    core: client.CoreV1Api
+class Env(ServiceEnv):
     boto: Boto
     world: World
     box: Sandbox
-
-    def read(self, name: str) -> client.V1Service:
-        return self.core.read_namespaced_service(name, NAMESPACE)
-
-    def create(self, name: str, ports: list[dict[str, Any]] | None = None,
-               annotations: dict[str, str] | None = None, **spec: Any) -> client.V1Service:
-        self.core.create_namespaced_service(NAMESPACE, {
-            "metadata": {"name": name, "annotations": annotations or {}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                     "ports": ports or [{"name": "http", "port": 80, "targetPort": 8080}],
-                     **spec}})
-        return self.read(name)
-
-    def hostname(self, name: str) -> str:
-        svc = self.read(name)
-        lb = svc.status.load_balancer if svc.status else None
-        return str(lb.ingress[0].hostname or "") if lb and lb.ingress else ""
 
     def converge(self, name: str, instances: set[str] | None = None, timeout: float = 45.0,
                  extra: Callable[[View], list[str]] | None = None) -> View:

@@ -34,13 +34,17 @@ from lbctl.emulators.azure.client import network_client
 from lbctl.emulators.azure.server import AzureAdmin
 from lbctl.emulators.azure.world import World
 from lbctl.sandbox.app import Sandbox
-from tests.providers.aws.conftest import world_sandbox
-from tests.providers.aws.test_lifecycle import not_ensured, wait_until
+from tests.providers.convergence import (
+    NAMESPACE,
+    ServiceEnv,
+    nodes_sandbox,
+    not_ensured,
+    wait_until,
+)
 
-__all__ = ["not_ensured", "wait_until"]
+__all__ = ["NAMESPACE", "not_ensured", "wait_until"]
 
 CLUSTER = "prod"
-NAMESPACE = "default"
 EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
@@ -67,9 +71,7 @@ def config_text(world: World, endpoint: str, *, batch: float = 0.05,
 
 def azure_sandbox(world: World, tmp: Path) -> Iterator[Sandbox]:
     """A fixture's body: a sandbox whose nodes are the world's VMs (not simulated)."""
-    nodes = tmp / "nodes.yaml"
-    nodes.write_text(world_module.nodes_file(world))
-    yield from world_sandbox(nodes, tmp, bookmark_interval=0.5)
+    yield from nodes_sandbox(world_module.nodes_file(world), tmp)
 
 
 def lb_name(world: World, internal: bool) -> str:
@@ -422,43 +424,13 @@ class UserSdk:
 
 # -- the Services ----------------------------------------------------------------------------
 @dataclass
-class Env:
-    core: client.CoreV1Api
+class Env(ServiceEnv):
     emu: AzureAdmin
     world: World
     box: Sandbox
     controller: Controller | None = None
     user_pips: dict[str, str] = field(default_factory=dict)
     """Service name -> the user's public IP it uses."""
-
-    def read(self, name: str) -> client.V1Service:
-        return self.core.read_namespaced_service(name, NAMESPACE)
-
-    def exists(self, name: str) -> bool:
-        try:
-            self.read(name)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
-    def create(self, name: str, ports: list[dict[str, Any]] | None = None,
-               annotations: dict[str, str] | None = None, **spec: Any) -> client.V1Service:
-        self.core.create_namespaced_service(NAMESPACE, {
-            "metadata": {"name": name, "annotations": annotations or {}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                     "ports": ports or [{"name": "http", "port": 80, "targetPort": 8080}],
-                     **spec}})
-        return self.read(name)
-
-    def delete(self, name: str) -> None:
-        self.core.delete_namespaced_service(name, NAMESPACE)
-
-    def ip(self, name: str) -> str:
-        svc = self.read(name)
-        lb = svc.status.load_balancer if svc.status else None
-        return str(lb.ingress[0].ip or "") if lb and lb.ingress else ""
 
     def snapshot(self) -> Snapshot:
         return Snapshot.read(self.emu, self.world)
@@ -492,11 +464,6 @@ class Env:
 
         wait_until(check, timeout, f"{', '.join(names)} converged in ARM")
         return seen[-1]
-
-    def warnings(self, name: str) -> list[client.CoreV1Event]:
-        return [e for e in self.core.list_namespaced_event(
-            NAMESPACE, field_selector=f"involvedObject.name={name}").items
-            if e.type == "Warning"]
 
     def gone(self, timeout: float = 45.0, keep: tuple[str, ...] = ()) -> None:
         """Wait until nothing lbctl made is left in ARM (the emulator's leak check), but for

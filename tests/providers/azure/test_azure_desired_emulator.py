@@ -7,7 +7,6 @@ touching the others."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,18 +33,6 @@ pytestmark = pytest.mark.integration
 
 def _json(response: Any, deserialized: Any, headers: Any) -> Any:
     return response.http_response.json()
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[AzureEmulator]:
-    with AzureEmulator(operation_delay=0.0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def world(emulator: AzureEmulator) -> World:
-    emulator.reset(keep_world=False)
-    return emulator.seed("prod", 3)
 
 
 @pytest.fixture

@@ -46,19 +46,6 @@ CLUSTER = "prod"
 INTERNAL = (("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),)
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[AzureEmulator]:
-    with AzureEmulator(operation_delay=0.0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def world(emulator: AzureEmulator) -> World:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    return emulator.seed(CLUSTER, 3)
-
-
 @pytest.fixture
 def settings(emulator: AzureEmulator, world: World) -> AzureSettings:
     return AzureSettings(subscription_id=world.subscription, resource_group=world.resource_group,

@@ -31,11 +31,8 @@ finished a sync; the address is the same throughout; after the delete nothing is
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,14 +43,10 @@ from lbctl.emulators.azure.server import AzureAdmin, AzureEmulator
 from lbctl.emulators.azure.world import World
 from lbctl.sandbox.app import Sandbox
 from providers.azure.client import CRASH_ENV
-from tests.conftest import client_for
-from tests.providers.aws.test_crash_safety import ROOT, ControllerProcess, _command, _free_port
 from tests.providers.azure.e2e import (
-    CLUSTER,
     EXCLUDE,
     NAMESPACE,
     Snapshot,
-    azure_sandbox,
     cluster_problems,
     config_text,
     leaks,
@@ -61,6 +54,8 @@ from tests.providers.azure.e2e import (
     want_for,
     world_nodes,
 )
+from tests.providers.controller_process import ControllerProcess, apply_phase
+from tests.providers.convergence import read_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -98,25 +93,6 @@ def writes(emu: AzureAdmin, since: int = 0) -> list[str]:
             if c["family"] == "write" and c["status"] in (200, 201, 202)]
 
 
-class ArmControllerProcess(ControllerProcess):
-    """`lbctl run` armed with the ARM crash variable (the AWS one's process otherwise)."""
-
-    def start(self, crash: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-        if crash:
-            env[CRASH_ENV] = crash
-        self.crash = crash
-        self.starts += 1
-        self.port = _free_port()
-        log = (self.logs / f"controller-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*_command(), "run", "--kubeconfig", str(self.box.options.kubeconfig),
-             "--config", str(self.config), "--leader-elect=false",
-             "--metrics-bind", f"127.0.0.1:{self.port}", "--log-format", "text"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        log.close()
-
-
 # -- the scenario ----------------------------------------------------------------------------
 @dataclass
 class Scenario:
@@ -129,44 +105,15 @@ class Scenario:
     """The status IP each phase ended with (a crash must not cost the Service its address)."""
 
     def read(self) -> client.V1Service | None:
-        try:
-            return self.core.read_namespaced_service(self.name, NAMESPACE)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return read_service(self.core, self.name, NAMESPACE)
 
     def nodes(self, phase: str) -> dict[str, str]:
         excluded = (self.world.nodes[0].name,) if phase in ("nodes", "delete") else ()
         return world_nodes(self.world, without=excluded)
 
     def apply(self, phase: str) -> None:
-        if phase == "create":
-            self.core.create_namespaced_service(NAMESPACE, {
-                "metadata": {"name": self.name},
-                "spec": {"type": "LoadBalancer", "selector": {"app": self.name},
-                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-            svc = self.read()
-            assert svc is not None
-            self.uid = svc.metadata.uid
-        elif phase == "update":
-            svc = self.read()
-            assert svc is not None
-            used = {p.node_port for s in self.core.list_service_for_all_namespaces().items
-                    for p in (s.spec.ports or []) if p.node_port}
-            new_port = next(p for p in range(32100, 32768) if p not in used)
-            svc.spec.ports = [
-                client.V1ServicePort(name="http", port=80, target_port=8080,
-                                     node_port=new_port),
-                client.V1ServicePort(name="https", port=443, target_port=8443)]
-            svc.spec.load_balancer_source_ranges = NEW_RANGES
-            svc.spec.session_affinity = "ClientIP"
-            self.core.replace_namespaced_service(self.name, NAMESPACE, svc)
-        elif phase == "nodes":
-            self.core.patch_node(self.world.nodes[0].name,
-                                 {"metadata": {"labels": {EXCLUDE: "true"}}})
-        else:
-            self.core.delete_namespaced_service(self.name, NAMESPACE)
+        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=NEW_RANGES,
+                               node=self.world.nodes[0].name, exclude_label=EXCLUDE) or self.uid
 
     def check(self, phase: str) -> list[str]:
         """What still stands between ARM (and the Service) and the phase's end state."""
@@ -198,7 +145,7 @@ class KillPoint:
     seconds: float = 0.0
 
 
-def run_scenario(scenario: Scenario, ctl: ArmControllerProcess, emu: AzureAdmin,
+def run_scenario(scenario: Scenario, ctl: ControllerProcess, emu: AzureAdmin,
                  kills: dict[str, list[str]] | None, fired: list[KillPoint],
                  timeout: float = 30.0,
                  covered: list[tuple[str, str]] | None = None) -> dict[str, list[str]]:
@@ -252,38 +199,13 @@ def run_scenario(scenario: Scenario, ctl: ArmControllerProcess, emu: AzureAdmin,
     return made
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[AzureEmulator]:
-    with AzureEmulator(operation_delay=0.0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def world(emulator: AzureEmulator) -> World:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    return emulator.seed(CLUSTER, 3)
-
-
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from azure_sandbox(world, tmp_path)
-
-
-@pytest.fixture
-def core_api(box: Sandbox) -> Iterator[client.CoreV1Api]:
-    api = client_for(box)
-    yield client.CoreV1Api(api)
-    api.close()
-
-
 def test_sigkill_after_every_distinct_arm_write_converges(
         emulator: AzureEmulator, world: World, box: Sandbox, core_api: client.CoreV1Api,
         tmp_path: Path) -> None:
     emu = emulator
     config = tmp_path / "config.yaml"
     config.write_text(config_text(world, emu.endpoint))
-    ctl = ArmControllerProcess(box, config, tmp_path)
+    ctl = ControllerProcess(box, config, tmp_path, CRASH_ENV)
 
     # Phase 1: the writes of a clean create, update, node change and delete, in ARM's order.
     clean = run_scenario(Scenario(core_api, emu, world, "clean"), ctl, emu, None, [])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,12 +37,10 @@ from lbctl.emulators.azure.world import World
 from lbctl.sandbox.app import Sandbox
 from tests.conftest import client_for
 from tests.providers.azure.e2e import (
-    CLUSTER,
     EXCLUDE,
     INTERNAL,
     NAMESPACE,
     Env,
-    azure_sandbox,
     config_text,
     world_nodes,
 )
@@ -90,24 +87,6 @@ def fault_rules(modes: tuple[str, ...]) -> list[dict[str, Any]]:
         rules.append({"api": api, "mode": mode, "status": 500, "code": "InternalServerError",
                       "probability": SHARE, "count": None})
     return rules
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[AzureEmulator]:
-    with AzureEmulator(operation_delay=0.0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def world(emulator: AzureEmulator) -> World:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    return emulator.seed(CLUSTER, 3)
-
-
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from azure_sandbox(world, tmp_path)
 
 
 @pytest.fixture

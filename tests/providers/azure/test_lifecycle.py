@@ -29,7 +29,6 @@ import ipaddress
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,9 +39,8 @@ from lbctl.controller.embedded import Embedded, running_controller
 from lbctl.emulators.azure.server import AzureAdmin, AzureEmulator
 from lbctl.emulators.azure.world import World
 from lbctl.sandbox.app import Sandbox
-from tests.conftest import client_for, wait_for
+from tests.conftest import wait_for
 from tests.providers.azure.e2e import (
-    CLUSTER,
     EXCLUDE,
     FINALIZER,
     INTERNAL,
@@ -51,7 +49,6 @@ from tests.providers.azure.e2e import (
     Env,
     Snapshot,
     UserSdk,
-    azure_sandbox,
     config_text,
     lb_name,
     leaks,
@@ -74,36 +71,11 @@ WRITE_APIS = ("loadBalancers.put", "loadBalancers.delete", "publicIPAddresses.pu
               "publicIPAddresses.delete", "networkSecurityGroups.put")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[AzureEmulator]:
-    with AzureEmulator(operation_delay=0.0) as emu:  # started, and stopped after
-        yield emu
-
-
-@pytest.fixture
-def world(emulator: AzureEmulator) -> World:
-    emulator.reset(keep_world=False)
-    emulator.clear_faults()
-    return emulator.seed(CLUSTER, 3)
-
-
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from azure_sandbox(world, tmp_path)
-
-
 def _controller(box: Sandbox, emulator: AzureAdmin, world: World, batch: float = 0.05
                 ) -> contextlib.AbstractContextManager[Embedded]:
     config = parse_config(config_text(world, emulator.endpoint, batch=batch))
     assert box.options.kubeconfig is not None
     return running_controller(str(box.options.kubeconfig), config, qps=500, burst=1000)
-
-
-@pytest.fixture
-def core_api(box: Sandbox) -> Iterator[client.CoreV1Api]:
-    api = client_for(box)
-    yield client.CoreV1Api(api)
-    api.close()
 
 
 @pytest.fixture

@@ -1,17 +1,23 @@
 """The GCE emulator for the GCP provider's tests: one per test module, reset (world included)
 before each test; a `GceClient` on it with generous rate limits and short retry waits; a
-seeded world of three instances of the cluster `prod`, tagged `prod-node`."""
+seeded world of three instances of the cluster `prod`, tagged `prod-node`; a sandbox whose nodes
+are the world's, and a CoreV1Api on it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from lbctl.emulators.gcp.server import GceEmulator
 from lbctl.emulators.gcp.world import World
+from lbctl.sandbox.app import Sandbox
 from providers.gcp.client import GceClient
 from providers.gcp.settings import GcpSettings
+from tests.providers.convergence import core_api_of
+from tests.providers.gcp.e2e import gce_sandbox
 
 CLUSTER = "prod"
 
@@ -41,3 +47,13 @@ def gce(settings: GcpSettings) -> Iterator[GceClient]:
 @pytest.fixture
 def world(emulator: GceEmulator, settings: GcpSettings) -> World:
     return emulator.seed(CLUSTER, nodes=3)
+
+
+@pytest.fixture
+def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
+    yield from gce_sandbox(world, tmp_path)
+
+
+@pytest.fixture
+def core_api(box: Sandbox) -> Iterator[client.CoreV1Api]:
+    yield from core_api_of(box)

@@ -29,12 +29,16 @@ from lbctl.emulators.gcp import world as world_module
 from lbctl.emulators.gcp.server import GceAdmin
 from lbctl.emulators.gcp.world import World
 from lbctl.sandbox.app import Sandbox
-from tests.providers.aws.conftest import world_sandbox
-from tests.providers.aws.test_lifecycle import not_ensured, wait_until
+from tests.providers.convergence import (
+    NAMESPACE,
+    ServiceEnv,
+    nodes_sandbox,
+    not_ensured,
+    wait_until,
+)
 
-__all__ = ["not_ensured", "wait_until"]
+__all__ = ["NAMESPACE", "not_ensured", "wait_until"]
 
-NAMESPACE = "default"
 EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 LB_TYPE = "networking.gke.io/load-balancer-type"
@@ -60,9 +64,7 @@ def config_text(world: World, endpoint: str, *, debounce: float = 0.2,
 
 def gce_sandbox(world: World, tmp: Path) -> Iterator[Sandbox]:
     """A fixture's body: a sandbox whose nodes are the world's instances (not simulated)."""
-    nodes = tmp / "nodes.yaml"
-    nodes.write_text(world_module.nodes_file(world))
-    yield from world_sandbox(nodes, tmp, bookmark_interval=0.5)
+    yield from nodes_sandbox(world_module.nodes_file(world), tmp)
 
 
 # -- GCE, read back in full ------------------------------------------------------------------
@@ -366,38 +368,11 @@ class UserSdk:
 
 # -- the Services ----------------------------------------------------------------------------------
 @dataclass
-class Env:
-    core: client.CoreV1Api
+class Env(ServiceEnv):
     emu: GceAdmin
     world: World
     box: Sandbox
     controller: Controller | None = None
-
-    def read(self, name: str) -> client.V1Service:
-        return self.core.read_namespaced_service(name, NAMESPACE)
-
-    def exists(self, name: str) -> bool:
-        try:
-            self.read(name)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
-    def create(self, name: str, ports: list[dict[str, Any]] | None = None,
-               annotations: dict[str, str] | None = None, **spec: Any) -> client.V1Service:
-        self.core.create_namespaced_service(NAMESPACE, {
-            "metadata": {"name": name, "annotations": annotations or {}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                     "ports": ports or [{"name": "http", "port": 80, "targetPort": 8080}],
-                     **spec}})
-        return self.read(name)
-
-    def ip(self, name: str) -> str:
-        svc = self.read(name)
-        lb = svc.status.load_balancer if svc.status else None
-        return str(lb.ingress[0].ip or "") if lb and lb.ingress else ""
 
     def converge(self, name: str, instances: dict[str, str] | None = None,
                  timeout: float = 45.0, user_address: str | None = None,
@@ -421,11 +396,6 @@ class Env:
 
         wait_until(check, timeout, f"{name} converged in GCE")
         return seen[-1]
-
-    def warnings(self, name: str) -> list[client.CoreV1Event]:
-        return [e for e in self.core.list_namespaced_event(
-            NAMESPACE, field_selector=f"involvedObject.name={name}").items
-            if e.type == "Warning"]
 
     def gone(self, timeout: float = 45.0) -> None:
         """Wait until nothing of the cluster's is left in GCE."""

@@ -25,12 +25,9 @@ left (its shared check, firewall and groups included: the Service was the last).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +38,8 @@ from lbctl.emulators.gcp.server import GceAdmin, GceEmulator
 from lbctl.emulators.gcp.world import World
 from lbctl.sandbox.app import Sandbox
 from providers.gcp.client import CRASH_ENV
-from tests.conftest import client_for
-from tests.providers.aws.test_crash_safety import ROOT, ControllerProcess, _command, _free_port
+from tests.providers.controller_process import ControllerProcess, apply_phase
+from tests.providers.convergence import read_service
 from tests.providers.gcp.e2e import (
     EXCLUDE,
     NAMESPACE,
@@ -50,7 +47,6 @@ from tests.providers.gcp.e2e import (
     balancer_of,
     cluster_left,
     config_text,
-    gce_sandbox,
     not_ensured,
     problems,
     service_paths,
@@ -79,25 +75,6 @@ def writes(emu: GceAdmin, since: int = 0) -> list[str]:
             if c["family"] == "write" and c["status"] == 200]
 
 
-class GceControllerProcess(ControllerProcess):
-    """`lbctl run` armed with the GCE crash variable (the AWS one's process otherwise)."""
-
-    def start(self, crash: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-        if crash:
-            env[CRASH_ENV] = crash
-        self.crash = crash
-        self.starts += 1
-        self.port = _free_port()
-        log = (self.logs / f"controller-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*_command(), "run", "--kubeconfig", str(self.box.options.kubeconfig),
-             "--config", str(self.config), "--leader-elect=false",
-             "--metrics-bind", f"127.0.0.1:{self.port}", "--log-format", "text"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        log.close()
-
-
 # -- the scenario ----------------------------------------------------------------------------
 @dataclass
 class Scenario:
@@ -111,44 +88,15 @@ class Scenario:
     """The status IP each phase ended with (a crash must not cost the Service its address)."""
 
     def read(self) -> client.V1Service | None:
-        try:
-            return self.core.read_namespaced_service(self.name, NAMESPACE)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return read_service(self.core, self.name, NAMESPACE)
 
     def members(self, phase: str) -> dict[str, str]:
         excluded = (self.world.nodes[0].name,) if phase in ("nodes", "delete") else ()
         return world_instances(self.world, without=excluded)
 
     def apply(self, phase: str) -> None:
-        if phase == "create":
-            self.core.create_namespaced_service(NAMESPACE, {
-                "metadata": {"name": self.name},
-                "spec": {"type": "LoadBalancer", "selector": {"app": self.name},
-                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-            svc = self.read()
-            assert svc is not None
-            self.uid = svc.metadata.uid
-        elif phase == "update":
-            svc = self.read()
-            assert svc is not None
-            used = {p.node_port for s in self.core.list_service_for_all_namespaces().items
-                    for p in (s.spec.ports or []) if p.node_port}
-            new_port = next(p for p in range(32100, 32768) if p not in used)
-            svc.spec.ports = [
-                client.V1ServicePort(name="http", port=80, target_port=8080,
-                                     node_port=new_port),
-                client.V1ServicePort(name="https", port=443, target_port=8443)]
-            svc.spec.load_balancer_source_ranges = NEW_RANGES
-            svc.spec.session_affinity = "ClientIP"
-            self.core.replace_namespaced_service(self.name, NAMESPACE, svc)
-        elif phase == "nodes":
-            self.core.patch_node(self.world.nodes[0].name,
-                                 {"metadata": {"labels": {EXCLUDE: "true"}}})
-        else:
-            self.core.delete_namespaced_service(self.name, NAMESPACE)
+        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=NEW_RANGES,
+                               node=self.world.nodes[0].name, exclude_label=EXCLUDE) or self.uid
 
     def check(self, phase: str) -> list[str]:
         """What still stands between GCE (and the Service) and the phase's end state."""
@@ -200,7 +148,7 @@ class Chain:
         return self.pending[0] if self.pending else None
 
 
-def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
+def run_scenario(scenario: Scenario, ctl: ControllerProcess, emu: GceAdmin,
                  chain: Chain | None, timeout: float = 45.0) -> dict[str, list[str]]:
     """create -> update -> nodes -> delete, each phase to convergence; answers the writes by
     phase.
@@ -253,16 +201,13 @@ def run_scenario(scenario: Scenario, ctl: GceControllerProcess, emu: GceAdmin,
     return made
 
 
-def restart_writes_nothing(ctl: GceControllerProcess, emu: GceAdmin,
+def restart_writes_nothing(ctl: ControllerProcess, emu: GceAdmin,
                            timeout: float = 30.0) -> None:
     """A controller restarted over a converged Service syncs it (reads) and writes nothing."""
     ctl.stop()
     mark = len(emu.calls())
     ctl.start(None)
-    deadline = time.monotonic() + timeout
-    while ctl.done_syncs() < 1:
-        assert time.monotonic() < deadline, f"no sync after the restart:\n{ctl.log_tail()}"
-        time.sleep(0.1)
+    ctl.wait_for_sync(timeout)
     calls = emu.calls()[mark:]
     assert any(c["api"] == "compute.forwardingRules.get" for c in calls)  # it looked
     assert [c["api"] for c in calls if c["family"] == "write"] == []
@@ -273,24 +218,12 @@ def emu(emulator: GceEmulator, world: World) -> GceEmulator:
     return emulator
 
 
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from gce_sandbox(world, tmp_path)
-
-
-@pytest.fixture
-def core_api(box: Sandbox) -> Iterator[client.CoreV1Api]:
-    api = client_for(box)
-    yield client.CoreV1Api(api)
-    api.close()
-
-
 def test_sigkill_after_every_distinct_gce_write_converges(
         emu: GceEmulator, world: World, box: Sandbox, core_api: client.CoreV1Api,
         tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(config_text(world, emu.endpoint))
-    ctl = GceControllerProcess(box, config, tmp_path)
+    ctl = ControllerProcess(box, config, tmp_path, CRASH_ENV)
 
     # Phase 1: the distinct writes of a clean create, update and delete.
     clean = run_scenario(Scenario(core_api, emu, world, "clean"), ctl, emu, None)

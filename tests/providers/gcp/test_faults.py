@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +36,6 @@ from tests.providers.gcp.e2e import (
     Snapshot,
     balancer_of,
     config_text,
-    gce_sandbox,
     service_paths,
     shared_paths,
     wait_until,
@@ -85,11 +83,6 @@ def fault_rules(mode: str) -> list[dict[str, Any]]:
                  "probability": share, "count": None}]
     return [{"api": api, "mode": mode, "status": 503, "reason": "backendError",
              "probability": share, "count": None} for api in WRITES]
-
-
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from gce_sandbox(world, tmp_path)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ firewall and the instance groups included).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +39,6 @@ from tests.providers.gcp.e2e import (
     UserSdk,
     cluster_left,
     config_text,
-    gce_sandbox,
     owner,
     world_instances,
 )
@@ -48,11 +46,6 @@ from tests.providers.gcp.e2e import (
 pytestmark = pytest.mark.integration
 
 NETWORK_TIER = "cloud.google.com/network-tier"
-
-
-@pytest.fixture
-def box(world: World, tmp_path: Path) -> Iterator[Sandbox]:
-    yield from gce_sandbox(world, tmp_path)
 
 
 @pytest.fixture
