@@ -93,9 +93,11 @@ def test_init_script_passes_shellcheck() -> None:
 
 
 def test_init_script_seeds_what_world_py_seeds() -> None:
-    """The shell and Python definitions name the same tags and instance type."""
+    """The shell and Python definitions name the same tags and instance type (the Python
+    world writes its nodes file through the emulators' shared nodes_file.py)."""
     script = INIT.read_text()
-    world = (ROOT / "lbctl" / "emulators" / "aws" / "world.py").read_text()
+    world = "\n".join((ROOT / "lbctl" / "emulators" / part).read_text()
+                      for part in ("aws/world.py", "nodes_file.py"))
     for needle in ("kubernetes.io/role/elb", "kubernetes.io/role/internal-elb",
                    "kubernetes.io/cluster/", "10.0.0.0/16", "t3.medium", "simulate: false",
                    "aws:///", "al2023-ami-*-x86_64"):

@@ -548,6 +548,10 @@ class SecondWriter:
 
 
 def test_a_second_writer_bumping_the_etag_loses_nothing(env: Env) -> None:
+    """Each wave must meet at least one real race (a 412 on an LB write: the other writer
+    changed the LB between lbctl's read and its write); the writer keeps bumping until three
+    or the wave ends. How many a wave meets depends on how many LB writes it takes (a
+    handful, batched) and on the machine's load: one proves the re-read and re-apply."""
     emu, world = env.emu, env.world
     env.create("first")
     env.converge("first")
@@ -556,7 +560,7 @@ def test_a_second_writer_bumping_the_etag_loses_nothing(env: Env) -> None:
         _wave(env, names, "create")
         snap = env.converge("first", *names, timeout=60)
     print(f"\ncreate: {other.bumps} etag bumps, {other.refused} LB writes refused (412)")
-    assert other.refused >= 3, "the second writer never beat lbctl to the LB: nothing tested"
+    assert other.refused >= 1, "the second writer never beat lbctl to the LB: nothing tested"
     tags = (snap.lb(False) or {})["tags"]
     assert (tags["someone"], tags["lbctl-cluster"]) == ("else", world.cluster)  # theirs kept
 
@@ -564,7 +568,7 @@ def test_a_second_writer_bumping_the_etag_loses_nothing(env: Env) -> None:
         _wave(env, names, "delete")
         snap = env.converge("first", timeout=60)
     print(f"delete: {other.bumps} etag bumps, {other.refused} LB writes refused (412)")
-    assert other.refused >= 3, "the second writer never beat lbctl to the LB: nothing tested"
+    assert other.refused >= 1, "the second writer never beat lbctl to the LB: nothing tested"
     assert (snap.lb(False) or {})["tags"]["someone"] == "else"
     env.delete("first")
     env.gone()
