@@ -12,11 +12,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
 from lbctl.sandbox.app import Sandbox
-from tests.providers.convergence import read_service
+from tests.providers.convergence import NAMESPACE, read_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,3 +138,37 @@ def apply_phase(core: client.CoreV1Api, name: str, namespace: str, phase: str, *
     else:
         core.delete_namespaced_service(name, namespace)
     return ""
+
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+CRASH_RANGES = ["203.0.113.0/24"]
+"""The source ranges a crash scenario's update sets."""
+
+
+class PhasedService:
+    """What the gcp and azure crash scenarios' Service does the same way (a mixin for their
+    dataclasses, which hold `core`, `world`, `name` and `uid`): read it, make a phase's change
+    (the `nodes` phase excludes the world's first node), and say whether a delete is done."""
+
+    core: client.CoreV1Api
+    world: Any
+    name: str
+    uid: str
+
+    def read(self) -> client.V1Service | None:
+        return read_service(self.core, self.name, NAMESPACE)
+
+    def apply(self, phase: str) -> None:
+        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=CRASH_RANGES,
+                               node=self.world.nodes[0].name,
+                               exclude_label=EXCLUDE_LABEL) or self.uid
+
+    def excluded(self, phase: str) -> tuple[str, ...]:
+        """The nodes left out from the `nodes` phase on."""
+        return (self.world.nodes[0].name,) if phase in ("nodes", "delete") else ()
+
+    def still_there(self) -> list[str]:
+        """The delete's problem while the Service is not gone yet."""
+        svc = self.read()
+        return [] if svc is None else [f"Service still there (finalizers "
+                                       f"{svc.metadata.finalizers})"]

@@ -45,7 +45,6 @@ from lbctl.sandbox.app import Sandbox
 from providers.azure.client import CRASH_ENV
 from tests.providers.azure.e2e import (
     EXCLUDE,
-    NAMESPACE,
     Snapshot,
     cluster_problems,
     config_text,
@@ -54,13 +53,12 @@ from tests.providers.azure.e2e import (
     want_for,
     world_nodes,
 )
-from tests.providers.controller_process import ControllerProcess, apply_phase
-from tests.providers.convergence import read_service
+from tests.providers.controller_process import CRASH_RANGES, ControllerProcess, PhasedService
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PHASES = ("create", "update", "nodes", "delete")
-NEW_RANGES = ["203.0.113.0/24"]
+NEW_RANGES = CRASH_RANGES
 CLEAN = {
     "create": ["publicIPAddresses.put", "loadBalancers.put", "networkSecurityGroups.put"],
     "update": ["loadBalancers.put", "networkSecurityGroups.put"],
@@ -95,7 +93,7 @@ def writes(emu: AzureAdmin, since: int = 0) -> list[str]:
 
 # -- the scenario ----------------------------------------------------------------------------
 @dataclass
-class Scenario:
+class Scenario(PhasedService):
     core: client.CoreV1Api
     emu: AzureAdmin
     world: World
@@ -104,24 +102,14 @@ class Scenario:
     ips: dict[str, str] = field(default_factory=dict)
     """The status IP each phase ended with (a crash must not cost the Service its address)."""
 
-    def read(self) -> client.V1Service | None:
-        return read_service(self.core, self.name, NAMESPACE)
-
     def nodes(self, phase: str) -> dict[str, str]:
-        excluded = (self.world.nodes[0].name,) if phase in ("nodes", "delete") else ()
-        return world_nodes(self.world, without=excluded)
-
-    def apply(self, phase: str) -> None:
-        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=NEW_RANGES,
-                               node=self.world.nodes[0].name, exclude_label=EXCLUDE) or self.uid
+        return world_nodes(self.world, without=self.excluded(phase))
 
     def check(self, phase: str) -> list[str]:
         """What still stands between ARM (and the Service) and the phase's end state."""
-        svc = self.read()
         if phase == "delete":
-            out = [] if svc is None else [f"Service still there (finalizers "
-                                          f"{svc.metadata.finalizers})"]
-            return out + [f"left: {rid}" for rid in leaks(self.emu)]
+            return self.still_there() + [f"left: {rid}" for rid in leaks(self.emu)]
+        svc = self.read()
         if svc is None:
             return ["Service missing"]
         want = want_for(svc)

@@ -38,11 +38,9 @@ from lbctl.emulators.gcp.server import GceAdmin, GceEmulator
 from lbctl.emulators.gcp.world import World
 from lbctl.sandbox.app import Sandbox
 from providers.gcp.client import CRASH_ENV
-from tests.providers.controller_process import ControllerProcess, apply_phase
-from tests.providers.convergence import read_service
+from tests.providers.controller_process import CRASH_RANGES, ControllerProcess, PhasedService
 from tests.providers.gcp.e2e import (
     EXCLUDE,
-    NAMESPACE,
     Snapshot,
     balancer_of,
     cluster_left,
@@ -58,7 +56,7 @@ from tests.providers.gcp.e2e import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 PHASES = ("create", "update", "nodes", "delete")
-NEW_RANGES = ["203.0.113.0/24"]
+NEW_RANGES = CRASH_RANGES
 
 
 def provider_call(api: str) -> str:
@@ -77,7 +75,7 @@ def writes(emu: GceAdmin, since: int = 0) -> list[str]:
 
 # -- the scenario ----------------------------------------------------------------------------
 @dataclass
-class Scenario:
+class Scenario(PhasedService):
     core: client.CoreV1Api
     emu: GceAdmin
     world: World
@@ -87,24 +85,15 @@ class Scenario:
     ips: dict[str, str] = field(default_factory=dict)
     """The status IP each phase ended with (a crash must not cost the Service its address)."""
 
-    def read(self) -> client.V1Service | None:
-        return read_service(self.core, self.name, NAMESPACE)
-
     def members(self, phase: str) -> dict[str, str]:
-        excluded = (self.world.nodes[0].name,) if phase in ("nodes", "delete") else ()
-        return world_instances(self.world, without=excluded)
-
-    def apply(self, phase: str) -> None:
-        self.uid = apply_phase(self.core, self.name, NAMESPACE, phase, new_ranges=NEW_RANGES,
-                               node=self.world.nodes[0].name, exclude_label=EXCLUDE) or self.uid
+        return world_instances(self.world, without=self.excluded(phase))
 
     def check(self, phase: str) -> list[str]:
         """What still stands between GCE (and the Service) and the phase's end state."""
-        svc = self.read()
         if phase == "delete":
-            out = [] if svc is None else [f"Service still there (finalizers "
-                                          f"{svc.metadata.finalizers})"]
-            return out + [f"left: {p}" for p in cluster_left(self.emu, self.world.cluster)]
+            return self.still_there() + [f"left: {p}" for p in cluster_left(self.emu,
+                                                                            self.world.cluster)]
+        svc = self.read()
         if svc is None:
             return ["Service missing"]
         want = want_for(svc, self.members(phase))
