@@ -62,6 +62,10 @@ class ConfigHolder:
         stamp = self._stamp()
         if stamp == self._seen:
             return False
+        if stamp[1] == 0:
+            # An empty file is a write in progress (an editor or `>` truncates before it
+            # writes), never a config: kubelet swaps ConfigMap files whole. Look again later.
+            return False
         self._seen = stamp
         try:
             new = load_config(self.path)

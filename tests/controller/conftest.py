@@ -113,9 +113,14 @@ def sample(run: Running, name: str, **labels: str) -> float:
 
 
 def write_changed(path: Path, text: str) -> None:
-    """Write a config file so a `ConfigHolder`'s (mtime, size) stamp surely changes."""
+    """Write a config file whole (a temporary file renamed over it, as kubelet swaps a
+    ConfigMap's files) so a poller never reads half of it, and so a `ConfigHolder`'s
+    (mtime, size) stamp surely changes."""
     before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text)
-    while path.stat().st_mtime_ns == before:
+    while True:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        if path.stat().st_mtime_ns != before:
+            return
         time.sleep(0.01)
-        path.write_text(text)

@@ -825,6 +825,21 @@ def test_config_reload_survives_a_bad_yaml_tag(holder: tuple[ConfigHolder, Metri
     assert _reload_errors(metrics) == 1
 
 
+
+def test_config_reload_waits_out_a_file_truncated_mid_write(
+        holder: tuple[ConfigHolder, Metrics, Path]) -> None:
+    """An editor (or `>`) truncates before it writes: the poller that meets the empty file
+    keeps the last good config and takes the file once it has content."""
+    config, metrics, path = holder
+    good = config()
+    path.write_text("")
+    assert config.reload() is False
+    assert config() is good and _reload_errors(metrics) == 0
+    write_changed(path, "provider: fake\nloadBalancerClasses: [lbctl.io/c]\n")
+    assert config.reload() is True  # the stamp the empty file had was not taken as seen
+    assert config().load_balancer_classes == ("lbctl.io/c",)
+    assert _reload_errors(metrics) == 0
+
 # -- a third-party provider plugin -----------------------------------------------------------
 PLUGIN = '''
 """tinyplugin: a third-party lbctl provider, found through the `lbctl.providers` entry point."""
