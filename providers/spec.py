@@ -8,6 +8,7 @@ state and answer with a `LoadBalancerStatus`; neither side ever sees the other's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,6 +143,30 @@ class PortStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetHealth:
+    """How many of a balancer's targets (nodes, or pods in the endpoints mode) pass its health
+    checks, as the cloud or the balancer daemon last said. Structured, so the controller can
+    publish it and `lbctl status` show it without parsing anyone's prose.
+
+    One balancer checks the same targets once per listener (a target group per port, a backend
+    service per protocol, a daemon per instance): a provider reports the worst of those views
+    (`worst`), the one to act on, never a sum that would count a node twice."""
+
+    healthy: int
+    total: int
+
+    @staticmethod
+    def worst(views: Iterable[TargetHealth | None]) -> TargetHealth | None:
+        """The view with the lowest healthy share (no targets at all counts as none healthy;
+        ties: fewer healthy); None when no view is known."""
+        known = [v for v in views if v is not None]
+        if not known:
+            return None
+        return min(known, key=lambda v: (v.healthy / v.total if v.total else 0.0, v.healthy,
+                                         -v.total))
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancerStatus:
     """What the provider built: addresses for `status.loadBalancer`, and health."""
 
@@ -153,6 +178,9 @@ class LoadBalancerStatus:
     """False when the provider knows no traffic can flow (e.g. no healthy target anywhere)."""
     details: tuple[tuple[str, str], ...] = field(default=())
     """Provider-specific facts worth showing (ARNs, object names), sorted."""
+    targets: TargetHealth | None = None
+    """Healthy and total targets as the cloud last reported them; None when the provider has
+    no honest source (or did not read one in this call): unknown, never a guess."""
 
 
 def _lists(value: Any) -> Any:
