@@ -9,6 +9,8 @@ cluster=...`), and `program` PUTs only to instances whose revision differs or is
 same poll is how state loss and health reach the controller: an instance that restarted without
 its state file, or whose targets changed health, makes the poll call `notify(ref)` for the
 Services concerned, and the controller re-ensures them at once (status, conditions, re-PUT).
+Target health for `LoadBalancerStatus.targets` comes from the same reports (`targets`): each
+listener's targets with their `up`, no extra request.
 
 Instances that are down: `program` succeeds while at least one instance took the balancer and
 reports the others in the degraded reason; with none reachable it raises TransientError (the
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.errors import TransientError
-from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef
+from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef, TargetHealth
 
 from .daemon_options import DaemonOptions
 from .direct import endpoint_check, endpoint_targets
@@ -122,10 +124,29 @@ def _ref(item: dict[str, Any]) -> BalancerRef | None:
 
 
 def _summary(item: dict[str, Any]) -> tuple[Any, ...]:
-    """What about an instance's report should make the controller look again."""
+    """What about an instance's report should make the controller look again (a change of
+    target counts too: the Service's status shows them)."""
     status = item.get("status", {})
     return (item.get("balancer", {}).get("revision"), status.get("serving"),
-            tuple(status.get("problems", ())))
+            tuple(status.get("problems", ())), report_targets(item))
+
+
+def report_targets(item: dict[str, Any]) -> TargetHealth | None:
+    """One instance's view of a balancer's targets: the worst listener's (every listener
+    checks the same nodes or pods), or the daemon's totals for a report without listeners;
+    None when the instance does not serve the balancer."""
+    status = item.get("status") if isinstance(item, dict) else None
+    if not isinstance(status, dict):
+        return None
+    listeners = [li for li in status.get("listeners") or [] if isinstance(li, dict)]
+    if listeners:
+        return TargetHealth.worst(TargetHealth(
+            sum(1 for t in li.get("targets") or [] if isinstance(t, dict) and t.get("up")),
+            len(li.get("targets") or [])) for li in listeners)
+    healthy, total = status.get("healthyTargets"), status.get("totalTargets")
+    if isinstance(healthy, int) and isinstance(total, int):
+        return TargetHealth(healthy, total)
+    return None
 
 
 POOL_SIZE = 65
@@ -228,6 +249,13 @@ class DaemonProgrammer:
         with self._lock:
             reports = [r.get(name) for r in self._known.values() if r]
         return any(r is not None and r.get("status", {}).get("serving") for r in reports)
+
+    def targets(self, name: str) -> TargetHealth | None:
+        """The worst of the reachable instances' views of balancer `name` (each checks the
+        same targets on its own), as they last reported; None when none reports it."""
+        with self._lock:
+            reports = [r.get(name) for r in self._known.values() if r]
+        return TargetHealth.worst(report_targets(r) for r in reports if r is not None)
 
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         body = balancer_body(spec, ips, self.options)

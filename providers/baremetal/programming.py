@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from providers.spec import BalancerRef, LoadBalancerSpec
+from providers.spec import BalancerRef, LoadBalancerSpec, TargetHealth
 
 
 class Programmer(Protocol):
@@ -28,6 +28,10 @@ class Programmer(Protocol):
 
     def serving(self, name: str) -> bool:
         """Whether, as far as the daemons last said, balancer `name` carries traffic."""
+
+    def targets(self, name: str) -> TargetHealth | None:
+        """Healthy and total targets of balancer `name` as the daemons last said; None when
+        nothing checks them."""
 
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         """The writes `program(spec, ips)` would make, in words (for `lbctl plan`)."""
@@ -50,6 +54,9 @@ class NoProgramming:
 
     def serving(self, name: str) -> bool:
         return True
+
+    def targets(self, name: str) -> TargetHealth | None:
+        return None  # no daemon checks anything: the network delivers, unknown health
 
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         return []

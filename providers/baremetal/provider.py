@@ -37,6 +37,7 @@ from providers.spec import (
     LoadBalancerSpec,
     LoadBalancerStatus,
     PortStatus,
+    TargetHealth,
 )
 
 from .addresses import IPAddress
@@ -59,9 +60,10 @@ CAPABILITIES = Capabilities(
 
 
 def _status(spec: LoadBalancerSpec, ips: tuple[IPAddress, ...], pools: tuple[str, ...],
-            degraded: list[str], ip_mode: str, serving: bool = True) -> LoadBalancerStatus:
+            degraded: list[str], ip_mode: str, serving: bool = True,
+            targets: TargetHealth | None = None) -> LoadBalancerStatus:
     return LoadBalancerStatus(
-        serving=serving,
+        serving=serving, targets=targets,
         ingress=tuple(IngressPoint(ip=str(ip), ip_mode=ip_mode) for ip in ips),
         ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
         degraded="; ".join(d for d in degraded if d) or None,
@@ -148,7 +150,8 @@ class BaremetalProvider:
                                 self._settings.cooldown_seconds)
         reason = self._programmer.program(spec, tuple(str(ip) for ip in grant.ips))
         return _status(spec, grant.ips, grant.pools, [*grant.notes, reason or ""],
-                       self.ip_mode, self._programmer.serving(spec.name))
+                       self.ip_mode, self._programmer.serving(spec.name),
+                       self._programmer.targets(spec.name))
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         """The allocations `ensure(spec)` would make now, in words, without making them."""
@@ -179,6 +182,7 @@ class BaremetalProvider:
             ingress=tuple(IngressPoint(ip=str(ip), ip_mode=self.ip_mode)
                           for ip in holding.ips),
             ports=tuple(PortStatus(port, protocol) for protocol, port in holding.claimant.ports),
+            targets=self._programmer.targets(ref.name),
             details=(("addressPools", ",".join(dict.fromkeys(pools))),) if pools else ())
 
     def delete(self, ref: BalancerRef) -> None:

@@ -43,6 +43,7 @@ from providers.spec import (
     PortStatus,
     ServiceRef,
     Target,
+    TargetHealth,
 )
 from tests.helpers import named_backend
 
@@ -305,6 +306,8 @@ def test_one_daemon_down_degrades_and_both_down_is_transient(make_rig: RigFactor
     assert "lb1" not in reason
     assert rig.names("lb1") == ["lb-web"]
     assert _answers(rig.vip) == _expected(servers)  # lb1 carries the traffic alone
+    programmer.poll_once()
+    assert programmer.targets(spec.name) == TargetHealth(3, 3)  # lb1's view: lb2 says nothing
     rig.stop("lb1")
     programmer.poll_once()  # both unreachable: nothing is known to be served any more
     with pytest.raises(TransientError) as info:
@@ -355,6 +358,7 @@ def test_target_down_is_noticed_and_reported_naming_the_node(make_rig: RigFactor
     _wait(noticed)
     programmer.poll_once()
     assert notified == [spec.ref]  # once, though both daemons changed
+    assert programmer.targets(spec.name) == TargetHealth(2, 3)  # the polled reports' counts
     programmer.count("PUT")
     reason = programmer.program(spec, (rig.vip,))
     assert programmer.count("PUT") == []

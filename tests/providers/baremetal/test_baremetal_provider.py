@@ -25,6 +25,7 @@ from providers.spec import (
     LoadBalancerSpec,
     LoadBalancerStatus,
     ServiceRef,
+    TargetHealth,
 )
 
 pytestmark = pytest.mark.unit
@@ -304,6 +305,9 @@ class Recorder:
     def serving(self, name: str) -> bool:
         return name != "lb-dark"
 
+    def targets(self, name: str) -> TargetHealth | None:
+        return TargetHealth(0, 2) if name == "lb-dark" else TargetHealth(2, 2)
+
     def plan(self, spec: LoadBalancerSpec, ips: tuple[str, ...]) -> list[str]:
         return [f"program {spec.name} at {', '.join(ips)}"]
 
@@ -322,7 +326,9 @@ def test_programming_seam() -> None:
     cluster, recorder = Cluster(), Recorder()
     provider = make(cluster, programmer=recorder)
     spec = cluster.add("a", families=("IPv4", "IPv6"))
-    assert provider.ensure(spec).degraded == "1 of 2 daemons serving"
+    status = provider.ensure(spec)
+    assert status.degraded == "1 of 2 daemons serving"
+    assert status.targets == TargetHealth(2, 2)  # the daemons' counts, passed on
     recorder.fail = True
     with pytest.raises(TransientError):
         provider.ensure(spec)
