@@ -4,19 +4,29 @@
 draft) say what the controller is doing and why, with a reason and message; they are computed
 purely from the previous conditions and the sync's outcome, and lastTransitionTime only moves
 when a condition's status flips.
+
+Target health rides on `LoadBalancerServing`'s message: when the provider reported counts
+(`LoadBalancerStatus.targets`), the message ends with `(targets healthy: H/T)`, one fixed form
+that `targets_of` reads back (`lbctl status`'s TARGETS). A condition, not an annotation: the
+status subresource is the controller's only write channel besides the finalizer, and `merge`
+already patches only what changed, so a steady balancer costs no write while a change of
+health costs one status patch. Unknown counts add nothing to the message.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from providers.cluster import Condition
+from providers.spec import TargetHealth
 
 PROVISIONING = "LoadBalancerProvisioning"
 SERVING = "LoadBalancerServing"
 DEGRADED = "LoadBalancerDegraded"
 OURS = (PROVISIONING, SERVING, DEGRADED)
+_TARGETS = re.compile(r"\(targets healthy: (\d+)/(\d+)\)$")
 
 
 @dataclass(frozen=True)
@@ -29,14 +39,35 @@ class Want:
     message: str = ""
 
 
-def ensured(degraded: str | None, serving: bool = True) -> list[Want]:
+def ensured(degraded: str | None, serving: bool = True,
+            targets: TargetHealth | None = None) -> list[Want]:
     return [Want(PROVISIONING, False, "Ensured", "the load balancer is provisioned"),
-            Want(SERVING, True, "Ensured", "the load balancer serves the Service's ports")
+            Want(SERVING, True, "Ensured", with_targets(
+                "the load balancer serves the Service's ports", targets))
             if serving else
-            Want(SERVING, False, "NoHealthyTargets", degraded or "no target passes its "
-                                                                "health checks"),
+            Want(SERVING, False, "NoHealthyTargets", with_targets(
+                degraded or "no target passes its health checks", targets)),
             Want(DEGRADED, degraded is not None, "Degraded" if degraded else "Healthy",
                  degraded or "")]
+
+
+def with_targets(message: str, targets: TargetHealth | None) -> str:
+    """`message`, and the target counts in the one form `targets_of` reads, when known."""
+    if targets is None:
+        return message
+    return f"{message} (targets healthy: {targets.healthy}/{targets.total})"
+
+
+def targets_of(message: str) -> TargetHealth | None:
+    """The counts `with_targets` put at the end of a message, or None."""
+    found = _TARGETS.search(message)
+    return TargetHealth(int(found[1]), int(found[2])) if found else None
+
+
+def current_targets(current: tuple[Condition, ...]) -> TargetHealth | None:
+    """The counts the Service's serving condition carries now (a sync that asks the provider
+    nothing keeps them rather than blanking them)."""
+    return next((targets_of(c.message) for c in current if c.type == SERVING), None)
 
 
 def provisioning(message: str, serving: bool) -> list[Want]:

@@ -222,7 +222,8 @@ class Reconciler:
         degraded = status.degraded
         if step.held_back:
             degraded = self._hold(svc, step.held_back, patch=False)
-        self._patch(svc, ingress_json(status), conditions.ensured(degraded, status.serving))
+        self._patch(svc, ingress_json(status),
+                    conditions.ensured(degraded, status.serving, status.targets))
         if degraded and degraded != _condition_message(svc, conditions.DEGRADED):
             self.recorder.event(svc, "Warning", "LoadBalancerDegraded", degraded)
         with self._lock:  # only now: a failed status patch must lead to a full retry
@@ -236,7 +237,8 @@ class Reconciler:
                    f"{', '.join(held)}")
         self.recorder.event(svc, "Warning", "MeltdownProtection", message)
         if patch:
-            self._patch(svc, None, conditions.ensured(message))
+            self._patch(svc, None, conditions.ensured(  # no provider call: counts kept
+                message, targets=conditions.current_targets(svc.conditions)))
         return message
 
     # -- status -----------------------------------------------------------------------------

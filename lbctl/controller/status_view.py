@@ -12,11 +12,14 @@ table-tested without a cluster and `lbctl status` only fetches and prints.
   nothing names the provider, none when it is not ours.
 - READY: the `LoadBalancerServing` condition's status (`Unknown` while lbctl has not written
   it yet, none for a Service lbctl does not handle).
-- TARGETS: providers report target health only in words, in `LoadBalancerDegraded` (or the
-  serving condition's NoHealthyTargets message): the balancer daemon's "2 of 3 targets
-  healthy", AWS's "1 of 3 targets unhealthy in <group>", "no targets". The worst such report
-  wins (each daemon and each target group sees the same nodes). A balancer in good health
-  carries no count, so TARGETS is unknown there, never a guess.
+- TARGETS: the healthy/total counts the provider reported (`LoadBalancerStatus.targets`),
+  which the controller writes at the end of the `LoadBalancerServing` message in one fixed form
+  (`conditions.targets_of` reads it). A provider without an honest source (see its module)
+  reports none, and TARGETS is "-": unknown, never a guess. A Service last written by an lbctl
+  that published counts only in words falls back to those words in `LoadBalancerDegraded` (or
+  the serving condition's NoHealthyTargets message): the balancer daemon's "2 of 3 targets
+  healthy", AWS's "1 of 3 targets unhealthy in <group>", "no targets"; the worst such report
+  wins (each daemon and each target group sees the same nodes).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .conditions import DEGRADED, OURS, SERVING
+from .conditions import DEGRADED, OURS, SERVING, targets_of
 from .config import Config
 from .decisions import LBCTL_FINALIZER
 
@@ -163,7 +166,12 @@ def condition(svc: Obj, kind: str) -> Mapping[str, Any] | None:
 
 
 def target_health(svc: Obj) -> Targets:
-    """The worst count the provider reported in words (module docstring), else unknown."""
+    """The counts the serving condition carries, else the worst count the provider reported
+    in words (module docstring), else unknown."""
+    serving = condition(svc, SERVING)
+    published = targets_of(str(serving.get("message") or "")) if serving is not None else None
+    if published is not None:
+        return Targets(published.healthy, published.total)
     texts = [str(c.get("message") or "") for c, bad in ((condition(svc, DEGRADED), "True"),
                                                         (condition(svc, SERVING), "False"))
              if c is not None and c.get("status") == bad]
