@@ -84,15 +84,14 @@ from bench.cloud_env import (  # noqa: E402
     CLUSTER,
     NAMESPACE,
     CloudEnv,
-    Judged,
     create,
     parts,
     quiet_logs,
     rates3,
     start_cloud,
-    verdict,
 )
 from bench.cloud_env import ingress as address  # noqa: E402
+from bench.completeness import Judged, verdict  # noqa: E402
 from lbctl.emulators.azure import world as world_module  # noqa: E402
 from lbctl.emulators.azure.client import network_client  # noqa: E402
 from lbctl.emulators.azure.server import AzureEmulator  # noqa: E402

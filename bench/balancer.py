@@ -132,6 +132,17 @@ Adding a row: a Config subclass (or another `Lbctl(...)` with a static file) and
 `CONFIGS`; `listens=False` for a data plane that binds nothing (readiness is then VIP:80
 answering from every node).
 
+Complete. A row's figure is complete when every round's load behind it completed: iperf3
+reported a result, wrk was parsed and answered every request (no socket error: connect, read,
+write or timeout; no non-2xx). A load that failed is counted, not fatal (the run goes on), and a
+balancer that did not start fails every load of that round. The ejection figure is complete when
+the probe made every connection it planned, node1 served some of them and (where polled) the
+balancer's status was readable and showed node1 up before it failed. A ratio, a goal's PASS/MISS
+and a by-half ratio are printed only when both rows' figures behind it are complete; otherwise
+the line says "INCOMPLETE: 2/3 rounds ..." for the side(s) that fell short. A row whose tool is
+missing (haproxy, lbctl, nft) is skipped and so are its ratios, said so; without wrk, iperf3 or
+nginx nothing runs.
+
 `--quick` is a smoke run: 3 s loads, 1 round, 4 s ejection window. Needs root, iproute2,
 nginx, haproxy, iperf3 and wrk. Traffic never leaves the lbb-* namespaces.
 
@@ -165,6 +176,15 @@ from typing import Any
 
 import yaml
 
+from bench.completeness import (
+    Judged,
+    Tally,
+    complete,
+    ratio,
+    shortfalls,
+    verdict,
+    wrk_errors,
+)
 from bench.netns_tools import (
     BenchError,
     existing_namespaces,
@@ -561,6 +581,11 @@ class HAProxy(ProcessBalancer):
             self.run_cfg.write_text(text)
         super().start(procs)
 
+    def unavailable(self) -> str | None:
+        if shutil.which("haproxy") is None:
+            return "the `haproxy` binary is not installed"
+        return None
+
     def argv(self) -> list[str]:
         return ["haproxy", "-db", "-f", str(self.run_cfg)]
 
@@ -902,6 +927,15 @@ class Round:
     cpu_wrk: float | None = None
     cpu_close: float | None = None
     errors: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Load (LOADS) -> why it did not complete: no result, or requests left unanswered."""
+
+
+LOADS = {"iperf3": "iperf3 runs reported a result",
+         "keep-alive": "keep-alive wrk runs answered every request",
+         "paced": "paced wrk runs answered every request",
+         "close": "Connection: close wrk runs answered every request"}
+"""Each load of a round, and what its completing means."""
 
 
 @dataclass
@@ -914,6 +948,8 @@ class Ejection:
     clients: str
     """Kill -> start of the last new client connection that failed."""
     note: str
+    judged: Judged = field(default_factory=Judged)
+    """Whether the test could measure (see the module docstring's "Complete")."""
 
 
 @dataclass
@@ -922,6 +958,19 @@ class Row:
     rounds: list[Round] = field(default_factory=list)
     ejection: Ejection | None = None
     skipped: str | None = None
+    wanted: int = 0
+    """Rounds planned (each round's every load must complete)."""
+
+    def tally(self, load: str) -> Tally:
+        """The rounds whose `load` completed, of those planned."""
+        done = sum(1 for r in self.rounds if load not in r.failed)
+        why = next((f"{r.failed[load]}" for r in self.rounds if load in r.failed), "")
+        return Tally(f"rounds' {LOADS[load]}", self.wanted, done, why[:300])
+
+    def ejection_judged(self) -> Judged:
+        if self.ejection is None:
+            return Judged().failed("the ejection test did not run")
+        return self.ejection.judged
 
 
 @contextlib.contextmanager
@@ -982,14 +1031,7 @@ def run_wrk(config: Config, duration: int, close: bool) -> tuple[float, float, s
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
     if not rps or not p99:
         raise BenchError(f"wrk via {config.name}: cannot parse\n{out[-600:]}")
-    errors = []
-    sock = re.search(r"Socket errors: (.*)$", out, re.M)
-    if sock:
-        errors.append(f"socket errors {sock.group(1).strip()}")
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        errors.append(f"{non2xx.group(1)} non-2xx")
-    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], "; ".join(errors)
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], wrk_errors(out)
 
 
 def run_wrk_paced(config: Config, duration: int) -> tuple[float, float, str]:
@@ -1003,32 +1045,46 @@ def run_wrk_paced(config: Config, duration: int) -> tuple[float, float, str]:
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
     if not rps or not p99:
         raise BenchError(f"paced wrk via {config.name}: cannot parse\n{out[-600:]}")
-    sock = re.search(r"Socket errors: (.*)$", out, re.M)
-    return (float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)],
-            f"socket errors {sock.group(1).strip()}" if sock else "")
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], wrk_errors(out)
 
 
 def run_round(config: Config, duration: int) -> Round:
+    """Every load once; a load that fails or leaves requests unanswered is noted in
+    `failed` (its figure None, or kept but incomplete) and the round goes on."""
     r = Round()
     cpu: list[float | None] = []
+
+    def wrk_load(load: str, call: Any) -> tuple[float | None, float | None]:
+        try:
+            rps, p99, err = call()
+        except BenchError as exc:
+            r.failed[load] = str(exc)
+            return None, None
+        if err:
+            r.errors.append(f"{load}: {err}")
+            r.failed[load] = err
+        return rps, p99
+
     with cpu_meter(config, cpu):
-        r.gbps, r.retransmits, r.gbps_halves = run_iperf(config, duration)
+        try:
+            r.gbps, r.retransmits, r.gbps_halves = run_iperf(config, duration)
+        except BenchError as exc:
+            r.failed["iperf3"] = str(exc)
     time.sleep(0.5)
     with cpu_meter(config, cpu):
-        r.rps, r.p99_ms, err = run_wrk(config, duration, close=False)
-    if err:
-        r.errors.append(f"keep-alive: {err}")
+        r.rps, r.p99_ms = wrk_load("keep-alive", lambda: run_wrk(config, duration, close=False))
     time.sleep(0.5)
-    r.paced_rps, r.paced_p99_ms, err = run_wrk_paced(config, duration)
-    if err:
-        r.errors.append(f"paced: {err}")
+    r.paced_rps, r.paced_p99_ms = wrk_load("paced", lambda: run_wrk_paced(config, duration))
     time.sleep(0.5)
     with cpu_meter(config, cpu):
-        r.conn_per_s, _p99, err = run_wrk(config, duration, close=True)
-    if err:
-        r.errors.append(f"close: {err}")
+        r.conn_per_s, _p99 = wrk_load("close", lambda: run_wrk(config, duration, close=True))
     r.cpu_iperf, r.cpu_wrk, r.cpu_close = cpu
     return r
+
+
+def failed_round(why: str) -> Round:
+    """A round whose balancer did not start: every load failed."""
+    return Round(failed=dict.fromkeys(LOADS, why))
 
 
 def measure_ejection(config: Config, topo: Topology, rate: float, window: float, how: str
@@ -1117,7 +1173,19 @@ def measure_ejection(config: Config, topo: Topology, rate: float, window: float,
     unknown = (request is not None and status_s is None) or client_s is None
     seconds_out = None if unknown or not parts else max(parts)
     text = window_text if seconds_out is None else f"{seconds_out:.2f}"
-    return Ejection(seconds_out, text, status_text, client_text, "; ".join(notes))
+    judged = Judged()
+    planned = int(rate * (pre + window))
+    if len(records) < planned:
+        judged.failed(f"the probe made {len(records)}/{planned} connections")
+    elif EJECT_NODE not in {r[2] for r in before_conns if r[1]}:
+        judged.failed(f"{EJECT_NODE} served no connection before it failed")
+    elif request is not None and status_text == "unreadable":
+        judged.failed("the balancer's status was unreadable")
+    elif request is not None and not any(d is False for t, d in status if t < t_kill):
+        judged.failed(f"the status never showed {EJECT_NODE} up before it failed")
+    if not judged.complete:
+        text = "-"
+    return Ejection(seconds_out, text, status_text, client_text, "; ".join(notes), judged)
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -1169,6 +1237,15 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
               f"| {fmt(s.rps, ',.0f')} | {fmt(s.p99_ms, '.1f')} | {fmt(s.paced_rps, ',.0f')} "
               f"| {fmt(s.paced_p99_ms, '.2f')} | {fmt(s.conn_per_s, ',.0f')} "
               f"| {fmt(s.cpu_wrk, '.0f')} | {ej} |")
+    incomplete = [(row, line) for row in rows if not row.skipped
+                  for line in shortfalls([*(row.tally(load) for load in LOADS),
+                                          *([row.ejection_judged()] if row.config.ejection
+                                            else [])])]
+    if incomplete:
+        print()
+        print("Figures of an incomplete run (shown above, no ratio or goal taken from them):")
+        for row, line in incomplete:
+            print(f"  {row.config.name:15} {line}")
     print()
     print("Balancer CPU % is the balancer's process tree over the keep-alive wrk run (100 = one "
           "core). Ejection s: from node1's failure until both the balancer's status "
@@ -1187,7 +1264,8 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
         if row.ejection:
             e = row.ejection
             print(f"  {row.config.name:15} ejection: {e.text} s = max(status {e.status} s, "
-                  f"clients {e.clients} s); {e.note}")
+                  f"clients {e.clients} s); {e.note}"
+                  + ("" if e.judged.complete else f"; INCOMPLETE: {e.judged.why}"))
 
     baselines = sorted({r.config.baseline for r in rows if r.config.name != r.config.baseline},
                        key=lambda name: name != BASELINE)
@@ -1199,40 +1277,55 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
             print_nft_goals(row, rows)
 
 
+def compared(what: str, mine: float | None, theirs: float | None, parts: Sequence[Tally],
+             goal: float | None) -> str:
+    """`what`'s ratio, the goal and PASS/MISS; or, when a side's figure is incomplete, no
+    ratio and no verdict but what fell short."""
+    goal_text = f"  (goal >= {goal}x)" if goal is not None else ""
+    short = shortfalls(parts)
+    if short:
+        return f"    {what:11} -{goal_text}  {'; '.join(short)}"
+    r = ratio(mine, theirs, *parts)
+    judged = "" if goal is None else "  " + verdict(r is not None and r >= goal, yes="PASS",
+                                                    no="MISS")
+    return f"    {what:11} {fmt(r, '.2f')}x{goal_text}{judged}"
+
+
 def print_ratios(rows: list[Row], baseline: str) -> None:
     """Every row measured against `baseline` (the same number of threads/processes)."""
     base = next((r for r in rows if r.config.name == baseline and not r.skipped), None)
     measured = [r for r in rows
-                if r.config.baseline == baseline and r is not base and not r.skipped]
+                if r.config.baseline == baseline and r.config.name != baseline
+                and not r.skipped]
     print()
     if base is None:
+        skipped = next((r.skipped for r in rows if r.config.name == baseline), None)
         if measured:
-            print(f"Ratios: baseline `{baseline}` not in this run.")
+            print(f"Ratios against `{baseline}`: none, the baseline did not run"
+                  + (f" ({skipped})." if skipped else " (not in --only)."))
         return
     b = summarize(base)
     print(f"Ratios against {base.config.label} (same run):")
     for row in measured:
         s = summarize(row)
         print(f"  {row.config.label}:")
-        checks = [("throughput", s.gbps, b.gbps, GOAL_THROUGHPUT),
-                  ("HTTP req/s", s.rps, b.rps, GOAL_RPS),
-                  ("new conn/s", s.conn_per_s, b.conn_per_s, GOAL_CONN)]
-        for what, mine, theirs, goal in checks:
-            ratio = mine / theirs if mine is not None and theirs else None
-            verdict = ""
-            if row.config.goals:
-                verdict = ("  PASS" if ratio is not None and ratio >= goal else "  MISS")
-            goal_text = f"  (goal >= {goal}x)" if row.config.goals else ""
-            print(f"    {what:11} {fmt(ratio, '.2f')}x{goal_text}{verdict}")
+        checks = [("throughput", s.gbps, b.gbps, GOAL_THROUGHPUT, "iperf3"),
+                  ("HTTP req/s", s.rps, b.rps, GOAL_RPS, "keep-alive"),
+                  ("new conn/s", s.conn_per_s, b.conn_per_s, GOAL_CONN, "close")]
+        for what, mine, theirs, goal, load in checks:
+            parts = [row.tally(load), base.tally(load)]
+            print(compared(what, mine, theirs, parts, goal if row.config.goals else None))
         if row.config.ejection:
-            verdict = ""
+            mine_ej, base_ej = row.ejection_judged(), base.ejection_judged()
+            judged = ""
             if row.config.goals:
-                verdict = ("  PASS" if s.ejection is not None and s.ejection <= GOAL_EJECTION_S
-                           else "  MISS")
+                judged = "  " + verdict(s.ejection is not None and s.ejection <= GOAL_EJECTION_S,
+                                        mine_ej, yes="PASS", no="MISS")
             ej = row.ejection.text if row.ejection else "-"
             goal_text = (f"goal <= {GOAL_EJECTION_S} s; " if row.config.goals else "")
-            print(f"    {'ejection':11} {ej} s  ({goal_text}"
-                  f"baseline {fmt(b.ejection, '.2f')} s){verdict}")
+            base_text = fmt(b.ejection, '.2f') if base_ej.complete else "-"
+            print(f"    {'ejection':11} {ej} s  ({goal_text}baseline {base_text} s){judged}"
+                  + "".join(f"  {line}" for line in shortfalls([mine_ej])))
 
 
 def print_throughput_halves(rows: list[Row], duration: int) -> None:
@@ -1258,11 +1351,19 @@ def print_throughput_halves(rows: list[Row], duration: int) -> None:
     pairs = [(by_name[m], by_name[t]) for m in ("lbctl", "lbctl-reno")
              for t in (BASELINE, "haproxy-splice-always") if m in by_name and t in by_name]
     for mine, theirs in pairs:
-        parts = [f"first {first} s {fmt(ratio_of(half(mine, 0), half(theirs, 0)), '.2f')}x",
-                 f"last {second} s {fmt(ratio_of(half(mine, 1), half(theirs, 1)), '.2f')}x",
+        split = [Tally("rounds with per-second iperf3 figures", row.wanted,
+                       sum(1 for r in row.rounds if r.gbps_halves)) for row in (mine, theirs)]
+        parts = [mine.tally("iperf3"), theirs.tally("iperf3"), *split]
+        short = shortfalls(parts)
+        if short:
+            print(f"  {mine.config.label} vs {theirs.config.label}: no ratio, "
+                  + "; ".join(short))
+            continue
+        texts = [f"first {first} s {fmt(ratio(half(mine, 0), half(theirs, 0)), '.2f')}x",
+                 f"last {second} s {fmt(ratio(half(mine, 1), half(theirs, 1)), '.2f')}x",
                  "whole run "
-                 f"{fmt(ratio_of(summarize(mine).gbps, summarize(theirs).gbps), '.2f')}x"]
-        print(f"  {mine.config.label} vs {theirs.config.label}: {', '.join(parts)}")
+                 f"{fmt(ratio(summarize(mine).gbps, summarize(theirs).gbps), '.2f')}x"]
+        print(f"  {mine.config.label} vs {theirs.config.label}: {', '.join(texts)}")
     print("  HAProxy 2.6 with splice-auto copies a new stream through its buffers "
           "(recvfrom/sendto) and only starts splicing once `timeout connect` (5 s in "
           "bench/haproxy/*.cfg) has elapsed (measured: with 9 s the switch moves to 9 s), so "
@@ -1270,58 +1371,64 @@ def print_throughput_halves(rows: list[Row], duration: int) -> None:
           "first byte.")
 
 
-def ratio_of(mine: float | None, theirs: float | None) -> float | None:
-    return mine / theirs if mine is not None and theirs else None
-
-
 def print_nft_goals(row: Row, rows: list[Row]) -> None:
     """The issue's nftables goals: >= 0.8x direct throughput; >= 1.2x HAProxy + splice-auto on
-    throughput, req/s, new conn/s and p99 (p99 as HAProxy's / ours: > 1 = lower latency)."""
+    throughput, req/s, new conn/s and p99 (p99 as HAProxy's / ours: > 1 = lower latency).
+    A goal whose figures (either side) did not complete is not judged."""
     s = summarize(row)
     direct = next((r for r in rows if r.config.name == "direct" and not r.skipped), None)
     base = next((r for r in rows if r.config.name == BASELINE and not r.skipped), None)
-    verdicts: list[bool] = []
+    lines: list[str] = []
 
-    def verdict(ratio: float | None, goal: float) -> str:
-        ok = ratio is not None and ratio >= goal
-        verdicts.append(ok)
-        return "PASS" if ok else "MISS"
+    def line(what: str, mine: float | None, theirs: float | None, other: Row, load: str,
+             goal: float | None, note: str = "") -> None:
+        text = compared(what, mine, theirs, [row.tally(load), other.tally(load)], goal)
+        lines.append(text)
+        print(text + note)
 
     print()
     print(f"nftables goals ({row.config.label}, same run):")
     if direct is None:
-        print("  vs direct: `direct` not in this run")
+        print("  vs direct: `direct` not in this run (not judged)")
     else:
         d = summarize(direct)
-        r = ratio_of(s.gbps, d.gbps)
         print(f"  vs {direct.config.label}:")
-        print(f"    {'throughput':11} {fmt(r, '.2f')}x  (goal >= {GOAL_NFT_VS_DIRECT}x)  "
-              f"{verdict(r, GOAL_NFT_VS_DIRECT)}")
-        for what, mine, theirs in (("HTTP req/s", s.rps, d.rps),
-                                   ("new conn/s", s.conn_per_s, d.conn_per_s)):
-            print(f"    {what:11} {fmt(ratio_of(mine, theirs), '.2f')}x  (no goal)")
-        print(f"    {'p99 latency':11} {fmt(ratio_of(d.p99_ms, s.p99_ms), '.2f')}x  "
-              "(direct p99 / nftables p99; no goal)")
+        line("throughput", s.gbps, d.gbps, direct, "iperf3", GOAL_NFT_VS_DIRECT)
+        line("HTTP req/s", s.rps, d.rps, direct, "keep-alive", None, "  (no goal)")
+        line("new conn/s", s.conn_per_s, d.conn_per_s, direct, "close", None, "  (no goal)")
+        line("p99 latency", d.p99_ms, s.p99_ms, direct, "keep-alive", None,
+             "  (direct p99 / nftables p99; no goal)")
     if base is None:
-        print(f"  vs {BASELINE}: not in this run")
+        print(f"  vs {BASELINE}: not in this run (not judged)")
     else:
         b = summarize(base)
         print(f"  vs {base.config.label} (every ratio oriented so that higher = nftables "
               f"better; p99 is HAProxy's p99 / nftables' p99, so >= {GOAL_NFT_VS_HAPROXY}x "
               "means nftables' p99 is at least that much lower):")
-        for what, r in (("throughput", ratio_of(s.gbps, b.gbps)),
-                        ("HTTP req/s", ratio_of(s.rps, b.rps)),
-                        ("p99 latency", ratio_of(b.paced_p99_ms, s.paced_p99_ms)),
-                        ("new conn/s", ratio_of(s.conn_per_s, b.conn_per_s))):
-            print(f"    {what:11} {fmt(r, '.2f')}x  (goal >= {GOAL_NFT_VS_HAPROXY}x)  "
-                  f"{verdict(r, GOAL_NFT_VS_HAPROXY)}")
-        print(f"    (p99 judged at the same paced load, ~{fmt(s.paced_rps, ',.0f')} vs "
-              f"{fmt(b.paced_rps, ',.0f')} req/s; at each row's own closed-loop maximum the "
-              f"ratio is {fmt(ratio_of(b.p99_ms, s.p99_ms), '.2f')}x, at "
-              f"{fmt(ratio_of(s.rps, b.rps), '.2f')}x HAProxy's request rate)")
-    missed = verdicts.count(False)
-    print(f"  nftables goals: {len(verdicts) - missed} of {len(verdicts)} PASS"
-          + (f", {missed} MISS" if missed else ""))
+        line("throughput", s.gbps, b.gbps, base, "iperf3", GOAL_NFT_VS_HAPROXY)
+        line("HTTP req/s", s.rps, b.rps, base, "keep-alive", GOAL_NFT_VS_HAPROXY)
+        line("p99 latency", b.paced_p99_ms, s.paced_p99_ms, base, "paced", GOAL_NFT_VS_HAPROXY)
+        line("new conn/s", s.conn_per_s, b.conn_per_s, base, "close", GOAL_NFT_VS_HAPROXY)
+        closed = complete(row.tally("keep-alive"), base.tally("keep-alive"),
+                          row.tally("paced"), base.tally("paced"))
+        if closed:
+            print(f"    (p99 judged at the same paced load, ~{fmt(s.paced_rps, ',.0f')} vs "
+                  f"{fmt(b.paced_rps, ',.0f')} req/s; at each row's own closed-loop maximum "
+                  f"the ratio is {fmt(ratio(b.p99_ms, s.p99_ms), '.2f')}x, at "
+                  f"{fmt(ratio(s.rps, b.rps), '.2f')}x HAProxy's request rate)")
+    passed = sum(text.endswith("PASS") for text in lines)
+    missed = sum(text.endswith("MISS") for text in lines)
+    unjudged = sum("INCOMPLETE" in text and "(goal" in text for text in lines)
+    goals = (1 if direct is not None else 0) + (4 if base is not None else 0)
+    if direct is None or base is None or unjudged:
+        why = ([f"{unjudged} of {goals} goals' runs incomplete"] if unjudged else []) + (
+            [] if direct is not None and base is not None else
+            ["a row they compare with did not run"])
+        print(f"  nftables goals: NOT JUDGED ({', '.join(why)}; of the others {passed} PASS, "
+              f"{missed} MISS)")
+    else:
+        print(f"  nftables goals: {passed} of {goals} PASS"
+              + (f", {missed} MISS" if missed else ""))
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -1409,7 +1516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
-    rows = [Row(c) for c in CONFIGS if not names or c.name in names]
+    missing = [t for t in ("ip", "nginx", "wrk", "iperf3") if shutil.which(t) is None]
+    if missing:
+        print(f"missing {', '.join(missing)} (scripts/install-net-tools.sh --bench): every row "
+              "needs them; nothing measured", file=sys.stderr)
+        return 2
+    rows = [Row(c, wanted=args.rounds) for c in CONFIGS if not names or c.name in names]
     for row in rows:
         if isinstance(row.config, ProcessBalancer):
             row.config.pin_cpu = None if args.pin_cpu == "none" else args.pin_cpu
@@ -1436,9 +1548,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for row in active:
                 print(f"round {i + 1}/{args.rounds}: {row.config.name} ...", flush=True)
                 current = row.config
-                current.start(procs)
                 try:
+                    current.start(procs)
                     row.rounds.append(run_round(current, args.duration))
+                except BenchError as exc:  # it did not start: this round's loads all failed
+                    print(f"  {row.config.name} did not start: {str(exc)[:300]}", flush=True)
+                    row.rounds.append(failed_round(f"did not start: {str(exc)[:200]}"))
                 finally:
                     current.stop()
                     current = None
@@ -1447,10 +1562,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             print(f"ejection: {row.config.name} ...", flush=True)
             current = row.config
-            current.start(procs)
             try:
+                current.start(procs)
                 row.ejection = measure_ejection(current, topo, args.eject_rate,
                                                 args.eject_window, args.eject_how)
+            except BenchError as exc:  # counted as an ejection test that did not run
+                print(f"  ejection of {row.config.name} failed: {str(exc)[:300]}", flush=True)
             finally:
                 current.stop()
                 current = None

@@ -5,7 +5,8 @@ kube-proxy DNATs it to a pod, often on another node, and masquerades it (Cluster
 the endpoints mode (`lbctl.io/target-mode: endpoints`, or any Service without nodePorts) the
 balancer connects to the pod itself. One run measures both through the same balancer daemon,
 side by side, interleaved round by round; a ratio is printed only when both rows completed
-every load (an unparsable wrk or a failed iperf3 leaves its row incomplete).
+every load (an unparsable wrk, a wrk that left requests unanswered: socket errors or non-2xx,
+or a failed iperf3 leaves its row incomplete: "INCOMPLETE: 2/3 rounds' ...").
 
 Topology (namespaces `lbb-hop-*`, created here, removed on exit; bench/balancer.py removes
 leftovers of a killed run as `lbb-*`):
@@ -68,6 +69,7 @@ from bench.balancer import (  # noqa: E402
     sysctl,
     wait_listen,
 )
+from bench.completeness import Tally, complete, ratio_text, shortfalls, wrk_errors  # noqa: E402
 from bench.netns_tools import (  # noqa: E402
     BenchError,
     existing_namespaces,
@@ -222,8 +224,18 @@ class Figures:
     conns: list[float] = field(default_factory=list)
     gbits: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    """Loads that produced no figure: the row is incomplete and gets no ratio."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(load, why) of the loads that produced no figure or left requests unanswered: the row is
+    incomplete and gets no ratio."""
+
+    def tallies(self, rounds: int) -> list[Tally]:
+        return [Tally(f"rounds' {load} loads completed", rounds,
+                      rounds - sum(1 for what, _ in self.failed if what == load),
+                      next((why for what, why in self.failed if what == load), "")[:200])
+                for load in LOADS]
+
+
+LOADS = ("keep-alive", "close", "iperf3")
 
 
 def wrk(port: int, duration: int, close: bool) -> tuple[float, float, str]:
@@ -235,9 +247,7 @@ def wrk(port: int, duration: int, close: bool) -> tuple[float, float, str]:
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
     if not rps or not p99:
         raise BenchError(f"wrk :{port}: cannot parse\n{out[-400:]}")
-    errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    return (float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)],
-            errors.group(1).strip() if errors else "")
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], wrk_errors(out)
 
 
 def iperf(port: int, duration: int) -> float:
@@ -255,7 +265,7 @@ def measure(row: Figures, http: int, iperf_port: int, duration: int) -> None:
         try:
             got = call()
         except BenchError as exc:
-            row.failed.append(f"{what}: {exc}")
+            row.failed.append((what, str(exc)))
             continue
         if what == "iperf3":
             row.gbits.append(float(got))  # type: ignore[arg-type]
@@ -266,6 +276,7 @@ def measure(row: Figures, http: int, iperf_port: int, duration: int) -> None:
             row.p99.append(p99)
         if errors:
             row.errors.append(f"{what}: {errors}")
+            row.failed.append((what, errors))
 
 
 def med(values: list[float]) -> float | None:
@@ -281,22 +292,23 @@ def report(rows: dict[str, Figures], args: argparse.Namespace) -> None:
         text += [f"{cells[1]:7.2f}" if cells[1] is not None else f"{'-':>7}"]
         text += [f"{cells[2]:8.0f}" if cells[2] is not None else f"{'-':>8}"]
         text += [f"{cells[3]:7.2f}" if cells[3] is not None else f"{'-':>7}"]
-        print(f"  {label:30} {' '.join(text)}"
-              + (f"  INCOMPLETE: {'; '.join(r.failed)[:200]}" if r.failed else ""))
+        print(f"  {label:30} {' '.join(text)}")
+        for line in shortfalls(r.tallies(args.rounds)):
+            print(f"    {line}")
         rounds = ", ".join(f"{a:.0f}/{b:.2f}" for a, b in zip(r.rps, r.gbits, strict=False))
         print(f"    rounds (req/s / Gbit/s): {rounds}")
         for error in r.errors:
             print(f"    {error}")
     via, direct = rows["nodePort"], rows["endpoints"]
-    complete = not via.failed and not direct.failed and all(
-        len(getattr(r, f)) == args.rounds for r in (via, direct)
-        for f in ("rps", "conns", "gbits"))
-    if not complete:
+    parts = [*via.tallies(args.rounds), *direct.tallies(args.rounds),
+             *(Tally(f"rounds with a {f} figure", args.rounds, len(getattr(r, f)))
+               for r in (via, direct) for f in ("rps", "conns", "gbits"))]
+    if not complete(*parts):
         print("  ratio: NOT PRINTED (a row did not complete every load of every round)")
         return
 
     def ratio(a: list[float], b: list[float]) -> str:
-        return f"{statistics.median(a) / statistics.median(b):.2f}x"
+        return ratio_text(statistics.median(a), statistics.median(b), *parts)
 
     print(f"  {'endpoints / nodePort':30} {ratio(direct.rps, via.rps):>9} "
           f"{ratio(via.p99, direct.p99):>7} {ratio(direct.conns, via.conns):>8} "

@@ -7,6 +7,9 @@ Loads: `iperf3` one stream (Gbit/s), `wrk` keep-alive and `Connection: close` ag
 (req/s, p99, new connections/s). The balancer runs in this process; iperf3, wrk and nginx in
 their own. Needs iperf3, wrk and nginx on PATH; loopback only (127.0.110.x).
 
+Complete means every iperf3 run reported a result and every wrk run was parsed and answered
+every request (no socket error, no non-2xx); a row that fell short ends in "INCOMPLETE: ...".
+
     .venv/bin/python bench/balancer_micro.py [--seconds 5]
 """
 
@@ -26,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from bench.completeness import Tally, shortfalls, wrk_errors
 from lbctl.balancer.acl import Acl
 from lbctl.balancer.backends import BackendSet, ListenerStats
 from lbctl.balancer.model import TargetConfig
@@ -45,16 +49,24 @@ http {{ access_log off; keepalive_requests 1000000;
 """
 
 
-async def iperf(port: int, seconds: int, reverse: bool) -> float:
+async def iperf(port: int, seconds: int, reverse: bool, done: Tally) -> float:
+    """Gbit/s received; `done` counts whether iperf3 reported a result (0.0 when not)."""
     args = ["iperf3", "-c", VIP, "-p", str(port), "-t", str(seconds), "-J"]
     proc = await asyncio.create_subprocess_exec(*args, *(["-R"] if reverse else []),
                                                 stdout=subprocess.PIPE)
     out, _ = await proc.communicate()
-    result = json.loads(out)
-    return float(result["end"]["sum_received"]["bits_per_second"]) / 1e9
+    try:
+        result = json.loads(out)
+        gbit = float(result["end"]["sum_received"]["bits_per_second"]) / 1e9
+    except (ValueError, KeyError, TypeError):
+        done.add(False, f"iperf3{' -R' if reverse else ''}: no result {out[-200:]!r}")
+        return 0.0
+    done.add("error" not in result, f"iperf3: {result.get('error')}")
+    return gbit
 
 
-async def wrk(port: int, seconds: int, close: bool) -> tuple[float, str]:
+async def wrk(port: int, seconds: int, close: bool, done: Tally) -> tuple[float, str]:
+    """(req/s, p99); `done` counts whether wrk was parsed and answered every request."""
     args = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", f"http://{VIP}:{port}/"]
     if close:
         args[1:1] = ["-H", "Connection: close"]
@@ -63,11 +75,18 @@ async def wrk(port: int, seconds: int, close: bool) -> tuple[float, str]:
     text = out.decode()
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     p99 = re.search(r"99%\s+(\S+)", text)
+    errors = wrk_errors(text)
+    what = "wrk close" if close else "wrk keep-alive"
+    if not rps or not p99 or proc.returncode != 0:
+        done.add(False, f"{what}: exit {proc.returncode}, cannot parse {text[-200:]!r}")
+    else:
+        done.add(not errors, f"{what}: {errors}")
     return (float(rps.group(1)) if rps else 0.0), (p99.group(1) if p99 else "?")
 
 
 async def measure(splice: bool, seconds: int) -> dict[str, Any]:
-    row: dict[str, Any] = {}
+    done = Tally("loads completed", 0)
+    row: dict[str, Any] = {"_done": done}
     for name, port in (("iperf", IPERF_PORT), ("http", NGINX_PORT)):
         stats = ListenerStats()
         backends = BackendSet((TargetConfig(address=BACKEND, port=port),))
@@ -75,13 +94,13 @@ async def measure(splice: bool, seconds: int) -> dict[str, Any]:
                             on_connect_failure=lambda b: None, splice=splice)
         await front.start()
         if name == "iperf":
-            row["gbit_up"] = round(await iperf(front.port, seconds, reverse=False), 2)
-            row["gbit_down"] = round(await iperf(front.port, seconds, reverse=True), 2)
+            row["gbit_up"] = round(await iperf(front.port, seconds, False, done), 2)
+            row["gbit_down"] = round(await iperf(front.port, seconds, True, done), 2)
         else:
-            rps, p99 = await wrk(front.port, seconds, close=False)
+            rps, p99 = await wrk(front.port, seconds, False, done)
             row["keepalive_rps"], row["keepalive_p99"] = round(rps), p99
             started, before = time.monotonic(), stats.connections
-            rps, p99 = await wrk(front.port, seconds, close=True)
+            rps, p99 = await wrk(front.port, seconds, True, done)
             row["close_rps"], row["close_p99"] = round(rps), p99
             row["new_conn_per_s"] = round((stats.connections - before)
                                           / (time.monotonic() - started))
@@ -113,9 +132,10 @@ def main() -> None:
             for loop in ("asyncio", "uvloop"):
                 for splice in (True, False):
                     row = run(loop, measure(splice, args.seconds))
+                    done = row.pop("_done")
                     mode = "splice" if splice else "copy"
-                    print(f"{loop:8} {mode:6} " + " ".join(f"{k}={v}" for k, v in row.items()),
-                          flush=True)
+                    print(f"{loop:8} {mode:6} " + " ".join(f"{k}={v}" for k, v in row.items())
+                          + "".join(f"  {line}" for line in shortfalls([done])), flush=True)
         finally:
             for proc in procs:
                 proc.terminate()

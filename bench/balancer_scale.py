@@ -13,8 +13,12 @@ the paced client's p99 and worst latency through `probe` while the provider's po
 GET every 2 s) and a re-PUT every 2 s run for `--seconds` (from a process of their own, so
 their JSON work never stalls the client's threads), next to the same client with no
 control work (`idle`). Goals at 10,000 targets: PUT <= 0.5 s, status GET <= 0.1 s, p99 within
-+5 ms of idle. Last, SIGTERM while that control work runs: gone within 2 s. A size whose
-programming did not finish says so and prints no verdict.
++5 ms of idle. Last, SIGTERM while that control work runs: gone within 2 s.
+
+Complete means: the paced client's every request answered (idle and per size), and per size
+every PUT, the GETs and every re-PUT answered 200 and the list holds every target programmed;
+for the SIGTERM figure, the provider's polling had started. A figure that fell short prints
+"INCOMPLETE: ..." and no "+p99" difference against idle, and no verdict.
 
     .venv/bin/python bench/balancer_scale.py [--sizes 1,100,1000,10000] [--seconds 10]
 """
@@ -39,6 +43,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from bench.completeness import Judged, Tally, complete, shortfalls, verdict
 
 LBCTL = str(Path(sys.executable).with_name("lbctl"))
 PROBE_VIP, PROBE_PORT = "127.0.90.200", 18080
@@ -181,6 +187,11 @@ class Client:
             self._stop.set()
             self._thread.join(10)
 
+    def answered(self) -> Tally:
+        """The requests of the last window answered, of those sent."""
+        return Tally("paced requests answered", len(self.samples) + self.failures,
+                     len(self.samples))
+
     def figures(self) -> tuple[float, float, int]:
         ordered = sorted(self.samples) or [float("nan")]
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -205,7 +216,7 @@ def control_elsewhere(daemon: Daemon, names: list[tuple[str, str, int]], seconds
     got = results.get(timeout=seconds + 120)
     proc.join(10)
     for key, values in got.items():
-        timings[key].extend(values)
+        timings.setdefault(key, []).extend(values)
 
 
 def control_load(daemon: Daemon, names: list[tuple[str, str, int]], seconds: float,
@@ -214,13 +225,17 @@ def control_load(daemon: Daemon, names: list[tuple[str, str, int]], seconds: flo
     end = time.monotonic() + seconds
     turn = 0
     while time.monotonic() < end:
-        _, took, _ = daemon.call("GET", f"/v1/balancers?cluster={CLUSTER}")
+        timings.setdefault("started", []).append(time.monotonic())
+        status, took, _ = daemon.call("GET", f"/v1/balancers?cluster={CLUSTER}")
         timings["list"].append(took)
+        if status != 200:
+            timings.setdefault("failed", []).append(took)
         name, vip, size = names[turn % len(names)]
         status, took, body = daemon.call("PUT", f"/v1/balancers/{name}",
                                          balancer(name, vip, size, shift=turn % 2))
         if status != 200:
             print(f"re-PUT {name} answered {status}: {body[:300]!r}")
+            timings.setdefault("failed", []).append(took)
         timings["reput"].append(took)
         turn += 1
         time.sleep(max(0.0, 2 - timings["list"][-1] - took))
@@ -263,11 +278,12 @@ def main() -> None:
             with client.measuring():
                 time.sleep(args.seconds)
             idle = client.figures()
+            idle_done = client.answered()
             print(f"idle: p99 {idle[0]:.2f} ms, worst {idle[1]:.2f} ms over {idle[2]} requests "
                   f"({client.failures} failed)")
             for total in sizes:
                 rows.append(run_size(daemon, client, total, args.seconds, idle, args.settle))
-            sigterm = stop_under_load(daemon, sizes[-1] if sizes else 0)
+            sigterm, polling = stop_under_load(daemon, sizes[-1] if sizes else 0)
         finally:
             if daemon.proc.poll() is None:
                 daemon.stop()
@@ -277,30 +293,39 @@ def main() -> None:
           f"{'GET list s':>10} {'re-PUT s':>8} {'p99 ms':>7} {'worst ms':>8} {'+p99 ms':>7} "
           f"{'failed':>6}")
     for r in rows:
+        plus = (f"{r['p99'] - idle[0]:>+7.2f}" if complete(idle_done, *r["parts"])
+                else f"{'-':>7}")
         print(f"{r['targets']:>8} {r['balancers']:>9} {r['put_all']:>9.3f} {r['put_max']:>9.3f} "
               f"{r['get_one']:>9.3f} {r['get_list']:>10.3f} {r['reput']:>8.3f} "
-              f"{r['p99']:>7.2f} {r['worst']:>8.2f} {r['p99'] - idle[0]:>+7.2f} "
+              f"{r['p99']:>7.2f} {r['worst']:>8.2f} {plus} "
               f"{r['failed']:>6}")
-    if sigterm is None:
+    for what, parts in (("idle", [idle_done]), *((f"{r['targets']} targets", r["parts"])
+                                                 for r in rows)):
+        for line in shortfalls(parts):
+            print(f"  {what}: {line}")
+    if not polling.complete:
+        print(f"\nSIGTERM under load: INCOMPLETE ({polling.why}); no verdict")
+    elif sigterm is None:
         print("\nSIGTERM under load: the daemon had to be SIGKILLed after 30 s")
     else:
         print(f"\nSIGTERM with {sizes[-1]} targets checked and the provider's polling and "
               f"re-PUTs running: gone in {sigterm:.2f} s (goal <= 2 s: "
-              f"{'PASS' if sigterm <= 2 else 'MISS'})")
+              f"{verdict(sigterm <= 2, yes='PASS', no='MISS')})")
     last = rows[-1] if rows else None
     if last and last["targets"] == 10000:
-        if not last["complete"]:
-            print("\n10,000 targets: programming did not complete; no verdict")
+        if not complete(idle_done, *last["parts"]):
+            print("\n10,000 targets: the run did not complete (above); no verdict")
             return
         goals = [("PUT <= 0.5 s", last["put_max"] <= 0.5),
                  ("status GET <= 0.1 s", last["get_one"] <= 0.1),
                  ("p99 within +5 ms of idle", last["p99"] - idle[0] <= 5)]
         print("\ngoals at 10,000 targets: " + ", ".join(
-            f"{what}: {'PASS' if ok else 'MISS'}" for what, ok in goals))
+            f"{what}: {verdict(ok, yes='PASS', no='MISS')}" for what, ok in goals))
 
 
-def stop_under_load(daemon: Daemon, total: int) -> float | None:
-    """SIGTERM while the provider's polling and re-PUTs run against the last size."""
+def stop_under_load(daemon: Daemon, total: int) -> tuple[float | None, Judged]:
+    """SIGTERM while the provider's polling and re-PUTs run against the last size: the
+    seconds until gone (None: SIGKILLed), and whether the polling had started by then."""
     names = [(f"svc-{i}", f"127.0.90.{1 + i}", size) for i, size in enumerate(split(total))]
     timings: dict[str, list[float]] = {"list": [], "reput": []}
 
@@ -310,7 +335,9 @@ def stop_under_load(daemon: Daemon, total: int) -> float | None:
 
     threading.Thread(target=load, daemon=True).start()
     time.sleep(1.5)
-    return daemon.stop()
+    polling = Judged() if timings.get("started") else Judged().failed(
+        "the provider's polling had not started when SIGTERM came")
+    return daemon.stop(), polling
 
 
 def run_size(daemon: Daemon, client: Client, total: int, seconds: float,
@@ -321,20 +348,21 @@ def run_size(daemon: Daemon, client: Client, total: int, seconds: float,
         daemon.call("DELETE", f"/v1/balancers/{item['balancer']['name']}")
     names = [(f"svc-{i}", f"127.0.90.{1 + i}", size) for i, size in enumerate(split(total))]
     puts = []
-    complete = True
+    answered = Tally("PUTs and GETs answered 200", 0)
     for name, vip, size in names:
         status, took, body = daemon.call("PUT", f"/v1/balancers/{name}",
                                          balancer(name, vip, size))
         puts.append(took)
+        answered.add(status == 200, f"PUT {name}: {status}")
         if status != 200:
             print(f"{total} targets: PUT {name} answered {status}: {body[:300]!r}")
-            complete = False
-    _, get_one, _ = daemon.call("GET", f"/v1/balancers/{names[0][0]}")
-    _, get_list, body = daemon.call("GET", f"/v1/balancers?cluster={CLUSTER}")
+    status, get_one, _ = daemon.call("GET", f"/v1/balancers/{names[0][0]}")
+    answered.add(status == 200, f"GET {names[0][0]}: {status}")
+    status, get_list, body = daemon.call("GET", f"/v1/balancers?cluster={CLUSTER}")
+    answered.add(status == 200, f"GET the list: {status}")
     programmed = sum(len(t) for item in json.loads(body)["balancers"]
                      for t in ([t for li in item["balancer"]["listeners"]
-                                for t in li["targets"]],))
-    complete &= programmed == total
+                                for t in li["targets"]],)) if status == 200 else 0
     timings: dict[str, list[float]] = {"list": [], "reput": []}
     time.sleep(settle)
     with client.measuring():
@@ -342,10 +370,15 @@ def run_size(daemon: Daemon, client: Client, total: int, seconds: float,
     p99, worst, count = client.figures()
     print(f"{total} targets: programmed {programmed}, p99 {p99:.2f} ms, worst {worst:.2f} ms "
           f"over {count} requests ({client.failures} failed)")
+    calls = len(timings["list"]) + len(timings["reput"])
+    parts = [answered, Tally("targets programmed", total, programmed),
+             Tally("polls and re-PUTs answered 200", calls,
+                   calls - len(timings.get("failed", []))),
+             client.answered()]
     return {"targets": total, "balancers": len(names), "put_all": sum(puts),
             "put_max": max(puts), "get_one": get_one, "get_list": get_list,
-            "reput": statistics.median(timings["reput"]), "p99": p99, "worst": worst,
-            "failed": client.failures, "complete": complete}
+            "reput": statistics.median(timings["reput"]) if timings["reput"] else float("nan"),
+            "p99": p99, "worst": worst, "failed": client.failures, "parts": parts}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The in-process environment the cloud benches (bench/aws.py, gcp.py, azure.py) share: a
 sandbox whose Nodes are the emulator's seeded instances, a Controller on it with the bench's
 provider config, and the small helpers around it (waits, Service creates, ingress reads, the
-judged call figures). What each cloud counts, and how it seeds its emulator, stays in its bench.
+rate option, quiet logs; the judged figures and verdicts are bench/completeness.py's). What
+each cloud counts, and how it seeds its emulator, stays in its bench.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `lbctl` and `providers` importable
@@ -138,21 +139,3 @@ def quiet_logs(provider_logger: str) -> None:
     """Only errors from the controller's events and the provider's logger in the figures."""
     logging.getLogger("lbctl.controller.events").setLevel(logging.ERROR)
     logging.getLogger(provider_logger).setLevel(logging.ERROR)
-
-
-def verdict(ok: bool, complete: bool = True) -> str:
-    if not complete:
-        return "NOT JUDGED (the run did not complete)"
-    return "PASS" if ok else "FAIL"
-
-
-@dataclass
-class Judged:
-    """Figures that may not have completed: `failed` marks them and says why."""
-
-    complete: bool = True
-    why: str = ""
-
-    def failed(self, why: str) -> Self:
-        self.complete, self.why = False, why
-        return self

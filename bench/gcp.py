@@ -56,16 +56,15 @@ from bench.cloud_env import (  # noqa: E402
     CLUSTER,
     NAMESPACE,
     CloudEnv,
-    Judged,
     create,
     parts,
     quiet_logs,
     rates3,
     start_cloud,
-    verdict,
     wait,
 )
 from bench.cloud_env import ingress as address  # noqa: E402
+from bench.completeness import Judged, verdict  # noqa: E402
 from lbctl.emulators.gcp import world as world_module  # noqa: E402
 from lbctl.emulators.gcp.server import GceEmulator  # noqa: E402
 from lbctl.emulators.gcp.world import World  # noqa: E402

@@ -38,6 +38,10 @@ A probe in lbb-l2-client opens a new TCP connection to VIP:80 every 20 ms for th
 The whole run is bounded by `--budget` (170 s): rounds that do not fit are not started.
 
 Printed: one line per kill, then median and max, and "failover median <= 2 s: PASS/MISS".
+Complete means every one of `--kills` rounds ran: a run the budget cut short prints
+"INCOMPLETE: 12/20 kills done (the budget ...)" and no PASS/MISS. A kill with no failover within
+`--max-failover` is a measured outcome (MISS), not a shortfall; a round whose restart never
+settled ends the run ("benchmark failed"), with no figures.
 
     .venv/bin/python bench/l2_failover.py [--kills 20] [--dataplane nftables|userspace]
         [--budget 170] [--probe-timeout 0.2]
@@ -70,6 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from bench.completeness import Tally, verdict
 from bench.netns_tools import (
     BenchError,
     existing_namespaces,
@@ -461,6 +466,8 @@ def print_kill(n: int, k: Kill) -> None:
 
 
 def report(kills: list[Kill], args: argparse.Namespace) -> bool:
+    done = Tally("kills done", args.kills, len(kills),
+                 f"the {args.budget:.0f} s budget ran out" if len(kills) < args.kills else "")
     times = [k.failover for k in kills if k.failover is not None]
     missing = sum(1 for k in kills if k.failover is None)
     print()
@@ -481,9 +488,12 @@ def report(kills: list[Kill], args: argparse.Namespace) -> bool:
           f"carried by the survivor; probes every {PROBE_INTERVAL * 1000:.0f} ms, each given "
           f"{args.probe_timeout:.2f} s.")
     ok = med is not None and med <= GOAL_MEDIAN_S and missing == 0
-    print(f"failover median <= {GOAL_MEDIAN_S:.0f} s: {'PASS' if ok else 'MISS'}"
+    if not done.complete:
+        print(done)
+    print(f"failover median <= {GOAL_MEDIAN_S:.0f} s: "
+          f"{verdict(ok, done, yes='PASS', no='MISS')}"
           + ("" if missing == 0 else f" ({missing} kills without failover)"))
-    return ok
+    return ok and done.complete
 
 
 def fmt(value: float | None) -> str:

@@ -19,6 +19,11 @@ is in every figure; the empty transaction row shows the fixed part). Printed per
   daemon re-renders the whole table on every health change), median of 3, each starting from
   the all-up table.
 
+Complete means: every commit of a size succeeded and the table listed after them holds every
+chain the rendered document adds (the kernel took the whole document). A size that fell short
+prints "INCOMPLETE: ..." in its row and no figures; the down-target line needs the largest size
+complete.
+
     .venv/bin/python bench/nft_transaction.py [--sizes 1,100,1000] [--repeat 3]
 
 Needs root and the `nft` binary.
@@ -42,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from bench.completeness import Tally
 from bench.netns_tools import BenchError, run
 from lbctl.balancer import nft_rules
 from lbctl.balancer.model import BalancerConfig, parse_balancer
@@ -90,6 +96,7 @@ class Result:
     first_commit: float
     commit: float
     chains: int
+    rendered_chains: int
     down_render: float | None = None
     down_commit: float | None = None
     down_bytes: int | None = None
@@ -109,8 +116,12 @@ def measure(dp: NftablesDataplane, count: int, repeat: int, down: bool) -> Resul
     if listed is None:
         raise BenchError("the table is missing after the commit")
     chains = sum(1 for item in listed.get("nftables", []) if "chain" in item)
+    rendered = sum(1 for item in doc.get("nftables", [])
+                   if "chain" in (item.get("add") or {}))
     result = Result(count, frontends, cold, warm, size, first, statistics.median(commits),
-                    chains)
+                    chains, rendered)
+    if chains < rendered:
+        return result  # incomplete: no down-target figures on a table that is not all there
     if down:
         victim = (bs[count // 2].listeners[0].targets[0].address,
                   bs[count // 2].listeners[0].targets[0].port)
@@ -135,7 +146,14 @@ def ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:,.1f}"
 
 
-def report(rows: list[Result], empty: float, repeat: int) -> None:
+def tally(r: Result) -> Tally:
+    """Did the kernel take the whole document: chains listed of chains rendered."""
+    return Tally("rendered chains in the listed table", r.rendered_chains, r.chains)
+
+
+def report(rows: list[Result], empty: float, repeat: int,
+           failed: dict[int, str] | None = None) -> None:
+    """The table; `failed`: the sizes whose commits nft refused, with its error."""
     print()
     print(f"## nft transaction cost (median of {repeat}; times in ms)")
     print()
@@ -144,10 +162,19 @@ def report(rows: list[Result], empty: float, repeat: int) -> None:
     print("|---|---|---|---|---|---|---|---|")
     print(f"| 0 (empty table) | 0 | - | - | - | - | {ms(empty)} | - |")
     for r in rows:
+        if not tally(r).complete:
+            print(f"| {r.count:,} | {r.frontends:,} | {tally(r)} ||||||")
+            continue
         print(f"| {r.count:,} | {r.frontends:,} | {ms(r.render_cold)} | {ms(r.render_warm)} "
               f"| {r.json_bytes / 1024:,.0f} | {ms(r.first_commit)} | {ms(r.commit)} "
               f"| {r.chains:,} |")
+    for count, why in (failed or {}).items():
+        print(f"| {count:,} | - | INCOMPLETE: nft refused a commit: {why[:200]} ||||||")
     big = next((r for r in reversed(rows) if r.down_commit is not None), None)
+    if failed or (rows and not tally(rows[-1]).complete):
+        big = None
+        print()
+        print("One target down: NOT MEASURED (a size did not complete)")
     if big is not None:
         print()
         print(f"One target down with {big.count:,} balancers programmed (re-render + re-apply of "
@@ -199,12 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         empty = statistics.median(dp.run_document(nft_rules.render([], all_up))
                                   for _ in range(args.repeat))
         rows = []
+        failed: dict[int, str] = {}
         for i, count in enumerate(sorted(sizes)):
             print(f"{count} balancers ...", flush=True)
-            rows.append(measure(dp, count, args.repeat, down=i == len(sizes) - 1))
+            try:
+                rows.append(measure(dp, count, args.repeat, down=i == len(sizes) - 1))
+            except NftError as exc:
+                failed[count] = str(exc)
         dp.clear()
-        report(rows, empty, args.repeat)
-        ok = True
+        report(rows, empty, args.repeat, failed)
+        ok = not failed and all(tally(r).complete for r in rows)
     except (BenchError, NftError) as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -6,6 +6,10 @@ creates/s, watch delivery latency (create sent -> event received at each watcher
 time to list 10,000 objects (raw JSON, in one call and in pages of 500, and through the official
 Python client), and the server's RSS before and after.
 
+Complete means: every create answered 201, every watcher saw every create's ADDED event (within
+120 s of the last create), and each of the three lists returned all 10,000 Services. A run that
+fell short prints "INCOMPLETE: done/wanted ..." under the table and no ratio.
+
     .venv/bin/python bench/sandbox_api.py [--services 5000] [--concurrency 8]
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -25,6 +30,10 @@ import orjson
 import psutil
 import yaml
 from kubernetes import client, config
+
+from bench.completeness import NO_RATIO, Tally, ratio_text, shortfalls
+
+LIST_SIZE = 10_000
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -51,7 +60,9 @@ async def _watch(session: aiohttp.ClientSession, url: str, rv: str, want: int,
 
 
 async def _create_all(session: aiohttp.ClientSession, url: str, names: list[str],
-                      concurrency: int, sent: dict[str, float]) -> None:
+                      concurrency: int, sent: dict[str, float], done: Tally) -> None:
+    """POST every name; `done` counts the creates answered 201 (a failure is counted, not
+    raised: the run goes on and says what fell short)."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for name in names:
         queue.put_nowait(name)
@@ -63,15 +74,20 @@ async def _create_all(session: aiohttp.ClientSession, url: str, names: list[str]
                 "name": name, "labels": {"app": name}},
                 "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
             sent[name] = time.perf_counter()
-            async with session.post(f"{url}/api/v1/namespaces/bench/services",
-                                    data=orjson.dumps(body)) as resp:
-                if resp.status != 201:
-                    raise RuntimeError(f"create {name}: {resp.status} {await resp.text()}")
+            try:
+                async with session.post(f"{url}/api/v1/namespaces/bench/services",
+                                        data=orjson.dumps(body)) as resp:
+                    text = "" if resp.status == 201 else (await resp.text())[:80]
+                    done.add(resp.status == 201, f"{name}: {resp.status} {text}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                done.add(False, f"{name}: {type(exc).__name__} {exc}")
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _run(url: str, token: str, services: int, concurrency: int) -> dict[str, float]:
+async def _run(url: str, token: str, services: int, concurrency: int,
+               tallies: list[Tally]) -> dict[str, float]:
+    """The figures; `tallies` gets what each step completed."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     out: dict[str, float] = {}
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -87,22 +103,33 @@ async def _run(url: str, token: str, services: int, concurrency: int) -> dict[st
             await r.wait()
         names = [f"svc-{i:05d}" for i in range(services)]
         sent: dict[str, float] = {}
+        created = Tally("creates answered 201", 0)
         t0 = time.perf_counter()
-        await _create_all(session, url, names, concurrency, sent)
+        await _create_all(session, url, names, concurrency, sent, created)
         elapsed = time.perf_counter() - t0
-        await asyncio.wait_for(asyncio.gather(*watchers), 120)
-        out["creates_per_s"] = services / elapsed
-        lat = [(s[n] - sent[n]) * 1000 for s in seen for n in names]
-        out["watch_p50_ms"] = statistics.median(lat)
-        out["watch_p99_ms"] = _quantile(lat, 0.99)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*watchers), 120)
+        for task in watchers:
+            task.cancel()
+        tallies.append(created)
+        out["creates_per_s"] = created.done / elapsed
+        delivered = Tally("ADDED events delivered to the 3 watchers", 3 * services,
+                          sum(len(s) for s in seen))
+        tallies.append(delivered)
+        lat = [(s[n] - sent[n]) * 1000 for s in seen for n in names if n in s and n in sent]
+        out["watch_p50_ms"] = statistics.median(lat) if lat else float("nan")
+        out["watch_p99_ms"] = _quantile(lat, 0.99) if lat else float("nan")
         # Fill up to 10,000 objects of one type, then list them.
-        more = [f"svc-{i:05d}" for i in range(services, 10_000)]
-        await _create_all(session, url, more, concurrency, {})
+        more = [f"svc-{i:05d}" for i in range(services, LIST_SIZE)]
+        filled = Tally("fill creates answered 201", 0)
+        await _create_all(session, url, more, concurrency, {}, filled)
+        if more:
+            tallies.append(filled)
         t0 = time.perf_counter()
         async with session.get(f"{url}/api/v1/namespaces/bench/services") as resp:
             body = await resp.read()
         out["list_10k_raw_s"] = time.perf_counter() - t0
-        out["list_10k_items"] = len(orjson.loads(body)["items"])
+        out["list_10k_items"] = len(orjson.loads(body)["items"]) if resp.status == 200 else 0
         t0 = time.perf_counter()
         token_ = ""
         count = 0
@@ -120,7 +147,17 @@ async def _run(url: str, token: str, services: int, concurrency: int) -> dict[st
     return out
 
 
-def _measure(args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
+def list_tallies(figures: dict[str, float]) -> dict[str, Tally]:
+    """Per list figure: did its list return every Service."""
+    return {key: Tally(f"Services in the {what}", LIST_SIZE, int(figures[items]))
+            for key, items, what in (("list_10k_raw_s", "list_10k_items", "one-call list"),
+                                     ("list_10k_paged_s", "list_10k_paged_items",
+                                      "paged list"),
+                                     ("official_s", "official_items", "official client's list"))}
+
+
+def _measure(args: argparse.Namespace, extra: list[str]) -> tuple[dict[str, float],
+                                                                  list[Tally]]:
     with tempfile.TemporaryDirectory() as tmp:
         kc = Path(tmp) / "kc"
         proc = subprocess.Popen([sys.executable, "-m", "lbctl", "sandbox", "--nodes", "3",
@@ -135,19 +172,21 @@ def _measure(args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
         token = doc["users"][0]["user"]["token"]
         server = psutil.Process(proc.pid)
         rss0 = server.memory_info().rss / 2**20
+        tallies: list[Tally] = []
         try:
-            figures = asyncio.run(_run(url, token, args.services, args.concurrency))
+            figures = asyncio.run(_run(url, token, args.services, args.concurrency, tallies))
             figures["rss_idle"] = rss0
             figures["rss_after"] = server.memory_info().rss / 2**20
             api = config.new_client_from_config(config_file=str(kc))
             t0 = time.perf_counter()
-            client.CoreV1Api(api).list_namespaced_service("bench")
+            listed = client.CoreV1Api(api).list_namespaced_service("bench")
             figures["official_s"] = time.perf_counter() - t0
+            figures["official_items"] = len(listed.items)
             api.close()
         finally:
             proc.terminate()
             proc.wait(30)
-    return figures
+    return figures, tallies + list(list_tallies(figures).values())
 
 
 def main() -> None:
@@ -155,8 +194,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    core = _measure(args, ["--no-workloads"])
-    full = _measure(args, [])
+    core, core_tallies = _measure(args, ["--no-workloads"])
+    full, full_tallies = _measure(args, [])
     print(f"sandbox API benchmark: {args.services} ClusterIP services, 3 watchers, "
           f"{args.concurrency} concurrent creators")
     print(f"  {'':34}{'API core':>12}{'+ controllers':>16}   (controllers also write an "
@@ -171,8 +210,18 @@ def main() -> None:
             ("server RSS after (MiB)", "rss_after", "{:.1f}")]
     for label, key, fmt in rows:
         print(f"  {label:34}{fmt.format(core[key]):>12}{fmt.format(full[key]):>16}")
-    print(f"  official client / raw list: x{core['official_s'] / core['list_10k_raw_s']:.1f}; "
-          f"pages / one call: x{core['list_10k_paged_s'] / core['list_10k_raw_s']:.1f}")
+    for column, tallies in (("API core", core_tallies), ("+ controllers", full_tallies)):
+        for line in shortfalls(tallies):
+            print(f"  {column}: {line}")
+    lists = list_tallies(core)
+    raw = lists["list_10k_raw_s"]
+    official = ratio_text(core["official_s"], core["list_10k_raw_s"], raw,
+                          lists["official_s"], spec=".1f", suffix="x")
+    paged = ratio_text(core["list_10k_paged_s"], core["list_10k_raw_s"], raw,
+                       lists["list_10k_paged_s"], spec=".1f", suffix="x")
+    print(f"  official client / raw list: {official}; pages / one call: {paged}"
+          + ("" if NO_RATIO not in (official, paged) else
+             "  (no ratio from a list that did not return every Service)"))
 
 
 if __name__ == "__main__":

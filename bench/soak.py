@@ -38,7 +38,8 @@ SIGKILLed parent. Balancers left are named with their Service and whether it was
 the daemon was down. The kernel data plane is not used (`--kernel-dataplane off`), so no nft
 rules can be left. Flat means: fds within +FD_SLACK of warm-up and RSS within RSS_RATIO x or
 +RSS_SLACK_MIB of it (Python's allocator keeps some growth after warm-up). A run that did not
-complete (a piece died or never started) says so, prints no ratio and exits 2.
+complete (a piece died or never started, or the traffic did not run to the end: it sent
+nothing, hit its request cap early or never stopped) says so, prints no ratio and exits 2.
 
 Exit status: 0 clean, 1 leaks or requests failed after detection, 2 incomplete. Everything is
 bounded: --minutes <= 60, --rate <= 100/s, at most 200,000 requests, and a watchdog ends the
@@ -841,6 +842,7 @@ def run(args: argparse.Namespace, seconds: float, logs: Path, stack: contextlib.
         soak.run_phase(seconds / 2, traffic, crashes=False)
         traffic.stopping.set()
         traffic.join(REQUEST_TIMEOUT + 5)
+        traffic_incomplete(traffic)
         soak.quiesce(traffic)
         soak.check_orphans()
         if (soak.daemon.pid, soak.controller.pid) != pids:
@@ -855,6 +857,19 @@ def run(args: argparse.Namespace, seconds: float, logs: Path, stack: contextlib.
         for child in soak.children():
             child.stop()
     return report(soak, traffic, start_usage, end_usage, left, incomplete, seconds)
+
+
+def traffic_incomplete(traffic: Traffic) -> None:
+    """Raise Incomplete unless the client sent requests the whole soak long: some at all,
+    not stopped early by its cap, and ended when told."""
+    sent = len(traffic.results)
+    if traffic.is_alive():
+        raise Incomplete("the traffic client did not stop")
+    if sent == 0:
+        raise Incomplete("the traffic client sent no request (no Service served)")
+    if sent >= traffic.max_requests:
+        raise Incomplete(f"the traffic client hit its cap of {traffic.max_requests} requests "
+                         "before the end")
 
 
 def report(soak: Soak, traffic: Traffic, start_usage: tuple[Usage, Usage] | None,

@@ -10,6 +10,10 @@ the `baremetal` provider and `-X importtime`, until `/readyz` answers; prints, a
 It also times `import lbctl.cli` alone (what `lbctl --help` pays). Nothing is asserted: the
 test that the controller loads no sandbox module is `tests/cli/test_imports.py`.
 
+Complete means every start answered /readyz within 60 s; the medians are of the starts that
+did, and a run with fewer prints "INCOMPLETE: 4/5 starts answered /readyz" and the last
+failure's log.
+
     .venv/bin/python bench/startup.py [--rounds 5]
 """
 
@@ -25,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.completeness import Tally
+
 ROOT = Path(__file__).resolve().parents[1]
 LBCTL = Path(sys.executable).with_name("lbctl")
 CONFIG = """clusterName: bench
@@ -33,6 +39,10 @@ baremetal:
   pools: [{name: default, addresses: ["127.0.100.0/24"]}]
 """
 TEST_ONLY = ("kubernetes_validate", "jsonpatch", "moto")
+
+
+class NotReady(Exception):
+    """`lbctl run` never answered /readyz; the message is its log."""
 
 
 def free_port() -> int:
@@ -81,7 +91,7 @@ def one_start(tmp: Path) -> dict[str, float]:
     log.close()
     err = (tmp / "run.err").read_text()
     if ready is None:
-        raise SystemExit("lbctl run never answered /readyz:\n" + "\n".join(
+        raise NotReady("\n".join(
             line for line in err.splitlines() if not line.startswith("import time:"))[-3000:])
     modules = re.findall(r"^import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)$", err, re.M)
     top = sum(int(cum) for cum, indent, _ in modules if len(indent) == 1)
@@ -108,14 +118,26 @@ def main() -> None:
         tmp = Path(name)
         (tmp / "config.yaml").write_text(CONFIG)
         sandbox = start_sandbox(tmp)
+        runs: list[dict[str, float]] = []
+        ready = Tally("starts answered /readyz", 0)
         try:
-            runs = [one_start(tmp) for _ in range(args.rounds)]
+            for _ in range(args.rounds):
+                try:
+                    runs.append(one_start(tmp))
+                    ready.add(True)
+                except NotReady as exc:
+                    ready.add(False)
+                    ready.detail = f"the last failure's log:\n{str(exc)[-3000:]}"
         finally:
             sandbox.terminate()
             sandbox.wait(timeout=30)
     cli = statistics.median(cli_import() for _ in range(args.rounds))
+    if not ready.complete:
+        print(ready)
+    if not runs:
+        return
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"lbctl run, median of {args.rounds} starts (baremetal provider, sandbox API):")
+    print(f"lbctl run, median of {len(runs)} starts (baremetal provider, sandbox API):")
     print(f"  exec -> /readyz        {med['ready_s'] * 1000:8.0f} ms")
     print(f"  imports (cumulative)   {med['import_s'] * 1000:8.0f} ms")
     print(f"  modules imported       {med['modules']:8.0f}")
