@@ -45,8 +45,8 @@ Multipath and established flows (issue 18's question, measured by test_bgp_lab.p
   nexthop leaves matters: removing the middle one moves nothing, removing the first or last
   moves 1/6. There is no per-flow state on a router: nothing "pins" a flow.
   Measured here (30 flows over 3 hosts, kernel 6.18): first nexthop cut -> 2/16, 4/19, 5/21,
-  2/19, 6/19 of the
-  survivors' flows reset over five runs (theory 1/4); middle nexthop cut -> 0/24.
+  2/19, 6/19 of the survivors' flows reset over five runs (theory 1/4); middle nexthop cut ->
+  0/24, 0/21.
 * Resilient nexthop groups (`ip nexthop add id G group 1/2/3 type resilient buckets N`, Linux
   >= 5.13; this lab's kernel has them, `resilient_supported()` probes): the hash picks one of N
   buckets and each bucket names a nexthop; when a nexthop leaves, only its buckets are given to
