@@ -53,16 +53,15 @@ Multipath and established flows (issue 18's question, measured by test_bgp_lab.p
   the survivors, every other bucket keeps its nexthop, so flows through surviving hosts stay.
   (Buckets are moved away from a *present* but overweight nexthop only after `idle_timer`, 120 s
   by default, of no traffic through the bucket.) Measured: 21/21 and 18/18 survivors' flows kept.
-* BIRD 2.0.12 (Debian bookworm) cannot install routes through nexthop objects: its netlink
-  code writes RTA_MULTIPATH only (no RTA_NH_ID; nexthop-object support is not in any BIRD 2.0.x
-  release). So BIRD alone gives hash-threshold. What this lab does instead (`BgpLab(
-  kernel_table=T)` + `program_resilient()`): BIRD exports into kernel table T (not consulted for
-  forwarding), and the lab reads the nexthops BIRD put there and programs nexthop objects, a
-  resilient group and `ip route replace PREFIX nhid G` in the main table. A production router
-  would do the same with a small agent, or use FRR: zebra installs routes through nexthop
-  objects (FRR >= 7.3, Debian bookworm has 8.4) but creates hash-threshold ("mpath") groups for
-  BGP routes; resilient groups there are only configurable for static `nexthop-group`s, so FRR
-  alone does not give resilient hashing for BGP-learned routes either.
+* BIRD 2.0.12 (Debian bookworm) installs ECMP routes as RTA_MULTIPATH routes (`merge paths`),
+  never through nexthop objects (no nhid/nexthop-group option in its kernel protocol, nothing of
+  the kind in the binary), so BIRD alone gives hash-threshold. What this lab does instead
+  (`BgpLab(kernel_table=T)` + `program_resilient()`): BIRD exports into kernel table T (not
+  consulted for forwarding), and the lab reads the nexthops BIRD put there and programs nexthop
+  objects, a resilient group and `ip route replace PREFIX nhid G` in the main table. A
+  production router would do the same with a small agent. FRR's zebra (bookworm: 8.4) installs
+  routes through nexthop objects, but, as far as its documentation goes, the groups it makes for
+  BGP ECMP are plain (hash-threshold) ones; not tried here.
 """
 
 from __future__ import annotations
