@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -46,6 +47,8 @@ class Announcements:
     membership: Membership | None = None
     announcer: L2Announcer | None = None
     conflicts: dict[str, str] = field(default_factory=dict)
+    skip: Callable[[str], bool] = lambda _vip: False
+    """VIPs another announcer (BGP) carries: L2 leaves them alone."""
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lbctl-vip"))
 
@@ -70,7 +73,8 @@ class Announcements:
 
     def update(self, balancers: list[BalancerConfig]) -> None:
         if self.announcer is not None:
-            self.announcer.set_vips({vip for b in balancers for vip in b.addresses})
+            self.announcer.set_vips({vip for b in balancers for vip in b.addresses
+                                     if not self.skip(vip)})
 
     def _ownership(self, vip: str, owned: bool) -> None:
         log.info("VIP %s %s", vip, "owned: announcing" if owned else "released")

@@ -12,6 +12,10 @@ constant time; the file is re-read when it changes, so a rotated Secret takes ef
   GET    /v1/balancers/{name}        one balancer and its status (404)
   PUT    /v1/balancers/{name}        program it (200; 422 naming each bad field; 409 clash)
   DELETE /v1/balancers/{name}        forget it (200; 404 unknown; 409 static)
+  GET    /v1/bgp                     the BGP section in force, its source, sessions, VIPs
+  PUT    /v1/bgp                     the provider's BGP section (422 naming each bad field;
+                                     409 while the static file has one)
+  DELETE /v1/bgp                     drop the provider's section (every prefix withdrawn)
   GET    /healthz /readyz /metrics   unauthenticated
 A refused request changes nothing. How the API listens (TLS, a connection cap, header and body
 timeouts) is in `api_server.py`.
@@ -37,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from lbctl.parsing import ConfigError
 
+from .bgp_config import parse_bgp
 from .model import parse_balancer
 from .store import Refused, Store
 
@@ -85,7 +90,8 @@ class Api:
     def __init__(self, store: Store, changed: Callable[[], Awaitable[None]],
                  status: Callable[[str], dict[str, Any]], token: TokenFile | None,
                  registry: CollectorRegistry, ready: Callable[[], bool], *,
-                 body_timeout: float = 10.0) -> None:
+                 body_timeout: float = 10.0,
+                 bgp_status: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self.store = store
         self.changed = changed
         self.status = status
@@ -93,6 +99,7 @@ class Api:
         self.registry = registry
         self.ready = ready
         self.body_timeout = body_timeout
+        self.bgp_status = bgp_status
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._auth])
@@ -100,6 +107,9 @@ class Api:
         app.router.add_get("/v1/balancers/{name}", self.get)
         app.router.add_put("/v1/balancers/{name}", self.put)
         app.router.add_delete("/v1/balancers/{name}", self.delete)
+        app.router.add_get("/v1/bgp", self.get_bgp)
+        app.router.add_put("/v1/bgp", self.put_bgp)
+        app.router.add_delete("/v1/bgp", self.delete_bgp)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
@@ -144,14 +154,14 @@ class Api:
             return _error(404, f'balancer "{request.match_info["name"]}" not found')
         return _json(view)
 
-    async def put(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def _body(self, request: web.Request) -> Any:
+        """The decoded JSON body, or the error response to answer with."""
         if request.content_type != "application/json":
             return _error(415, "Content-Type must be application/json")
         try:
             async with asyncio.timeout(self.body_timeout):
                 body = await request.read()
-            doc = orjson.loads(body)  # nesting past 1,024 levels is an error
+            return orjson.loads(body)  # nesting past 1,024 levels is an error
         except TimeoutError:
             slow = _error(408, f"body not received within {self.body_timeout:g} s")
             slow.force_close()  # the rest of that body is not worth waiting for
@@ -160,6 +170,12 @@ class Api:
             return _error(413, f"body larger than {MAX_BODY} bytes")
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, f"body is not JSON: {exc}")
+
+    async def put(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        doc = await self._body(request)
+        if isinstance(doc, web.Response):
+            return doc
         if isinstance(doc, dict):
             doc.setdefault("name", name)
             if doc["name"] != name:
@@ -190,6 +206,41 @@ class Api:
         await self.changed()
         await asyncio.to_thread(self.store.persist)
         return _json({"deleted": name})
+
+    def _bgp_view(self) -> dict[str, Any]:
+        config = self.store.bgp()
+        return {"source": self.store.bgp_source(),
+                "config": config.model_dump(mode="json", by_alias=True) if config else None,
+                "status": self.bgp_status()}
+
+    async def get_bgp(self, _request: web.Request) -> web.Response:
+        return _json(self._bgp_view())
+
+    async def put_bgp(self, request: web.Request) -> web.Response:
+        doc = await self._body(request)
+        if isinstance(doc, web.Response):
+            return doc
+        if self.store.bgp_source() == "static":
+            return _error(409, "the static file's bgp section is in force on this instance")
+        try:
+            config = await asyncio.to_thread(parse_bgp, doc, "bgp")
+        except ConfigError as exc:
+            return _error(422, "invalid bgp section",
+                          [{"field": p, "message": m} for p, m in exc.problems])
+        changed = self.store.put_bgp(config)
+        if changed:
+            log.info("BGP section programmed: %d peers", len(config.peers))
+            await self.changed()
+            await asyncio.to_thread(self.store.persist)
+        return _json({**self._bgp_view(), "changed": changed})
+
+    async def delete_bgp(self, _request: web.Request) -> web.Response:
+        if self.store.bgp_source() == "static":
+            return _error(409, "the static file's bgp section is in force on this instance")
+        if self.store.put_bgp(None):
+            await self.changed()
+            await asyncio.to_thread(self.store.persist)
+        return _json(self._bgp_view())
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")

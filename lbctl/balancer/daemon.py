@@ -30,9 +30,11 @@ from lbctl.parsing import ConfigError
 from .announce import Announcements, L2Options
 from .api import Api, TokenFile
 from .api_server import ApiLimits, ApiServer, TlsFiles
+from .bgp import BgpAnnouncements, follow
+from .bgp_policy import claimed_by
 from .dataplane import Dataplane
 from .metrics import DataplaneCollector
-from .model import parse_file
+from .model import BalancerConfig, parse_file
 from .store import Store
 from .workers import WorkerPool, run_on_loop
 
@@ -78,6 +80,8 @@ class Daemon:
                         "served in userspace", self.dataplane.kernel_reason)
         self.registry = CollectorRegistry()
         self.l2: Announcements | None = None
+        self.bgp: BgpAnnouncements | None = None
+        self.dataplane.verdict_listeners.append(self._verdicts)
         self.collector = DataplaneCollector(self.dataplane)
         self.registry.register(self.collector)
         self._ready = False
@@ -125,18 +129,30 @@ class Daemon:
                 raise
             log.error("%s; the last good file keeps serving", exc)
             return False
+        self.store.set_static_bgp(parsed.bgp)
         dropped = self.store.set_static(parsed.balancers)
         for name in dropped:
             log.warning("programmed balancer %s dropped: the static file now claims it", name)
-        log.info("static file %s: %d balancers", path, len(parsed.balancers))
+        log.info("static file %s: %d balancers%s", path, len(parsed.balancers),
+                 ", bgp" if parsed.bgp else "")
         return True
 
     async def apply(self) -> None:
         desired = self.store.desired()
         await self.dataplane.apply(desired)
-        if self.l2 is not None:
+        await self._apply_bgp(desired)
+        if self.l2 is not None:  # L2 announces what BGP does not
+            self.l2.skip = claimed_by(self.bgp.config if self.bgp is not None else None)
             self.l2.update(desired)
         await asyncio.to_thread(self.store.persist)  # a static file may have dropped some
+
+    async def _apply_bgp(self, desired: list[BalancerConfig]) -> None:
+        self.bgp = await follow(self.bgp, self.store.bgp(), desired, self.dataplane.health.is_up)
+        self.collector.bgp = self.bgp
+
+    def _verdicts(self) -> None:
+        if self.bgp is not None:
+            self.bgp.changed()
 
     def _worker_failure(self, key: tuple[str, int], reason: str) -> None:
         """A worker's connect to a target failed: the checker ejects it for everyone."""
@@ -153,6 +169,10 @@ class Daemon:
             status["problems"] = [*status.get("problems", []), *self.l2.problems(balancer)]
             owned = self.l2.owned()
             status["announced"] = sorted(v for v in balancer.addresses if v in owned)
+        if self.bgp is not None and found is not None:
+            balancer = found[0]
+            status["problems"] = [*status.get("problems", []), *self.bgp.problems(balancer)]
+            status["bgp"] = {vip: self.bgp.vip_view(vip) for vip in balancer.addresses}
         return status
 
     # -- life cycle -------------------------------------------------------------------------
@@ -178,6 +198,7 @@ class Daemon:
                                         "their own: give a readable file of at least 16 "
                                         "bytes (the same on every instance)")])
             self.l2 = Announcements(self.options.l2, key)
+            self.l2.skip = claimed_by(self.bgp.config if self.bgp is not None else None)
             self.store.reserve("UDP", _address(self.options.l2.listen[0]),
                                self.options.l2.listen[1])
             self.collector.l2 = self.l2
@@ -194,7 +215,8 @@ class Daemon:
             log.warning("no --token-file: every /v1 request is refused (401)")
         limits = self.options.api_limits
         api = Api(self.store, self.apply, self.status, token, self.registry,
-                  lambda: self._ready, body_timeout=limits.body_timeout)
+                  lambda: self._ready, body_timeout=limits.body_timeout,
+                  bgp_status=lambda: self.bgp.status() if self.bgp is not None else None)
         self._api = ApiServer(api.app(), limits, self._tls)
         self.collector.api = self._api
         host, _, port = listen.rpartition(":")
@@ -220,6 +242,9 @@ class Daemon:
         API requests in flight get 0.5 s, the checker 0.5 s and workers 1 s (side by side)."""
         started = time.monotonic()
         self._ready = False
+        if self.bgp is not None:  # routers steer new connections away before anything closes
+            await self.bgp.drain()
+            log.info("BGP: withdrawn and drained in %.2f s", time.monotonic() - started)
         if self.dataplane.workers is not None:
             self.dataplane.workers.closing()
         for task in self._tasks:
@@ -232,6 +257,8 @@ class Daemon:
             await self.l2.stop()  # peers take over at once ("leaving"), VIPs unbound
         api_done = time.monotonic()
         await self.dataplane.close()
+        if self.bgp is not None:
+            await self.bgp.stop()
         log.info("stopped in %.2f s (API and tasks %.2f s, data plane and children %.2f s)",
                  time.monotonic() - started, api_done - started, time.monotonic() - api_done)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,8 @@ class Dataplane:
         self._kernel_applied = False
         """Whether lbctl's nft table was written (status says a kernel balancer is bound)."""
         self.kernel_error: str | None = None
+        self.verdict_listeners: list[Callable[[], None]] = []
+        """Called after each batch of health verdicts (BGP re-plans its announcements)."""
 
     # -- health -----------------------------------------------------------------------------
     def set_verdict(self, key: tuple[str, int], up: bool) -> bool:
@@ -163,6 +166,8 @@ class Dataplane:
             return
         verdicts = {key: up for key, (up, _) in batch.items()}
         changed = self.set_verdicts(verdicts)
+        for listener in self.verdict_listeners:
+            listener()
         if self.workers is not None:
             self.workers.set_verdicts(verdicts)
         if not self._kernel_keys.isdisjoint(verdicts):

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from .announce import Announcements
     from .api_server import ApiServer
+    from .bgp import BgpAnnouncements
     from .dataplane import Dataplane
 
 _L = ["balancer", "protocol", "port"]
@@ -26,6 +27,7 @@ class DataplaneCollector(Collector):
     def __init__(self, dataplane: Dataplane) -> None:
         self.dataplane = dataplane
         self.l2: Announcements | None = None
+        self.bgp: BgpAnnouncements | None = None
         self.api: ApiServer | None = None
 
     def collect(self) -> Iterator[Metric]:
@@ -112,6 +114,30 @@ class DataplaneCollector(Collector):
             yield api_refused
         if self.l2 is not None and self.l2.announcer is not None:
             yield from _l2_metrics(self.l2)
+        if self.bgp is not None:
+            yield from _bgp_metrics(self.bgp)
+
+
+def _bgp_metrics(bgp: BgpAnnouncements) -> Iterator[Metric]:
+    """Per peer (bounded by config): session up, prefixes announced, sessions established;
+    VIPs announced and held back (not per VIP: a gauge per address would grow with Services)."""
+    up = GaugeMetricFamily("lbctl_bgp_session_up", "1 while the BGP session is Established",
+                           labels=["peer"])
+    prefixes = GaugeMetricFamily("lbctl_bgp_announced_prefixes",
+                                 "Prefixes announced to the peer now", labels=["peer"])
+    established = CounterMetricFamily("lbctl_bgp_sessions_established",
+                                      "Times the session came up", labels=["peer"])
+    for peer in bgp.status()["peers"]:
+        up.add_metric([peer["name"]], 1 if peer["state"] == "up" else 0)
+        prefixes.add_metric([peer["name"]], peer["prefixes"])
+        established.add_metric([peer["name"]], peer["established"])
+    yield from (up, prefixes, established)
+    vips = GaugeMetricFamily("lbctl_bgp_vips", "VIPs BGP carries, by whether they are "
+                             "announced", labels=["announced"])
+    announced = sum(1 for s in bgp.vips.values() if s.announced)
+    vips.add_metric(["true"], announced)
+    vips.add_metric(["false"], len(bgp.vips) - announced)
+    yield vips
 
 
 def _l2_metrics(l2: Announcements) -> Iterator[Metric]:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lbctl.parsing import Float, Int, parse_model, parse_yaml_model
 
+from .bgp_config import BgpConfig
+
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 MAX_LISTENERS = 256
 """Listeners of one balancer (a PUT with 10,000 took 59 s and failed most of them)."""
@@ -224,10 +226,11 @@ class BalancerConfig(BaseModel):
 
 
 class BalancerFile(BaseModel):
-    """The static file: `balancers:` and nothing else required."""
+    """The static file: `balancers:` and nothing else required; `bgp:` announces them."""
 
     model_config = _MODEL
     balancers: tuple[BalancerConfig, ...] = ()
+    bgp: BgpConfig | None = None
 
     @field_validator("balancers", mode="before")
     @classmethod

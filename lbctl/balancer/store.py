@@ -29,6 +29,7 @@ import orjson
 
 from lbctl.parsing import ConfigError
 
+from .bgp_config import BgpConfig, parse_bgp
 from .model import BalancerConfig, frontend_clash, parse_balancer, to_json
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,33 @@ class Store:
         self._reserved: set[tuple[str, str, int]] = set()
         self.persist_error: str | None = None
         """Why the last write of the state file failed; None once one succeeds."""
+        self._bgp_static: BgpConfig | None = None
+        self._bgp_programmed: BgpConfig | None = None
+
+    # -- BGP: the static file's section wins over the provider's (like balancers) -------------
+    def bgp(self) -> BgpConfig | None:
+        with self._lock:
+            return self._bgp_static or self._bgp_programmed
+
+    def bgp_source(self) -> str:
+        with self._lock:
+            return ("static" if self._bgp_static else
+                    "programmed" if self._bgp_programmed else "none")
+
+    def set_static_bgp(self, config: BgpConfig | None) -> bool:
+        with self._lock:
+            changed = config != self._bgp_static
+            self._bgp_static = config
+            return changed
+
+    def put_bgp(self, config: BgpConfig | None) -> bool:
+        """The provider's section (None: removed); answers whether it changed."""
+        with self._lock:
+            if config == self._bgp_programmed:
+                return False
+            self._bgp_programmed = config
+            self.generation += 1
+            return True
 
     # -- reading ---------------------------------------------------------------------------------
     def desired(self) -> list[BalancerConfig]:
@@ -204,6 +232,11 @@ class Store:
                       self._state_file, exc)
             return 0
         loaded = 0
+        if isinstance(doc, dict) and doc.get("bgp") is not None:
+            try:
+                self.put_bgp(parse_bgp(doc["bgp"], f"{self._state_file}: bgp"))
+            except ConfigError as exc:
+                log.error("state file's bgp section skipped: %s", exc)
         for i, raw in enumerate(items):
             try:
                 balancer = parse_balancer(raw, f"{self._state_file}: balancers[{i}]")
@@ -225,7 +258,12 @@ class Store:
                 if generation == self._persisted:
                     return True
                 docs = [self._docs[name] for name in self._programmed]
-            error = self._write(orjson.dumps({"balancers": docs},
+                bgp = (self._bgp_programmed.model_dump(mode="json", by_alias=True)
+                       if self._bgp_programmed is not None else None)
+            body: dict[str, Any] = {"balancers": docs}
+            if bgp is not None:
+                body["bgp"] = bgp
+            error = self._write(orjson.dumps(body,
                                              option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
             with self._lock:
                 self.persist_error = error
