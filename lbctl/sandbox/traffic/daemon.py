@@ -1,10 +1,11 @@
 """The traffic process's main loop: four informers feed one reconcile that opens and closes sockets.
 
 Every watch event marks the state dirty; the loop waits a short settle time so a burst (a
-Deployment's pods, a relist) costs one pass, then rebuilds the plan, swaps the router's routes and
-applies the listener diff. A periodic pass retries binds that failed. Readiness (the `on_ready`
-callback) comes after every informer has listed once and the first pass has opened its sockets,
-so a caller that waits for it can send traffic at once.
+Deployment's pods, a relist) costs one pass, then rebuilds the plan and applies it: the listener
+diff, with the router's routes swapped in between (see `Listeners.apply`). A periodic pass retries
+binds that failed. Readiness (the `on_ready` callback) comes after every informer has listed
+once and the first pass has opened its sockets, so a caller that waits for it can send traffic
+at once.
 """
 
 from __future__ import annotations
@@ -101,8 +102,7 @@ class Traffic:
         self._dirty.clear()
         plan = planner.build(self.nodes.items.values(), self.services.items.values(),
                              self.pods.items.values(), self.slices.items.values())
-        self.router.update(plan)
-        opened, closed = await self.listeners.apply(plan)
+        opened, closed = await self.listeners.apply(plan)  # swaps the router's routes too
         self.passes += 1
         if opened or closed:
             log.info("listening on %d sockets (+%d -%d)", len(self.listeners.open), opened,

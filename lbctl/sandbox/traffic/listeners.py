@@ -14,6 +14,7 @@ import asyncio
 import logging
 import resource
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from .healthcheck import HealthCheck, ProxyHealth
@@ -57,14 +58,40 @@ class Listeners:
         self._over_budget = 0
 
     async def apply(self, plan: Plan) -> tuple[int, int]:
-        """Make the open set match the plan; returns (opened, closed)."""
+        """Make the open set match the plan and give the router its routes; returns (opened,
+        closed). In the order a real node keeps: a pod listens before any route leads to it
+        (as a Ready pod does), and stops only once no route leads there any more; the proxies
+        and health checks, which consult the router, open after its swap. A socket whose
+        address now belongs to another listener closes first, to be bound again."""
         wanted = plan.listeners
         stale = [k for k, (spec, _) in self.open.items() if wanted.get(k) != spec]
-        closing = [self.open.pop(key)[1] for key in stale]
-        await asyncio.gather(*(h.close() for h in closing))
+        rebound = [self.open.pop(key)[1] for key in stale if key in wanted]
+        await asyncio.gather(*(h.close() for h in rebound))
         self.failed = {k: v for k, v in self.failed.items() if k in wanted}
+        pods = {k: v for k, v in wanted.items() if isinstance(v, PodListener)}
+        news: list[str] = []
+        opened, over = await self._open(pods, news)
+        self.router.update(plan)
+        gone = [self.open.pop(key)[1] for key in stale if key not in wanted]
+        await asyncio.gather(*(h.close() for h in gone))
+        more, more_over = await self._open({k: v for k, v in wanted.items() if k not in pods},
+                                           news)
+        opened, over = opened + more, over + more_over
+        if news:
+            log.warning("cannot listen on %d socket(s), retrying every %.0fs; first: %s",
+                        len(news), self.retry_after, news[0])
+        if over != self._over_budget and over:
+            log.warning("%d socket(s) not opened: over this process's budget of %d", over,
+                        self.budget)
+        self._over_budget = over
+        return opened, len(stale)
+
+    async def _open(self, wanted: Mapping[ListenerKey, Listener], news: list[str]
+                    ) -> tuple[int, int]:
+        """Open what `wanted` holds and is not open yet, within the budget: (opened, left
+        out over the budget); a bind error not seen before for its key goes to `news`."""
         now = time.monotonic()
-        opened, over, news = 0, 0, []
+        opened, over = 0, 0
         for key, spec in wanted.items():
             if key in self.open:
                 continue
@@ -85,14 +112,7 @@ class Listeners:
             self.open[key] = (spec, handle)
             opened += 1
             log.debug("listening on %s:%d/%s for %s", *key, spec)
-        if news:
-            log.warning("cannot listen on %d socket(s), retrying every %.0fs; first: %s",
-                        len(news), self.retry_after, news[0])
-        if over != self._over_budget and over:
-            log.warning("%d socket(s) not opened: over this process's budget of %d", over,
-                        self.budget)
-        self._over_budget = over
-        return opened, len(stale)
+        return opened, over
 
     async def _start(self, key: ListenerKey, spec: Listener) -> Handle:
         address, port, protocol = key
