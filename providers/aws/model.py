@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from providers.spec import TargetHealth
+
 # -- what discovery found in the VPC ---------------------------------------------------------
 
 
@@ -217,6 +219,9 @@ class ObservedTargetGroup:
     attributes: dict[str, str] | None = None
     targets: frozenset[str] = frozenset()
     unhealthy: tuple[str, ...] = ()
+    health: TargetHealth | None = None
+    """DescribeTargetHealth's counts (targets in state `healthy` of those not draining); None
+    when the group's health was not read."""
 
 
 @dataclass(frozen=True, slots=True)

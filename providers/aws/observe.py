@@ -14,6 +14,8 @@ Two ways in, for two jobs:
 and CIDRs (cached: they rarely change) and, in one DescribeSecurityGroups, the node security
 groups and the NLB's own groups (frontend, backend), whose lbctl rules `ingress.rules_of`
 recognises by description prefix.
+Each target group's DescribeTargetHealth (read anyway: which targets are registered) also gives
+the balancer's target counts (`LoadBalancerStatus.targets`) at no extra call.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from providers.errors import NotOwnedError
+from providers.spec import TargetHealth
 
 from . import groups, names
 from .client import ApiError, AwsClient
@@ -252,12 +255,15 @@ def target_group(client: AwsClient, raw: dict[str, Any], tags: dict[str, str], *
     targets: frozenset[str] = frozenset()
     unhealthy: tuple[str, ...] = ()
     attributes: dict[str, str] | None = None
+    counts: TargetHealth | None = None
     if details:
         health = client.elbv2("DescribeTargetHealth", TargetGroupArn=arn)
         states = {d["Target"]["Id"]: d.get("TargetHealth", {}).get("State", "")
                   for d in health.get("TargetHealthDescriptions", [])}
         targets = frozenset(t for t, s in states.items() if s != "draining")
         unhealthy = tuple(sorted(t for t, s in states.items() if s == "unhealthy"))
+        # initial, unused and unavailable targets take no traffic: not healthy, still counted
+        counts = TargetHealth(sum(1 for t in targets if states[t] == "healthy"), len(targets))
         attributes = {a["Key"]: str(a.get("Value", "")) for a in client.elbv2(
             "DescribeTargetGroupAttributes", TargetGroupArn=arn).get("Attributes", [])}
     return ObservedTargetGroup(
@@ -265,7 +271,7 @@ def target_group(client: AwsClient, raw: dict[str, Any], tags: dict[str, str], *
         port=int(raw.get("Port") or 0), target_type=raw.get("TargetType", "instance"),
         vpc_id=raw.get("VpcId", ""), health_check=health_check_of(raw),
         load_balancer_arns=tuple(raw.get("LoadBalancerArns", [])), tags=tags,
-        attributes=attributes, targets=targets, unhealthy=unhealthy)
+        attributes=attributes, targets=targets, unhealthy=unhealthy, health=counts)
 
 
 def observe_balancer(client: AwsClient, cluster: str, balancer: str,

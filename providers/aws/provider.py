@@ -5,6 +5,9 @@ ensure = validate -> discover (node instances, subnets, security groups) -> desi
 observe (by name and ownership tags) -> deploy (only the differences) -> status (the NLB's DNS
 name). While AWS still provisions the NLB, ensure raises RetryAfter(5 s) carrying the status
 with the hostname, so the controller writes it at once and polls at a fixed interval.
+Target counts (`LoadBalancerStatus.targets`) are the observe step's DescribeTargetHealth, read
+before this pass's writes: the worst target group's; a group this pass created has not been
+read and adds no view (a new NLB's counts appear on the provisioning poll that follows).
 
 Security groups (see `firewall`): every NLB lbctl creates carries a frontend group of its own
 (the Service's source ranges on the listener ports) and the cluster's shared backend group,
@@ -41,6 +44,7 @@ from providers.spec import (
     LoadBalancerSpec,
     LoadBalancerStatus,
     PortStatus,
+    TargetHealth,
 )
 
 from . import groups, names, observe, tagging
@@ -237,11 +241,13 @@ class AwsProvider:
     def _status(self, spec: LoadBalancerSpec, want: DesiredNlb, have: Observed,
                 result: Result) -> LoadBalancerStatus:
         notes = list(want.notes)
+        views: list[TargetHealth | None] = []
         for tg in want.target_groups:
             seen = have.target_groups.get(tg.name)
             if seen is not None and seen.unhealthy:
                 notes.append(f"{len(seen.unhealthy)} of {len(seen.targets)} targets unhealthy "
                              f"in {tg.name}")
+            views.append(seen.health if seen is not None else None)
         details = [("loadBalancerArn", result.lb_arn or ""), ("loadBalancerName",
                                                                want.load_balancer.name),
                    ("targetGroups", ",".join(sorted(result.target_group_arns))),
@@ -252,7 +258,7 @@ class AwsProvider:
             ports=tuple(PortStatus(li.port, li.protocol) for li in spec.listeners),
             degraded="; ".join(notes) or None,
             serving=result.state == "active" and any(tg.targets for tg in want.target_groups),
-            details=tuple(sorted(details)))
+            targets=TargetHealth.worst(views), details=tuple(sorted(details)))
 
 
 class _mapped:

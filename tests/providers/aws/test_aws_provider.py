@@ -33,6 +33,7 @@ from providers.spec import (
     LoadBalancerStatus,
     ServiceRef,
     Target,
+    TargetHealth,
 )
 
 pytestmark = pytest.mark.integration
@@ -274,6 +275,26 @@ def test_create_then_noop(world: World) -> None:
     assert len(world.lbs(spec.name)) == 1
     print(f"\nAWS calls: create={sum(created.values())} {dict(created)}\n"
           f"           no-op={sum(noop.values())} {dict(noop)}")
+
+
+def test_target_counts_come_from_the_health_read_the_resync_makes_anyway(
+        world: World) -> None:
+    """`status.targets` is DescribeTargetHealth's, which every ensure reads already (which
+    targets are registered): the resync costs the same calls as before, one health read per
+    target group, and nothing more."""
+    provider = world.provider()
+    spec = world.spec()
+    assert ensure(provider, spec).targets is None  # the group was made in that pass: unread
+    provider.client.reset_calls()
+    status = provider.ensure(spec)
+    resync = provider.client.reset_calls()
+    assert status.targets == TargetHealth(3, 3)
+    assert resync == Counter({  # the same seven reads the no-op ensure always made
+        "DescribeLoadBalancers": 1, "DescribeSecurityGroups": 1, "DescribeListeners": 1,
+        "DescribeTargetGroups": 1, "DescribeTags": 1, "DescribeTargetHealth": 1,
+        "DescribeTargetGroupAttributes": 1}), resync
+    world.ec2.stop_instances(InstanceIds=[world.instances[2][0]])  # AWS: "unused", no traffic
+    assert provider.ensure(spec).targets == TargetHealth(2, 3)
 
 
 def test_node_removed_is_one_deregister(world: World) -> None:
