@@ -1277,12 +1277,14 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
             print_nft_goals(row, rows)
 
 
-def compared(what: str, mine: float | None, theirs: float | None, parts: Sequence[Tally],
-             goal: float | None) -> str:
-    """`what`'s ratio, the goal and PASS/MISS; or, when a side's figure is incomplete, no
-    ratio and no verdict but what fell short."""
+def compared(what: str, mine: float | None, theirs: float | None,
+             sides: Sequence[tuple[Row, str]], goal: float | None) -> str:
+    """`what`'s ratio, the goal and PASS/MISS; or, when a side's figure (its row's `load`) is
+    incomplete, no ratio and no verdict but what fell short, side by side."""
     goal_text = f"  (goal >= {goal}x)" if goal is not None else ""
-    short = shortfalls(parts)
+    parts = [row.tally(load) for row, load in sides]
+    short = [f"{row.config.name} {line}" for row, load in sides
+             for line in shortfalls([row.tally(load)])]
     if short:
         return f"    {what:11} -{goal_text}  {'; '.join(short)}"
     r = ratio(mine, theirs, *parts)
@@ -1313,8 +1315,8 @@ def print_ratios(rows: list[Row], baseline: str) -> None:
                   ("HTTP req/s", s.rps, b.rps, GOAL_RPS, "keep-alive"),
                   ("new conn/s", s.conn_per_s, b.conn_per_s, GOAL_CONN, "close")]
         for what, mine, theirs, goal, load in checks:
-            parts = [row.tally(load), base.tally(load)]
-            print(compared(what, mine, theirs, parts, goal if row.config.goals else None))
+            print(compared(what, mine, theirs, [(row, load), (base, load)],
+                           goal if row.config.goals else None))
         if row.config.ejection:
             mine_ej, base_ej = row.ejection_judged(), base.ejection_judged()
             judged = ""
@@ -1382,7 +1384,7 @@ def print_nft_goals(row: Row, rows: list[Row]) -> None:
 
     def line(what: str, mine: float | None, theirs: float | None, other: Row, load: str,
              goal: float | None, note: str = "") -> None:
-        text = compared(what, mine, theirs, [row.tally(load), other.tally(load)], goal)
+        text = compared(what, mine, theirs, [(row, load), (other, load)], goal)
         lines.append(text)
         print(text + note)
 
