@@ -35,12 +35,17 @@ class ServiceAllocation:
 
     def refuses(self, claimant: Claimant) -> str | None:
         """Why this allocation does not serve `claimant`, or None when it does."""
-        if self.namespaces and claimant.namespace not in self.namespaces:
-            return f"serves only namespaces {', '.join(sorted(self.namespaces))}"
-        ns_labels = claimant.namespace_labels
-        if self.namespace_selectors and not any(s.matches(ns_labels)
-                                                for s in self.namespace_selectors):
-            return "serves only namespaces matching its namespaceSelectors"
+        # `namespaces` and `namespaceSelectors` are alternatives (MetalLB's docs: "created
+        # either in namespace-a or namespace-b or any namespace has a label foo:bar").
+        if self.namespaces or self.namespace_selectors:
+            ns_labels = claimant.namespace_labels
+            if claimant.namespace not in self.namespaces and not any(
+                    s.matches(ns_labels) for s in self.namespace_selectors):
+                named = (f"namespaces {', '.join(sorted(self.namespaces))}"
+                         if self.namespaces else "")
+                matching = ("namespaces matching its namespaceSelectors"
+                            if self.namespace_selectors else "")
+                return f"serves only {' or '.join(x for x in (named, matching) if x)}"
         labels = claimant.label_map
         if self.service_selectors and not any(s.matches(labels)
                                               for s in self.service_selectors):

@@ -689,3 +689,42 @@ def test_load_balancer_class_only_services_of_that_class_are_served(start: Start
         assert c.ips(name) == []
         assert not svc.metadata.finalizers
         assert c.events(name) == []
+
+
+SAMPLE_WITH_NAMESPACE_SELECTOR = """
+baremetal:
+  pools:
+  - name: default
+    addresses: ["192.168.10.0/24"]
+  - name: ippool-ns-service-alloc-sample
+    addresses: ["192.168.20.0/24"]
+    avoidBuggyIPs: true
+    serviceAllocation:
+      priority: 50
+      namespaces: [namespace-a, namespace-b]
+      namespaceSelectors:
+      - matchLabels:
+          kubernetes.io/metadata.name: namespace-c
+      serviceSelectors:
+      - matchExpressions:
+        - {key: app, operator: In, values: [bar]}
+"""
+
+
+def test_namespaces_or_namespace_selectors(start: Start) -> None:
+    """configuration/_advanced_ipaddresspool_configuration.md, "Reduce scope of address
+    allocation to specific Namespace and Service": the sample pool "is pinned to Service(s)
+    which has a label matching with expression `key: app, operator: In, values: [bar]`
+    created either in `namespace-a` or `namespace-b` or any namespace has a label `foo:bar`":
+    `namespaces` OR `namespaceSelectors` (lbctl required both until this test). lbctl sees
+    no namespace labels but
+    `kubernetes.io/metadata.name`, so the selector here picks namespace-c by that label.
+    Expected: app=bar Services in namespace-a AND in namespace-c get 192.168.20.x; one in
+    namespace-d gets a `default` address."""
+    c = start(SAMPLE_WITH_NAMESPACE_SELECTOR)
+    for ns in ("namespace-a", "namespace-c", "namespace-d"):
+        c.namespace(ns)
+        c.apply(_service("bar", namespace=ns, labels={"app": "bar"}))
+    pools = {ns: "sample" if _in(c.wait_ips("bar", ns)[0], "192.168.20.0/24") else "default"
+             for ns in ("namespace-a", "namespace-c", "namespace-d")}
+    assert pools == {"namespace-a": "sample", "namespace-c": "sample", "namespace-d": "default"}
