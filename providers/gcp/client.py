@@ -209,6 +209,15 @@ class GceClient:
             raise
         return as_json(found)
 
+    def read(self, collection: str, method: str, **request: Any) -> dict[str, Any]:
+        """One read that is no plain get (`get_health`: a POST that changes nothing), as
+        JSON; every failure, a 404 included, raises."""
+        assert method in READS, f"{collection}.{method} is not a read"
+        client = self._client(collection)
+        found = self._attempts("read", f"{collection}.{method}", lambda: getattr(
+            client, method)(request=request, retry=None, timeout=self._timeout))
+        return as_json(found)
+
     def list(self, collection: str, method: str = "list", **request: Any,
              ) -> Iterator[dict[str, Any]]:
         """Every item of a listing as JSON, page by page (each page a counted call)."""

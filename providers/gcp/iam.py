@@ -83,6 +83,7 @@ METHODS: dict[str, tuple[str, ...]] = {
         "compute.healthChecks.useReadOnly",
         "compute.instanceGroups.use"),
     "compute.regionBackendServices.delete": ("compute.regionBackendServices.delete",),
+    "compute.regionBackendServices.getHealth": ("compute.regionBackendServices.get",),
     # -- health checks: regional (external balancers), global (internal ones) -------------------
     "compute.regionHealthChecks.get": ("compute.regionHealthChecks.get",),
     "compute.regionHealthChecks.insert": ("compute.regionHealthChecks.create",),

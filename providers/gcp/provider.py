@@ -8,9 +8,11 @@ twice at once. What the groups hold is remembered across ensures (a node change 
 per zone, not one per Service) and forgotten on any error; so is each balancer's last desired
 state: an ensure whose spec differs from the last only in its nodes touches the groups alone
 (zero calls for all Services but the first), while an ensure where nothing changed (the
-periodic resync) reads everything and repairs drift. The shared objects are deleted with
-the last Service of type LoadBalancer the cluster view shows (GCE refuses to delete what a
-backend service still uses, the safety net for a Service being created meanwhile). The SDK
+periodic resync) reads everything and repairs drift, and reads the targets' health
+(`health`: one getHealth per backend service and zone; the node-only path reports no counts).
+The shared objects are deleted with the last Service of type LoadBalancer the cluster view
+shows (GCE refuses to delete what a backend service still uses, the safety net for a Service
+being created meanwhile). The SDK
 client is built on the first call that needs GCE (importing the SDK costs seconds), so
 `lbctl plan` and start-up stay fast.
 
@@ -41,6 +43,7 @@ from .client import GceClient, map_error
 from .deploy import Deployer
 from .desired import Desired, Instance, desired, instances
 from .groups import InstanceGroups
+from .health import backend_health
 from .remove import Remover, remove_shared
 from .settings import GcpSettings, parse_settings
 
@@ -139,9 +142,11 @@ class GcpProvider:
                     with self._shared:
                         self.groups.sync(want.instances)
                     ip = last[2]
+                    targets = None  # free, so unread: the members just changed (`health`)
                 else:  # the groups and the kube-proxy check are everyone's: one writer
                     ip = Deployer(self.gce, self.cluster_name, self.groups).ensure(
                         want, shared=self._shared, changed=last is None or last[0] != key)
+                    targets = backend_health(self.gce, want.backend_services)
                 self._applied[spec.name] = (key, want.instances, ip)
             except Exception as exc:
                 with self._shared:  # what the groups hold is read again next time
@@ -151,7 +156,7 @@ class GcpProvider:
         if want.skipped:
             degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ip, ip_mode="VIP"),),
-                                  degraded=degraded,
+                                  degraded=degraded, targets=targets,
                                   details=(("address", want.address_name or ip),
                                            ("forwardingRules", ",".join(
                                                n for n, _ in want.forwarding_rules))))

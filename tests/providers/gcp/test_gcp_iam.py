@@ -42,8 +42,10 @@ today: the lifecycle exercises every one)."""
 
 
 # -- the code ----------------------------------------------------------------------------------
-KINDS = {"get": "get", "list": "list", "aggregated": "aggregated_list", "write": ""}
-"""`GceClient`'s request methods -> the SDK method (write's is its second argument)."""
+KINDS = {"get": "get", "list": "list", "aggregated": "aggregated_list", "write": "",
+         "read": ""}
+"""`GceClient`'s request methods -> the SDK method (write's and read's is their second
+argument)."""
 
 
 def _is_gce(node: ast.expr) -> bool:
@@ -96,7 +98,7 @@ def called() -> dict[str, str]:
             continue
         where = f"{file}:{call.lineno}"
         method = KINDS[func.attr]
-        if func.attr in ("list", "write") and len(call.args) > 1:
+        if func.attr in ("list", "write", "read") and len(call.args) > 1:
             second = call.args[1]
             assert isinstance(second, ast.Constant) and isinstance(second.value, str), \
                 f"{where}: the method must be a literal"
