@@ -26,6 +26,15 @@ Ownership: the LBs carry `lbctl-cluster` tags (another owner's LB raises NotOwne
 touched); a Service's parts in them are recognised by exact names (`<stem>-<uid32>`, ...); our
 public IPs carry the Service's tags. `release` can hand over only the public IP (its tags are
 removed): the frontend lives in lbctl's shared LB, which stays lbctl's.
+
+Target health (`LoadBalancerStatus.targets`) is None, unknown, and `lbctl status` shows "-":
+the LB resource itself carries no probe results, and the one per-backend source in
+azure-mgmt-network, `load_balancer_load_balancing_rules.begin_health` (POST
+`.../loadBalancingRules/{rule}/health`: `up`, `down` and each backend address's state), is a
+long-running action per rule that this provider does not call yet (nor its emulator answer):
+adding it costs a POST and its operation polls per rule on every resync, and a permission
+the role does not list yet. Azure Monitor's health-probe metric (DipAvailability) is the other
+source, outside the network API. No count is guessed.
 """
 
 from __future__ import annotations
@@ -170,6 +179,7 @@ class AzureProvider:
         degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ip, ip_mode="VIP"),),
                                   degraded=degraded or None,
+                                  targets=None,  # unknown: see the module docstring
                                   details=(("loadBalancer", want.load_balancer),
                                            ("frontend", want.parts.frontend["name"])))
 

@@ -111,6 +111,7 @@ def test_the_provider_protocol_end_to_end(provider: AzureProvider, emulator: Azu
     status = provider.ensure(spec(world, 1))
     ip = status.ingress[0].ip
     assert ip and status.degraded is None
+    assert status.targets is None  # no health read: unknown, never a guess (provider.py)
     body = lb(net, world)
     assert frontends(body) == [names.frontend(ref(1).name, ref(1).service.uid)]
     assert pool_ips(body) == {v.ip for v in world.nodes}
