@@ -25,10 +25,12 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
+from lbctl.controller.conditions import targets_of
 from lbctl.controller.config import parse_config
 from lbctl.controller.embedded import running_controller
 from lbctl.sandbox.app import SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
+from providers.spec import TargetHealth
 from tests.conftest import client_for, traffic_lock, wait_for
 
 pytestmark = pytest.mark.integration
@@ -293,6 +295,12 @@ def test_local_policy_checks_health_check_node_port(stack: Stack) -> None:
         "local", "default").status.conditions or [] if c.type == "LoadBalancerDegraded"
         and c.status == "True"), None), 15, "LoadBalancerDegraded")
     assert "1 of 3 targets healthy" in degraded.message
+    # the same count, structured, where `lbctl status` reads it (TARGETS 1/3)
+    serving = wait_for(lambda: next((c for c in stack.core.read_namespaced_service(
+        "local", "default").status.conditions or [] if c.type == "LoadBalancerServing"
+        and targets_of(c.message or "") == TargetHealth(1, 3)), None), 15,
+        "LoadBalancerServing to carry 1/3 targets healthy")
+    assert serving.status == "True"
 
 
 @pytest.mark.parametrize(("policy", "port"), [("Local", 8086), ("Cluster", 8084)])
