@@ -8,7 +8,8 @@ and re-programs whatever an instance lacks, so instances that restart, or come a
 
 Routes (JSON; `/v1/*` needs `Authorization: Bearer <token>` from `--token-file`, compared in
 constant time; the file is re-read when it changes, so a rotated Secret takes effect at once):
-  GET    /v1/balancers[?cluster=C]   every balancer with its status
+  GET    /v1/balancers[?cluster=C]   every balancer with its status (+ `bgp`: the section
+                                     in force, if any)
   GET    /v1/balancers/{name}        one balancer and its status (404)
   PUT    /v1/balancers/{name}        program it (200; 422 naming each bad field; 409 clash)
   DELETE /v1/balancers/{name}        forget it (200; 404 unknown; 409 static)
@@ -39,9 +40,9 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from lbctl.bgp_config import parse_bgp
 from lbctl.parsing import ConfigError
 
-from .bgp_config import parse_bgp
 from .model import parse_balancer
 from .store import Refused, Store
 
@@ -145,7 +146,11 @@ class Api:
             if view is not None:
                 parts.append(orjson.dumps(view))  # encoded now: no big dump at the end
             await asyncio.sleep(0)  # one balancer's status at a time, then traffic
-        return web.Response(body=b'{"balancers":[' + b",".join(parts) + b"]}",
+        bgp = self.store.bgp()  # the provider keeps it in step from this same poll
+        section = b',"bgp":' + orjson.dumps({
+            "source": self.store.bgp_source(),
+            "config": bgp.model_dump(mode="json", by_alias=True)}) if bgp else b""
+        return web.Response(body=b'{"balancers":[' + b",".join(parts) + b"]" + section + b"}",
                             content_type="application/json")
 
     async def get(self, request: web.Request) -> web.Response:

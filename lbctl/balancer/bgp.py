@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .bgp_config import BgpConfig
+from lbctl.bgp_config import BgpConfig
+
 from .bgp_policy import HoldDown, Route, VipState, claimed_by, plan, servable
 from .bgp_speaker import Speaker, SpeakerError
 from .model import BalancerConfig
@@ -192,7 +193,11 @@ class BgpAnnouncements:
                 peer.last_error = ""
                 self.sent.pop(peer.key, None)  # announce everything afresh on a new session
                 self._dirty.set()
-            elif state == "down" and reason:
+            elif state == "down" and reason and (_CODES.search(reason)
+                                                 or not _CODES.search(peer.last_error)):
+                # ExaBGP names the NOTIFICATION that ended an attempt ("notification sent
+                # (2,2)"), then often a bare "closing connection" for the next, collided or
+                # refused one: the reason that says why stays until a session comes up.
                 peer.last_error = explain(reason)
         elif kind == "notification":
             peer.last_error = f"NOTIFICATION: {_notification(event)}"
@@ -244,23 +249,13 @@ class BgpAnnouncements:
         if state is None:
             return {"announced": False, "reason": "not planned yet", "peers": []}
         up = [p for p in state.peers if p in self.peers and self.peers[p].state == "up"]
-        return {"announced": state.announced and bool(up), "reason": state.reason,
-                "peers": up}
+        reason = state.reason if up or not state.announced else \
+            f"no BGP session is up ({NOT_UP_HINT})"
+        return {"announced": state.announced and bool(up), "reason": reason, "peers": up}
 
     def up_peers(self) -> list[str]:
         return [p.key for p in self.peers.values() if p.state == "up"]
 
-    def problems(self, balancer: BalancerConfig) -> list[str]:
-        """Why this balancer's VIPs are not announced, in words (for its status)."""
-        out = []
-        for vip in balancer.addresses:
-            state = self.vips.get(vip)
-            if state is not None and not state.announced:
-                out.append(f"VIP {vip} not announced over BGP: {state.reason}")
-            elif state is not None and not any(self.peers[p].state == "up"
-                                               for p in state.peers if p in self.peers):
-                out.append(f"VIP {vip}: no BGP session is up ({NOT_UP_HINT})")
-        return out
 
 
 async def follow(current: BgpAnnouncements | None, config: BgpConfig | None,

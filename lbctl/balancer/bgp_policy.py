@@ -15,7 +15,8 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .bgp_config import AdvertisementConfig, BgpConfig, PeerConfig, community
+from lbctl.bgp_config import AdvertisementConfig, BgpConfig, PeerConfig, community
+
 from .model import BalancerConfig
 
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .bgp_config import BgpConfig, PeerConfig
+from lbctl.bgp_config import BgpConfig, PeerConfig
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1

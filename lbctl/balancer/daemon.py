@@ -170,9 +170,10 @@ class Daemon:
             owned = self.l2.owned()
             status["announced"] = sorted(v for v in balancer.addresses if v in owned)
         if self.bgp is not None and found is not None:
-            balancer = found[0]
-            status["problems"] = [*status.get("problems", []), *self.bgp.problems(balancer)]
-            status["bgp"] = {vip: self.bgp.vip_view(vip) for vip in balancer.addresses}
+            # Per VIP, not a problem of this instance: another host may announce it (the
+            # provider says when none does).
+            status["bgp"] = {vip: self.bgp.vip_view(vip) for vip in found[0].addresses
+                             if self.bgp.claimed(vip)}
         return status
 
     # -- life cycle -------------------------------------------------------------------------

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lbctl.bgp_config import BgpConfig
 from lbctl.parsing import Float, Int, parse_model, parse_yaml_model
-
-from .bgp_config import BgpConfig
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 MAX_LISTENERS = 256

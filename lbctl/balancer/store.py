@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
+from lbctl.bgp_config import BgpConfig, parse_bgp
 from lbctl.parsing import ConfigError
 
-from .bgp_config import BgpConfig, parse_bgp
 from .model import BalancerConfig, frontend_clash, parse_balancer, to_json
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,8 @@ from typing import Any
 from providers.errors import TransientError
 from providers.spec import BalancerRef, LoadBalancerSpec, ServiceRef, TargetHealth
 
+from .bgp_push import BgpPusher
+from .bgp_settings import BgpSettings
 from .daemon_options import DaemonOptions
 from .direct import endpoint_check, endpoint_targets
 from .settings import BalancerDaemon
@@ -157,7 +159,8 @@ class DaemonProgrammer:
     """See the module docstring. Thread-safe."""
 
     def __init__(self, daemons: tuple[BalancerDaemon, ...], options: DaemonOptions,
-                 cluster_name: str, *, timeout: float = 5.0) -> None:
+                 cluster_name: str, *, timeout: float = 5.0,
+                 bgp: BgpSettings | None = None) -> None:
         import urllib3  # noqa: PLC0415 - loaded with the provider, not with lbctl
 
         self.daemons = daemons
@@ -177,6 +180,8 @@ class DaemonProgrammer:
         self._notify: Notify | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self.bgp = BgpPusher(bgp or BgpSettings(present=True), self._call)
+        """`baremetal.bgp` kept on every daemon (absent from config by default: untouched)."""
 
     # -- HTTP -------------------------------------------------------------------------------
     def _call(self, daemon: BalancerDaemon, method: str, path: str,
@@ -217,7 +222,9 @@ class DaemonProgrammer:
             self._expected[spec.name] = spec.ref
         reasons: list[str] = []
         took = 0
+        seen: dict[str, dict[str, Any]] = {}
         for daemon in self.daemons:
+            self.bgp.sync_once(daemon)
             with self._lock:
                 reports = self._known.get(daemon.name)
                 report = reports.get(spec.name) if reports else None
@@ -237,11 +244,13 @@ class DaemonProgrammer:
                     if known is not None:
                         known[spec.name] = report
             took += 1
+            seen[daemon.name] = report
             problems = report.get("status", {}).get("problems", [])
             if problems:
                 reasons.append(f"balancer {daemon.name}: {'; '.join(problems)}")
         if took == 0:
             raise TransientError("no balancer daemon took the balancer: " + "; ".join(reasons))
+        reasons += self.bgp.unannounced(ips, seen)
         return "; ".join(reasons) or None
 
     def serving(self, name: str) -> bool:
@@ -354,6 +363,7 @@ class DaemonProgrammer:
                 continue
             if code != 200:
                 continue
+            self.bgp.sync(daemon, doc.get("bgp"))
             reports = {item["balancer"]["name"]: item for item in doc.get("balancers", [])
                        if isinstance(item, dict) and "balancer" in item}
             with self._lock:

@@ -224,7 +224,8 @@ class BaremetalProvider:
             self.capabilities = _capabilities(settings)
             self._ledger.forget_observations()
             self._rebuild(self._clock())
-        if (old.balancers, old.daemon) != (settings.balancers, settings.daemon):
+        if (old.balancers, old.daemon, old.bgp) != (settings.balancers, settings.daemon,
+                                                     settings.bgp):
             self._programmer.close()
             self._programmer = _programmer_for(settings, self.cluster_name)
             if self._notify is not None:
@@ -271,7 +272,8 @@ def _programmer_for(settings: Settings, cluster_name: str) -> Programmer:
         return NoProgramming()
     from .daemons import DaemonProgrammer  # noqa: PLC0415 - only with daemons configured
 
-    return DaemonProgrammer(settings.balancers, settings.daemon, cluster_name)
+    return DaemonProgrammer(settings.balancers, settings.daemon, cluster_name,
+                            bgp=settings.bgp)
 
 
 def create(settings: Mapping[str, Any], cluster_name: str,

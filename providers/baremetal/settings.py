@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from lbctl.parsing import Problems, boolean, unknown_keys, within
 
 from .addresses import AddressRange, RangeError, parse_range
+from .bgp_settings import BgpSettings, parse_bgp_settings
 from .claims import NAMESPACE_NAME_LABEL
 from .daemon_options import KEYS as DAEMON_KEYS
 from .daemon_options import DaemonOptions, parse_options
@@ -61,6 +62,8 @@ class Settings:
     """A released address is not handed to another Service before this many seconds."""
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
     """How the balancer daemons are programmed (health checks, data plane, polling)."""
+    bgp: BgpSettings = field(default_factory=BgpSettings)
+    """`baremetal.bgp`: pushed to the daemons, which announce their VIPs to the peers."""
 
 
 def _strings(raw: Any, path: str, problems: Problems) -> list[tuple[int, str]]:
@@ -236,7 +239,8 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
         return Settings(), problems
     if not isinstance(raw, Mapping):
         return Settings(), [(ROOT, "must be a mapping (pools, balancers, cooldownSeconds)")]
-    unknown_keys(raw, ("pools", "balancers", "cooldownSeconds", *DAEMON_KEYS), ROOT, problems)
+    unknown_keys(raw, ("pools", "balancers", "cooldownSeconds", "bgp", *DAEMON_KEYS), ROOT,
+                 problems)
     items = raw.get("pools") or []
     if not isinstance(items, list):
         problems.append((f"{ROOT}.pools", "must be a list of pools"))
@@ -257,8 +261,11 @@ def parse_settings(raw: Any) -> tuple[Settings, list[tuple[str, str]]]:
                  for path, message in sorted(about_pools, key=_pool_index)]
     active = tuple(p for p, _ in parsed if not _blames(blamed, p.path))
     frozen = tuple(replace(p, frozen=True) for p, _ in parsed if _blames(blamed, p.path))
-    settings = Settings(PoolSet(active, frozen), _balancers(raw.get("balancers"), problems),
-                        _cooldown(raw, problems), parse_options(raw, problems))
+    balancers = _balancers(raw.get("balancers"), problems)
+    bgp = parse_bgp_settings(raw.get("bgp"), [p for p, _ in parsed],
+                             [b.name for b in balancers], problems)
+    settings = Settings(PoolSet(active, frozen), balancers, _cooldown(raw, problems),
+                        parse_options(raw, problems), bgp)
     return settings, problems
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from lbctl.balancer.bgp_config import community, parse_bgp
 from lbctl.balancer.bgp_policy import HoldDown, Route, plan, servable
 from lbctl.balancer.bgp_speaker import SpeakerError, render
 from lbctl.balancer.model import parse_balancer, parse_file
+from lbctl.bgp_config import community, parse_bgp
 from lbctl.parsing import ConfigError
 
 PEER = {"peerAddress": "10.0.0.1", "peerASN": 64500}

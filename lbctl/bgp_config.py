@@ -14,8 +14,10 @@ fields they know keep their names here (`myASN`, `peerASN`, `peerAddress`, `peer
   announced as a /32 (/128) to every peer.
 - `holdDownSeconds`: how long a VIP whose targets came back must stay healthy before it is
   announced again (no flapping); a withdrawal is never delayed.
-The same model reads the static file's section and the provider's `PUT /v1/bgp` body, so the
-two ways in agree on what is valid, and every error names the key.
+The same model reads the static file's section, the daemon's `PUT /v1/bgp` body and the
+`baremetal` provider's `baremetal.bgp` (which pushes it), so every way in agrees on what is
+valid and every error names the key; that is why it sits beside `lbctl.parsing`, neutral,
+importing nothing of lbctl but it, where both the daemon and the providers may use it.
 """
 
 from __future__ import annotations
