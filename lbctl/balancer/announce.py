@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .l2 import L2Announcer, bind_vip, clean_stale_vips, prepare_interface
+from .l2 import L2Announcer
+from .lo_vips import bind_vip, clean_stale_vips, prepare_interface
 from .membership import Membership
 from .model import BalancerConfig
 

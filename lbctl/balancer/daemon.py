@@ -33,6 +33,7 @@ from .api_server import ApiLimits, ApiServer, TlsFiles
 from .bgp import BgpAnnouncements, follow
 from .bgp_policy import claimed_by
 from .dataplane import Dataplane
+from .lo_vips import LoBinding
 from .metrics import DataplaneCollector
 from .model import BalancerConfig, parse_file
 from .store import Store
@@ -81,6 +82,7 @@ class Daemon:
         self.registry = CollectorRegistry()
         self.l2: Announcements | None = None
         self.bgp: BgpAnnouncements | None = None
+        self.bgp_lo = LoBinding()
         self.dataplane.verdict_listeners.append(self._verdicts)
         self.collector = DataplaneCollector(self.dataplane)
         self.registry.register(self.collector)
@@ -149,6 +151,10 @@ class Daemon:
     async def _apply_bgp(self, desired: list[BalancerConfig]) -> None:
         self.bgp = await follow(self.bgp, self.store.bgp(), desired, self.dataplane.health.is_up)
         self.collector.bgp = self.bgp
+        bgp = self.bgp
+        if bgp is not None or self.bgp_lo.bound:  # routed here by BGP: delivered locally
+            await self.bgp_lo.keep(v for b in desired for v in b.addresses
+                                   if bgp is not None and bgp.claimed(v))
 
     def _verdicts(self) -> None:
         if self.bgp is not None:
@@ -217,7 +223,9 @@ class Daemon:
         limits = self.options.api_limits
         api = Api(self.store, self.apply, self.status, token, self.registry,
                   lambda: self._ready, body_timeout=limits.body_timeout,
-                  bgp_status=lambda: self.bgp.status() if self.bgp is not None else None)
+                  bgp_status=lambda: None if self.bgp is None else {
+                      **self.bgp.status(), "boundOnLo": sorted(self.bgp_lo.bound),
+                      "bindError": self.bgp_lo.error})
         self._api = ApiServer(api.app(), limits, self._tls)
         self.collector.api = self._api
         host, _, port = listen.rpartition(":")
@@ -260,6 +268,7 @@ class Daemon:
         await self.dataplane.close()
         if self.bgp is not None:
             await self.bgp.stop()
+            await self.bgp_lo.close()
         log.info("stopped in %.2f s (API and tasks %.2f s, data plane and children %.2f s)",
                  time.monotonic() - started, api_done - started, time.monotonic() - api_done)
 

@@ -13,10 +13,8 @@ authenticated peer's makes the owner withdraw (stop answering, unbind), report i
 The conflict clears after `conflict_quiet` seconds without foreign claims.
 
 Binding: the announcer never touches interfaces itself; `on_ownership(vip, owned)` lets the data
-plane bind and unbind. `bind_vip` puts the VIP on `lo` with label `lo:lbctl` and metric
-`VIP_METRIC` so `clean_stale_vips` can find what a crashed run left bound. With a VIP on `lo`
-Linux answers ARP for it on every interface unless `arp_ignore=1` / `arp_announce=2` are set on
-the announcing interface (metallb#153's strictARP lesson): `prepare_interface` sets them. IPv6
+plane bind and unbind (`lo_vips`: on `lo`, label `lo:lbctl`, with the ARP sysctls that keep the
+kernel from answering for them on every interface: metallb#153's strictARP lesson). IPv6
 neighbour discovery is strict by default (only addresses on the receiving interface).
 """
 
@@ -27,15 +25,12 @@ import contextlib
 import ctypes
 import fcntl
 import ipaddress
-import json
 import logging
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from . import l2_frames as f
@@ -43,8 +38,6 @@ from .membership import Membership
 
 log = logging.getLogger(__name__)
 
-VIP_LABEL = "lo:lbctl"
-VIP_METRIC = 47017
 PACKET_OUTGOING = 4
 _SIOCGIFHWADDR = 0x8927
 _SO_ATTACH_FILTER = 26
@@ -346,52 +339,3 @@ class L2Announcer:
             self._mld = None
         self._joined.clear()
         await self.membership.stop()
-
-
-# -- binding VIPs on lo --------------------------------------------------------------------------
-def prepare_interface(interface: str, proc: Path = Path("/proc/sys/net/ipv4/conf")) -> None:
-    """arp_ignore=1 (answer only for addresses on the receiving interface) and arp_announce=2
-    (never use a VIP as ARP source) so the kernel stays silent about VIPs bound on lo."""
-    for key, value in (("arp_ignore", "1"), ("arp_announce", "2")):
-        (proc / interface / key).write_text(value)
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-
-
-def bind_vip(vip: str, owned: bool, device: str = "lo", label: str = VIP_LABEL) -> None:
-    """Add (owned) or remove the VIP as a host route address on `device`; idempotent."""
-    net = ipaddress.ip_address(vip)
-    prefix = f"{net}/{net.max_prefixlen}"
-    if owned:
-        extra = ["label", label] if net.version == 4 else ["nodad"]
-        done = _ip("addr", "replace", prefix, "dev", device, *extra, "metric", str(VIP_METRIC))
-    else:
-        done = _ip("addr", "del", prefix, "dev", device)
-        if done.returncode != 0 and ("not found" in done.stderr
-                                     or "Cannot assign" in done.stderr):
-            return  # not bound: nothing to do
-    if done.returncode != 0:
-        raise OSError(f"ip addr {'add' if owned else 'del'} {prefix} dev {device}: "
-                      f"{done.stderr.strip()}")
-
-
-def clean_stale_vips(label: str = VIP_LABEL, device: str = "lo",
-                     keep: Iterable[str] = ()) -> list[str]:
-    """Remove the VIPs a previous (crashed) run left on `device`: IPv4 ones by label, IPv6 ones
-    (which have no labels) by metric. Answers what was removed."""
-    done = _ip("-j", "addr", "show", "dev", device)
-    if done.returncode != 0:
-        raise OSError(f"ip addr show dev {device}: {done.stderr.strip()}")
-    kept = {_norm(v) for v in keep}
-    removed = []
-    for link in json.loads(done.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            ours = info.get("label") == label if info.get("family") == "inet" \
-                else info.get("metric") == VIP_METRIC
-            vip = str(info.get("local", ""))
-            if ours and vip and _norm(vip) not in kept:
-                bind_vip(vip, False, device)
-                removed.append(vip)
-    return removed

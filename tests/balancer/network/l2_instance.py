@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lbctl.balancer.l2 import L2Announcer, bind_vip, clean_stale_vips, prepare_interface
+from lbctl.balancer.l2 import L2Announcer
+from lbctl.balancer.lo_vips import bind_vip, clean_stale_vips, prepare_interface
 from lbctl.balancer.membership import Membership
 
 
