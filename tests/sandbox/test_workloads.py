@@ -407,6 +407,19 @@ def _assert_eq(got: Any, want: Any) -> None:
     assert got == want
 
 
+def endpoints_settled(core: client.CoreV1Api, disc: client.DiscoveryV1Api, ns: str,
+                      app: str, count: int) -> None:
+    """Prove the Endpoints and EndpointSlice controllers handled every change made so far:
+    each works its keys in order (one FIFO queue per controller), so once a Service created
+    now has both its Endpoints and its slice, every key queued before it was reconciled."""
+    marker = f"settle-{app}"
+    core.create_namespaced_service(ns, service(marker, selector={"app": app}))
+    eventually(lambda: _assert_eq(len(endpoints_in(disc, ns, marker)), count))
+    eventually(lambda: _assert_eq(len(core.read_namespaced_endpoints(
+        marker, ns).subsets[0].addresses), count))
+    core.delete_namespaced_service(marker, ns)
+
+
 def test_unchanged_endpoints_are_never_rewritten(core: client.CoreV1Api,
                                                  apps: client.AppsV1Api,
                                                  disc: client.DiscoveryV1Api, ns: str) -> None:
@@ -414,7 +427,7 @@ def test_unchanged_endpoints_are_never_rewritten(core: client.CoreV1Api,
     core.create_namespaced_service(ns, service("web"))
     running(core, ns, "web", 3)
     eventually(lambda: _assert_eq(len(endpoints_in(disc, ns, "web")), 3))
-    time.sleep(0.5)
+    endpoints_settled(core, disc, ns, "web", 3)
     (before,) = slices_of(disc, ns, "web")
     ep_before = core.read_namespaced_endpoints("web", ns).metadata.resource_version
 
@@ -424,7 +437,7 @@ def test_unchanged_endpoints_are_never_rewritten(core: client.CoreV1Api,
                                   {"metadata": {"annotations": {"touched": "yes"}}})
     core.patch_namespaced_service("web", ns, {"metadata": {"annotations": {"touched": "yes"}}})
     apps.patch_namespaced_deployment("web", ns, {"metadata": {"annotations": {"x": "y"}}})
-    time.sleep(1.0)
+    endpoints_settled(core, disc, ns, "web", 3)  # what could rewrite them has run
 
     (after,) = slices_of(disc, ns, "web")
     assert after.metadata.name == before.metadata.name
@@ -540,7 +553,7 @@ def test_endpoints_go_with_the_service_or_its_selector(
     # Hand-made Endpoints of a selector-less Service are the user's: left alone.
     core.create_namespaced_endpoints(ns, {"metadata": {"name": "other"}, "subsets": [
         {"addresses": [{"ip": "127.0.30.1"}], "ports": [{"port": 1234}]}]})
-    time.sleep(0.5)
+    endpoints_settled(core, disc, ns, "web", 1)  # the controllers saw the hand-made ones
     assert core.read_namespaced_endpoints("other", ns).subsets[0].addresses[0].ip == "127.0.30.1"
 
 
@@ -643,7 +656,11 @@ def test_pods_on_nodes_the_sandbox_does_not_simulate_stay_pending(core: client.C
             "nodeSelector": {"real": "yes"}, "containers": [{"name": "c", "image": "x"}]}})
         eventually(lambda: _assert_eq(core.read_namespaced_pod("wants", ns).status.phase,
                                       "Pending"))
-        time.sleep(0.3)
+        # A pod made after both, scheduled and run: the scheduler and the kubelets (one
+        # FIFO queue each) have handled "bound" and "wants" before it.
+        core.create_namespaced_pod(ns, {"metadata": {"name": "marker", "labels": {
+            "app": "marker"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+        running(core, ns, "marker", 1)
         status = core.read_namespaced_pod("bound", ns).status
         assert status is None or status.phase in (None, "Pending")
         assert core.read_namespaced_pod("wants", ns).spec.node_name is None
