@@ -241,8 +241,7 @@ class BgpAnnouncements:
         return {"asn": self.config.my_asn, "routerID": self.config.identifier,
                 "speaker": "running" if self.speaker.running else "stopped",
                 "draining": self.draining, "peers": peers,
-                "vips": {vip: {"announced": s.announced, "reason": s.reason,
-                               "peers": list(s.peers)} for vip, s in self.vips.items()}}
+                "vips": {vip: self.vip_view(vip) for vip in self.vips}}
 
     def vip_view(self, vip: str) -> dict[str, Any]:
         state = self.vips.get(vip)

@@ -134,7 +134,7 @@ def _bgp_metrics(bgp: BgpAnnouncements) -> Iterator[Metric]:
     yield from (up, prefixes, established)
     vips = GaugeMetricFamily("lbctl_bgp_vips", "VIPs BGP carries, by whether they are "
                              "announced", labels=["announced"])
-    announced = sum(1 for s in bgp.vips.values() if s.announced)
+    announced = sum(1 for vip in bgp.vips if bgp.vip_view(vip)["announced"])  # and a peer up
     vips.add_metric(["true"], announced)
     vips.add_metric(["false"], len(bgp.vips) - announced)
     yield vips

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import options
+from . import bgp_status, options
 
 
 def _hostport(value: str, flag: str) -> tuple[str, int]:
@@ -150,4 +150,7 @@ def register(main: click.Group) -> None:
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-        click.echo(f"{path}: ok ({len(parsed.balancers)} balancers)")
+        click.echo(f"{path}: ok ({len(parsed.balancers)} balancers"
+                   f"{', bgp' if parsed.bgp else ''})")
+
+    bgp_status.register(balancer)
