@@ -248,8 +248,11 @@ class BgpAnnouncements:
         if state is None:
             return {"announced": False, "reason": "not planned yet", "peers": []}
         up = [p for p in state.peers if p in self.peers and self.peers[p].state == "up"]
-        reason = state.reason if up or not state.announced else \
-            f"no BGP session is up ({NOT_UP_HINT})"
+        reason = state.reason
+        if state.announced and not up:  # what each peer said, so a Service's event shows it
+            said = "; ".join(f"{p}: {self.peers[p].last_error}" for p in state.peers
+                             if p in self.peers and self.peers[p].last_error)
+            reason = f"no BGP session is up ({said or NOT_UP_HINT})"
         return {"announced": state.announced and bool(up), "reason": reason, "peers": up}
 
     def up_peers(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from lbctl.balancer.bgp import BgpAnnouncements, explain
 from lbctl.balancer.bgp_policy import HoldDown, Route, plan, servable
 from lbctl.balancer.bgp_speaker import SpeakerError, render
 from lbctl.balancer.model import parse_balancer, parse_file
@@ -151,3 +152,20 @@ def test_the_speaker_config_carries_each_peer_and_reads_the_password_file(tmp_pa
     secret.unlink()
     with pytest.raises(SpeakerError, match="No such file"):
         render(config, ["x"])
+
+
+def test_a_vip_without_a_session_says_what_the_peers_said() -> None:
+    config = parse_bgp({"myASN": 64512, "routerID": "10.0.0.2", "peers": [
+        {**PEER, "name": "tor-a"}, {"name": "tor-b", "peerAddress": "10.0.0.5",
+                                    "peerASN": 64500}]})
+    bgp = BgpAnnouncements(config, lambda _key: True)
+    _, bgp.vips = plan(config, {"10.9.0.1": True}, HoldDown(0), 0)
+    assert bgp.vip_view("10.9.0.1")["reason"].startswith("no BGP session is up (peer")
+    bgp.peers["tor-a"].last_error = explain("notification received (2,2)")
+    view = bgp.vip_view("10.9.0.1")
+    assert view == {"announced": False, "peers": [], "reason": (
+        "no BGP session is up (tor-a: notification received (2,2): OPEN Message Error: Bad "
+        "Peer AS (myASN here and peerASN there must agree))")}
+    bgp.peers["tor-b"].state = "up"
+    assert bgp.vip_view("10.9.0.1") == {"announced": True, "reason": "healthy",
+                                        "peers": ["tor-b"]}
