@@ -23,6 +23,7 @@ bench:
 	.venv/bin/python bench/balancer_scale.py
 	.venv/bin/python bench/balancer_split.py
 	.venv/bin/python bench/l2_failover.py
+	.venv/bin/python bench/bgp_failover.py
 	.venv/bin/python bench/nft_transaction.py
 	.venv/bin/python bench/aws.py
 	.venv/bin/python bench/gcp.py

@@ -10,6 +10,7 @@ through a router (BIRD2) with ECMP.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -26,8 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from lbctl.balancer.bgp import BgpAnnouncements
 from lbctl.balancer.bgp_speaker import exabgp_binary
 from lbctl.balancer.daemon import DaemonThread, ServeOptions
+from lbctl.balancer.model import parse_file
 from tests.balancer.bgp_peer import RecordingPeer
 from tests.conftest import wait_for
 
@@ -275,3 +278,38 @@ def test_speaker_killed_is_restarted_and_daemon_killed_takes_it_along(
             proc.kill()
         proc.wait()
         backend.close()
+
+
+def test_a_notification_stays_the_last_error_over_a_bare_close() -> None:
+    """ExaBGP reports the NOTIFICATION that ended an attempt, then often a bare "closing
+    connection" for the next (collided or refused) one, a few ms later: the status keeps saying
+    why (seen in the netns lab against BIRD with a wrong peerASN) until a session comes up."""
+    parsed = parse_file(yaml.safe_dump({"balancers": [], "bgp": {
+        "myASN": 64512, "routerID": "10.0.0.2",
+        "peers": [{"peerAddress": "10.0.0.1", "peerASN": 64999}]}}))
+    config = parsed.bgp
+    assert config is not None
+
+    def down(reason: str, state: str = "down") -> dict[str, Any]:
+        return {"type": "state", "neighbor": {"address": {"peer": "10.0.0.1"},
+                                              "state": state, "reason": reason}}
+
+    async def scenario() -> list[str]:
+        bgp = BgpAnnouncements(config, lambda _key: True)
+        seen = []
+        try:
+            for event in (down("notification sent (2,2)"), down("closing connection"),
+                          down("", "connected"), down("closing connection"),
+                          down("", "up"), down("closing connection"),
+                          down("notification received (6,2)"), down("peer reset")):
+                bgp._event(event)
+                seen.append(bgp.status()["peers"][0]["lastError"])
+        finally:
+            await bgp.speaker.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    bad_as = "notification sent (2,2): OPEN Message Error: Bad Peer AS"
+    assert [s.startswith(bad_as) for s in seen[:4]] == [True] * 4, seen
+    assert seen[4:6] == ["", "closing connection"]  # a session came up: a fresh story
+    assert seen[6:] == ["notification received (6,2): Cease: Administrative Shutdown"] * 2

@@ -33,6 +33,18 @@ device protocol, so the router notices through the BGP hold timer alone. (Settin
 down instead would drop the router's side carrier and BIRD would close the direct session at
 once: a different failure.) `heal(host)` removes the drop.
 
+The real daemon in the lab (test_bgp_daemon_lab.py, bench/bgp_failover.py): `Balancer(lab,
+host, dataplane=...)` writes the host's static file (balancer `web`, VIP 10.99.0.100:80 -> every
+node's NODE_PORT, health checks every 0.2 s; `bgp:` with the router as its one peer, holdTime =
+the lab's hold time) and runs `lbctl balancer serve` in the host's namespace with its API on
+127.0.0.1:API_PORT there (`bgp()` reads `GET /v1/bgp`). The lab binds no VIP: the daemon does
+(lo:lbctlbgp), as the userspace data plane needs (a routed packet reaches its sockets only when
+the address is local).
+`start_nodes` runs NODE_SERVER in every node (greets `<node> <host's back address>`),
+`open_flow` opens one client connection and says which host and node carried it, `Prober` opens
+one every 20 ms and measures recovery, `probe_flows` checks long-lived ones, `ResilientAgent`
+keeps `program_resilient` in step with BIRD while a test runs.
+
 Multipath and established flows (issue 18's question, measured by test_bgp_lab.py's
 `test_flows_on_surviving_hosts_*`; numbers in the tests' output):
 
@@ -69,13 +81,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -469,3 +485,352 @@ class BgpLab:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+# -- the real balancer daemon in the hosts ------------------------------------------------------
+LBCTL = Path(sys.executable).with_name("lbctl")
+VIP, VIP_PREFIX, VIP_PORT = "10.99.0.100", "10.99.0.100/32", 80
+NODE_PORT, API_PORT = 30080, 18080
+TOKEN = "bgp-lab-token-0123456789abcdef"
+
+NODE_SERVER = r"""
+import asyncio, sys
+NAME = sys.argv[1]
+
+async def talk(reader, writer):
+    peer = writer.get_extra_info("peername")[0]  # the balancer host's back address
+    writer.write(f"{NAME} {peer}\n".encode())
+    try:
+        while line := await reader.readline():  # echo each line, prefixed: "still"
+            writer.write(f"{NAME} {line.decode().strip()}\n".encode())
+            await writer.drain()
+    except ConnectionError:
+        pass
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(talk, "0.0.0.0", int(sys.argv[2]), backlog=1024)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+"""A node's NodePort: greets with `<node> <address the connection came from>` (a balancer
+host's `back` address: both data planes masquerade/proxy), then echoes lines prefixed with the
+node's name, so a client learns which host and which node carry each connection."""
+
+
+class Balancer:
+    """`lbctl balancer serve` in one lab host: one static balancer `web` (VIP:80 -> every
+    node's NODE_PORT, TCP health checks every 0.2 s) and a `bgp:` section whose one peer is the
+    router (holdTime = the lab's hold time). The API listens on 127.0.0.1:API_PORT inside the
+    host's namespace (token TOKEN). `dataplane`: `userspace` or `nftables`; `kernel`:
+    `--kernel-dataplane`. Nothing is bound here: in BGP mode the daemon puts the VIPs it may
+    announce on the host's lo itself (label lo:lbctlbgp)."""
+
+    def __init__(self, lab: BgpLab, host: str, *, dataplane: str = "userspace",
+                 kernel: str = "auto", target_port: int = NODE_PORT, peer_asn: int = ROUTER_ASN,
+                 password: str | None = None, hold_down: float = 1.0, drain: float = 1.0,
+                 extra_port: int | None = None) -> None:
+        self.lab, self.host = lab, host
+        self.dataplane, self.kernel = dataplane, kernel
+        self.target_port, self.peer_asn, self.password = target_port, peer_asn, password
+        self.hold_down, self.drain, self.extra_port = hold_down, drain, extra_port
+        self.config = lab.tmp / f"{host}.lbctl.yaml"
+        self.log = f"{host}.lbctl.log"
+        self.proc: subprocess.Popen[str] | None = None
+        (lab.tmp / "token").write_text(TOKEN + "\n")
+        self.write_config()
+
+    def write_config(self) -> None:
+        lab, host = self.lab, self.host
+        check = ("{type: tcp, intervalSeconds: 0.2, timeoutSeconds: 0.3, healthyThreshold: 1, "
+                 "unhealthyThreshold: 2}")
+
+        def listener(port: int, target_port: int) -> str:
+            targets = ", ".join(f"{{name: {n}, address: {lab.node_ip(n)}, port: {target_port}}}"
+                                for n in lab.nodes)
+            return (f"      - {{protocol: TCP, port: {port}, targets: [{targets}],\n"
+                    f"         healthCheck: {check}}}\n")
+
+        peer = (f"{{peerAddress: {lab.router_ip(host)}, peerASN: {self.peer_asn}, "
+                f"holdTime: {lab.hold}s, sourceAddress: {lab.host_ip(host)}")
+        if self.password is not None:
+            secret = lab.tmp / f"{host}.md5"
+            secret.write_text(self.password + "\n")
+            secret.chmod(0o600)
+            peer += f", passwordFile: {secret}"
+        text = ("balancers:\n  - name: web\n"
+                f"    vip: {VIP}\n    dataplane: {self.dataplane}\n    listeners:\n"
+                + listener(VIP_PORT, self.target_port)
+                + (listener(self.extra_port, self.extra_port) if self.extra_port else "")
+                + f"bgp:\n  myASN: {HOST_ASN}\n  routerID: {lab.host_ip(host)}\n"
+                f"  holdDownSeconds: {self.hold_down}\n  drainSeconds: {self.drain}\n"
+                f"  peers:\n    - {peer}}}\n")
+        self.config.write_text(text)
+
+    def argv(self) -> list[str]:
+        return [str(LBCTL), "balancer", "serve", "--config", str(self.config),
+                "--kernel-dataplane", self.kernel,
+                "--api-listen", f"127.0.0.1:{API_PORT}",
+                "--token-file", str(self.lab.tmp / "token"),
+                "--state-file", str(self.lab.tmp / f"{self.host}.state.json")]
+
+    def start(self, *, wait: bool = True) -> None:
+        assert not self.running(), f"{self.host}: daemon already running"
+        self.proc = self.lab.spawn(self.host, *self.argv(), log=self.log)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until `/readyz` answers 200; AssertionError with the log's tail if it exits."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{self.host}: daemon not ready "
+                                     f"(exit {self.proc.poll()}):\n{self.tail()}")
+            time.sleep(0.05)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            return self.http("/readyz", timeout=1.0)[0] == 200
+        except OSError:
+            return False
+
+    def signal(self, sig: int, *, wait: float | None = 15.0) -> None:
+        """Send `sig`; with `wait`, reap it (and forget it) within that many seconds."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if wait is not None:
+            self.reap(wait)
+
+    def reap(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        code = self.proc.wait(timeout=timeout)
+        with contextlib.suppress(ValueError):
+            self.lab.ns[self.host].procs.remove(self.proc)
+        return code
+
+    def http(self, path: str, *, timeout: float = 3.0) -> tuple[int, Any]:
+        """GET `path` from the daemon's API inside the host's namespace: (status, JSON or
+        text)."""
+        with self.lab.ns[self.host].socket() as sock:
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", API_PORT))
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                         f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        code = int(head.split()[1])
+        try:
+            return code, json.loads(body)
+        except ValueError:
+            return code, body.decode(errors="replace")
+
+    def bgp(self) -> dict[str, Any]:
+        """`GET /v1/bgp`'s `status`: the speaker, per peer state/prefixes/lastError, per VIP."""
+        code, body = self.http("/v1/bgp")
+        assert code == 200, (code, body)
+        assert isinstance(body, dict) and isinstance(body["status"], dict), body
+        return body["status"]
+
+    def peer(self) -> dict[str, Any]:
+        """The status of the host's one peer (the router)."""
+        [peer] = self.bgp()["peers"]
+        assert isinstance(peer, dict)
+        return peer
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.lab.read_log(self.log)[-chars:]
+
+
+def start_nodes(lab: BgpLab, port: int = NODE_PORT) -> None:
+    """NODE_SERVER on `port` in every node namespace (waits for each to listen)."""
+    for node in lab.nodes:
+        proc = lab.ns[node].popen(sys.executable, "-c", NODE_SERVER, node, str(port))
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            raise AssertionError(f"{node}: server did not start: {line!r}")
+
+
+def open_flow(lab: BgpLab, *, timeout: float = 2.0,
+              port: int = VIP_PORT) -> tuple[socket.socket, str, str]:
+    """One TCP connection from the client to VIP:port: (socket, node, host) as the node's
+    greeting says (the host by its `back` address). Raises OSError when it fails."""
+    sock = lab.ns["client"].socket()
+    try:
+        sock.settimeout(timeout)
+        sock.connect((VIP, port))
+        greeting = b""
+        while not greeting.endswith(b"\n"):
+            chunk = sock.recv(128)
+            if not chunk:
+                raise ConnectionError(f"closed before the greeting ({greeting!r})")
+            greeting += chunk
+    except BaseException:
+        sock.close()
+        raise
+    node, _, back = greeting.decode().strip().partition(" ")
+    host = next((h for h in lab.hosts if lab.back_ip(h) == back), back)
+    return sock, node, host
+
+
+@dataclass(frozen=True)
+class Attempt:
+    start: float
+    end: float
+    host: str | None
+    """The host that carried the connection; None: it failed (`error` says how)."""
+    node: str = ""
+    error: str = ""
+
+
+class Prober:
+    """New TCP connections from the client to VIP:`port`, one started every `interval` s
+    whatever the others do (each in a pool thread, bounded by `timeout`: connect and the
+    node's greeting), until `stop()` or `limit` s: what a client sees while hosts come and go.
+    Use as a context manager."""
+
+    def __init__(self, lab: BgpLab, *, interval: float = 0.02, timeout: float = 0.5,
+                 port: int = VIP_PORT, limit: float = 120.0) -> None:
+        self.lab, self.interval, self.timeout, self.port = lab, interval, timeout, port
+        self.limit = limit
+        self.attempts: list[Attempt] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(4, int(timeout / interval) * 2))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        tick = started
+        while not self._stop.is_set() and time.monotonic() - started < self.limit:
+            self._pool.submit(self._attempt)
+            tick += self.interval
+            self._stop.wait(max(0.0, tick - time.monotonic()))
+
+    def _attempt(self) -> None:
+        start = time.monotonic()
+        try:
+            sock, node, host = open_flow(self.lab, timeout=self.timeout, port=self.port)
+        except OSError as exc:
+            found = Attempt(start, time.monotonic(), None, error=type(exc).__name__)
+        else:
+            sock.close()
+            found = Attempt(start, time.monotonic(), host, node)
+        with self._lock:
+            self.attempts.append(found)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._pool.shutdown(wait=True)
+
+    def done(self) -> list[Attempt]:
+        """Every finished attempt, by start time."""
+        with self._lock:
+            return sorted(self.attempts, key=lambda a: a.start)
+
+    def failures(self, since: float = 0.0, until: float = float("inf")) -> list[Attempt]:
+        return [a for a in self.done() if a.host is None and since <= a.start <= until]
+
+    def recovery(self, since: float, until: float = float("inf")) -> float | None:
+        """From `since` to the start of the first attempt (started before `until`) after which
+        every such attempt succeeded (0 when none failed); None when the last one failed (not
+        recovered)."""
+        after = [a for a in self.done() if since <= a.start < until]
+        failed = [i for i, a in enumerate(after) if a.host is None]
+        if not failed:
+            return 0.0
+        if failed[-1] + 1 >= len(after):
+            return None
+        return after[failed[-1] + 1].start - since
+
+    def __enter__(self) -> Prober:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class ResilientAgent:
+    """What a production router runs beside BIRD for resilient ECMP: every `interval` s, when
+    BIRD's route for `prefix` in the lab's `kernel_table` changed, `program_resilient` mirrors
+    it into the main table (a resilient nexthop group). `changes`: (time, hosts) per change.
+    Use as a context manager."""
+
+    def __init__(self, lab: BgpLab, prefix: str, *, interval: float = 0.02,
+                 buckets: int = 128) -> None:
+        assert lab.kernel_table, "ResilientAgent needs BgpLab(kernel_table=...)"
+        self.lab, self.prefix, self.interval, self.buckets = lab, prefix, interval, buckets
+        self.changes: list[tuple[float, list[str]]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last: list[str] | None = None
+        while not self._stop.is_set():
+            try:
+                hosts = self.lab.route_hosts(self.prefix, self.lab.kernel_table)
+                if hosts != last:
+                    self.lab.program_resilient(self.prefix, buckets=self.buckets)
+                    self.changes.append((time.monotonic(), hosts))
+                    last = hosts
+            except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+                self.errors.append(str(exc)[:300])
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> ResilientAgent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def probe_flows(flows: list[tuple[socket.socket, str, str]], wait: float = 2.0) -> list[str]:
+    """Send a line on every open flow (from `open_flow`) at once; per flow: "ok" (echoed by
+    the node it greeted from), "reset", "closed", "other:<node>" or "timeout" (after
+    `wait`)."""
+    result: dict[int, str] = {}
+    selector = selectors.DefaultSelector()
+    for i, (sock, _, _) in enumerate(flows):
+        try:
+            sock.sendall(b"still\n")
+        except OSError:
+            result[i] = "reset"
+            continue
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + wait
+    while len(result) < len(flows) and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            i = key.data
+            sock, node, _ = flows[i]
+            try:
+                data = sock.recv(256).decode()
+            except OSError:
+                result[i] = "reset"
+            else:
+                words = data.split()
+                result[i] = ("closed" if not data else
+                             "ok" if words[:2] == [node, "still"] else f"other:{words[0]}")
+            selector.unregister(sock)
+    selector.close()
+    return [result.get(i, "timeout") for i in range(len(flows))]
