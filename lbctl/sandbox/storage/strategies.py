@@ -54,25 +54,40 @@ class NodeStrategy:
         return None
 
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _name_labelled(obj: Obj) -> Obj:
+    """The namespace strategy's Canonicalize: the label `kubernetes.io/metadata.name` always
+    equals the name (set on create, put back on every update that drops or changes it)."""
+    meta = dict(obj.get("metadata") or {})
+    labels = meta.get("labels")
+    meta["labels"] = {**(labels if isinstance(labels, dict) else {}),
+                      NAMESPACE_NAME_LABEL: meta.get("name", "")}
+    return {**obj, "metadata": meta}
+
+
 class NamespaceStrategy:
-    """Namespaces start Active with the `kubernetes` finalizer (the namespace controller's)."""
+    """Namespaces start Active with the `kubernetes` finalizer (the namespace controller's),
+    and carry `kubernetes.io/metadata.name` set to their name, as kube-apiserver does."""
 
     def create(self, res: Resource, obj: Obj, problems: list[FieldError],
                dry_run: bool) -> Obj:
         refuse(res, obj, problems)
         spec = dict(obj.get("spec") or {})
         spec.setdefault("finalizers", ["kubernetes"])
-        return {**obj, "spec": spec, "status": {"phase": "Active"}}
+        return _name_labelled({**obj, "spec": spec, "status": {"phase": "Active"}})
 
     def update(self, res: Resource, old: Obj, new: Obj, problems: list[FieldError],
                dry_run: bool) -> Obj:
         refuse(res, new, problems)
-        return {**new, "spec": old.get("spec", {})}  # spec.finalizers change only via /finalize
+        # spec.finalizers change only via /finalize
+        return _name_labelled({**new, "spec": old.get("spec", {})})
 
     def update_status(self, res: Resource, old: Obj, new: Obj,
                       problems: list[FieldError]) -> Obj:
         refuse(res, new, problems)
-        return new
+        return _name_labelled(new)
 
     def release(self, res: Resource, obj: Obj) -> None:
         return None

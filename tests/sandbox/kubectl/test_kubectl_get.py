@@ -162,3 +162,13 @@ def test_get_watch_prints_full_rows(newest_kubectl: Kubectl, core: client.CoreV1
                                f"80:{port}/TCP"]
         finally:
             proc.kill()
+
+
+def test_get_namespaces_show_labels(kubectl: Kubectl, core: client.CoreV1Api, ns: str) -> None:
+    core.patch_namespace(ns, {"metadata": {"labels": {"foo": "bar"}}})
+    header, rows = rows_by_name(kubectl.ok("get", "ns", "--show-labels"))
+    assert header == ["NAME", "STATUS", "AGE", "LABELS"]
+    assert rows[ns][-1] == f"foo=bar,kubernetes.io/metadata.name={ns}"
+    assert rows["default"][-1] == "kubernetes.io/metadata.name=default"
+    _, selected = rows_by_name(kubectl.ok("get", "ns", "-l", "foo=bar"))
+    assert list(selected) == [ns]
