@@ -1,15 +1,22 @@
-"""What providers may see of the cluster: slim, immutable views of Services and Nodes.
+"""What providers may see of the cluster: slim, immutable views of Services and Nodes, and
+Namespaces' labels.
 
 The controller's informers decode API objects straight into these records (no client models:
 they cost several times the memory), and providers receive a read-only `ClusterView` of them for
 decisions that span Services: IP address management, shared balancers. Records are frozen
 slots dataclasses, so a provider can neither mutate the cache nor hold more than it needs.
+
+Namespaces are cached only on demand: `namespace_labels` starts the controller's Namespace
+informer on its first call, so a provider asks only when it needs them (the baremetal provider:
+when some pool selects on namespace labels). Labels come back read-only; None means unknown (not
+listed yet, or no such Namespace), which a provider must not mistake for "no labels".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 
@@ -108,16 +115,24 @@ class ClusterView(Protocol):
     def services(self) -> Iterable[ServiceView]: ...
     def service(self, namespace: str, name: str) -> ServiceView | None: ...
     def nodes(self) -> Iterable[NodeView]: ...
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        """The labels of Namespace `name`, read-only; None while unknown. The first call
+        may start watching Namespaces (see the module docstring): ask only when needed."""
+        ...
 
 
 class StaticView:
-    """A ClusterView over Services and Nodes held in memory (`lbctl plan`, which runs without
-    a cluster cache; tests). `by_key` maps "namespace/name" to the Service."""
+    """A ClusterView over Services, Nodes and Namespaces held in memory (`lbctl plan`, which
+    runs without a cluster cache; tests). `by_key` maps "namespace/name" to the Service;
+    `namespaces` maps a Namespace's name to its labels (a name absent is unknown)."""
 
     def __init__(self, services: Iterable[ServiceView] = (),
-                 nodes: Iterable[NodeView] = ()) -> None:
+                 nodes: Iterable[NodeView] = (),
+                 namespaces: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.by_key: dict[str, ServiceView] = {f"{s.namespace}/{s.name}": s for s in services}
         self.node_list: list[NodeView] = list(nodes)
+        self.namespaces: dict[str, Mapping[str, str]] = {
+            name: MappingProxyType(dict(labels)) for name, labels in (namespaces or {}).items()}
 
     def services(self) -> Iterable[ServiceView]:
         return list(self.by_key.values())
@@ -127,3 +142,6 @@ class StaticView:
 
     def nodes(self) -> Iterable[NodeView]:
         return list(self.node_list)
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        return self.namespaces.get(name)

@@ -10,6 +10,9 @@ Informers run on every replica (a standby is ready with warm caches); workers, t
 orphan collection run only while this replica leads (`start_leading` / `stop_leading`).
 The EndpointSlice informer exists only once some Service uses the `endpoints` target mode
 (see `slice_cache`); its changes re-ensure only the Services in that mode whose slices changed.
+The Namespace informer likewise exists only once the provider asks for a namespace's labels
+(see `namespace_cache`); a Namespace whose labels change re-ensures the LoadBalancer Services in
+it, and only those.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from providers.cluster import NodeView, ServiceView
 from providers.errors import PermanentError
@@ -31,6 +34,7 @@ from .debounce import KeyDebouncer
 from .decisions import held_finalizer, needs_sync, owned, wants_balancer
 from .endpoints import target_mode
 from .metrics import MeteredProvider, Metrics
+from .namespace_cache import NamespaceCache
 from .reconciler import Reconciler, Recorder, ServiceWrites
 from .records import EndpointSliceView, node_view, service_view
 from .slice_cache import SliceCache
@@ -47,10 +51,12 @@ class Cache:
     """The `ClusterView` providers and the reconciler read: the informers' records."""
 
     def __init__(self, services: Informer[ServiceView], nodes: Informer[NodeView],
-                 slices: SliceCache | None = None) -> None:
+                 slices: SliceCache | None = None,
+                 namespaces: NamespaceCache | None = None) -> None:
         self._services = services
         self._nodes = nodes
         self._slices = slices
+        self._namespaces = namespaces
 
     def services(self) -> list[ServiceView]:
         return self._services.items()
@@ -68,6 +74,13 @@ class Cache:
             return []
         return self._slices.for_service(namespace, name)
 
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        """The Namespace's labels (read-only); None while unknown (asking starts the cache,
+        see `namespace_cache`). A cache built without Namespaces knows none."""
+        if self._namespaces is None:
+            return None
+        return self._namespaces.labels(name)
+
 
 class Controller:
     def __init__(self, kube: Kube, config: Callable[[], Config],
@@ -81,7 +94,8 @@ class Controller:
         self._endpoint_sync = KeyDebouncer(
             lambda: self.config().controller.node_sync_debounce_seconds, self._endpoints_changed,
             name="endpoint-sync")
-        self.cache = Cache(self.services, self.nodes, self.slices)
+        self.namespaces = NamespaceCache(kube, self._namespace_changed)
+        self.cache = Cache(self.services, self.nodes, self.slices, self.namespaces)
         self.inner_provider = make_provider(self.cache)
         self._provider_settings = config().provider_settings()
         """The provider section the provider last took (see `config_changed`)."""
@@ -112,7 +126,8 @@ class Controller:
                 raise TimeoutError(f"informer {informer} did not sync in {sync_timeout} s")
 
     def ready(self) -> bool:
-        return self.services.has_synced() and self.nodes.has_synced() and self.slices.synced()
+        return (self.services.has_synced() and self.nodes.has_synced()
+                and self.slices.synced() and self.namespaces.synced())
 
     def quiet(self) -> bool:
         """Nothing to do right now: no node sync waiting or running, no key queued or being
@@ -160,6 +175,7 @@ class Controller:
         self.services.stop()
         self.nodes.stop()
         self.slices.stop()
+        self.namespaces.stop()
 
     def config_changed(self) -> None:
         """A reloaded config: a changed provider section goes to the provider (one that is
@@ -271,6 +287,16 @@ class Controller:
             if svc is not None and self.uses_endpoints(svc):
                 self.metrics.endpoint_sync_queued.inc()
                 self._enqueue(svc)
+
+    # -- namespace labels ---------------------------------------------------------------------
+    def _namespace_changed(self, name: str) -> None:
+        """A Namespace's labels changed (or it appeared): its LoadBalancer Services are
+        ensured again, forced since their specs did not change. The provider decides anew
+        only for what they lack (a Service keeps the addresses it holds)."""
+        for svc in self.cache.services():
+            if svc.namespace == name and wants_balancer(svc):
+                self.metrics.namespace_sync_queued.inc()
+                self._enqueue(svc, force=True)
 
     def _svc_deleted(self, svc: ServiceView) -> None:
         if self.queue is not None:

@@ -65,6 +65,10 @@ class Metrics:
             "lbctl_endpoint_sync_queued_total",
             "Services in the endpoints target mode queued because their EndpointSlices "
             "changed.", registry=self.registry)
+        self.namespace_sync_queued = Counter(
+            "lbctl_namespace_sync_queued_total",
+            "LoadBalancer Services queued because their Namespace's labels changed.",
+            registry=self.registry)
         self.orphans = Counter("lbctl_orphans_deleted_total",
                                "Owned balancers deleted because their Service was gone.",
                                registry=self.registry)

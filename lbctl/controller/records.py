@@ -5,7 +5,8 @@ figures), so informers decode each Service and Node straight into frozen `Servic
 `NodeView` records: only the fields used, no managedFields, no last-applied annotation.
 EndpointSlices (cached only once some Service uses the `endpoints` target mode) become
 `EndpointSliceView`s defined here: the controller alone reads them, providers see the
-endpoints chosen from them in the spec.
+endpoints chosen from them in the spec. Namespaces (cached only once a provider asks for
+namespace labels) become `NamespaceView`s; providers see only their labels.
 Decoding is total: a malformed field becomes a default, never an exception, because one bad
 object must not stop the informer for every other Service.
 """
@@ -186,3 +187,17 @@ def endpoint_slice_view(obj: dict[str, Any]) -> EndpointSliceView:
         service=str(labels.get(SERVICE_NAME_LABEL) or ""),
         address_type=sys.intern(str(obj.get("addressType") or "IPv4")), ports=ports,
         endpoints=endpoints)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceView:
+    """A Namespace as pools' `namespaceSelectors` need it: its name and labels (read-only).
+    Cached only once a provider asks for namespace labels (see `namespace_cache`)."""
+
+    name: str
+    labels: MappingProxyType[str, str]
+
+
+def namespace_view(obj: dict[str, Any]) -> NamespaceView:
+    meta = obj.get("metadata") or {}
+    return NamespaceView(name=str(meta.get("name", "")), labels=_str_map(meta.get("labels")))

@@ -102,6 +102,7 @@ class Resource:
 
 SERVICES = Resource("", "v1", "services", True)
 NODES = Resource("", "v1", "nodes", False)
+NAMESPACES = Resource("", "v1", "namespaces", False)
 EVENTS = Resource("", "v1", "events", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True)
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True)

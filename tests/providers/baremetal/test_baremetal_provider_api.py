@@ -5,7 +5,7 @@ restart that rebuilds from that status alone."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -51,6 +51,11 @@ class LiveView:
 
     def nodes(self) -> Iterable[NodeView]:
         return [node_view(o) for o in self._list(self.core.list_node)]
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        found = self._list(lambda **kw: self.core.list_namespace(
+            field_selector=f"metadata.name={name}", **kw))
+        return dict(found[0]["metadata"].get("labels") or {}) if found else None
 
 
 def _spec(view: LiveView, ns: str, name: str) -> LoadBalancerSpec:
