@@ -1,9 +1,10 @@
 """Who asks for addresses and what they ask: `Claimant`, `Request`, and MetalLB's sharing rules.
 
 A `Claimant` is a Service as address management sees it (identity, labels, ports, sharing key,
-traffic policy), built either from a spec the controller is ensuring or from a `ServiceView`
-whose status already holds addresses. A `Request` adds what the Service asks for: families,
-requested addresses (each with the field that asked, for error messages) and a pool name.
+traffic policy, and its namespace's labels when a pool selects on them), built either from a
+spec the controller is ensuring or from a `ServiceView` whose status already holds addresses.
+A `Request` adds what the Service asks for: families, requested addresses (each with the field
+that asked, for error messages) and a pool name.
 
 Sharing follows MetalLB's `metallb.io/allow-shared-ip`: Services may hold one address together
 when they carry the same non-empty key, their ports do not collide (same protocol and port), and
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from providers.cluster import ServiceView
+from providers.errors import RetryAfter
 
 from .addresses import IPAddress
 
@@ -27,6 +29,9 @@ POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-pool
 """Aliases: MetalLB still honours its older `metallb.universe.tf/` prefix; two of them set to
 different values is an error naming both."""
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""Every Namespace carries it (the API server sets it to the name): known without a lookup."""
+NAMESPACE_WAIT_SECONDS = 1.0
+"""How soon a Service whose namespace's labels are not known yet is looked at again."""
 
 
 def annotation_field(key: str) -> str:
@@ -47,6 +52,9 @@ class Claimant:
     """`metallb.io/allow-shared-ip`; empty: never shares."""
     cluster_policy: bool = True
     """externalTrafficPolicy is Cluster."""
+    namespace_label_items: tuple[tuple[str, str], ...] | None = ()
+    """The labels of the Service's namespace, sorted; () when no pool selects on them (only
+    `kubernetes.io/metadata.name` is known); None: a pool does, and they are not known yet."""
 
     @property
     def key(self) -> str:
@@ -58,9 +66,14 @@ class Claimant:
 
     @property
     def namespace_labels(self) -> dict[str, str]:
-        """What the provider knows of the namespace's labels: the one every namespace carries
-        (the ClusterView does not carry Namespaces)."""
-        return {NAMESPACE_NAME_LABEL: self.namespace}
+        """The namespace's labels, `kubernetes.io/metadata.name` always among them. Raises
+        RetryAfter while they are unknown (the Namespace not cached yet): a pool selecting on
+        them must not decide on a guess, since an address once held never moves."""
+        if self.namespace_label_items is None:
+            raise RetryAfter(NAMESPACE_WAIT_SECONDS,
+                             f"waiting for the labels of namespace {self.namespace} (a pool's "
+                             "namespaceSelectors): the Namespace is not in the cache yet")
+        return {**dict(self.namespace_label_items), NAMESPACE_NAME_LABEL: self.namespace}
 
 
 @dataclass(frozen=True, slots=True)

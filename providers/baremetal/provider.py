@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from providers.cluster import ClusterView, ServiceView
-from providers.errors import ProviderError, allocation_failed
+from providers.errors import ProviderError, RetryAfter, allocation_failed
 from providers.interface import Capabilities
 from providers.spec import (
     BalancerRef,
@@ -42,7 +42,7 @@ from providers.spec import (
 
 from .addresses import IPAddress
 from .allocator import Grant, allocate, check_request
-from .claims import Request
+from .claims import NAMESPACE_NAME_LABEL, Request
 from .intake import request_for
 from .ledger import Holding, Ledger
 from .programming import NoProgramming, Programmer
@@ -118,11 +118,23 @@ class BaremetalProvider:
         return self._cluster.service(spec.ref.service.namespace, spec.ref.service.name)
 
     def _request(self, spec: LoadBalancerSpec) -> Request:
-        return request_for(spec, self._view(spec))
+        """Not under the lock: the first read of namespace labels may wait for the cluster's
+        Namespace cache to list (see `ClusterView.namespace_labels`)."""
+        request = request_for(spec, self._view(spec))
+        if not self._settings.reads_namespace_labels:
+            return request  # only kubernetes.io/metadata.name is selected on: no lookup
+        namespace = spec.ref.service.namespace
+        labels = self._cluster.namespace_labels(namespace)
+        items = (tuple(sorted({**labels, NAMESPACE_NAME_LABEL: namespace}.items()))
+                 if labels is not None else None)
+        return replace(request, claimant=replace(request.claimant,
+                                                 namespace_label_items=items))
 
-    def _decide(self, spec: LoadBalancerSpec) -> tuple[Request, Grant, float]:
-        """Lock held: rebuild, then the allocation `spec` should have now."""
-        request = self._request(spec)
+    def _decide(self, request: Request) -> tuple[Request, Grant, float]:
+        """Lock held: rebuild, then the allocation `request` should have now."""
+        if self._settings.reads_namespace_labels and request.claimant.namespace_label_items == ():
+            # the settings changed to select on namespace labels since `_request` looked
+            raise RetryAfter(0.1, "the address pools changed while deciding: looking again")
         now = self._clock()
         self._rebuild(now)
         try:
@@ -144,8 +156,9 @@ class BaremetalProvider:
 
     def ensure(self, spec: LoadBalancerSpec) -> LoadBalancerStatus:
         """Allocate or keep the Service's addresses, then program the daemons."""
+        request = self._request(spec)
         with self._lock:
-            request, grant, now = self._decide(spec)
+            request, grant, now = self._decide(request)
             self._ledger.assign(Holding(request.claimant, grant.ips, spec.ref), now,
                                 self._settings.cooldown_seconds)
         reason = self._programmer.program(spec, tuple(str(ip) for ip in grant.ips))
@@ -155,8 +168,9 @@ class BaremetalProvider:
 
     def plan(self, spec: LoadBalancerSpec) -> list[str]:
         """The allocations `ensure(spec)` would make now, in words, without making them."""
+        request = self._request(spec)
         with self._lock:
-            request, grant, _ = self._decide(spec)
+            request, grant, _ = self._decide(request)
             held = self._ledger.holding(request.claimant.uid)
             sharers = {ip: sorted({h.claimant.key for h in self._ledger.holders(ip)
                                    if h.claimant.uid != request.claimant.uid})

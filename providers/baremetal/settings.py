@@ -65,6 +65,16 @@ class Settings:
     bgp: BgpSettings = field(default_factory=BgpSettings)
     """`baremetal.bgp`: pushed to the daemons, which announce their VIPs to the peers."""
 
+    @property
+    def reads_namespace_labels(self) -> bool:
+        """Some pool that allocates selects on a namespace label other than
+        `kubernetes.io/metadata.name` (which every namespace carries as its name): only then
+        does the provider ask the cluster for Namespaces' labels (and the controller watch
+        Namespaces). Frozen pools allocate nothing, so theirs do not count."""
+        return any(selector.keys - {NAMESPACE_NAME_LABEL}
+                   for pool in self.pools.active if pool.allocation is not None
+                   for selector in pool.allocation.namespace_selectors)
+
 
 def _strings(raw: Any, path: str, problems: Problems) -> list[tuple[int, str]]:
     if raw is None:
@@ -108,13 +118,8 @@ def _allocation(raw: Any, path: str, problems: Problems) -> ServiceAllocation | 
         selectors[key] = []
         for i, item in enumerate(items):
             selector = parse_selector(item, f"{path}.{key}[{i}]", problems)
-            if selector is None:
-                continue
-            if key == "namespaceSelectors" and selector.keys - {NAMESPACE_NAME_LABEL}:
-                problems.append((f"{path}.{key}[{i}]", "the provider sees no namespace labels "
-                                 f"yet: only {NAMESPACE_NAME_LABEL} can be selected on (use "
-                                 "namespaces, or serviceSelectors)"))
-            selectors[key].append(selector)
+            if selector is not None:
+                selectors[key].append(selector)
     return ServiceAllocation(priority, frozenset(namespaces),
                              tuple(selectors["namespaceSelectors"]),
                              tuple(selectors["serviceSelectors"]))

@@ -38,9 +38,14 @@ class World:
     def ask(self, name: str, *, ns: str = "default", ports: tuple[tuple[str, int], ...] = (
             ("TCP", 80),), key: str = "", local: bool = False,
             labels: dict[str, str] | None = None, families: tuple[str, ...] = ("IPv4",),
-            prefer: bool = False, ips: tuple[str, ...] = (), pool: str | None = None) -> str:
+            prefer: bool = False, ips: tuple[str, ...] = (), pool: str | None = None,
+            ns_labels: dict[str, str] | tuple[()] | None = ()) -> str:
+        """`ns_labels`: the namespace's labels as the provider read them; () when it read
+        none (no pool selects on them), None when they are unknown."""
+        items = (tuple(sorted(ns_labels.items())) if isinstance(ns_labels, dict)
+                 else ns_labels)
         claimant = Claimant(f"uid-{name}", ns, name, tuple(sorted((labels or {}).items())),
-                            ports, key, not local)
+                            ports, key, not local, namespace_label_items=items)
         request = Request(claimant, families, not prefer,
                           tuple(RequestedIP(ipaddress.ip_address(i), "spec.loadBalancerIP")
                                 for i in ips), pool)
@@ -152,6 +157,12 @@ EDGE = {"name": "edge", "addresses": ["10.5.0.0/30"],
 MANUAL = {"name": "manual", "addresses": ["10.9.0.0/30"], "autoAssign": False}
 NS_SEL = {"name": "nssel", "addresses": ["10.6.0.0/30"], "serviceAllocation": {
     "namespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "ops"}}]}}
+FOO_BAR = {"name": "foobar", "addresses": ["10.7.0.0/30"], "serviceAllocation": {
+    "namespaceSelectors": [{"matchLabels": {"foo": "bar"}}]}}
+NOT_DEV = {"name": "notdev", "addresses": ["10.8.0.0/30"], "serviceAllocation": {
+    "namespaceSelectors": [{"matchExpressions": [
+        {"key": "stage", "operator": "NotIn", "values": ["dev"]},
+        {"key": "quarantine", "operator": "DoesNotExist"}]}]}}
 
 POOL_CHOICE: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
     ("lower positive priority first", [A, PRIO_3, PRIO_1], {}, "10.4.0.0"),
@@ -168,6 +179,29 @@ POOL_CHOICE: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
     ("namespaceSelectors not matching", [NS_SEL], {"ns": "dev"},
      'TransientError: no address pool may serve dev/s: "nssel" serves only namespaces '
      "matching its namespaceSelectors"),
+    ("namespaceSelectors on a namespace label", [A, FOO_BAR],
+     {"ns": "shop", "ns_labels": {"foo": "bar", "team": "x"}}, "10.7.0.0"),
+    ("namespaceSelectors on a label the namespace lacks", [FOO_BAR, A],
+     {"ns": "shop", "ns_labels": {"foo": "baz"}}, "10.1.0.0"),
+    ("namespaceSelectors with only the name known (no lookup)", [FOO_BAR],
+     {"ns": "shop"}, 'TransientError: no address pool may serve shop/s: "foobar" serves only '
+                     "namespaces matching its namespaceSelectors"),
+    ("namespaceSelectors NotIn and DoesNotExist: matching", [A, NOT_DEV],
+     {"ns": "shop", "ns_labels": {"stage": "prod"}}, "10.8.0.0"),
+    ("namespaceSelectors NotIn: excluded value", [A, NOT_DEV],
+     {"ns": "shop", "ns_labels": {"stage": "dev"}}, "10.1.0.0"),
+    ("namespaceSelectors DoesNotExist: the label is there", [A, NOT_DEV],
+     {"ns": "shop", "ns_labels": {"quarantine": ""}}, "10.1.0.0"),
+    ("namespaceSelectors and the name label together", [A, NS_SEL],
+     {"ns": "ops", "ns_labels": {"foo": "bar"}}, "10.6.0.0"),
+    ("namespace labels unknown: wait rather than guess", [A, FOO_BAR],
+     {"ns": "shop", "ns_labels": None},
+     "RetryAfter: waiting for the labels of namespace shop (a pool's namespaceSelectors): "
+     "the Namespace is not in the cache yet"),
+    ("the address-pool annotation names a pool the namespace's labels do not match",
+     [A, FOO_BAR], {"ns": "shop", "ns_labels": {}, "pool": "foobar"},
+     'PermanentError: metadata.annotations[metallb.io/address-pool]: pool "foobar", which '
+     "serves only namespaces matching its namespaceSelectors"),
     ("autoAssign false is never chosen automatically", [MANUAL, A], {}, "10.1.0.0"),
     ("autoAssign false only", [MANUAL], {},
      'TransientError: no address pool may serve default/s: "manual" has autoAssign: false'),
@@ -370,6 +404,25 @@ def test_held_address_survives_selector_change() -> None:
     world.pools = poolset({**ONE, "serviceAllocation": {"namespaces": ["api"]}})
     assert world.ask("a", ns="web") == "10.0.0.1"  # a held IP never moves
     assert world.ask("b", ns="web").startswith("TransientError: no address pool may serve")
+
+
+def test_held_address_survives_namespace_labels_change() -> None:
+    """A namespace that loses the label a pool selects on (or one that gains the label of a
+    preferred pool) moves none of its Services' addresses: only new ones follow the labels."""
+    world = World(poolset(A, FOO_BAR))
+    assert world.ask("a", ns="shop", ns_labels={"foo": "bar"}) == "10.7.0.0"
+    assert world.ask("a", ns="shop", ns_labels={}) == "10.7.0.0"  # a held IP never moves
+    assert world.ask("b", ns="shop", ns_labels={}) == "10.1.0.0"
+    assert world.ask("b", ns="shop", ns_labels={"foo": "bar"}) == "10.1.0.0"
+    assert world.ask("c", ns="shop", ns_labels={"foo": "bar"}) == "10.7.0.1"
+
+
+def test_held_addresses_need_no_namespace_labels() -> None:
+    """A Service holding all it asks for is decided without its namespace's labels: unknown
+    labels delay only Services that still need an address."""
+    world = World(poolset(FOO_BAR))
+    assert world.ask("a", ns="shop", ns_labels={"foo": "bar"}) == "10.7.0.0"
+    assert world.ask("a", ns="shop", ns_labels=None) == "10.7.0.0"
 
 
 def test_cooldown_zero_reuses_at_once() -> None:

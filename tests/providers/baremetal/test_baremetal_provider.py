@@ -15,7 +15,7 @@ import pytest
 from lbctl.controller.spec_builder import REQUESTED_IPS_ANNOTATIONS
 from providers.baremetal import BaremetalProvider, NoProgramming, create, parse_settings
 from providers.cluster import Ingress, ServicePort, ServiceView, StaticView
-from providers.errors import PermanentError, TransientError
+from providers.errors import PermanentError, RetryAfter, TransientError
 from providers.interface import Provider, check_capabilities
 from providers.registry import load
 from providers.spec import (
@@ -370,3 +370,71 @@ def test_reconfigure_keeps_cooldowns() -> None:
     assert ips(provider.ensure(cluster.add("b"))) == ["10.0.0.2"]
     with pytest.raises(TransientError, match='"x"'):
         provider.ensure(cluster.add("c"))
+
+
+# -- namespaceSelectors: the namespace's labels from the ClusterView -------------------------------
+
+NS_POOLS: dict[str, Any] = {"pools": [
+    {"name": "default", "addresses": ["10.0.0.1-10.0.0.3"]},
+    {"name": "foobar", "addresses": ["10.7.0.1-10.7.0.3"], "serviceAllocation": {
+        "namespaceSelectors": [{"matchLabels": {"foo": "bar"}}]}},
+]}
+
+
+class CountingCluster(Cluster):
+    """Counts the namespace-label lookups (each would start the controller's informer)."""
+
+    def __init__(self, namespaces: dict[str, dict[str, str]] | None = None) -> None:
+        super().__init__(namespaces=namespaces)
+        self.lookups: list[str] = []
+
+    def namespace_labels(self, name: str) -> Any:
+        self.lookups.append(name)
+        return super().namespace_labels(name)
+
+
+def test_namespace_selectors_read_the_namespace_labels() -> None:
+    cluster = CountingCluster({"shop": {"foo": "bar"}, "dev": {}})
+    provider = make(cluster, NS_POOLS)
+    assert ips(provider.ensure(cluster.add("a", ns="shop"))) == ["10.7.0.1"]
+    assert ips(provider.ensure(cluster.add("b", ns="dev"))) == ["10.0.0.1"]
+    assert "shop" in cluster.lookups and "dev" in cluster.lookups
+    assert provider.plan(cluster.add("c", ns="shop")) == ['allocate 10.7.0.2 from pool "foobar"']
+
+
+def test_namespace_labels_are_not_read_without_a_pool_selecting_on_them() -> None:
+    """Pools selecting on nothing, or only on kubernetes.io/metadata.name, never ask the
+    cluster for Namespaces (so the controller never watches them)."""
+    cluster = CountingCluster()
+    by_name = {"pools": [{"name": "ops", "addresses": ["10.6.0.1/32"], "serviceAllocation": {
+        "namespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "ops"}}]}}]}
+    for raw in (SETTINGS, by_name):
+        provider = make(cluster, raw)
+        spec = cluster.add("a", ns="ops")
+        provider.validate(spec)
+        provider.ensure(spec)
+        provider.plan(spec)
+    assert ips(provider.observe(spec.ref)) == ["10.6.0.1"]
+    assert cluster.lookups == []
+
+
+def test_unknown_namespace_labels_retry_and_a_label_change_moves_no_address() -> None:
+    cluster = CountingCluster({"dev": {}})
+    provider = make(cluster, NS_POOLS)
+    new = cluster.add("new", ns="shop")  # its Namespace not listed yet
+    with pytest.raises(RetryAfter, match="waiting for the labels of namespace shop"):
+        provider.ensure(new)
+    cluster.namespaces["shop"] = {"foo": "bar"}
+    status = provider.ensure(new)
+    assert ips(status) == ["10.7.0.1"]
+    cluster.patch(new, status)
+    held = cluster.add("held", ns="dev")
+    status = provider.ensure(held)
+    assert ips(status) == ["10.0.0.1"]
+    cluster.patch(held, status)
+    # labels swap: dev gains foo=bar, shop loses it; each Service keeps what it holds
+    cluster.namespaces.update(dev={"foo": "bar"}, shop={})
+    assert ips(provider.ensure(held)) == ["10.0.0.1"]
+    assert ips(provider.ensure(new)) == ["10.7.0.1"]
+    assert ips(provider.ensure(cluster.add("next", ns="dev"))) == ["10.7.0.2"]
+    assert ips(provider.ensure(cluster.add("other", ns="shop"))) == ["10.0.0.2"]

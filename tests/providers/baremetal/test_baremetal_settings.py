@@ -113,10 +113,16 @@ P = "baremetal.pools"
        '"-" is not a valid label value: it must be 63 characters or less, consist of '
        "alphanumerics, '-', '_' or '.', and start and end with an alphanumeric")]),
     ([{"name": "a", "addresses": ["10.0.0.0/30"],
-       "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"team": "x"}}]}}],
-     [(f'{P}[0] "a".serviceAllocation.namespaceSelectors[0]',
-       "the provider sees no namespace labels yet: only kubernetes.io/metadata.name can be "
-       "selected on (use namespaces, or serviceSelectors)")]),
+       "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"team": "x"}}]}}], []),
+    ([{"name": "a", "addresses": ["10.0.0.0/30"],
+       "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"team/": "x"}}]}}],
+     [(f'{P}[0] "a".serviceAllocation.namespaceSelectors[0].matchLabels[team/]',
+       '"team/" is not a valid label key: the name must be 63 characters or less, consist of '
+       "alphanumerics, '-', '_' or '.', and start and end with an alphanumeric")]),
+    ([{"name": "a", "addresses": ["10.0.0.0/30"], "serviceAllocation": {
+        "namespaceSelectors": [{"matchExpressions": [{"key": "team", "operator": "In"}]}]}}],
+     [(f'{P}[0] "a".serviceAllocation.namespaceSelectors[0].matchExpressions[0].values',
+       "must be specified when operator is In")]),
     (["10.0.0.0/24"], [(f"{P}[0]", "must be a mapping (name, addresses, ...)")]),
 ])
 def test_pool_problems_golden(pools: list[Any], expected: list[tuple[str, str]]) -> None:
@@ -234,3 +240,26 @@ def test_config_validate_names_the_full_path(tmp_path: Any) -> None:
     _, problems = validate_config(path)
     assert problems == [f'{path}: baremetal.pools[1] "b".addresses[0]: "10.0.0.300/24" is not a '
                         "CIDR or range"]
+
+
+@pytest.mark.parametrize(("allocation", "frozen", "reads"), [
+    ({"namespaceSelectors": [{"matchLabels": {"foo": "bar"}}]}, False, True),
+    ({"namespaceSelectors": [{"matchExpressions": [
+        {"key": "foo", "operator": "DoesNotExist"}]}]}, False, True),
+    ({"namespaceSelectors": [{"matchLabels": {"kubernetes.io/metadata.name": "a"}}]},
+     False, False),
+    ({"namespaceSelectors": [{}]}, False, False),
+    ({"namespaces": ["a"], "serviceSelectors": [{"matchLabels": {"foo": "bar"}}]}, False, False),
+    ({"namespaceSelectors": [{"matchLabels": {"foo": "bar"}}]}, True, False),
+])
+def test_reads_namespace_labels_only_when_an_allocating_pool_selects_on_them(
+        allocation: dict[str, Any], frozen: bool, reads: bool) -> None:
+    """The provider asks the cluster for namespace labels (and the controller then watches
+    Namespaces) only for a pool that allocates and selects on a label other than the name."""
+    pool: dict[str, Any] = {"name": "a", "addresses": ["10.0.0.0/30"],
+                            "serviceAllocation": allocation}
+    if frozen:
+        pool["autoAssign"] = "not a bool"
+    settings, problems = parse_settings({"pools": [pool]})
+    assert bool(problems) == frozen
+    assert settings.reads_namespace_labels is reads
