@@ -543,7 +543,7 @@ def test_service_allocation_pins_the_pool_to_namespaces_and_labelled_services(
     allocation to specific Namespace and Service": ippool-ns-service-alloc-sample "is pinned to
     Service(s) which has a label matching with expression `key: app, operator: In, values:
     [bar]` created either in `namespace-a` or `namespace-b`" (its `namespaceSelectors` part:
-    see the frozen-pool test below). Such Services get its addresses (before the `default`
+    see the sample-pool test below). Such Services get its addresses (before the `default`
     pool, listed first; avoidBuggyIPs skips 192.168.20.0); others get `default`'s."""
     c = start(SAMPLE_TRANSLATED)
     for ns in ("namespace-a", "namespace-b", "namespace-c"):
@@ -602,24 +602,80 @@ baremetal:
 """
 
 
-def test_sample_pool_with_a_namespace_label_selector_is_frozen_in_lbctl(start: Start) -> None:
+def test_sample_pool_with_a_namespace_label_selector(start: Start) -> None:
     """configuration/_advanced_ipaddresspool_configuration.md, the sample pool verbatim,
-    including `namespaceSelectors: [{matchLabels: {foo: bar}}]`. lbctl deliberately differs
-    twice: it sees no namespace labels but `kubernetes.io/metadata.name`, so this selector is a
-    configuration problem; and a pool with a problem is frozen on its own (nothing new is
-    allocated from it) while the other pools keep working, where MetalLB would stop applying
-    the whole configuration. So a Service that matches the sample gets a `default` address, and
-    one that names the sample pool stays pending with a Warning pointing at the config."""
+    including `namespaceSelectors: [{matchLabels: {foo: bar}}]`: it "is pinned to Service(s)
+    which has a label matching with expression `key: app, operator: In, values: [bar]` created
+    either in `namespace-a` or `namespace-b` or any namespace has a label `foo:bar`". lbctl
+    watches Namespaces for their labels, as MetalLB does (only because a pool selects on
+    one), so the sample applies: app=bar Services in namespace-a and in namespace-x (labelled
+    foo=bar) get 192.168.20.x (avoidBuggyIPs skips .0), one naming the pool there too; an
+    app=bar Service in namespace-c (unlabelled) and an app=foo one in namespace-x get a
+    `default` address."""
     c = start(SAMPLE_VERBATIM)
     c.namespace("namespace-a")
-    ns = "namespace-a"
-    c.apply(_service("bar", namespace=ns, labels={"app": "bar"}))
-    assert _in(c.wait_ips("bar", ns)[0], "192.168.10.0/24")
-    c.apply(_service("named", namespace=ns, labels={"app": "bar"}, annotations={
+    c.namespace("namespace-c")
+    c.namespace("namespace-x", {"foo": "bar"})
+    c.apply(_service("bar", namespace="namespace-a", labels={"app": "bar"}))
+    assert c.wait_ips("bar", "namespace-a") == ["192.168.20.1"]
+    c.apply(_service("bar", namespace="namespace-x", labels={"app": "bar"}))
+    assert c.wait_ips("bar", "namespace-x") == ["192.168.20.2"]
+    c.apply(_service("named", namespace="namespace-x", labels={"app": "bar"}, annotations={
         "metallb.io/address-pool": "ippool-ns-service-alloc-sample"}))
-    c.wait_warning("named", "ippool-ns-service-alloc-sample", "configuration problems",
-                   "baremetal.pools[1]", namespace=ns)
-    assert c.ips("named", ns) == []
+    assert c.wait_ips("named", "namespace-x") == ["192.168.20.3"]
+    c.apply(_service("bar", namespace="namespace-c", labels={"app": "bar"}))
+    assert _in(c.wait_ips("bar", "namespace-c")[0], "192.168.10.0/24")
+    c.apply(_service("foo", namespace="namespace-x", labels={"app": "foo"}))
+    assert _in(c.wait_ips("foo", "namespace-x")[0], "192.168.10.0/24")
+    assert c.embedded.controller.namespaces.informer is not None
+
+
+def test_a_namespace_labelled_later_serves_its_pending_service(start: Start) -> None:
+    """The sample pool again; a Service in an unlabelled namespace names the pool and stays
+    pending (a Warning: the pool serves only matching namespaces). Labelling the namespace
+    foo=bar, and touching nothing else, gives it 192.168.20.1 on its next pass: a label change
+    re-ensures the LoadBalancer Services in that namespace, and only those (the Service in
+    namespace-other, pending for the same reason, stays pending). A Service that already held
+    a `default` address in the namespace keeps it: a held address never moves."""
+    c = start(SAMPLE_VERBATIM)
+    ns = "namespace-late"
+    c.namespace(ns)
+    c.namespace("namespace-other")
+    c.apply(_service("held", namespace=ns, labels={"app": "bar"}))
+    held = c.wait_ips("held", ns)
+    assert _in(held[0], "192.168.10.0/24")
+    for where in (ns, "namespace-other"):
+        c.apply(_service("named", namespace=where, labels={"app": "bar"}, annotations={
+            "metallb.io/address-pool": "ippool-ns-service-alloc-sample"}))
+        c.wait_warning("named", "ippool-ns-service-alloc-sample", "serves only namespaces",
+                       namespace=where)
+    c.settle()
+    before = c.core.read_namespaced_service("named", ns).metadata.generation
+    registry = c.embedded.controller.metrics.registry
+    name = "lbctl_namespace_sync_queued_total"
+    queued = registry.get_sample_value(name) or 0.0
+    c.core.patch_namespace(ns, {"metadata": {"labels": {"foo": "bar"}}})
+    assert c.wait_ips("named", ns) == ["192.168.20.1"]
+    c.settle()
+    assert c.ips("held", ns) == held
+    assert c.ips("named", "namespace-other") == []
+    assert c.core.read_namespaced_service("named", ns).metadata.generation == before
+    assert (registry.get_sample_value(name) or 0.0) - queued == 2  # held and named
+
+
+def test_no_namespace_informer_without_a_pool_selecting_on_namespace_labels(
+        start: Start) -> None:
+    """Pools that select on no namespace label (here one selecting on
+    `kubernetes.io/metadata.name`, which every namespace carries as its name) never make the
+    controller list or watch Namespaces: the memory goal is measured without them. Proven
+    after the controller allocated from that pool and has nothing left to do."""
+    c = start(SAMPLE_WITH_NAMESPACE_SELECTOR)
+    c.namespace("namespace-c")
+    c.apply(_service("bar", namespace="namespace-c", labels={"app": "bar"}))
+    assert c.wait_ips("bar", "namespace-c") == ["192.168.20.1"]
+    c.settle()
+    controller = c.embedded.controller
+    assert controller.namespaces.informer is None and len(controller.namespaces) == 0
 
 
 def test_pool_priority_lowest_number_first_and_unset_last(start: Start) -> None:
@@ -716,9 +772,9 @@ def test_namespaces_or_namespace_selectors(start: Start) -> None:
     allocation to specific Namespace and Service": the sample pool "is pinned to Service(s)
     which has a label matching with expression `key: app, operator: In, values: [bar]`
     created either in `namespace-a` or `namespace-b` or any namespace has a label `foo:bar`":
-    `namespaces` OR `namespaceSelectors` (lbctl required both until this test). lbctl sees
-    no namespace labels but
-    `kubernetes.io/metadata.name`, so the selector here picks namespace-c by that label.
+    `namespaces` OR `namespaceSelectors` (lbctl required both until this test). The
+    selector here picks namespace-c by `kubernetes.io/metadata.name`, the label every
+    namespace carries as its name (the sample's own `foo: bar`: see the test above).
     Expected: app=bar Services in namespace-a AND in namespace-c get 192.168.20.x; one in
     namespace-d gets a `default` address."""
     c = start(SAMPLE_WITH_NAMESPACE_SELECTOR)
