@@ -19,6 +19,12 @@ committed files equal what this writes (`--check`).
 The config schema covers the core keys precisely (types, bounds, unknown keys refused).
 Provider sections (`baremetal`, `aws`, ...) are objects here, free of credentials: each
 provider validates its own section, which `lbctl config validate FILE` reports key by key.
+One provider key is typed too: `baremetal.bgp`, generated from `lbctl.bgp_config.BgpConfig`
+(the one model the provider, the daemon's static file and its `PUT /v1/bgp` parse it with),
+plus what that model's validators check beyond its types and a schema can say (`BGP_RULES`:
+durations, an absolute `passwordFile`, at least one peer). What a schema cannot say (a unique
+peer, `routerID` or an IPv4 `sourceAddress`, pool and instance names) is left to the parser;
+tests/deploy checks that the schema never refuses a section the parser takes.
 """
 
 from __future__ import annotations
@@ -118,6 +124,47 @@ def _ensure_path() -> None:
         sys.path.insert(0, str(ROOT))
 
 
+HOLD_TIME: Schema = {
+    "description": "0 (no keepalives) or 3s..65535s (RFC 4271): seconds, or a duration "
+                   "such as 3s, 90s, 1m, 500ms.",
+    "anyOf": [{"type": "number", "anyOf": [{"const": 0}, {"minimum": 3, "maximum": 65535}]},
+              {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?(ms|s|m)?\\s*$"}]}
+BGP_RULES: dict[tuple[str, str], Schema] = {
+    ("PeerConfig", "holdTime"): HOLD_TIME,
+    ("PeerConfig", "passwordFile"): {
+        "type": "string", "pattern": "^(/|$)",
+        "description": "An absolute path: a file of a mounted Secret holding the TCP-MD5 "
+                       "password (the chart mounts balancer.bgp.passwordSecret at "
+                       "/var/run/lbctl/bgp-password)."},
+    ("BgpConfig", "peers"): {"minItems": 1},
+}
+"""What BgpConfig's validators check beyond its field types, said as JSON schema (merged over
+the generated field); tests/deploy holds the schema to the parser's verdicts."""
+
+
+def bgp_schema() -> tuple[Schema, Schema]:
+    """(the `baremetal.bgp` schema, its definitions), from lbctl.bgp_config.BgpConfig."""
+    _ensure_path()
+    from lbctl.bgp_config import BgpConfig  # noqa: PLC0415  (after the path is set)
+
+    generated: Schema = _untitle(BgpConfig.model_json_schema(by_alias=True, mode="validation"))
+    defs: Schema = generated.pop("$defs", {})
+    defs["BgpConfig"] = generated
+    for (model, field), rule in BGP_RULES.items():
+        properties = defs[model]["properties"]
+        if field not in properties:
+            raise SystemExit(f"{model} has no field {field}: update BGP_RULES in gen_schema.py")
+        if "anyOf" in rule or "type" in rule:  # a new type: only the default is kept
+            kept = {k: v for k, v in properties[field].items() if k == "default"}
+            properties[field] = {**kept, **rule}
+        else:  # a bound added to the generated type
+            properties[field] = {**properties[field], **rule}
+    generated["description"] = (
+        "baremetal.bgp: the BGP section the baremetal provider pushes to its balancer daemons "
+        "(MetalLB's names; lbctl.bgp_config). " + generated.get("description", ""))
+    return {"$ref": "#/$defs/BgpConfig"}, defs
+
+
 def schema() -> Schema:
     """deploy/config.schema.json."""
     _ensure_path()
@@ -128,6 +175,13 @@ def schema() -> Schema:
     defs["NoCredentials"] = credential_key_schema()
     for section in CREDENTIAL_SECTIONS:
         generated["properties"][section]["$ref"] = "#/$defs/NoCredentials"
+    bgp, bgp_defs = bgp_schema()
+    clash = set(bgp_defs) & set(defs)
+    if clash:
+        raise SystemExit(f"definitions {sorted(clash)} in both Config and BgpConfig")
+    defs.update(bgp_defs)
+    # the provider section stays open (the provider validates the rest), bgp is typed
+    generated["properties"]["baremetal"]["properties"] = {"bgp": bgp}
     return {"$schema": DIALECT, **generated, "title": "lbctl config.yaml",
             "description": "The lbctl controller's config file (the ConfigMap's config.yaml). "
                            "Generated from lbctl.controller.config.Config by deploy/gen_schema.py; "
@@ -203,6 +257,40 @@ def _balancer() -> Schema:
             "type": {"enum": ["hostPath", "emptyDir"]},
             "hostPath": {"type": "string", "pattern": "^/"}}),
         "netAdminCapabilities": BOOLEAN,
+        "bgp": _owned({
+            "enabled": _described(BOOLEAN, "BGP mode without config.baremetal.bgp (static "
+                                           "files); config.baremetal.bgp turns it on too."),
+            "passwordSecret": _owned({
+                "name": _described(STRING, "A Secret of yours with the TCP-MD5 password(s), "
+                                           "mounted at /var/run/lbctl/bgp-password."),
+                "key": {"type": "string", "pattern": "^([-._a-zA-Z0-9]+)?$",
+                        "description": "The key mounted as /var/run/lbctl/bgp-password/KEY "
+                                       "(a peer's passwordFile); empty: every key."}})},
+            "BGP mode of the daemons: NET_ADMIN (VIPs on lo), the password Secret."),
+        "l2": _owned({
+            "enabled": _described(BOOLEAN, "L2 announcements (ARP/NDP) with heartbeats "
+                                           "between the daemons."),
+            "interface": {"type": "string", "pattern": "^([A-Za-z0-9_.-]{1,15})?$",
+                          "description": "The LB nodes' interface on the VIPs' segment."},
+            "heartbeatPort": PORT,
+            "peers": {
+                "description": "Every LB node: name (the node's name) and address (its IP); "
+                               "the daemons take addresses, never names.",
+                "type": "array",
+                "items": _owned({
+                    "name": {"type": "string", "minLength": 1,
+                             "pattern": "^[^=\\s]+$"},
+                    "address": {"type": "string",
+                                "pattern": "^([0-9]{1,3}(\\.[0-9]{1,3}){3}|"
+                                           "[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$"}},
+                    required=("name", "address"))},
+            "heartbeatKey": _owned({
+                "existingSecret": _described(STRING, "Default: the token Secret."),
+                "key": {"type": "string", "minLength": 1, "pattern": "^[-._a-zA-Z0-9]+$"}}),
+            "privileged": _described(
+                BOOLEAN, "Run the balancer container privileged (the daemon writes the ARP "
+                         "sysctls itself, and /proc/sys is read-only otherwise).")},
+            "L2 announcements of the daemons: --interface, --peer, the heartbeat key."),
         "podSecurityContext": KUBE_OBJECT,
         "securityContext": KUBE_OBJECT,
         "resources": KUBE_OBJECT,

@@ -260,6 +260,36 @@ def balancer(layout: Layout) -> None:
          (f"sum(rate(lbctl_l2_rejected_heartbeats_total{{{B}}}[{RATE}]))",
           "heartbeats refused")], "ops"), 12, 8)
 
+    layout.row("BGP (daemons with a bgp section: config.baremetal.bgp)")
+    layout.add(stat(
+        "Sessions down", "BGP sessions (daemon x peer) not Established now; each one is a "
+        "router that sends that node no traffic.",
+        f"count(lbctl_bgp_session_up{{{B}}} == 0) or vector(0)", red_above=1), 6, 8)
+    layout.add(stat(
+        "VIPs not announced", "VIPs daemons serve in BGP mode but do not announce (no healthy "
+        "target, held down after a flap), summed over daemons.",
+        f'sum(lbctl_bgp_vips{{{B},announced="false"}}) or vector(0)', red_above=1), 6, 8)
+    layout.add(timeseries(
+        "Sessions", "1 while the session of a daemon with a peer is Established.",
+        [(f"max by (instance, peer) (lbctl_bgp_session_up{{{B}}})",
+          "{{instance}} -> {{peer}}")]), 12, 8)
+    layout.add(timeseries(
+        "Prefixes announced", "Prefixes each daemon announces to each peer now (a /32 or /128 "
+        "per VIP, fewer with aggregationLength).",
+        [(f"sum by (instance, peer) (lbctl_bgp_announced_prefixes{{{B}}})",
+          "{{instance}} -> {{peer}}")]), 12, 8)
+    layout.add(timeseries(
+        "VIPs announced and held back", "VIPs BGP carries on each daemon, announced or not.",
+        [(f'sum by (instance) (lbctl_bgp_vips{{{B},announced="true"}})',
+          "{{instance}} announced"),
+         (f'sum by (instance) (lbctl_bgp_vips{{{B},announced="false"}})',
+          "{{instance}} not announced")]), 6, 8)
+    layout.add(timeseries(
+        "Sessions established", "Times per hour each session came up: more than once is a "
+        "flapping session (hold timer, the router, the link).",
+        [(f"sum by (instance, peer) (increase(lbctl_bgp_sessions_established_total{{{B}}}"
+          f"[1h]))", "{{instance}} -> {{peer}}")]), 6, 8)
+
 
 def dashboard() -> Obj:
     """The dashboard's JSON model."""

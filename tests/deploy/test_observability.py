@@ -7,12 +7,13 @@ expression (the alerts', the dashboard's queries and variables) parsed by a real
 (promql-parser, the Rust parser's bindings: unknown functions, wrong argument types and
 unbalanced brackets are errors) and every series it names checked against what lbctl exports:
 the /metrics of a running `lbctl run` (against the sandbox, fake provider) and of a running
-balancer daemon with a balancer, workers and its API, and of a daemon run with L2
-announcements inside a network namespace (root only). A broken expression and an unknown name
-are shown to be caught, so the checker is not a no-op. Prometheus's own promtool (Debian's
-package, extracted into .cache) checks the rule file, annotation templates included, and runs
-rule unit tests: every alert fires on synthetic series once its `for` has passed, with the
-labels routing needs, and none fires on a healthy set.
+balancer daemon with a balancer, workers and its API, of a daemon in BGP mode (a `bgp:` section
+whose peer never answers: its sessions are down, its VIP not announced, and every BGP series is
+there), and of a daemon run with L2 announcements inside a network namespace (root only). A
+broken expression and an unknown name are shown to be caught, so the checker is not a no-op.
+Prometheus's own promtool (Debian's package, extracted into .cache) checks the rule file,
+annotation templates included, and runs rule unit tests: every alert fires on synthetic series
+once its `for` has passed, with the labels routing needs, and none fires on a healthy set.
 """
 
 from __future__ import annotations
@@ -308,7 +309,9 @@ def test_every_alert_says_how_bad_and_what_to_check(everything: Manifests) -> No
     alerts = _alerts(everything)
     assert {"LbctlControllerDown", "LbctlNoLeader", "LbctlSyncErrors",
             "LbctlServicesWithoutAddress", "LbctlConfigReloadRefused",
-            "LbctlBalancerNoHealthyTarget", "LbctlL2Conflict"} <= set(alerts)
+            "LbctlBalancerNoHealthyTarget", "LbctlL2Conflict", "LbctlL2PeersUnheard",
+            "LbctlBgpSessionDown", "LbctlBgpNothingAnnounced",
+            "LbctlBgpVipsNotAnnounced"} <= set(alerts)
     for name, rule in alerts.items():
         assert re.fullmatch(r"Lbctl[A-Za-z0-9]+", name)
         assert rule["for"] not in ("", "0", "0s"), name
@@ -445,6 +448,7 @@ CJ = {"job": f"{RELEASE}-metrics", "namespace": NAMESPACE}
 """The labels of the controller's series as the chart's ServiceMonitor makes them."""
 BJ = {"job": f"{RELEASE}-balancer", "namespace": NAMESPACE}
 NODE = "10.0.0.11:9450"
+NODE2 = "10.0.0.12:9450"
 
 
 def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
@@ -487,6 +491,21 @@ def _healthy() -> list[dict[str, str]]:
           for target, up in (("10.0.1.1:30080", "1x40"), ("10.0.1.2:30080", "0x40"))],
         _series("lbctl_balancer_degraded", {**BJ, "instance": NODE}, "0x40"),
         _series("lbctl_l2_conflicted_vips", {**BJ, "instance": NODE}, "0x40"),
+        *[_series("lbctl_l2_alive_instances", {**BJ, "instance": node}, "2x40")
+          for node in (NODE, NODE2)],
+        # BGP: both sessions up, the VIPs announced; a second router's session flapped once
+        *[_series("lbctl_bgp_session_up", {**BJ, "instance": node, "peer": peer}, "1x40")
+          for node in (NODE, NODE2) for peer in ("tor-a", "tor-b")],
+        _series("lbctl_bgp_session_up", {**BJ, "instance": NODE, "peer": "tor-c"},
+                "1 0 1x38"),
+        *[_series("lbctl_bgp_announced_prefixes", {**BJ, "instance": node, "peer": "tor-a"},
+                  "3x40") for node in (NODE, NODE2)],
+        *[_series("lbctl_bgp_vips", {**BJ, "instance": node, "announced": announced}, value)
+          for node in (NODE, NODE2) for announced, value in (("true", "3x40"),
+                                                             ("false", "0x40"))],
+        # a VIP held down for a minute after its targets came back: no alert
+        _series("lbctl_bgp_vips", {**BJ, "instance": "10.0.0.13:9450", "announced": "false"},
+                "0 1 0x38"),
         _series("lbctl_balancer_worker_restarts_total", {**BJ, "instance": NODE}, "1x40"),
         _series("lbctl_balancer_api_refused_connections_total", {**BJ, "instance": NODE},
                 "3x40"),
@@ -542,6 +561,28 @@ def _firing_cases() -> list[dict[str, Any]]:
          _fires("LbctlBalancerDegraded", "9m", "11m", node, "warning")),
         ("LbctlL2Conflict", [_series("lbctl_l2_conflicted_vips", node, "1x40")],
          _fires("LbctlL2Conflict", "0m", "2m", node, "critical")),
+        ("LbctlL2PeersUnheard",
+         [_series("lbctl_l2_alive_instances", node, "1x40"),
+          _series("lbctl_l2_alive_instances", {**BJ, "instance": NODE2}, "1x40")],
+         [{"eval_time": "1m", "alertname": "LbctlL2PeersUnheard", "exp_alerts": []},
+          {"eval_time": "3m", "alertname": "LbctlL2PeersUnheard", "exp_alerts": [
+              {"exp_labels": {**node, "severity": "warning"}},
+              {"exp_labels": {**BJ, "instance": NODE2, "severity": "warning"}}]}]),
+        ("LbctlBgpSessionDown",
+         [_series("lbctl_bgp_session_up", {**node, "peer": "tor-a"}, "1 0x40"),
+          _series("lbctl_bgp_session_up", {**node, "peer": "tor-b"}, "1x40")],
+         _fires("LbctlBgpSessionDown", "1m", "3m", {**node, "peer": "tor-a"}, "warning")),
+        ("LbctlBgpNothingAnnounced",
+         [_series("lbctl_bgp_announced_prefixes", {**node, "peer": "tor-a"}, "0x40"),
+          _series("lbctl_bgp_announced_prefixes", {**BJ, "instance": NODE2, "peer": "tor-a"},
+                  "0x40"),
+          _series("lbctl_bgp_vips", {**node, "announced": "false"}, "2x40"),
+          _series("lbctl_bgp_vips", {**node, "announced": "true"}, "0x40")],
+         _fires("LbctlBgpNothingAnnounced", "1m", "3m", BJ, "critical")),
+        ("LbctlBgpVipsNotAnnounced",
+         [_series("lbctl_bgp_vips", {**node, "announced": "false"}, "2x40"),
+          _series("lbctl_bgp_vips", {**node, "announced": "true"}, "1x40")],
+         _fires("LbctlBgpVipsNotAnnounced", "1m", "3m", node, "warning")),
         ("LbctlBalancerWorkersRestarting",
          [_series("lbctl_balancer_worker_restarts_total", node, "0+1x40")],
          _fires("LbctlBalancerWorkersRestarting", "2m", "15m", node, "warning")),
@@ -802,12 +843,107 @@ def daemon_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         backend.server_close()
 
 
+BGP_STATIC = {
+    "balancers": [{"name": "web", "vip": "127.0.109.1", "listeners": [{
+        "protocol": "TCP", "port": 18081, "targets": ["127.0.109.2:30080"],
+        "healthCheck": {"type": "tcp", "intervalSeconds": 0.2, "timeoutSeconds": 0.2,
+                        "healthyThreshold": 1, "unhealthyThreshold": 1}}]}],
+    "bgp": {"myASN": 64512, "routerID": "10.0.0.2", "peers": [{
+        "name": "router", "peerAddress": "127.0.0.1", "peerASN": 64500, "holdTime": "3s"}]}}
+"""A daemon in BGP mode whose one peer never answers (a port nothing listens on, set below)
+and whose VIP has no healthy target: a loopback VIP, so nothing is bound on lo."""
+
+
 @pytest.fixture(scope="module")
-def exported(controller: RunningController, daemon_metrics: str) -> Exported:
+def bgp_daemon_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`lbctl balancer serve --config` with a `bgp:` section: ExaBGP runs, the session to the
+    peer that does not answer stays down, and /metrics shows every BGP family with samples.
+    As root it runs in a network namespace of its own (the daemon manages addresses on lo);
+    otherwise as this user (it then cannot bind VIPs, which a loopback VIP does not need)."""
+    from lbctl.balancer.bgp_speaker import exabgp_binary
+
+    if exabgp_binary() is None:
+        unavailable("exabgp is not installed (the `bgp` extra)")
+    tmp = tmp_path_factory.mktemp("observability-bgp")
+    token = tmp / "token"
+    token.write_text(TOKEN + "\n")
+    static = json.loads(json.dumps(BGP_STATIC))
+    static["bgp"]["peers"][0]["peerPort"] = _free_port()  # nothing listens: refused
+    config = tmp / "balancers.yaml"
+    config.write_text(yaml.safe_dump(static))
+    port = _free_port()
+    argv = [*_command(), "balancer", "serve", "--config", str(config), "--api-listen",
+            f"127.0.0.1:{port}", "--token-file", str(token), "--state-file",
+            str(tmp / "state.json"), "--kernel-dataplane", "off"]
+    spaces = None
+    if os.geteuid() == 0 and shutil.which("ip"):
+        from tests.balancer.network.conftest import Namespaces
+
+        spaces = Namespaces(prefix="lbb-")
+        ns = spaces.new("bgp")
+        proc = ns.popen(*argv)
+
+        def scrape() -> str:
+            done = ns.run(sys.executable, "-c", "import urllib.request; print(urllib.request."
+                          f"urlopen('http://127.0.0.1:{port}/metrics', timeout=2).read()."
+                          "decode())", check=False)
+            if done.returncode != 0:
+                raise OSError(done.stderr)
+            return done.stdout
+    else:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT)
+
+        def scrape() -> str:
+            return _scrape(f"http://127.0.0.1:{port}/metrics")
+
+    def ready() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited: {proc.communicate()[1][-2000:]}")
+        try:
+            text = scrape()
+        except OSError:
+            return None
+        # the speaker is up and has tried the peer: the session's gauge is there, at 0
+        return text if re.search(r'^lbctl_bgp_session_up\{peer="router"\} 0\.0$', text,
+                                 re.MULTILINE) else None
+
+    try:
+        yield wait_for(ready, 30, "the BGP series of a daemon whose peer does not answer")
+    finally:
+        if spaces is not None:
+            spaces.close()
+        else:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def exported(controller: RunningController, daemon_metrics: str,
+             bgp_daemon_metrics: str) -> Exported:
     names = Exported()
     names.add(controller.metrics())
     names.add(daemon_metrics)
+    names.add(bgp_daemon_metrics)
     return names
+
+
+def test_a_bgp_daemon_whose_peer_does_not_answer_exports_every_bgp_series(
+        bgp_daemon_metrics: str) -> None:
+    """The names the BGP alerts and panels read come from this scrape, not from a list."""
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(bgp_daemon_metrics) for s in f.samples}
+    peer = (("peer", "router"),)
+    assert samples[("lbctl_bgp_session_up", peer)] == 0
+    assert samples[("lbctl_bgp_announced_prefixes", peer)] == 0
+    assert samples[("lbctl_bgp_sessions_established_total", peer)] == 0
+    # the VIP has no healthy target: carried by BGP, not announced
+    assert samples[("lbctl_bgp_vips", (("announced", "false"),))] == 1
+    assert samples[("lbctl_bgp_vips", (("announced", "true"),))] == 0
 
 
 def test_the_running_processes_export_what_the_code_defines(controller: RunningController,
@@ -828,6 +964,7 @@ def test_every_alert_parses_and_names_only_exported_series(everything: Manifests
                                                           exported: Exported) -> None:
     expressions = rule_expressions(everything)
     assert len(expressions) >= 10
+    assert sum("lbctl_bgp_" in e for _, e in expressions) >= 3  # checked like the others
     problems = [p for where, expr in expressions for p in exported.problems(where, expr)
                 if "lbctl_l2_" not in p]  # L2's: test_l2_series_exist_on_an_announcing_daemon
     assert problems == []
@@ -837,6 +974,7 @@ def test_every_dashboard_query_parses_and_names_only_exported_series(
         exported: Exported) -> None:
     expressions = dashboard_expressions(json.loads(DASHBOARD.read_text()))
     assert len(expressions) >= 30
+    assert sum("lbctl_bgp_" in e for _, e in expressions) >= 4  # checked like the others
     problems = [p for where, expr in expressions for p in exported.problems(where, expr)
                 if "lbctl_l2_" not in p]
     assert problems == []

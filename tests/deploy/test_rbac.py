@@ -7,7 +7,8 @@ The controller runs as `python -m lbctl` with the command, arguments, environmen
 paths of the rendered Deployment (only the config path, the metrics address and the kubeconfig
 are local), and the config read back from the applied ConfigMap (rendered with
 `config.provider=fake`, the recording test provider); the lifecycle also runs with the bare-metal
-example's config exactly as the chart renders it (addresses from its IP pools).
+example's config as the chart renders it (addresses from its IP pools), plus one pool that
+selects on a namespace label, so that the Namespace informer runs too.
 
 The scenario: controller A leads -> a LoadBalancer Service gets its ingress and finalizer ->
 A stops (SIGTERM, Lease released) -> controller B takes over (its first Events meet the ones A
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
 from lbctl.sandbox.nodes import simulated
@@ -70,11 +72,21 @@ GRANTS = [Grant("ClusterRole", r, v) for r, v in [
     ("services", "list"), ("services", "watch"), ("services", "patch"),
     ("services/status", "patch"), ("nodes", "list"), ("nodes", "watch"),
     ("events", "create"), ("events", "patch"), ("events", "get"),
-    ("endpointslices", "list"), ("endpointslices", "watch")]] + [
+    ("endpointslices", "list"), ("endpointslices", "watch"),
+    ("namespaces", "list"), ("namespaces", "watch")]] + [
     Grant("Role", "leases", v) for v in ("get", "create", "update")]
 ENDPOINTS = {g for g in GRANTS if g.resource == "endpointslices"}
 """Used only once a Service is in the endpoints target mode, which the bare-metal provider
 serves (the recording fake does not): the bare-metal scenario has one."""
+NAMESPACES = {g for g in GRANTS if g.resource == "namespaces"}
+"""Used only once a bare-metal pool selects on a namespace label: the bare-metal scenario's
+config has one (`LABELLED_POOL`), so its first ensure lists and watches Namespaces."""
+BAREMETAL_ONLY = ENDPOINTS | NAMESPACES
+LABELLED_POOL = {"name": "labelled", "addresses": ["192.168.30.0/28"],
+                 "serviceAllocation": {"namespaceSelectors": [
+                     {"matchLabels": {"lbctl.io/rbac-test": "labelled"}}]}}
+"""Serves no namespace of the scenario (none carries the label): its Services keep getting
+`default`'s addresses."""
 
 
 def chart_grants(manifests: Manifests) -> set[Grant]:
@@ -220,7 +232,9 @@ def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         fake = tmp / "fake.yaml"  # the mounted file, as the kubelet would write it
         fake.write_text(stored["data"]["config.yaml"])
         baremetal = tmp / "baremetal.yaml"
-        baremetal.write_text(helm.template(values=[values_file("baremetal")]).config_text())
+        rendered = yaml.safe_load(helm.template(values=[values_file("baremetal")]).config_text())
+        rendered["baremetal"]["pools"].append(LABELLED_POOL)
+        baremetal.write_text(yaml.safe_dump(rendered))
         kubeconfig = box.write_kubeconfig(tmp / "sa.kc", box.issue_token(NAMESPACE, sa), user=sa)
         yield Installed(box, manifests, kubeconfig, {"fake": fake, "baremetal": baremetal},
                         f"system:serviceaccount:{NAMESPACE}:{sa}", tmp, applied)
@@ -462,7 +476,7 @@ def test_lifecycle_under_the_chart_service_account_has_no_403(installed: Install
         return {g for g in GRANTS for e in installed.audit()
                 if g.matches(e) and 200 <= e["code"] < 300}
 
-    expected = set(GRANTS) if provider == "baremetal" else set(GRANTS) - ENDPOINTS
+    expected = set(GRANTS) if provider == "baremetal" else set(GRANTS) - BAREMETAL_ONLY
     # watches are audited when they end; both controllers have exited, so they all end soon
     deadline = time.monotonic() + 10
     while used() != expected and time.monotonic() < deadline:
@@ -479,7 +493,7 @@ def test_each_rule_is_needed(installed: Installed, grant: Grant) -> None:
     namespace = f"without-{grant.resource.replace('/', '-')}-{grant.verb}"
     prepare(installed, namespace, grant)
     scenario = Scenario(installed, namespace, removed=grant,
-                        provider="baremetal" if grant in ENDPOINTS else "fake")
+                        provider="baremetal" if grant in BAREMETAL_ONLY else "fake")
     try:
         with pytest.raises(Proven):  # raised only for a 403 on exactly `grant`
             scenario.run()

@@ -5,7 +5,8 @@ own `up`: tests/deploy/test_observability.py parses each one and checks its name
 running controller's and daemon's /metrics, and runs promtool's rule unit tests (each alert
 fires when it should, none on healthy series). Every alert says what to check, in its
 description.
-BGP has no alert: the daemon exports no BGP metric yet. */}}
+The BGP and L2 alerts are rendered with every balancer: without BGP mode (or L2) their series
+do not exist and they never fire. */}}
 {{- define "lbctl.alertGroups" -}}
 {{- $c := include "lbctl.monitoring.controllerSelector" . }}
 {{- $b := include "lbctl.monitoring.balancerSelector" . }}
@@ -137,6 +138,46 @@ BGP has no alert: the daemon exports no BGP metric yet. */}}
         description: |-
           A foreign MAC answers ARP/NDP for VIPs this daemon owns, so it withdrew them: clients reach the other host or nothing.
           What to check: the daemon's logs name the VIP and the foreign MAC; find that MAC on the segment (the switch's MAC table, `ip neigh` on a neighbour); an address of an lbctl pool configured elsewhere (a static address, a DHCP range overlapping the pool, a second MetalLB or lbctl). Remove the duplicate: the daemon announces the VIP again once the conflict is quiet.
+    - alert: LbctlL2PeersUnheard
+      expr: max by (job, namespace, instance) (lbctl_l2_alive_instances{ {{- $b -}} }) < on (job, namespace) group_left () count by (job, namespace) (lbctl_l2_alive_instances{ {{- $b -}} })
+      for: 2m
+      labels:
+        severity: warning
+      annotations:
+        summary: L2 daemon {{`{{ $labels.instance }}`}} hears fewer peers than are running
+        description: |-
+          This daemon hears {{`{{ $value }}`}} instance(s) (itself included) while more L2 daemons are scraped: heartbeats do not reach it, so it computes VIP owners from a partial view and may claim VIPs another node announces (then LbctlL2Conflict).
+          What to check: balancer.l2.peers lists every LB node by its node name and its address on the segment (`kubectl get nodes -o wide`); UDP port {{ .Values.balancer.l2.heartbeatPort }} open between the LB nodes; the same heartbeat key on every node (lbctl_l2_rejected_heartbeats_total rising: a wrong key); the daemon's log line "L2 announcements on IF as NAME (peers: ...)".
+    - alert: LbctlBgpSessionDown
+      expr: max by (job, namespace, instance, peer) (lbctl_bgp_session_up{ {{- $b -}} }) == 0
+      for: 1m
+      labels:
+        severity: warning
+      annotations:
+        summary: BGP session {{`{{ $labels.instance }}`}} -> {{`{{ $labels.peer }}`}} is down
+        description: |-
+          The balancer daemon at {{`{{ $labels.instance }}`}} has had no Established BGP session with peer {{`{{ $labels.peer }}`}} for a minute: that router no longer sends this node any VIP traffic (the other nodes' routes still carry it).
+          What to check: `kubectl -n {{ $ns }} exec deploy/{{ $deploy }} -- lbctl balancer bgp --config /etc/lbctl/config.yaml` (each session's state and last error: a NOTIFICATION such as bad peer AS, or no answer at all); the router's side (`birdc show protocols all`, `vtysh -c "show bgp neighbors"`); peerASN/myASN and the TCP-MD5 password on both sides (balancer.bgp.passwordSecret); TCP port 179 between the node and the router; the daemon's logs ("BGP peer ...").
+    - alert: LbctlBgpNothingAnnounced
+      expr: sum by (job, namespace) (lbctl_bgp_announced_prefixes{ {{- $b -}} }) == 0 and on (job, namespace) sum by (job, namespace) (lbctl_bgp_vips{ {{- $b -}} }) > 0
+      for: 2m
+      labels:
+        severity: critical
+      annotations:
+        summary: No balancer daemon announces any VIP over BGP in {{ $ns }}
+        description: |-
+          The daemons carry VIPs in BGP mode, yet not one prefix is announced to any router for 2 minutes: every BGP-served VIP is unreachable from outside the nodes' segment.
+          What to check: LbctlBgpSessionDown (no session up anywhere: the routers, the password, the ASNs); LbctlBalancerNoHealthyTarget (VIPs withdrawn because no target is healthy); config.baremetal.bgp.advertisements (pools or peers that match nothing); `kubectl -n {{ $ns }} exec deploy/{{ $deploy }} -- lbctl balancer bgp --config /etc/lbctl/config.yaml`; `lbctl status -A -o wide` (the LoadBalancerDegraded message names why no daemon announces a VIP).
+    - alert: LbctlBgpVipsNotAnnounced
+      expr: max by (job, namespace, instance) (lbctl_bgp_vips{ {{- $b -}} ,announced="false"}) > 0
+      for: 2m
+      labels:
+        severity: warning
+      annotations:
+        summary: '{{`{{ $value }}`}} VIP(s) not announced by {{`{{ $labels.instance }}`}}'
+        description: |-
+          This daemon serves VIPs in BGP mode that it has not announced for 2 minutes: routers send their traffic to the other nodes only (or nowhere, if none announces them).
+          What to check: `kubectl -n {{ $ns }} exec deploy/{{ $deploy }} -- lbctl balancer bgp --config /etc/lbctl/config.yaml` (which hosts announce each VIP, and each one's reason: no healthy target, held down after a flap, bindError binding it on lo without NET_ADMIN); LbctlBalancerNoHealthyTarget; `lbctl status -A -o wide`.
     - alert: LbctlBalancerWorkersRestarting
       expr: increase(lbctl_balancer_worker_restarts_total{ {{- $b -}} }[15m]) > 2
       for: 5m

@@ -106,3 +106,71 @@ when the balancer is enabled. */}}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
+
+{{/* BGP mode (issue 18): on with balancer.bgp.enabled or a config.baremetal.bgp section (the
+provider pushes it to every daemon, which then announces its VIPs through ExaBGP and binds
+them on lo). "true" or "". */}}
+{{- define "lbctl.balancer.bgp" -}}
+{{- if and .Values.balancer.enabled (or .Values.balancer.bgp.enabled (dig "baremetal" "bgp" nil .Values.config)) }}true{{ end }}
+{{- end }}
+
+{{/* L2 announcements (ARP/NDP, heartbeats between the daemons). "true" or "". */}}
+{{- define "lbctl.balancer.l2" -}}
+{{- if and .Values.balancer.enabled .Values.balancer.l2.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Where the daemon reads the BGP TCP-MD5 password(s): the passwordFile of the peers. */}}
+{{- define "lbctl.balancer.bgpPasswordDir" -}}
+/var/run/lbctl/bgp-password
+{{- end }}
+
+{{/* Where the daemon reads the L2 heartbeats' HMAC key (--heartbeat-key-file). */}}
+{{- define "lbctl.balancer.heartbeatDir" -}}
+/var/run/lbctl/heartbeat
+{{- end }}
+
+{{/* The Secret and key holding the heartbeat key: balancer.l2.heartbeatKey.existingSecret, or
+the token Secret (generated or balancer.token.existingSecret), key heartbeat-key. */}}
+{{- define "lbctl.balancer.heartbeatSecretName" -}}
+{{- default (include "lbctl.balancer.tokenSecretName" .) .Values.balancer.l2.heartbeatKey.existingSecret }}
+{{- end }}
+
+{{/* Checks of the BGP wiring that only the rendered whole can see: every passwordFile of
+config.baremetal.bgp.peers lies in the mounted password Secret. */}}
+{{- define "lbctl.balancer.bgpChecks" -}}
+{{- $dir := include "lbctl.balancer.bgpPasswordDir" . }}
+{{- $secret := .Values.balancer.bgp.passwordSecret }}
+{{- range $i, $peer := (dig "baremetal" "bgp" "peers" list .Values.config) }}
+{{- $file := "" }}
+{{- if kindIs "map" $peer }}{{ $file = get $peer "passwordFile" }}{{ end }}
+{{- if $file }}
+{{- if not $secret.name }}
+{{- fail (printf "config.baremetal.bgp.peers[%d].passwordFile %q: set balancer.bgp.passwordSecret.name (a Secret with the TCP-MD5 password), which the chart mounts at %s in the balancer daemons" $i $file $dir) }}
+{{- end }}
+{{- $want := "" }}
+{{- if $secret.key }}{{ $want = printf "%s/%s" $dir $secret.key }}{{ end }}
+{{- if and $want (ne $file $want) }}
+{{- fail (printf "config.baremetal.bgp.peers[%d].passwordFile %q: the chart mounts key %q of Secret %s at %s (or set balancer.bgp.passwordSecret.key to \"\" to mount every key of it under %s/)" $i $file $secret.key $secret.name $want $dir) }}
+{{- end }}
+{{- if and (not $want) (not (hasPrefix (printf "%s/" $dir) $file)) }}
+{{- fail (printf "config.baremetal.bgp.peers[%d].passwordFile %q: the chart mounts every key of Secret %s under %s/" $i $file $secret.name $dir) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Checks of the L2 wiring (for a render that skips the schema too). */}}
+{{- define "lbctl.balancer.l2Checks" -}}
+{{- $l2 := .Values.balancer.l2 }}
+{{- if not $l2.interface }}
+{{- fail "balancer.l2.interface is required with balancer.l2.enabled (the LB nodes' interface on the VIPs' segment, e.g. eth0)" }}
+{{- end }}
+{{- if not $l2.peers }}
+{{- fail "balancer.l2.peers is required with balancer.l2.enabled: every LB node as {name: NODE_NAME, address: NODE_IP} (this one included; each daemon skips its own name). The daemons do not discover each other, and a daemon that hears no peer announces every VIP itself" }}
+{{- end }}
+{{- range $i, $peer := $l2.peers }}
+{{- if or (not $peer.name) (not $peer.address) }}
+{{- fail (printf "balancer.l2.peers[%d] needs a name (the node's name) and an address (its IP)" $i) }}
+{{- end }}
+{{- end }}
+{{- end }}
