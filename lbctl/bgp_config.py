@@ -212,7 +212,8 @@ class BgpConfig(BaseModel):
     model_config = _MODEL
     my_asn: Int = Field(alias="myASN", ge=1, le=4_294_967_294)
     router_id: str = Field("", alias="routerID")
-    """An IPv4 address (BGP identifier); defaults to the first IPv4 `sourceAddress`."""
+    """An IPv4 address (BGP identifier); defaults to the first IPv4 `sourceAddress`, else to
+    the address this host reaches its first peer from (see `identifier`)."""
     peers: tuple[PeerConfig, ...] = Field(max_length=64)
     advertisements: tuple[AdvertisementConfig, ...] = ()
     hold_down_seconds: Float = Field(3.0, alias="holdDownSeconds", ge=0, le=600)
@@ -244,18 +245,16 @@ class BgpConfig(BaseModel):
             if unknown:
                 raise ValueError(f"advertisements[{i}].peers: no peer named "
                                  f"{', '.join(unknown)} (peers: {', '.join(keys)})")
-        if not self.router_id and not any(
-                isinstance(_maybe_ip(p.source_address), ipaddress.IPv4Address)
-                for p in self.peers):
-            raise ValueError("routerID: required (an IPv4 address) unless a peer has an IPv4 "
-                             "sourceAddress to take it from")
         return self
 
     @property
     def identifier(self) -> str:
-        return self.router_id or next(p.source_address for p in self.peers
-                                      if isinstance(_maybe_ip(p.source_address),
-                                                    ipaddress.IPv4Address))
+        """`routerID`, else the first IPv4 `sourceAddress`, else "": each daemon then takes
+        its own host's address (what the `baremetal` provider's one section for every host
+        wants: two hosts must never share a BGP identifier)."""
+        return self.router_id or next((p.source_address for p in self.peers
+                                       if isinstance(_maybe_ip(p.source_address),
+                                                     ipaddress.IPv4Address)), "")
 
     def for_instance(self, instance: str) -> BgpConfig:
         """The peers `instance` opens (those with no `instances`, or naming it)."""

@@ -85,7 +85,7 @@ class BgpAnnouncements:
             return
         self.changed()
         log.info("BGP: AS %d, router id %s, peers %s", self.config.my_asn,
-                 self.config.identifier, ", ".join(p.key for p in self.config.peers))
+                 self.speaker.router_id, ", ".join(p.key for p in self.config.peers))
 
     def update(self, balancers: list[BalancerConfig]) -> None:
         self.balancers = balancers
@@ -238,7 +238,8 @@ class BgpAnnouncements:
                           "since": round(now - peer.since, 1), "established": peer.established,
                           "prefixes": len(self.sent.get(peer.key, {}))
                           if peer.state == "up" else 0, "lastError": error})
-        return {"asn": self.config.my_asn, "routerID": self.config.identifier,
+        return {"asn": self.config.my_asn,
+                "routerID": self.speaker.router_id or self.config.identifier,
                 "speaker": "running" if self.speaker.running else "stopped",
                 "draining": self.draining, "peers": peers,
                 "vips": {vip: self.vip_view(vip) for vip in self.vips}}

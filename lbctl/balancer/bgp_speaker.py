@@ -25,11 +25,13 @@ import asyncio
 import contextlib
 import ctypes
 import getpass
+import ipaddress
 import json
 import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections import deque
@@ -75,12 +77,36 @@ def _secret(peer: PeerConfig) -> str:
     return text
 
 
-def render(config: BgpConfig, bridge: list[str]) -> str:
+def router_id(config: BgpConfig) -> str:
+    """The BGP identifier: the config's, else this host's IPv4 address towards its first peer
+    (`ip route get`), else its first global IPv4 address; SpeakerError when it has none."""
+    if config.identifier:
+        return config.identifier
+    for peer in config.peers:
+        if peer.version == 4:
+            done = subprocess.run(["ip", "-j", "route", "get", peer.peer_address],
+                                  capture_output=True, text=True, check=False)
+            with contextlib.suppress(ValueError, IndexError, KeyError, TypeError):
+                source = str(json.loads(done.stdout)[0]["prefsrc"])
+                if not ipaddress.ip_address(source).is_loopback:
+                    return source
+    done = subprocess.run(["ip", "-j", "-4", "addr", "show", "scope", "global"],
+                          capture_output=True, text=True, check=False)
+    with contextlib.suppress(ValueError, TypeError):
+        for link in json.loads(done.stdout or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("local"):
+                    return str(info["local"])
+    raise SpeakerError("routerID: not given, and this host has no IPv4 address to take the "
+                       "BGP identifier from")
+
+
+def render(config: BgpConfig, bridge: list[str], identifier: str = "") -> str:
     """The ExaBGP config for `config`, with `bridge` as its API process."""
     out = ["process lbctl {", f"    run {' '.join(bridge)};", "    encoder json;", "}"]
     for peer in config.peers:
         lines = [f"neighbor {peer.peer_address} {{",
-                 f"    router-id {config.identifier};",
+                 f"    router-id {identifier or config.identifier};",
                  f"    local-address {peer.source_address or 'auto'};",
                  f"    local-as {peer.my_asn or config.my_asn};",
                  f"    peer-as {peer.peer_asn};",
@@ -117,6 +143,8 @@ class Speaker:
         self._waiter: asyncio.Task[None] | None = None
         self._stopping = False
         self.errors: deque[str] = deque(maxlen=20)
+        self.router_id = ""
+        """The identifier the running ExaBGP uses (the config's, or this host's address)."""
 
     @property
     def running(self) -> bool:
@@ -132,7 +160,8 @@ class Speaker:
             self._server = await asyncio.start_unix_server(self._accept, path=str(self._socket))
         bridge = [sys.executable, "-m", "lbctl.balancer.bgp_bridge", str(self._socket)]
         conf = self._dir / "exabgp.conf"
-        conf.write_text(render(config, bridge))
+        self.router_id = await asyncio.to_thread(router_id, config)
+        conf.write_text(render(config, bridge, self.router_id))
         conf.chmod(0o600)
         env = {**os.environ, "exabgp_log_destination": "stderr", "exabgp_log_level": "WARNING",
                "exabgp_log_short": "true", "exabgp_daemon_user": getpass.getuser(),

@@ -34,9 +34,21 @@ def _norm(vip: str) -> str:
 
 def prepare_interface(interface: str, proc: Path = Path("/proc/sys/net/ipv4/conf")) -> None:
     """arp_ignore=1 (answer only for addresses on the receiving interface) and arp_announce=2
-    (never use a VIP as ARP source) so the kernel stays silent about VIPs bound on lo."""
+    (never use a VIP as ARP source) so the kernel stays silent about VIPs bound on lo.
+
+    A value already in place is left alone: in a container `/proc/sys` is read-only, and the
+    Helm chart sets them from a privileged init container; only a wrong value that cannot be
+    written is an error (OSError naming the key and what to do)."""
     for key, value in (("arp_ignore", "1"), ("arp_announce", "2")):
-        (proc / interface / key).write_text(value)
+        path = proc / interface / key
+        if path.read_text().strip() == value:
+            continue
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{path} is {path.read_text().strip()}, must be {value} "
+                                     f"(set it before the daemon starts, e.g. the chart's init "
+                                     f"container): {exc.strerror}", str(path)) from exc
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,13 @@ returns, aggregates, and sends LOCAL_PREF to iBGP peers only (as MetalLB does).
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from lbctl.balancer.bgp import BgpAnnouncements, explain
 from lbctl.balancer.bgp_policy import HoldDown, Route, plan, servable
-from lbctl.balancer.bgp_speaker import SpeakerError, render
+from lbctl.balancer.bgp_speaker import SpeakerError, render, router_id
 from lbctl.balancer.model import parse_balancer, parse_file
 from lbctl.bgp_config import community, parse_bgp
 from lbctl.parsing import ConfigError
@@ -54,8 +56,8 @@ def test_bad_peer_fields_are_named(peer: dict[str, object], where: str, words: s
 
 
 def test_section_level_problems_are_named() -> None:
-    assert _problems("bgp: {myASN: 64512, peers: [{peerAddress: 10.0.0.1, peerASN: 1}]}\n"
-                     )[0][1].startswith("routerID: required")
+    assert _problems("bgp: {myASN: 64512, peers: []}\n")[0][1].startswith(
+        "peers: give at least one peer")
     dup = _problems("bgp: {myASN: 1, routerID: 1.1.1.1, peers: [{peerAddress: 10.0.0.1, "
                     "peerASN: 2}, {peerAddress: 10.0.0.1, peerASN: 3}]}\n")
     assert "10.0.0.1 defined more than once" in dup[0][1]
@@ -169,3 +171,19 @@ def test_a_vip_without_a_session_says_what_the_peers_said() -> None:
     bgp.peers["tor-b"].state = "up"
     assert bgp.vip_view("10.9.0.1") == {"announced": True, "reason": "healthy",
                                         "peers": ["tor-b"]}
+
+
+def test_the_router_id_is_the_configs_else_this_hosts_address_towards_the_peer() -> None:
+    given = parse_bgp({"myASN": 1, "routerID": "10.0.0.7", "peers": [PEER]})
+    assert router_id(given) == "10.0.0.7"
+    from_source = parse_bgp({"myASN": 1, "peers": [{**PEER, "sourceAddress": "10.0.0.8"}]})
+    assert from_source.identifier == "10.0.0.8" and router_id(from_source) == "10.0.0.8"
+    # Neither: the host's own (what `ip route get` says it reaches the peer from), so every
+    # daemon given the provider's one section gets an identifier of its own; a host with no
+    # IPv4 address at all is told to give one.
+    try:
+        derived = router_id(parse_bgp({"myASN": 1, "peers": [PEER]}))
+    except SpeakerError as exc:
+        assert str(exc).startswith("routerID: not given")
+    else:
+        assert ipaddress.ip_address(derived).version == 4 and derived != "10.0.0.1"
