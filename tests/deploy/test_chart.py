@@ -157,7 +157,8 @@ def test_rbac_is_exactly_what_the_controller_calls(rendered: dict[str, Manifests
         ("", "nodes", "list", ()), ("", "nodes", "watch", ()),
         ("", "events", "create", ()), ("", "events", "patch", ()), ("", "events", "get", ()),
         ("discovery.k8s.io", "endpointslices", "list", ()),
-        ("discovery.k8s.io", "endpointslices", "watch", ())}
+        ("discovery.k8s.io", "endpointslices", "watch", ()),
+        ("", "namespaces", "list", ()), ("", "namespaces", "watch", ())}
     role = manifests.one("Role")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert _rules(role) == {
