@@ -74,7 +74,8 @@ def register(main: click.Group) -> None:
     @click.option("--config", "config_path", required=True,
                   type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--kubeconfig", default=None,
-                  help="Read the cluster's nodes from here (default: no nodes).")
+                  help="Read the cluster's nodes and namespace labels from here (default: no "
+                       "nodes, a namespace with no labels but its name).")
     def plan(service_file: Path, config_path: Path, kubeconfig: str | None) -> None:
         """Print the balancer spec for a Service and the provider's planned changes."""
         from providers.cluster import StaticView  # noqa: PLC0415
@@ -95,14 +96,19 @@ def register(main: click.Group) -> None:
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         nodes = []
+        namespace = service["metadata"]["namespace"]
+        labels: dict[str, dict[str, str]] = {namespace: {}}  # pools may select on them
         if kubeconfig:
-            from ..kube import NODES, Kube  # noqa: PLC0415
+            from ..kube import NAMESPACES, NODES, Kube  # noqa: PLC0415
 
             kube = Kube.connect(kubeconfig)
             nodes = [node_view(n) for n in kube.list_page(NODES).get("items", [])]
+            labels.update({str(ns["metadata"]["name"]): dict(ns["metadata"].get("labels") or {})
+                           for ns in kube.list_page(NAMESPACES).get("items", [])})
             kube.close()
         try:
-            provider = load(cfg.provider)(cfg.provider_settings(), cfg.cluster_name, StaticView())
+            view = StaticView(namespaces=labels)
+            provider = load(cfg.provider)(cfg.provider_settings(), cfg.cluster_name, view)
             click.echo(make_plan(service, nodes, cfg, provider))
         except (ProviderError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc

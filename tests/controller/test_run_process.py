@@ -131,3 +131,27 @@ def test_config_validate_and_plan_commands(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert '"node_port": 30080' in out.stdout
     assert "create balancer lb-defaul-web-" in out.stdout
+
+
+def test_plan_reads_namespace_labels_from_the_cluster(ctl_sandbox: Sandbox,
+                                                      core_api: client.CoreV1Api,
+                                                      tmp_path: Path) -> None:
+    """A pool that selects on a namespace label: without --kubeconfig the namespace has no
+    labels but its name (the plain pool); with it, the cluster's labels pick the other."""
+    core_api.create_namespace({"metadata": {"name": "team-a", "labels": {"tier": "gold"}}})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "provider: baremetal\nbaremetal:\n  pools:\n"
+        "  - {name: gold, addresses: ['10.9.1.0/28'], serviceAllocation: {priority: 1, "
+        "namespaceSelectors: [{matchLabels: {tier: gold}}]}}\n"
+        "  - {name: plain, addresses: ['10.9.2.0/28']}\n")
+    service = tmp_path / "svc.yaml"
+    service.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: team-a}\n"
+                       "spec:\n  type: LoadBalancer\n  ports: [{port: 80, nodePort: 30080}]\n")
+    base = [sys.executable, "-m", "lbctl", "plan", "-f", str(service), "--config", str(config)]
+    for extra, pool in (([], "plain"),
+                        (["--kubeconfig", str(ctl_sandbox.options.kubeconfig)], "gold")):
+        out = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60,
+                             check=False)
+        assert out.returncode == 0, out.stderr
+        assert f'from pool "{pool}"' in out.stdout, out.stdout
