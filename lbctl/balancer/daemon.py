@@ -178,8 +178,10 @@ class Daemon:
         if self.bgp is not None and found is not None:
             # Per VIP, not a problem of this instance: another host may announce it (the
             # provider says when none does).
-            status["bgp"] = {vip: self.bgp.vip_view(vip) for vip in found[0].addresses
-                             if self.bgp.claimed(vip)}
+            views = {vip: self.bgp.vip_view(vip) for vip in found[0].addresses
+                     if self.bgp.claimed(vip)}
+            if views:
+                status["bgp"] = views
         return status
 
     # -- life cycle -------------------------------------------------------------------------
