@@ -21,8 +21,6 @@ from typing import Any
 
 import click
 
-from ..parsing import ConfigError, load_yaml
-
 
 @dataclass(frozen=True)
 class Daemon:
@@ -33,7 +31,9 @@ class Daemon:
 
 
 def from_config(path: Path) -> list[Daemon]:
-    """The daemons of the controller's config file (`baremetal.balancers`)."""
+    """The daemons of the controller's config file (`baremetal.balancers`); ConfigError."""
+    from ..parsing import ConfigError, load_yaml  # noqa: PLC0415 - yaml only when asked
+
     try:
         doc = load_yaml(path.read_text())
     except (OSError, ValueError) as exc:
@@ -126,6 +126,8 @@ def register(balancer: click.Group) -> None:
     def bgp(config_path: Path | None, named: tuple[str, ...], token_file: str | None,
             output: str) -> None:
         """BGP sessions of every balancer host, and which hosts announce each VIP."""
+        from ..parsing import ConfigError  # noqa: PLC0415
+
         daemons: list[Daemon] = []
         try:
             if config_path is not None:

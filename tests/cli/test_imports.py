@@ -81,7 +81,8 @@ def test_importing_the_cli_loads_click_and_the_command_modules_only() -> None:
     modules = imported(out.stderr)
     ours = sorted(m for m in modules if m.startswith(("lbctl", "providers")))
     assert "click" in modules
-    assert ours == ["lbctl", "lbctl.cli", "lbctl.cli.balancer", "lbctl.cli.controller",
+    assert ours == ["lbctl", "lbctl.cli", "lbctl.cli.balancer", "lbctl.cli.bgp_status",
+                    "lbctl.cli.controller",
                     "lbctl.cli.demo", "lbctl.cli.emulator", "lbctl.cli.options",
                     "lbctl.cli.root", "lbctl.cli.sandbox", "lbctl.cli.status"]
     heavy = [m for m in modules if m.split(".")[0] in ("kubernetes", "pydantic", "aiohttp",
