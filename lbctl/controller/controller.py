@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from providers.cluster import NodeView, ServiceView
 from providers.errors import PermanentError
@@ -29,6 +29,7 @@ from providers.interface import ChangeNotifier, Provider, Reconfigurable
 from providers.spec import BalancerRef
 
 from ..kube import NODES, SERVICES, ApiError, Handlers, Informer, Kube
+from .cache import Cache
 from .config import Config
 from .debounce import KeyDebouncer
 from .decisions import held_finalizer, needs_sync, owned, wants_balancer
@@ -36,7 +37,7 @@ from .endpoints import target_mode
 from .metrics import MeteredProvider, Metrics
 from .namespace_cache import NamespaceCache
 from .reconciler import Reconciler, Recorder, ServiceWrites
-from .records import EndpointSliceView, node_view, service_view
+from .records import node_view, service_view
 from .slice_cache import SliceCache
 from .spec_builder import targets
 from .workqueue import WorkQueue
@@ -45,41 +46,6 @@ log = logging.getLogger("lbctl.controller.controller")
 ORPHAN_DEBOUNCE_SECONDS = 1.0
 """How long a provider's report of a balancer without a Service waits for others like it, so
 a balancer host that comes back holding ten stale balancers costs one collection."""
-
-
-class Cache:
-    """The `ClusterView` providers and the reconciler read: the informers' records."""
-
-    def __init__(self, services: Informer[ServiceView], nodes: Informer[NodeView],
-                 slices: SliceCache | None = None,
-                 namespaces: NamespaceCache | None = None) -> None:
-        self._services = services
-        self._nodes = nodes
-        self._slices = slices
-        self._namespaces = namespaces
-
-    def services(self) -> list[ServiceView]:
-        return self._services.items()
-
-    def service(self, namespace: str, name: str) -> ServiceView | None:
-        return self._services.get(f"{namespace}/{name}")
-
-    def nodes(self) -> list[NodeView]:
-        return self._nodes.items()
-
-    def endpoint_slices(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
-        """The Service's EndpointSlices; None until they are cached (asking starts that).
-        A cache built without slices knows none."""
-        if self._slices is None:
-            return []
-        return self._slices.for_service(namespace, name)
-
-    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
-        """The Namespace's labels (read-only); None while unknown (asking starts the cache,
-        see `namespace_cache`). A cache built without Namespaces knows none."""
-        if self._namespaces is None:
-            return None
-        return self._namespaces.labels(name)
 
 
 class Controller:

@@ -17,8 +17,9 @@ from providers.interface import Provider
 from providers.registry import load
 
 from ..kube import Kube
+from .cache import Cache
 from .config import Config
-from .controller import Cache, Controller
+from .controller import Controller
 from .events import BackgroundEvents
 from .kube_writes import KubeEventWriter, KubeServiceWrites
 from .metrics import Metrics

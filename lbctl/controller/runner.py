@@ -21,8 +21,9 @@ from providers.interface import Provider
 from providers.registry import load
 
 from ..kube import ApiError, EventRecorder, Kube, LeaderConfig, LeaderElector, ObjectRef
+from .cache import Cache
 from .config import Config, ConfigError, load_config
-from .controller import Cache, Controller
+from .controller import Controller
 from .decisions import owned, wants_balancer
 from .events import BackgroundEvents
 from .kube_writes import KubeEventWriter, KubeServiceWrites

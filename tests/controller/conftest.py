@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from lbctl.controller.cache import Cache
 from lbctl.controller.config import Config, parse_config
-from lbctl.controller.controller import Cache, Controller
+from lbctl.controller.controller import Controller
 from lbctl.controller.events import BackgroundEvents
 from lbctl.controller.kube_writes import KubeEventWriter, KubeServiceWrites
 from lbctl.controller.metrics import Metrics

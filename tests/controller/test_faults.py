@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from lbctl.controller.cache import Cache
 from lbctl.controller.config import Config
-from lbctl.controller.controller import Cache, Controller
+from lbctl.controller.controller import Controller
 from lbctl.controller.decisions import LBCTL_FINALIZER, STANDARD_FINALIZER
 from lbctl.controller.events import BackgroundEvents
 from lbctl.controller.kube_writes import KubeEventWriter, KubeServiceWrites
