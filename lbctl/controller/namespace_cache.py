@@ -22,13 +22,10 @@ Records are frozen and their label maps read-only: whoever asks cannot change th
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
 
-from providers.errors import TransientError
-
 from ..kube import NAMESPACES, Handlers, Informer, Kube
+from .lazy_informer import LazyInformer
 from .records import NamespaceView, namespace_view
 
 log = logging.getLogger("lbctl.controller.namespace_cache")
@@ -39,65 +36,32 @@ PATIENCE_SECONDS = 30.0
 """After this long without a first list, a question fails (TransientError) instead."""
 
 
-class NamespaceCache:
+class NamespaceCache(LazyInformer[NamespaceView]):
     """The lazily started Namespace informer. Thread-safe."""
 
     def __init__(self, kube: Kube, on_change: Callable[[str], None]) -> None:
-        self._kube = kube
-        self._on_change = on_change
-        self._lock = threading.Lock()
-        self._informer: Informer[NamespaceView] | None = None
-        self.started_at: float | None = None
-        """Monotonic time of the start (None: never started)."""
+        super().__init__(kube, on_change, log)
 
-    @property
-    def informer(self) -> Informer[NamespaceView] | None:
-        return self._informer
+    def _new_informer(self) -> Informer[NamespaceView]:
+        informer = Informer(self._kube, NAMESPACES, namespace_view, name="namespaces")
+        informer.add_handlers(Handlers(self._added, self._updated, None))
+        return informer
 
     def want(self) -> Informer[NamespaceView]:
         """Start watching Namespaces, once; later calls cost a lock. Answers the informer."""
-        with self._lock:
-            if self._informer is not None:
-                return self._informer
-            informer = Informer(self._kube, NAMESPACES, namespace_view, name="namespaces")
-            informer.add_handlers(Handlers(self._added, self._updated, None))
-            self._informer = informer
-            self.started_at = time.monotonic()
-        log.info("a provider reads namespace labels: watching Namespaces")
-        informer.start()
-        return informer
+        return self._start("a provider reads namespace labels: watching Namespaces")
 
     def labels(self, name: str) -> Mapping[str, str] | None:
         """The labels of Namespace `name` (read-only), or None when unknown: not listed yet
         (starting the informer when it was not running: whoever asks needs it) or no such
         Namespace in the cache. TransientError once the first list took `PATIENCE_SECONDS`."""
         informer = self._informer or self.want()
-        if not informer.has_synced():
-            waited = time.monotonic() - (self.started_at or time.monotonic())
-            if waited < FIRST_LIST_WAIT_SECONDS:
-                informer.wait_for_sync(FIRST_LIST_WAIT_SECONDS - waited)
-            elif waited > PATIENCE_SECONDS:
-                raise TransientError(
-                    f"Namespaces still not listed after {waited:.0f} s: namespaceSelectors "
-                    "need list and watch on namespaces (see the controller's log)")
-            if not informer.has_synced():
-                return None
+        if not self._listed(informer, first_wait=FIRST_LIST_WAIT_SECONDS,
+                            patience=PATIENCE_SECONDS, kind="Namespaces",
+                            needs="namespaceSelectors need list and watch on namespaces"):
+            return None
         record = informer.get(name)
         return record.labels if record is not None else None
-
-    def synced(self) -> bool:
-        """Not started, or started and listed (for readiness)."""
-        informer = self._informer
-        return informer is None or informer.has_synced()
-
-    def __len__(self) -> int:
-        informer = self._informer
-        return 0 if informer is None else len(informer)
-
-    def stop(self) -> None:
-        informer = self._informer
-        if informer is not None:
-            informer.stop()
 
     # -- the informer's handlers (its thread) -------------------------------------------------
     def _added(self, namespace: NamespaceView) -> None:

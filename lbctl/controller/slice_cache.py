@@ -21,13 +21,10 @@ which Service it concerns.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 
-from providers.errors import TransientError
-
 from ..kube import ENDPOINTSLICES, Handlers, Informer, Kube
+from .lazy_informer import LazyInformer
 from .records import SERVICE_NAME_LABEL, EndpointSliceView, endpoint_slice_view
 
 log = logging.getLogger("lbctl.controller.slice_cache")
@@ -36,34 +33,22 @@ PATIENCE_SECONDS = 30.0
 loudly (a Warning on the Service), since a list this slow is a refusal (RBAC) or an outage."""
 
 
-class SliceCache:
+class SliceCache(LazyInformer[EndpointSliceView]):
     """The lazily started EndpointSlice informer and its index by Service. Thread-safe."""
 
     def __init__(self, kube: Kube, on_change: Callable[[str], None]) -> None:
-        self._kube = kube
-        self._on_change = on_change
-        self._lock = threading.Lock()
-        self._informer: Informer[EndpointSliceView] | None = None
+        super().__init__(kube, on_change, log)
         self._by_service: dict[str, dict[str, EndpointSliceView]] = {}
-        self.started_at: float | None = None
-        """Monotonic time of the start (None: never started)."""
 
-    @property
-    def informer(self) -> Informer[EndpointSliceView] | None:
-        return self._informer
+    def _new_informer(self) -> Informer[EndpointSliceView]:
+        informer = Informer(self._kube, ENDPOINTSLICES, endpoint_slice_view,
+                            name="endpointslices", label_selector=SERVICE_NAME_LABEL)
+        informer.add_handlers(Handlers(self._added, self._updated, self._deleted))
+        return informer
 
     def want(self) -> None:
         """Start watching EndpointSlices, once; later calls cost a lock."""
-        with self._lock:
-            if self._informer is not None:
-                return
-            informer = Informer(self._kube, ENDPOINTSLICES, endpoint_slice_view,
-                                name="endpointslices", label_selector=SERVICE_NAME_LABEL)
-            informer.add_handlers(Handlers(self._added, self._updated, self._deleted))
-            self._informer = informer
-            self.started_at = time.monotonic()
-        log.info("a Service uses the endpoints target mode: watching EndpointSlices")
-        informer.start()
+        self._start("a Service uses the endpoints target mode: watching EndpointSlices")
 
     def for_service(self, namespace: str, name: str) -> list[EndpointSliceView] | None:
         """The Service's slices, or None until the informer has listed them all (starting
@@ -73,30 +58,13 @@ class SliceCache:
         if informer is None:
             self.want()
             return None
-        if not informer.has_synced():
-            waited = time.monotonic() - (self.started_at or time.monotonic())
-            if waited > PATIENCE_SECONDS:
-                raise TransientError(
-                    f"EndpointSlices still not listed after {waited:.0f} s: the endpoints "
-                    "target mode needs list and watch on endpointslices.discovery.k8s.io "
-                    "(see the controller's log)")
+        if not self._listed(informer, first_wait=0.0, patience=PATIENCE_SECONDS,
+                            kind="EndpointSlices",
+                            needs="the endpoints target mode needs list and watch on "
+                                  "endpointslices.discovery.k8s.io"):
             return None
         with self._lock:
             return list(self._by_service.get(f"{namespace}/{name}", {}).values())
-
-    def synced(self) -> bool:
-        """Not started, or started and listed (for readiness)."""
-        informer = self._informer
-        return informer is None or informer.has_synced()
-
-    def __len__(self) -> int:
-        informer = self._informer
-        return 0 if informer is None else len(informer)
-
-    def stop(self) -> None:
-        informer = self._informer
-        if informer is not None:
-            informer.stop()
 
     # -- the informer's handlers (its thread) -------------------------------------------------
     def _added(self, piece: EndpointSliceView) -> None:
