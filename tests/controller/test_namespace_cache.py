@@ -5,17 +5,15 @@ answers "unknown" and then fails loudly after the patience."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from lbctl.controller import namespace_cache
 from lbctl.controller.namespace_cache import NamespaceCache
-from lbctl.kube import ApiError, Kube
 from providers.errors import TransientError
 from tests.conftest import wait_for
+from tests.controller.stub_api import StubKube
 
 pytestmark = pytest.mark.unit
 
@@ -26,55 +24,17 @@ def _ns(name: str, rv: str = "7", annotations: dict[str, str] | None = None,
                          "labels": {"kubernetes.io/metadata.name": name, **labels}}}
 
 
-class _Watch:
-    def __init__(self, events: list[dict[str, Any]], go: threading.Event) -> None:
-        self.events, self.go = events, go
-        self.closed = threading.Event()
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        self.go.wait(5)
-        yield from self.events
-        self.events = []
-        self.closed.wait(5)
-
-    def close(self) -> None:
-        self.closed.set()
-
-
-class _Kube:
-    """Answers one list page and one watch (its events once `go` is set); or refuses."""
-
-    def __init__(self, items: list[dict[str, Any]], events: list[dict[str, Any]],
-                 refuse: bool = False) -> None:
-        self.items, self.events, self.refuse = items, events, refuse
-        self.lists: list[str] = []
-        self.go = threading.Event()
-
-    def list_page(self, resource: Any, **_kw: Any) -> dict[str, Any]:
-        self.lists.append(resource.plural)
-        if self.refuse:
-            raise ApiError(403, "Forbidden", "namespaces is forbidden")
-        return {"items": self.items, "metadata": {"resourceVersion": "7"}}
-
-    def watch(self, _resource: Any, _rv: str, **_kw: Any) -> _Watch:
-        watch = _Watch(self.events, self.go)
-        self.events = []
-        return watch
-
-
-def _cache(kube: _Kube, changed: list[str]) -> NamespaceCache:
-    fake: Any = kube
-    real: Kube = fake
-    return NamespaceCache(real, changed.append)
+def _cache(kube: StubKube, changed: list[str]) -> NamespaceCache:
+    return NamespaceCache(kube.as_kube(), changed.append)
 
 
 def test_labels_after_the_first_list_and_only_label_changes_reported() -> None:
-    kube = _Kube([_ns("shop", foo="bar"), _ns("dev")], [
+    kube = StubKube([_ns("shop", foo="bar"), _ns("dev")], [
         {"type": "MODIFIED", "object": _ns("dev", "8", foo="bar")},
         {"type": "MODIFIED", "object": _ns("shop", "9", {"note": "x"}, foo="bar")},
         {"type": "ADDED", "object": _ns("late", "10", team="x")},
         {"type": "DELETED", "object": _ns("dev", "11", foo="bar")},
-    ])
+    ], gated=True)
     changed: list[str] = []
     cache = _cache(kube, changed)
     assert cache.informer is None and kube.lists == [] and cache.synced() and len(cache) == 0
@@ -99,7 +59,7 @@ def test_labels_after_the_first_list_and_only_label_changes_reported() -> None:
 def test_a_list_that_never_succeeds_is_unknown_then_fails_loudly(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(namespace_cache, "FIRST_LIST_WAIT_SECONDS", 0.05)
-    cache = _cache(_Kube([], [], refuse=True), [])
+    cache = _cache(StubKube([], [], refuse=True), [])
     try:
         assert cache.labels("shop") is None and not cache.synced()
         monkeypatch.setattr(namespace_cache, "PATIENCE_SECONDS", 0.0)

@@ -4,17 +4,15 @@ Service, and a list that never succeeds turns into a loud error after the patien
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from lbctl.controller import slice_cache
 from lbctl.controller.slice_cache import SliceCache
-from lbctl.kube import ApiError, Kube
 from providers.errors import TransientError
 from tests.conftest import wait_for
+from tests.controller.stub_api import StubKube
 
 pytestmark = pytest.mark.unit
 
@@ -26,51 +24,15 @@ def _slice(name: str, service: str, *ips: str) -> dict[str, Any]:
             "endpoints": [{"addresses": [ip]} for ip in ips]}
 
 
-class _Watch:
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        self.events = events
-        self.closed = threading.Event()
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        yield from self.events
-        self.events = []
-        self.closed.wait(5)
-
-    def close(self) -> None:
-        self.closed.set()
-
-
-class _Kube:
-    """Answers one list page and one watch with the given events; or refuses everything."""
-
-    def __init__(self, items: list[dict[str, Any]], events: list[dict[str, Any]],
-                 refuse: bool = False) -> None:
-        self.items, self.events, self.refuse = items, events, refuse
-        self.selectors: list[str] = []
-
-    def list_page(self, _resource: Any, **kw: Any) -> dict[str, Any]:
-        self.selectors.append(kw["label_selector"])
-        if self.refuse:
-            raise ApiError(403, "Forbidden", "endpointslices is forbidden")
-        return {"items": self.items, "metadata": {"resourceVersion": "7"}}
-
-    def watch(self, _resource: Any, _rv: str, **_kw: Any) -> _Watch:
-        watch = _Watch(self.events)
-        self.events = []
-        return watch
-
-
-def _cache(kube: _Kube, changed: list[str]) -> SliceCache:
-    fake: Any = kube
-    real: Kube = fake
-    return SliceCache(real, changed.append)
+def _cache(kube: StubKube, changed: list[str]) -> SliceCache:
+    return SliceCache(kube.as_kube(), changed.append)
 
 
 def test_indexed_by_service_and_every_change_names_it() -> None:
-    kube = _Kube([_slice("a-1", "a", "10.0.0.1"), _slice("a-2", "a", "10.0.0.2"),
-                  _slice("b-1", "b", "10.0.0.3")],
-                 [{"type": "MODIFIED", "object": _slice("b-1", "a", "10.0.0.3")},
-                  {"type": "DELETED", "object": _slice("a-2", "a", "10.0.0.2")}])
+    kube = StubKube([_slice("a-1", "a", "10.0.0.1"), _slice("a-2", "a", "10.0.0.2"),
+                     _slice("b-1", "b", "10.0.0.3")],
+                    [{"type": "MODIFIED", "object": _slice("b-1", "a", "10.0.0.3")},
+                     {"type": "DELETED", "object": _slice("a-2", "a", "10.0.0.2")}])
     changed: list[str] = []
     cache = _cache(kube, changed)
     assert cache.informer is None and kube.selectors == [] and cache.synced()
@@ -91,7 +53,7 @@ def test_indexed_by_service_and_every_change_names_it() -> None:
 
 def test_a_list_that_never_succeeds_fails_loudly_after_the_patience(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = _cache(_Kube([], [], refuse=True), [])
+    cache = _cache(StubKube([], [], refuse=True), [])
     cache.want()
     try:
         assert cache.for_service("ns", "a") is None and not cache.synced()
