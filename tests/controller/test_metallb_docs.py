@@ -238,12 +238,7 @@ spec:
   type: LoadBalancer
 """
 
-TWO_POOLS = """
-baremetal:
-  pools:
-  - name: default
-    addresses: ["192.168.1.0/24"]
-  - name: production-public-ips
+TWO_POOLS = ONE_POOL + """  - name: production-public-ips
     addresses: ["42.176.25.64/30"]
 """
 
@@ -457,13 +452,14 @@ def test_two_local_services_with_the_same_selector_do_not_share_in_lbctl(start: 
 
 # -- configuration/_advanced_ipaddresspool_configuration.md ---------------------------------------
 
-CHEAP_AND_EXPENSIVE = """
+EXPENSIVE = """
 baremetal:
   pools:
   - name: expensive
     addresses: ["42.176.25.64/30"]
     autoAssign: false
-  - name: cheap
+"""
+CHEAP_AND_EXPENSIVE = EXPENSIVE + """  - name: cheap
     addresses: ["192.168.10.0/24"]
 """
 
@@ -491,13 +487,7 @@ def test_autoassign_false_alone_leaves_a_plain_service_pending_with_a_warning(
     """configuration/_advanced_ipaddresspool_configuration.md: with only the `expensive` pool
     (`autoAssign: false`) nothing is allocated automatically: a plain Service stays pending,
     with a Warning saying why."""
-    c = start("""
-baremetal:
-  pools:
-  - name: expensive
-    addresses: ["42.176.25.64/30"]
-    autoAssign: false
-""")
+    c = start(EXPENSIVE)
     c.apply(_service("plain"))
     c.wait_warning("plain", '"expensive" has autoAssign: false')
     assert c.ips("plain") == []
@@ -520,7 +510,15 @@ baremetal:
     assert c.ips("second") == []
 
 
-SAMPLE_TRANSLATED = """
+def _sample_pool(namespace_label: str = "") -> str:
+    """A `default` pool, then MetalLB's ippool-ns-service-alloc-sample; its namespaceSelectors
+    (`matchLabels` of the one `namespace_label`) only when one is given."""
+    selectors = (f"""\
+      namespaceSelectors:
+      - matchLabels:
+          {namespace_label}
+""" if namespace_label else "")
+    return f"""
 baremetal:
   pools:
   - name: default
@@ -531,10 +529,14 @@ baremetal:
     serviceAllocation:
       priority: 50
       namespaces: [namespace-a, namespace-b]
+{selectors}\
       serviceSelectors:
       - matchExpressions:
-        - {key: app, operator: In, values: [bar]}
+        - {{key: app, operator: In, values: [bar]}}
 """
+
+
+SAMPLE_TRANSLATED = _sample_pool()
 
 
 def test_service_allocation_pins_the_pool_to_namespaces_and_labelled_services(
@@ -582,24 +584,7 @@ def test_explicit_request_for_a_pool_that_does_not_match_stays_pending(start: St
         assert c.ips(name, ns) == []
 
 
-SAMPLE_VERBATIM = """
-baremetal:
-  pools:
-  - name: default
-    addresses: ["192.168.10.0/24"]
-  - name: ippool-ns-service-alloc-sample
-    addresses: ["192.168.20.0/24"]
-    avoidBuggyIPs: true
-    serviceAllocation:
-      priority: 50
-      namespaces: [namespace-a, namespace-b]
-      namespaceSelectors:
-      - matchLabels:
-          foo: bar
-      serviceSelectors:
-      - matchExpressions:
-        - {key: app, operator: In, values: [bar]}
-"""
+SAMPLE_VERBATIM = _sample_pool("foo: bar")
 
 
 def test_sample_pool_with_a_namespace_label_selector(start: Start) -> None:
@@ -747,24 +732,7 @@ def test_load_balancer_class_only_services_of_that_class_are_served(start: Start
         assert c.events(name) == []
 
 
-SAMPLE_WITH_NAMESPACE_SELECTOR = """
-baremetal:
-  pools:
-  - name: default
-    addresses: ["192.168.10.0/24"]
-  - name: ippool-ns-service-alloc-sample
-    addresses: ["192.168.20.0/24"]
-    avoidBuggyIPs: true
-    serviceAllocation:
-      priority: 50
-      namespaces: [namespace-a, namespace-b]
-      namespaceSelectors:
-      - matchLabels:
-          kubernetes.io/metadata.name: namespace-c
-      serviceSelectors:
-      - matchExpressions:
-        - {key: app, operator: In, values: [bar]}
-"""
+SAMPLE_WITH_NAMESPACE_SELECTOR = _sample_pool("kubernetes.io/metadata.name: namespace-c")
 
 
 def test_namespaces_or_namespace_selectors(start: Start) -> None:
