@@ -208,64 +208,82 @@ def _pod_on(stack: Stack, name: str, node: str, port: dict[str, Any], backend: s
 
 # -- LoadBalancers ---------------------------------------------------------------------------
 
-def test_change_the_type_and_ports_of_a_tcp_service(stack: Stack) -> None:
-    """Replays "should be able to change the type and ports of a TCP service": ClusterIP ->
-    NodePort -> LoadBalancer, a new nodePort, a new port, scaled to 0 and back to 1, then back
-    to ClusterIP. The ClusterIP itself (upstream's exec-pod check) has no traffic path in the
-    sandbox; the NodePort checks are the older upstream's (hit on a node's IP)."""
-    name = "mutability-tcp"
-    svc = _cluster_ip_service(stack, name, 9001)
+def _mutability_scenario(stack: Stack, name: str, port: int, protocol: str) -> None:
+    """The steps both mutability tests replay: ClusterIP -> NodePort -> LoadBalancer, a new
+    nodePort, a new port, scaled to 0 and back to 1, then back to ClusterIP. TCP is checked
+    with HTTP (`pod NAME on node NODE`), UDP with an echo naming the pod."""
+    udp = protocol == "UDP"
+    target = 5353 if udp else 8080
+    proto: dict[str, str] = {"protocol": "UDP"} if udp else {}
+    unreachable = _unreachable_udp if udp else _unreachable
+
+    def answers(ip: str, on: int) -> None:
+        if udp:
+            assert _reachable_udp(ip, on).startswith(f"{name}-")
+        else:
+            assert _reachable(ip, on).startswith(f"pod {name}-")
+
+    svc = _cluster_ip_service(stack, name, port, protocol, target=target)
     svc_port = svc.spec.ports[0].port
-    _deploy(stack, name, [{"containerPort": 8080}], replicas=1)
+    _deploy(stack, name, [{"containerPort": target, **proto}], replicas=1)
 
     svc = _update(stack, name, {"type": "NodePort"})
     node_port = svc.spec.ports[0].node_port
     assert node_port
-    assert _reachable(NODE_IP, node_port).startswith(f"pod {name}-")
+    answers(NODE_IP, node_port)
 
     _update(stack, name, {"type": "LoadBalancer"})
-    svc = _wait_serving(stack, name)
-    assert svc["spec"]["ports"][0]["node_port"] == node_port, "nodePort changed"
-    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
-    assert _reachable(NODE_IP, node_port).startswith(f"pod {name}-")
-    assert _reachable(vip, svc_port).startswith(f"pod {name}-")
+    served = _wait_serving(stack, name)
+    assert served["spec"]["ports"][0]["node_port"] == node_port, "nodePort changed"
+    vip = served["status"]["load_balancer"]["ingress"][0]["ip"]
+    answers(NODE_IP, node_port)
+    answers(vip, svc_port)
 
     # jig.ChangeServiceNodePort: the next free port
     old_node_port = node_port
-    svc = _update(stack, name, {"ports": [{"port": svc_port, "targetPort": 8080,
+    svc = _update(stack, name, {"ports": [{"port": svc_port, "targetPort": target, **proto,
                                            "nodePort": old_node_port + 1}]})
     node_port = svc.spec.ports[0].node_port
     assert node_port != old_node_port, "nodePort did not change"
     assert _ingress_ip(svc) == vip, "ingress changed"
-    assert _reachable(NODE_IP, node_port).startswith(f"pod {name}-")
-    _unreachable(NODE_IP, old_node_port)
+    answers(NODE_IP, node_port)
+    unreachable(NODE_IP, old_node_port)
     wait_for(lambda: _node_ports_of(stack, name) == {node_port}, LAG,
              "the balancer to target the new nodePort")
-    assert _reachable(vip, svc_port).startswith(f"pod {name}-")
+    answers(vip, svc_port)
 
     old_port = svc_port
-    svc = _update(stack, name, {"ports": [{"port": old_port + 1, "targetPort": 8080,
+    svc = _update(stack, name, {"ports": [{"port": old_port + 1, "targetPort": target, **proto,
                                            "nodePort": node_port}]})
     svc_port = svc.spec.ports[0].port
     assert svc_port == old_port + 1
     assert svc.spec.ports[0].node_port == node_port, "nodePort changed"
     assert _ingress_ip(svc) == vip, "ingress changed"
-    assert _reachable(NODE_IP, node_port).startswith(f"pod {name}-")
-    assert _reachable(vip, svc_port).startswith(f"pod {name}-")
-    _unreachable(vip, old_port)
+    answers(NODE_IP, node_port)
+    answers(vip, svc_port)
+    unreachable(vip, old_port)
 
     _scale(stack, name, 0)
-    _unreachable(NODE_IP, node_port)  # upstream: ICMP REJECT; here the node resets
-    _unreachable(vip, svc_port)
+    if not udp:  # upstream: ICMP REJECT; here the node resets
+        _unreachable(NODE_IP, node_port)
+    unreachable(vip, svc_port)
     _scale(stack, name, 1)
-    assert _reachable(NODE_IP, node_port).startswith(f"pod {name}-")
-    assert _reachable(vip, svc_port).startswith(f"pod {name}-")
+    answers(NODE_IP, node_port)
+    answers(vip, svc_port)
 
     readback = _update(stack, name, {"type": "ClusterIP"})
     assert readback.spec.ports[0].node_port is None, "nodePort was not cleared"
     _balancer_gone(stack, name, vip)
-    _unreachable(NODE_IP, node_port)
-    _unreachable(vip, svc_port)
+    unreachable(NODE_IP, node_port)
+    unreachable(vip, svc_port)
+
+
+def test_change_the_type_and_ports_of_a_tcp_service(stack: Stack) -> None:
+    """Replays "should be able to change the type and ports of a TCP service": ClusterIP ->
+    NodePort -> LoadBalancer, a new nodePort, a new port, scaled to 0 and back to 1, then back
+    to ClusterIP. The ClusterIP itself (upstream's exec-pod check) has no traffic path in the
+    sandbox; the NodePort checks are the older upstream's (hit on a node's IP)."""
+    _mutability_scenario(stack, "mutability-tcp", 9001, "TCP")
 
 
 def test_change_the_type_and_ports_of_a_udp_service(stack: Stack) -> None:
@@ -273,57 +291,7 @@ def test_change_the_type_and_ports_of_a_udp_service(stack: Stack) -> None:
     scenario's steps with UDP (an echo naming the pod), no answer where upstream looks for an
     ICMP reject (the sandbox's loopback answers a closed port with one; a node without
     backends drops)."""
-    name = "mutability-udp"
-    svc = _cluster_ip_service(stack, name, 9002, "UDP", target=5353)
-    svc_port = svc.spec.ports[0].port
-    _deploy(stack, name, [{"containerPort": 5353, "protocol": "UDP"}], replicas=1)
-
-    svc = _update(stack, name, {"type": "NodePort"})
-    node_port = svc.spec.ports[0].node_port
-    assert node_port
-    assert _reachable_udp(NODE_IP, node_port).startswith(f"{name}-")
-
-    _update(stack, name, {"type": "LoadBalancer"})
-    svc = _wait_serving(stack, name)
-    assert svc["spec"]["ports"][0]["node_port"] == node_port, "nodePort changed"
-    vip = svc["status"]["load_balancer"]["ingress"][0]["ip"]
-    assert _reachable_udp(NODE_IP, node_port).startswith(f"{name}-")
-    assert _reachable_udp(vip, svc_port).startswith(f"{name}-")
-
-    old_node_port = node_port
-    svc = _update(stack, name, {"ports": [{"port": svc_port, "targetPort": 5353,
-                                           "protocol": "UDP", "nodePort": old_node_port + 1}]})
-    node_port = svc.spec.ports[0].node_port
-    assert node_port != old_node_port, "nodePort did not change"
-    assert _ingress_ip(svc) == vip, "ingress changed"
-    assert _reachable_udp(NODE_IP, node_port).startswith(f"{name}-")
-    _unreachable_udp(NODE_IP, old_node_port)
-    wait_for(lambda: _node_ports_of(stack, name) == {node_port}, LAG,
-             "the balancer to target the new nodePort")
-    assert _reachable_udp(vip, svc_port).startswith(f"{name}-")
-
-    old_port = svc_port
-    svc = _update(stack, name, {"ports": [{"port": old_port + 1, "targetPort": 5353,
-                                           "protocol": "UDP", "nodePort": node_port}]})
-    svc_port = svc.spec.ports[0].port
-    assert svc_port == old_port + 1
-    assert svc.spec.ports[0].node_port == node_port, "nodePort changed"
-    assert _ingress_ip(svc) == vip, "ingress changed"
-    assert _reachable_udp(NODE_IP, node_port).startswith(f"{name}-")
-    assert _reachable_udp(vip, svc_port).startswith(f"{name}-")
-    _unreachable_udp(vip, old_port)
-
-    _scale(stack, name, 0)
-    _unreachable_udp(vip, svc_port)
-    _scale(stack, name, 1)
-    assert _reachable_udp(NODE_IP, node_port).startswith(f"{name}-")
-    assert _reachable_udp(vip, svc_port).startswith(f"{name}-")
-
-    readback = _update(stack, name, {"type": "ClusterIP"})
-    assert readback.spec.ports[0].node_port is None, "nodePort was not cleared"
-    _balancer_gone(stack, name, vip)
-    _unreachable_udp(NODE_IP, node_port)
-    _unreachable_udp(vip, svc_port)
+    _mutability_scenario(stack, "mutability-udp", 9002, "UDP")
 
 
 def test_only_allow_access_from_service_load_balancer_source_ranges(stack: Stack) -> None:
