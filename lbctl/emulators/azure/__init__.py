@@ -8,6 +8,8 @@ provider tested here meets the same refusals in Azure:
 - resources: `load_balancers` (+ `lb_parts`: pools, probes, rules), `public_ips`,
   `security_groups` (+ security rules), `networks` (virtual networks, subnets, private IPs), on
   the shared envelope, children and reference checks of `kinds` and the state of `store`;
+- `rule_health`: a load-balancing rule's `health` action (202, then `Location` answers the
+  per-address Up/Down the admin API set; all Up by default);
 - `operations` (Azure-AsyncOperation: InProgress, then Succeeded or Failed), `errors` (ARM's
   error bodies and codes), `ids` (resource ids and names), `faults` (call log, faults, 429s);
 - `admin`: the `/_emulator/` control API for tests; `world`: the seeded world, the sandbox's

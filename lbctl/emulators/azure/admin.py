@@ -22,6 +22,11 @@
     GET    /_emulator/snapshot           every object (`?seeded=true` with the world's), what
                                          ARM calls left behind (`leaks`), operations in flight
     POST   /_emulator/seed-random        {"seed": N}: deterministic etags, ids and faults
+    PUT    /_emulator/health             {"address": IP or "node": NAME, "state": "Up"|"Down",
+                                         optional "loadBalancer" + "rule" (names, "group"):
+                                         that rule only}: what a load-balancing rule's health
+                                         action reports for the address (Up unless set)
+    DELETE /_emulator/health             every address Up again
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from .arm import Arm
 from .errors import ArmError
 from .faults import Fault
 from .ids import Rid, canonical, parse_id
+from .rule_health import check_state, health_key
 from .store import Settings
 
 
@@ -62,6 +68,8 @@ class Admin(AdminApi):
             web.delete(f"{r}/nodes/{{name}}", wrap(self.remove_node)),
             web.post(f"{r}/resource-groups", wrap(self.add_group)),
             web.post(f"{r}/etag", wrap(self.bump_etag)),
+            web.put(f"{r}/health", wrap(self.set_health)),
+            web.delete(f"{r}/health", wrap(lambda b, q: self._clear_health())),
         ]
 
     def reset(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -77,6 +85,7 @@ class Admin(AdminApi):
             store.nodes.clear()
             store.vnet = store.subnet = store.nsg = ""
         store.settings = self.base_settings
+        store.health.clear()
         self.arm.faults.reset()
         return self.world()
 
@@ -133,6 +142,30 @@ class Admin(AdminApi):
         if isinstance(body.get("tags"), dict):
             obj["tags"] = {**obj.get("tags", {}), **body["tags"]}
         return {"id": obj["id"], "etag": etag}
+
+    def set_health(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        """What the probers say of one backend address (by IP, or a node's), for every rule
+        or for one rule of one load balancer."""
+        state = check_state(body.get("state", "Down"))
+        address = str(body.get("address") or "")
+        if body.get("node"):
+            node = next((n for n in self.store.nodes if n.name == body["node"]), None)
+            if node is None:
+                raise ArmError(404, "NotFound", f"no node {body['node']}")
+            address = node.ip
+        if not address:
+            raise ArmError(400, "InvalidRequest", "address or node is required")
+        rule = None
+        if body.get("rule"):
+            rule = Rid(self.store.subscription, str(body.get("group", self.store.group)),
+                       "loadBalancers", str(body["loadBalancer"]), "loadBalancingRules",
+                       str(body["rule"]))
+        self.store.health[health_key(address, rule)] = state
+        return {"health": dict(self.store.health)}
+
+    def _clear_health(self) -> dict[str, Any]:
+        self.store.health.clear()
+        return {"health": {}}
 
     def snapshot(self, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         seeded = request.query.get("seeded", "false").lower() == "true"

@@ -5,6 +5,7 @@
     /subscriptions/S/providers/Microsoft.Network/locations/L/operations/ID (Azure-AsyncOperation)
     /subscriptions/S/providers/Microsoft.Network/locations/L/operationResults/ID (Location)
     /subscriptions/S/resourceGroups/G                                       (GET only)
+    .../loadBalancers/LB/loadBalancingRules/R/health (POST: `rule_health`)
 
 Every call is logged under an API id (`loadBalancers.put`, `backendAddressPools.delete`,
 `operations.get`), needs `Authorization: Bearer ...` (401 AuthenticationFailed otherwise; any
@@ -31,6 +32,7 @@ from .load_balancers import LoadBalancers
 from .networks import VirtualNetworks
 from .operations import Operations
 from .public_ips import PublicIPAddresses
+from .rule_health import RuleHealth
 from .security_groups import NetworkSecurityGroups
 from .store import Store
 from .writes import Answer, Context, Writes
@@ -53,6 +55,7 @@ class Arm:
         self.store, self.operations, self.faults = store, operations, faults
         self.kinds = {kind.type: kind(store) for kind in KINDS}
         self.writes = Writes(store, operations)
+        self.rule_health = RuleHealth(store, operations, self.writes)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         call = Call(request.method, request.path, "unknown", "read")
@@ -136,6 +139,11 @@ class Arm:
         if len(tail) == 1:
             return self._top(method, kind, rid)
         child = canonical(tail[1], kind.readable_children)
+        if child == "loadBalancingRules" and len(tail) == 4 and tail[3].lower() == "health" \
+                and method == "POST":  # an action: billed as a write, changes nothing
+            rule = rid.child(child, tail[2])
+            return Route(f"{child}.health", "write",
+                         lambda b, c, r: self.rule_health.post(kind, rule, c))
         if child is None or len(tail) > 3:
             raise not_emulated(f"{method} {path}")
         api = child
@@ -224,6 +232,8 @@ class Arm:
         if op.error is not None:
             status = op.error.status if op.error.status >= 400 else 500
             return Answer(status, op.error.body())
+        if op.result is not None:
+            return Answer(200, op.result)
         return Answer(204, None)
 
 

@@ -8,7 +8,8 @@ and the operation answers `{"status": "Failed", "error": {"code", "message"}}` b
 whether anyone polls or not, as in Azure: a client that dies after its call leaves the write
 done. While an operation runs, its object is `busy`: another write meets 409
 AnotherOperationInProgress. `Location` polls (`operationResults/ID`) answer 202 until done,
-then 204.
+then 204, or 200 with the action's `result` (a POST action such as a load-balancing rule's
+`health`: it holds no object busy and changes nothing, so there is nothing to roll back).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Operation:
     end: str = ""
     due: float = 0.0
     """When it ends (the event loop's clock)."""
+    result: dict[str, Any] | None = None
+    """What an action's `Location` answers once it Succeeded (None: 204, no body)."""
 
     def json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.path, "name": self.id, "status": self.status,
@@ -59,16 +62,19 @@ class Operations:
         self.timers: set[asyncio.TimerHandle] = set()
 
     def start(self, rid: Rid, verb: str, location: str, finish: Callable[[], None],
-              rollback: Callable[[], None], failure: ArmError | None) -> Operation:
+              rollback: Callable[[], None], failure: ArmError | None,
+              busy: bool = True) -> Operation:
         """Run a write accepted on `rid`: `finish` after the delay, or `rollback` and fail
-        with `failure` (an injected fault)."""
+        with `failure` (an injected fault). `busy=False` (an action that writes nothing): the
+        object takes other writes meanwhile."""
         op_id = self.store.new_uuid()
         path = (f"/subscriptions/{self.store.subscription}/providers/Microsoft.Network/"
                 f"locations/{location}/operations/{op_id}")
         op = Operation(op_id, rid, verb, path)
         self.known[op_id] = op
         op.due = asyncio.get_running_loop().time() + max(0.0, self.store.settings.operation_delay)
-        self.store.busy[rid.key] = path
+        if busy:
+            self.store.busy[rid.key] = path
         delay = self.store.settings.operation_delay
         if delay <= 0:
             self._finish(op, finish, rollback, failure)

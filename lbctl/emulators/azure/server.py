@@ -78,6 +78,24 @@ class AzureAdmin(AdminClient):
             body["tags"] = tags
         return str(self.call("POST", "etag", body)["etag"])
 
+    def set_health(self, address: str | None = None, state: str = "Down", *,
+                   node: str | None = None, load_balancer: str | None = None,
+                   rule: str | None = None) -> dict[str, str]:
+        """What a load-balancing rule's health action reports for a backend address (or a
+        node's): `Down` or `Up`, for every rule, or for `rule` of `load_balancer` only."""
+        body: dict[str, Any] = {"state": state}
+        if address:
+            body["address"] = address
+        if node:
+            body["node"] = node
+        if rule:
+            body.update(loadBalancer=load_balancer, rule=rule)
+        return dict(self.call("PUT", "health", body)["health"])
+
+    def clear_health(self) -> None:
+        """Every backend address Up again."""
+        self.call("DELETE", "health")
+
     def objects(self) -> dict[str, list[str]]:
         """Ids of what ARM calls made and left, by type (children added to the seeded NSG or
         network as `securityRules` / `subnets`): `{}` is no leak."""

@@ -117,6 +117,9 @@ class Store:
     subnet: str = ""
     nsg: str = ""
     nodes: list[Node] = field(default_factory=list)
+    health: dict[str, str] = field(default_factory=dict)
+    """Backend address (or `<rule id>|<address>`) -> "Up" | "Down", what a load-balancing
+    rule's health action reports (`rule_health`); absent: Up."""
     rng: random.Random = field(default_factory=random.Random)
     _index: tuple[int, dict[str, list[str]]] = (-1, {})
 

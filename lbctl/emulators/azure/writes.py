@@ -126,7 +126,7 @@ class Writes:
 
         op = self.operations.start(rid, "put", new["location"], finish, rollback, ctx.failure)
         return Answer(201 if current is None else 200, kind.render(new),
-                      self._headers(ctx, op.path))
+                      self.async_headers(ctx, op.path))
 
     def patch(self, kind: Kind, rid: Rid, body: dict[str, Any], ctx: Context) -> Answer:
         obj = self.store.require(rid)
@@ -161,7 +161,7 @@ class Writes:
             whole = kind.with_child(current, rid.child_type, rid.child_name, None)
             answer = self._write(kind, rid.top, whole, current, ctx)
             op_path = self.store.busy.get(rid.key) or _path(answer.headers["Azure-AsyncOperation"])
-            return Answer(202, None, self._headers(ctx, op_path, location=True))
+            return Answer(202, None, self.async_headers(ctx, op_path, location=True))
         preconditions(rid, current, ctx.headers)
         self.store.check_idle(rid)
         kind.check_delete(rid, current)
@@ -176,9 +176,11 @@ class Writes:
 
         op = self.operations.start(rid, "delete", current["location"], finish, rollback,
                                    ctx.failure)
-        return Answer(202, None, self._headers(ctx, op.path, location=True))
+        return Answer(202, None, self.async_headers(ctx, op.path, location=True))
 
-    def _headers(self, ctx: Context, op_path: str, location: bool = False) -> dict[str, str]:
+    def async_headers(self, ctx: Context, op_path: str, location: bool = False
+                      ) -> dict[str, str]:
+        """`Azure-AsyncOperation` (and `Location`) of an accepted operation, with its wait."""
         query = f"?api-version={ctx.api_version}"
         out = {"Azure-AsyncOperation": f"{ctx.origin}{op_path}{query}"}
         if location:
