@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,12 @@ import yaml
 
 from lbctl.controller.config import parse_config
 from lbctl.controller.planning import validate_config
-from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
+from lbctl.sandbox.app import Sandbox
 from lbctl.sandbox.openapi.schema import validate_full
-from tests.conftest import unavailable
 
 from .conftest import (
     CHART,
     DEPLOY,
-    KUBECTL,
     NAMESPACE,
     PROVIDERS,
     RELEASE,
@@ -39,6 +35,7 @@ from .conftest import (
     Manifests,
     values_file,
 )
+from .kubectl_sandbox import kubectl, tls_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -427,37 +424,22 @@ def test_kustomize_overlay_adds_the_daemonset_and_says_how_to_make_the_secrets(
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Path]]:
-    if not KUBECTL.exists():
-        unavailable(f"{KUBECTL} is missing (the machine image's kubectl 1.33)")
     tmp = tmp_path_factory.mktemp("balancer-sandbox")
-    thread = SandboxThread(SandboxOptions(kubeconfig=tmp / "admin.kc", workloads=False,
-                                          bookmark_interval=0.5, tls=True))
-    box = thread.start()
-    try:
+    with tls_sandbox(tmp) as box:
         yield box, tmp
-    finally:
-        thread.stop()
-
-
-def _kubectl(tmp: Path, kubeconfig: Path, *args: str,
-             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), "--cache-dir",
-                           str(tmp / "kubectl-cache"), *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          env={"HOME": str(tmp), "PATH": os.environ.get("PATH", "")})
 
 
 def test_applies_strictly_and_the_daemons_may_do_nothing(
         sandbox: tuple[Sandbox, Path], with_instances: Manifests) -> None:
     box, tmp = sandbox
     admin = box.write_kubeconfig(tmp / "admin.kc")
-    assert _kubectl(tmp, admin, "create", "namespace", NAMESPACE).returncode == 0
-    done = _kubectl(tmp, admin, "apply", "--validate=strict", "-f", "-",
+    assert kubectl(tmp, admin, "create", "namespace", NAMESPACE).returncode == 0
+    done = kubectl(tmp, admin, "apply", "--validate=strict", "-f", "-",
                     stdin=with_instances.yaml())
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
     def stored(*what: str) -> dict[str, Any]:
-        found = _kubectl(tmp, admin, "-n", NAMESPACE, "get", *what, "-o", "json")
+        found = kubectl(tmp, admin, "-n", NAMESPACE, "get", *what, "-o", "json")
         assert found.returncode == 0, found.stderr
         doc: dict[str, Any] = json.loads(found.stdout)
         return doc
@@ -473,12 +455,12 @@ def test_applies_strictly_and_the_daemons_may_do_nothing(
                                       user=BALANCER)
 
     def can(verb: str, resource: str, *, namespace: str = NAMESPACE) -> str:
-        found = _kubectl(tmp, kubeconfig, "auth", "can-i", verb, resource, "-n", namespace)
+        found = kubectl(tmp, kubeconfig, "auth", "can-i", verb, resource, "-n", namespace)
         assert found.returncode in (0, 1), found.stderr
         return found.stdout.strip()
 
     # TLS, so kubectl sends the ServiceAccount's token (never over plain HTTP)
-    whoami = _kubectl(tmp, kubeconfig, "auth", "whoami", "-o",
+    whoami = kubectl(tmp, kubeconfig, "auth", "whoami", "-o",
                       "jsonpath={.status.userInfo.username}")
     assert whoami.stdout == user, whoami.stderr
     # nothing at all (a token is issued here only to ask: the pods mount none)

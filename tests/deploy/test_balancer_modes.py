@@ -17,10 +17,9 @@ Every variant passes helm lint --strict, the 1.33 API schema and a strict apply 
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,12 @@ from lbctl.cli import balancer as balancer_cli
 from lbctl.controller.config import parse_config
 from lbctl.controller.planning import validate_config
 from lbctl.parsing import ConfigError
-from lbctl.sandbox.app import Sandbox, SandboxOptions, SandboxThread
+from lbctl.sandbox.app import Sandbox
 from lbctl.sandbox.openapi.schema import validate_full
-from tests.conftest import unavailable
 
-from .conftest import CHART, DEPLOY, KUBECTL, NAMESPACE, RELEASE, Helm, Manifests, values_file
+from .conftest import CHART, DEPLOY, NAMESPACE, RELEASE, Helm, Manifests, values_file
+from .kubectl_sandbox import kubectl as run_kubectl
+from .kubectl_sandbox import tls_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -335,27 +335,16 @@ def test_modes_pass_lint_and_the_api_schema(helm: Helm, tmp: Path, bgp: Manifest
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Path]]:
-    if not KUBECTL.exists():
-        unavailable(f"{KUBECTL} is missing (the machine image's kubectl 1.33)")
     tmp = tmp_path_factory.mktemp("modes-sandbox")
-    thread = SandboxThread(SandboxOptions(kubeconfig=tmp / "admin.kc", workloads=False,
-                                          bookmark_interval=0.5, tls=True))
-    box = thread.start()
-    try:
+    with tls_sandbox(tmp) as box:
         yield box, tmp
-    finally:
-        thread.stop()
 
 
 def test_both_modes_apply_strictly(sandbox: tuple[Sandbox, Path], both: Manifests) -> None:
     box, tmp = sandbox
     admin = box.write_kubeconfig(tmp / "admin.kc")
 
-    def kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(KUBECTL), "--kubeconfig", str(admin), "--cache-dir",
-                               str(tmp / "kubectl-cache"), *args], input=stdin,
-                              capture_output=True, text=True, timeout=60, check=False,
-                              env={"HOME": str(tmp), "PATH": os.environ.get("PATH", "")})
+    kubectl = partial(run_kubectl, tmp, admin)
 
     assert kubectl("create", "namespace", NAMESPACE).returncode == 0
     done = kubectl("apply", "--validate=strict", "-f", "-", stdin=both.yaml())
