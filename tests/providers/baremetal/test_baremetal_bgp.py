@@ -23,6 +23,7 @@ from tests.providers.baremetal.test_baremetal_daemons import (
     DAEMONS,
     OneService,
     Rig,
+    _settings,
     _spec,
 )
 
@@ -86,13 +87,7 @@ def test_pushed_announced_degraded_until_announced_and_withdrawn_on_removal(
     servers = rig.serve_backends()
     peer = RecordingPeer(tmp_path).start()
     cluster = OneService()
-    base = {
-        "pools": [{"name": "lbs", "addresses": [f"{rig.vip}/32"]}],
-        "balancers": [{"name": d.name, "url": d.url, "tokenFile": d.token_file}
-                      for d in rig.daemons()],
-        "healthCheck": {"intervalSeconds": 0.1, "timeoutSeconds": 0.5, "healthyThreshold": 1,
-                        "unhealthyThreshold": 1},
-        "statusPollSeconds": 600, "drainSeconds": 0}
+    base = _settings(rig)
     section = peer.config()
     section["peers"][0]["instances"] = ["lb1"]  # lb2 peers with nobody: it gets no section
     section["advertisements"] = [{"ipAddressPools": ["lbs"], "communities": ["no-export"]}]

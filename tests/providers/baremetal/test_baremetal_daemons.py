@@ -239,6 +239,18 @@ def _spec(backends: Iterable[ThreadingHTTPServer], name: str = "web") -> LoadBal
         health_check=HealthCheck("TCP", None))
 
 
+def _settings(rig: Rig) -> dict[str, Any]:
+    """The provider's settings for the rig: one pool (its VIP), every daemon, fast health
+    checks, no status polls between ensures, no drain."""
+    return {
+        "pools": [{"name": "lbs", "addresses": [f"{rig.vip}/32"]}],
+        "balancers": [{"name": d.name, "url": d.url, "tokenFile": d.token_file}
+                      for d in rig.daemons()],
+        "healthCheck": {"intervalSeconds": 0.1, "timeoutSeconds": 0.5, "healthyThreshold": 1,
+                        "unhealthyThreshold": 1},
+        "statusPollSeconds": 600, "drainSeconds": 0}
+
+
 def _expected(servers: Iterable[ThreadingHTTPServer]) -> set[str]:
     return {f"backend {s.server_address[0]!s}" for s in servers}
 
@@ -450,14 +462,7 @@ def test_provider_end_to_end(make_rig: RigFactory) -> None:
     rig = make_rig(7)
     servers = rig.serve_backends()
     cluster = OneService()
-    settings = {
-        "pools": [{"name": "lbs", "addresses": [f"{rig.vip}/32"]}],
-        "balancers": [{"name": d.name, "url": d.url, "tokenFile": d.token_file}
-                      for d in rig.daemons()],
-        "healthCheck": {"intervalSeconds": 0.1, "timeoutSeconds": 0.5, "healthyThreshold": 1,
-                        "unhealthyThreshold": 1},
-        "statusPollSeconds": 600, "drainSeconds": 0}
-    provider = create(settings, CLUSTER, cluster)
+    provider = create(_settings(rig), CLUSTER, cluster)
     try:
         assert provider.problems == ()
         assert provider.ip_mode == "Proxy"
