@@ -42,8 +42,9 @@ the lab's hold time) and runs `lbctl balancer serve` in the host's namespace wit
 the address is local).
 `start_nodes` runs NODE_SERVER in every node (greets `<node> <host's back address>`),
 `open_flow` opens one client connection and says which host and node carried it, `Prober` opens
-one every 20 ms and measures recovery, `probe_flows` checks long-lived ones, `ResilientAgent`
-keeps `program_resilient` in step with BIRD while a test runs.
+one every 20 ms and measures recovery, `probe_flows` checks long-lived ones (`probe_lines` any
+connections that greeted with a name), `ResilientAgent` keeps `program_resilient` in step with
+BIRD while a test runs.
 
 Multipath and established flows (issue 18's question, measured by test_bgp_lab.py's
 `test_flows_on_surviving_hosts_*`; numbers in the tests' output):
@@ -804,13 +805,13 @@ class ResilientAgent:
         self._thread.join(5)
 
 
-def probe_flows(flows: list[tuple[socket.socket, str, str]], wait: float = 2.0) -> list[str]:
-    """Send a line on every open flow (from `open_flow`) at once; per flow: "ok" (echoed by
-    the node it greeted from), "reset", "closed", "other:<node>" or "timeout" (after
+def probe_lines(conns: list[tuple[socket.socket, str]], wait: float = 2.0) -> list[str]:
+    """Send a line on every connection at once; per connection: "ok" (echoed, prefixed with
+    the name it was greeted with), "reset", "closed", "other:<name>" or "timeout" (after
     `wait`)."""
     result: dict[int, str] = {}
     selector = selectors.DefaultSelector()
-    for i, (sock, _, _) in enumerate(flows):
+    for i, (sock, _) in enumerate(conns):
         try:
             sock.sendall(b"still\n")
         except OSError:
@@ -819,10 +820,10 @@ def probe_flows(flows: list[tuple[socket.socket, str, str]], wait: float = 2.0) 
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, i)
     deadline = time.monotonic() + wait
-    while len(result) < len(flows) and time.monotonic() < deadline:
+    while len(result) < len(conns) and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
             i = key.data
-            sock, node, _ = flows[i]
+            sock, name = conns[i]
             try:
                 data = sock.recv(256).decode()
             except OSError:
@@ -830,7 +831,13 @@ def probe_flows(flows: list[tuple[socket.socket, str, str]], wait: float = 2.0) 
             else:
                 words = data.split()
                 result[i] = ("closed" if not data else
-                             "ok" if words[:2] == [node, "still"] else f"other:{words[0]}")
+                             "ok" if words[:2] == [name, "still"] else f"other:{words[0]}")
             selector.unregister(sock)
     selector.close()
-    return [result.get(i, "timeout") for i in range(len(flows))]
+    return [result.get(i, "timeout") for i in range(len(conns))]
+
+
+def probe_flows(flows: list[tuple[socket.socket, str, str]], wait: float = 2.0) -> list[str]:
+    """`probe_lines` on open flows (from `open_flow`): "ok" when echoed by the node it greeted
+    from."""
+    return probe_lines([(sock, node) for sock, node, _ in flows], wait)

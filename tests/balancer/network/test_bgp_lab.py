@@ -11,7 +11,6 @@ sessions or routes into the next; measured times are printed (`pytest -s`).
 from __future__ import annotations
 
 import json
-import selectors
 import socket
 import sys
 import time
@@ -28,6 +27,8 @@ from tests.balancer.network.bgp_lab import (
     ROUTER_ASN,
     BgpLab,
     exabgp_binary,
+    open_flow,
+    probe_lines,
     require_bgp_tools,
     resilient_supported,
 )
@@ -105,48 +106,8 @@ def established(lab: BgpLab, *hosts: str) -> bool:
 
 def connect(lab: BgpLab) -> tuple[socket.socket, str]:
     """One TCP connection from the client to the VIP and the host name it greets with."""
-    sock = lab.ns["client"].socket()
-    sock.settimeout(3)
-    sock.connect((VIP, PORT))
-    name = b""
-    while not name.endswith(b"\n"):
-        chunk = sock.recv(64)
-        assert chunk, "closed before the greeting"
-        name += chunk
-    return sock, name.decode().strip()
-
-
-def probe(conns: list[tuple[socket.socket, str]], wait: float = 2.0) -> dict[int, str]:
-    """Send a line on every connection at once; per connection: "ok" (echoed by the host it
-    greeted from), "reset", "closed", "other:<host>" or "timeout" (after `wait`)."""
-    result: dict[int, str] = {}
-    selector = selectors.DefaultSelector()
-    for i, (sock, _) in enumerate(conns):
-        try:
-            sock.sendall(b"still\n")
-        except OSError:
-            result[i] = "reset"
-            continue
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, i)
-    deadline = time.monotonic() + wait
-    while len(result) < len(conns) and time.monotonic() < deadline:
-        for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
-            i = key.data
-            sock, name = conns[i]
-            try:
-                data = sock.recv(256).decode()
-            except ConnectionResetError:
-                result[i] = "reset"
-            else:
-                reply = data.split()
-                if not data:
-                    result[i] = "closed"
-                else:
-                    result[i] = "ok" if reply[:2] == [name, "still"] else f"other:{reply[0]}"
-            selector.unregister(sock)
-    selector.close()
-    return {i: result.get(i, "timeout") for i in range(len(conns))}
+    sock, name, _ = open_flow(lab, timeout=3, port=PORT)
+    return sock, name
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -289,7 +250,7 @@ def test_flows_on_surviving_hosts(tmp_path: Path, mode: str, position: int) -> N
         conns = [connect(lab) for _ in range(30)]
         before = Counter(name for _, name in conns)
         assert len(before) == 3, before
-        assert set(probe(conns).values()) == {"ok"}
+        assert set(probe_lines(conns)) == {"ok"}
 
         lab.cut(victim)
         survivors = sorted(set(lab.hosts) - {victim})
@@ -298,7 +259,7 @@ def test_flows_on_surviving_hosts(tmp_path: Path, mode: str, position: int) -> N
         if resilient:
             assert lab.program_resilient(PREFIX, buckets=128) == survivors
         assert lab.route_hosts(PREFIX) == survivors
-        outcome = probe(conns)
+        outcome = probe_lines(conns)
         kept = [outcome[i] for i, (_, name) in enumerate(conns) if name != victim]
         print(f"\n{mode}, nexthop #{position} cut: 30 flows {dict(sorted(before.items()))}, "
               f"cut {victim}: "
