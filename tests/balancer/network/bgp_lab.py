@@ -130,14 +130,17 @@ def exabgp_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("exabgp")
 
 
-def require_bgp_tools() -> None:
-    """Root, `ip netns`, bird/birdc and exabgp, or skip (fail under CI=true) naming what lacks."""
+def require_bgp_tools(*, lbctl: bool = False) -> None:
+    """Root, `ip netns`, bird/birdc and exabgp (and with `lbctl`, the venv's `lbctl` the daemon
+    tests run), or skip (fail under CI=true) naming what lacks."""
     require_netns()
     missing = [name for name in ("bird", "birdc") if tool(name) is None]
     if exabgp_binary() is None:
         missing.append("exabgp (pip extra `bgp`)")
     if missing:
         unavailable(f"BGP lab needs {', '.join(missing)} (scripts/install-net-tools.sh)")
+    if lbctl and not LBCTL.exists():
+        unavailable(f"{LBCTL} not found (install the project into its venv)")
 
 
 def resilient_supported() -> bool:

@@ -46,8 +46,8 @@ from typing import Any
 
 import pytest
 
-from tests.balancer.network.bgp_lab import HOST_ASN, LBCTL, ROUTER_ASN, BgpLab, require_bgp_tools
-from tests.conftest import unavailable, wait_for
+from tests.balancer.network.bgp_lab import HOST_ASN, ROUTER_ASN, BgpLab, require_bgp_tools
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,9 +58,7 @@ REQUESTS = 30
 
 @pytest.fixture(scope="module", autouse=True)
 def tools() -> None:
-    require_bgp_tools()
-    if not LBCTL.exists():
-        unavailable(f"{LBCTL} not found (install the project into its venv)")
+    require_bgp_tools(lbctl=True)
 
 
 class Runner:

@@ -39,7 +39,6 @@ import pytest
 
 from tests.balancer.network.bgp_lab import (
     HOST_ASN,
-    LBCTL,
     NODE_PORT,
     VIP,
     VIP_PORT,
@@ -55,7 +54,7 @@ from tests.balancer.network.bgp_lab import (
     start_nodes,
 )
 from tests.balancer.network.conftest import sh
-from tests.conftest import unavailable, wait_for
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]
 TABLE = 100
@@ -64,9 +63,7 @@ TABLE = 100
 
 @pytest.fixture(scope="module", autouse=True)
 def tools() -> None:
-    require_bgp_tools()
-    if not LBCTL.exists():
-        unavailable(f"{LBCTL} not found (install the project into its venv)")
+    require_bgp_tools(lbctl=True)
 
 
 @contextlib.contextmanager
