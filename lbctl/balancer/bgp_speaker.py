@@ -77,6 +77,19 @@ def _secret(peer: PeerConfig) -> str:
     return text
 
 
+def secrets(config: BgpConfig) -> tuple[tuple[str, str], ...]:
+    """Each peer's `passwordFile` and what it holds now (an unreadable file: its error), to
+    tell when a key changed."""
+    out = []
+    for peer in config.peers:
+        if peer.password_file:
+            try:
+                out.append((peer.password_file, Path(peer.password_file).read_text().strip()))
+            except OSError as exc:
+                out.append((peer.password_file, f"error: {exc.strerror or exc}"))
+    return tuple(out)
+
+
 def router_id(config: BgpConfig) -> str:
     """The BGP identifier: the config's, else this host's IPv4 address towards its first peer
     (`ip route get`), else its first global IPv4 address; SpeakerError when it has none."""
@@ -126,6 +139,22 @@ def render(config: BgpConfig, bridge: list[str], identifier: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+class _Channel:
+    """One connection of the bridge: its writer and the acknowledgements it owes, in order.
+    Each connection has its own: an ack read from an old connection (a bridge that reconnected,
+    an ExaBGP being replaced) must never resolve a command written to the new one."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.acks: deque[asyncio.Future[bool]] = deque()
+
+    def fail(self) -> None:
+        while self.acks:
+            fut = self.acks.popleft()
+            if not fut.done():
+                fut.set_result(False)
+
+
 class Speaker:
     """One ExaBGP process and its API channel; `start`, `command`, `stop`."""
 
@@ -136,12 +165,12 @@ class Speaker:
         self._dir = Path(tempfile.mkdtemp(prefix="lbctl-bgp-"))
         self._socket = self._dir / "api.sock"
         self._server: asyncio.AbstractServer | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._channel: _Channel | None = None
         self._connected = asyncio.Event()
-        self._acks: deque[asyncio.Future[bool]] = deque()
         self._process: asyncio.subprocess.Process | None = None
         self._waiter: asyncio.Task[None] | None = None
         self._stopping = False
+        self._closed = False
         self.errors: deque[str] = deque(maxlen=20)
         self.router_id = ""
         """The identifier the running ExaBGP uses (the config's, or this host's address)."""
@@ -150,69 +179,122 @@ class Speaker:
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
+    @property
+    def ready(self) -> bool:
+        """Running, with its API channel connected: commands can go."""
+        return self.running and self._channel is not None
+
     async def start(self, config: BgpConfig, patience: float = 20.0) -> None:
         binary = exabgp_binary()
         if binary is None:
             raise SpeakerError("exabgp is not installed (pip install 'lbctl[bgp]')")
+        await self.stop()  # never two ExaBGPs: a start replaces the one running
+        if self._closed:
+            raise SpeakerError("the speaker is closed")
         self._stopping = False
         self._connected.clear()
-        if self._server is None:
-            self._server = await asyncio.start_unix_server(self._accept, path=str(self._socket))
         bridge = [sys.executable, "-m", "lbctl.balancer.bgp_bridge", str(self._socket)]
         conf = self._dir / "exabgp.conf"
         self.router_id = await asyncio.to_thread(router_id, config)
-        conf.write_text(render(config, bridge, self.router_id))
-        conf.chmod(0o600)
+        text = render(config, bridge, self.router_id)
+        if self._closed:  # closed while the router id was looked up
+            raise SpeakerError("the speaker is closed")
+        try:
+            if self._server is None:
+                self._server = await asyncio.start_unix_server(self._accept,
+                                                               path=str(self._socket))
+            fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:  # 0600 from the first byte: it holds secrets
+                out.write(text)
+        except OSError as exc:
+            raise SpeakerError(f"cannot prepare exabgp in {self._dir}: {exc}") from exc
         env = {**os.environ, "exabgp_log_destination": "stderr", "exabgp_log_level": "WARNING",
                "exabgp_log_short": "true", "exabgp_daemon_user": getpass.getuser(),
                "exabgp_daemon_drop": "false", "exabgp_api_cli": "false",
                "exabgp_api_terminate": "true", "exabgp_api_respawn": "false",
                "exabgp_tcp_bind": "", "PYTHONPATH": _pythonpath()}
-        self._process = await asyncio.create_subprocess_exec(
-            binary, str(conf), env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent)
-        self._waiter = asyncio.create_task(self._wait(self._process))
         try:
-            await asyncio.wait_for(self._connected.wait(), patience)
-        except TimeoutError:
+            self._process = await asyncio.create_subprocess_exec(
+                binary, str(conf), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent)
+        except OSError as exc:
+            raise SpeakerError(f"cannot run {binary}: {exc}") from exc
+        process = self._process
+        self._waiter = waiter = asyncio.create_task(self._wait(process))
+        connected = asyncio.create_task(self._connected.wait())
+        try:  # connected, or ExaBGP gone (a config it refused): whichever comes first
+            await asyncio.wait({connected, waiter}, timeout=patience,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
             await self.stop()
-            raise SpeakerError(f"exabgp did not start its API process within {patience:.0f}s: "
-                               f"{'; '.join(self.errors) or 'no output'}") from None
+            raise
+        finally:
+            connected.cancel()
+            # ExaBGP parsed it before it started the bridge: the MD5 secrets it holds do not
+            # stay on disk (a daemon killed -9 never reaches close()'s clean-up).
+            with contextlib.suppress(OSError):
+                conf.unlink()
+        if not self._connected.is_set() or process.returncode is not None:
+            what = (f"exited with {process.returncode}" if process.returncode is not None
+                    else f"did not start its API process within {patience:.0f}s")
+            await self.stop()
+            raise SpeakerError(f"exabgp {what}: {'; '.join(self.errors) or 'no output'}")
         log.info("BGP speaker (exabgp pid %d) up with %d peers", self._process.pid,
                  len(config.peers))
 
     async def _wait(self, process: asyncio.subprocess.Process) -> None:
+        """Drain `process`'s stderr until it closes (read in chunks, not lines: a line longer
+        than the reader's 64 KiB limit, e.g. ExaBGP echoing a long command, would otherwise end
+        the reading, the pipe would fill and ExaBGP block), then report its exit if it is
+        still the current process, it was up, and nobody stopped it."""
         assert process.stderr is not None
-        async for raw in process.stderr:
-            line = raw.decode(errors="replace").strip()
-            if line:
-                self.errors.append(line[-300:])
-                loud = any(w in line.lower() for w in _LOUD)
-                log.log(logging.WARNING if loud else logging.DEBUG, "exabgp: %s", line)
+        pending = b""
+        while chunk := await process.stderr.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) > 65536:
+                lines.append(pending)
+                pending = b""
+            for raw in lines:
+                self._stderr(raw)
+        self._stderr(pending)
         code = await process.wait()
-        self._fail_acks()
-        if not self._stopping:
+        if process is self._process and not self._stopping and self._connected.is_set():
+            # (before it connected, `start` reports the exit itself)
+            if self._channel is not None:
+                self._channel.fail()
             self.on_exit(f"exabgp exited with {code}: {'; '.join(list(self.errors)[-3:])}")
+
+    def _stderr(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace").strip()
+        if line:
+            self.errors.append(line[-300:])
+            loud = any(w in line.lower() for w in _LOUD)
+            log.log(logging.WARNING if loud else logging.DEBUG, "exabgp: %.2000s", line)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                       ) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._writer = writer
+        old, channel = self._channel, _Channel(writer)
+        if old is not None:  # a second connection replaces the first: its commands are lost
+            old.writer.close()
+            old.fail()
+        self._channel = channel
         self._connected.set()
         try:
             while line := await reader.readline():
-                self._line(line.decode(errors="replace").strip())
+                self._line(channel, line.decode(errors="replace").strip())
+        except (OSError, ValueError) as exc:  # reset, or a line over the reader's limit
+            log.warning("exabgp API connection lost: %s", exc)
         finally:
-            if self._writer is writer:
-                self._writer = None
-                self._fail_acks()
+            writer.close()
+            channel.fail()
+            if self._channel is channel:
+                self._channel = None
 
-    def _line(self, line: str) -> None:
+    def _line(self, channel: _Channel, line: str) -> None:
         if line in ("done", "error"):
-            if self._acks:
-                fut = self._acks.popleft()
+            if channel.acks:
+                fut = channel.acks.popleft()
                 if not fut.done():
                     fut.set_result(line == "done")
             return
@@ -226,34 +308,22 @@ class Speaker:
         if isinstance(event, dict):
             self.on_event(event)
 
-    def _fail_acks(self) -> None:
-        while self._acks:
-            fut = self._acks.popleft()
-            if not fut.done():
-                fut.set_result(False)
-
     def send(self, commands: list[str]) -> list[asyncio.Future[bool]]:
         """Write `commands` at once (pipelined); each future says whether ExaBGP took it."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
-        if self._writer is None or not commands:
+        channel = self._channel
+        if channel is None or channel.writer.is_closing() or not commands:
             for fut in futures:
                 fut.set_result(False)
             return futures
-        self._acks.extend(futures)
-        self._writer.write("".join(f"{c}\n" for c in commands).encode())
+        channel.acks.extend(futures)
+        channel.writer.write("".join(f"{c}\n" for c in commands).encode())
         return futures
 
     async def command(self, commands: list[str], patience: float = ACK_TIMEOUT) -> bool:
         """Send and wait for every acknowledgement; False when one failed or timed out."""
-        futures = self.send(commands)
-        if not futures:
-            return True
-        try:
-            results = await asyncio.wait_for(asyncio.gather(*futures), patience)
-        except TimeoutError:
-            return False
-        return all(results)
+        return await acknowledged(self.send(commands), patience)
 
     async def stop(self) -> None:
         """ExaBGP down (SIGTERM: it sends Cease NOTIFICATIONs; SIGKILL after 1 s)."""
@@ -270,18 +340,31 @@ class Speaker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._waiter
             self._waiter = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._fail_acks()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.writer.close()
+            channel.fail()
 
     async def close(self) -> None:
+        self._closed = True
         await self.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def acknowledged(futures: list[asyncio.Future[bool]], patience: float = ACK_TIMEOUT
+                       ) -> bool:
+    """Whether every command of `futures` was taken, waiting at most `patience` seconds."""
+    if not futures:
+        return True
+    try:
+        results = await asyncio.wait_for(asyncio.gather(*futures), patience)
+    except TimeoutError:
+        return False
+    return all(results)
 
 
 def _pythonpath() -> str:
