@@ -9,8 +9,19 @@ stall of the loop that carries traffic. It keeps per peer the session state, the
 announced and the last error (a NOTIFICATION such as a wrong ASN, a session that never comes up
 with a wrong TCP-MD5 password), and per VIP whether it is announced and why not; the daemon's
 status, the metrics and, through the provider, the Service's conditions read them. On SIGTERM
-`drain` withdraws everything and waits `drainSeconds` before the listeners close. If ExaBGP
-dies it is started again (backoff 1 s .. 30 s), and everything is announced afresh.
+`drain` withdraws everything and waits `drainSeconds` before the listeners close (no wait when
+no session is up: nothing is announced then). If ExaBGP dies it is started again (backoff 1 s ..
+30 s), and everything is announced afresh.
+
+One ExaBGP at a time, whoever starts it: the first start, a new section (`set_config`), a
+restart after it died, a changed `passwordFile` (its content is read every few seconds; a
+mounted Secret that rotates restarts the speaker with the new key). Starts and stops are
+serialized by a lock, a restart that finds a speaker running (`set_config` was first) does
+nothing, and each start bumps a generation: a sync whose commands went to an older ExaBGP does
+not record them as held by the new one. A command that failed or was never acknowledged leaves
+its peer's prefixes *unknown*, not forgotten: the next sync withdraws every one not wanted and
+announces the wanted again (forgetting them would leave a withdrawal that timed out announced
+for good).
 """
 
 from __future__ import annotations
@@ -18,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +36,25 @@ from typing import Any
 
 from lbctl.bgp_config import BgpConfig
 
-from .bgp_policy import HoldDown, Route, VipState, claimed_by, plan, servable
-from .bgp_speaker import Speaker, SpeakerError
+from .bgp_notifications import CODES, explain, notification
+from .bgp_policy import HoldDown, Planner, Route, VipState, servable_in, target_index
+from .bgp_speaker import Speaker, SpeakerError, acknowledged, secrets
 from .model import BalancerConfig
 
+__all__ = ["BgpAnnouncements", "PeerState", "explain", "follow"]
 log = logging.getLogger(__name__)
 IsUp = Callable[[tuple[str, int]], bool]
 NOT_UP_HINT = "peer unreachable or refusing, or a TCP-MD5 password that does not match"
+MAX_NLRI = 500
+"""Prefixes per API line: ExaBGP drops a command over 1 MiB (`MAX_COMMAND_SIZE`), and a
+shorter line keeps each of its parsing steps short."""
+SECRET_POLL = 2.0
+"""How often the peers' `passwordFile`s are read for a changed key."""
+DRAIN_PATIENCE = 2.0
+"""How long `drain` waits for ExaBGP to take the withdrawals (SIGTERM's budget is 2 s)."""
+UNKNOWN = ("unknown",)
+"""The communities of a route whose fate a failed command left unknown: equal to no planned
+route, so the next sync withdraws or re-announces it."""
 
 
 @dataclass
@@ -62,12 +84,24 @@ class BgpAnnouncements:
         self.vips: dict[str, VipState] = {}
         self.balancers: list[BalancerConfig] = []
         self.draining = False
-        self.claimed = claimed_by(config)
+        self.planner = Planner(config)
+        self.index = target_index(())
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
+        """One sync at a time."""
+        self._life = asyncio.Lock()
+        """One start or stop of the speaker at a time."""
+        self._generation = 0
+        self._secrets = secrets(config)
         self._task: asyncio.Task[None] | None = None
+        self._restarter: asyncio.Task[None] | None = None
         self._restart_delay = 1.0
-        self._restarting = False
+        self._closed = False
+        self.ack_patience = 10.0
+
+    def claimed(self, vip: str) -> bool:
+        """Whether BGP announces `vip` (else L2 may)."""
+        return self.planner.claimed(vip)
 
     def _peer_states(self, config: BgpConfig) -> dict[str, PeerState]:
         now = self.clock()
@@ -76,19 +110,15 @@ class BgpAnnouncements:
     # -- life cycle -------------------------------------------------------------------------
     async def start(self, balancers: list[BalancerConfig]) -> None:
         """Never raises for the speaker: a failed start is reported per peer and retried."""
-        self.balancers = balancers
+        self.update(balancers)
         self._task = asyncio.create_task(self._run())
-        try:
-            await self.speaker.start(self.config)
-        except SpeakerError as exc:
-            self._exited(str(exc))
-            return
-        self.changed()
-        log.info("BGP: AS %d, router id %s, peers %s", self.config.my_asn,
-                 self.speaker.router_id, ", ".join(p.key for p in self.config.peers))
+        if await self._start_speaker():
+            log.info("BGP: AS %d, router id %s, peers %s", self.config.my_asn,
+                     self.speaker.router_id, ", ".join(p.key for p in self.config.peers))
 
     def update(self, balancers: list[BalancerConfig]) -> None:
         self.balancers = balancers
+        self.index = target_index(balancers)
         self.changed()
 
     def changed(self) -> None:
@@ -98,78 +128,130 @@ class BgpAnnouncements:
     async def set_config(self, config: BgpConfig) -> None:
         """A new section: the speaker restarts only when sessions must (peers, identity)."""
         old, self.config = self.config, config
-        self.claimed = claimed_by(config)
+        self.planner = Planner(config)
         self.hold.seconds = config.hold_down_seconds
         if (old.peers, old.my_asn, old.identifier) != (config.peers, config.my_asn,
                                                          config.identifier):
             log.info("BGP peers changed: restarting the speaker")
-            await self.speaker.stop()
-            self.sent.clear()
             self.peers = self._peer_states(config)
-            try:
-                await self.speaker.start(config)
-            except SpeakerError as exc:
-                self._exited(str(exc))
+            await self._start_speaker()
         self.changed()
 
-    async def drain(self) -> None:
-        """Withdraw every prefix, wait until ExaBGP took it, then `drainSeconds`."""
+    async def _start_speaker(self) -> bool:
+        """(Re)start ExaBGP with the config in force; on failure the error is reported per
+        peer and a restart scheduled. Answers whether it runs."""
+        async with self._life:
+            if self._closed:
+                return False
+            ok = await self._start_locked()
+        if not ok:
+            self._schedule_restart()
+        return ok
+
+    async def _start_locked(self) -> bool:
+        self._generation += 1  # what an older ExaBGP acknowledges is not what this one holds
+        self.sent.clear()
+        self._secrets = secrets(self.config)
+        try:
+            await self.speaker.start(self.config)  # stops the one running first
+        except SpeakerError as exc:
+            self._down(str(exc))
+            return False
+        self._generation += 1
+        self.sent.clear()
+        self.changed()
+        return True
+
+    async def drain(self, patience: float = DRAIN_PATIENCE) -> None:
+        """Withdraw every prefix, wait (at most `patience`) until ExaBGP took it, then
+        `drainSeconds` if some session was up (else nothing was announced: no wait)."""
         self.draining = True
-        await self._sync()
+        self._cancel_restart()
+        announced = any(self.sent.get(k) for k, p in self.peers.items() if p.state == "up")
+        try:
+            await asyncio.wait_for(self._sync(), patience)
+        except TimeoutError:
+            log.warning("BGP drain: ExaBGP took no withdrawal within %.1f s", patience)
         if any(self.sent.get(k) for k in self.peers):
             log.warning("BGP drain: some withdrawals were not acknowledged")
-        await asyncio.sleep(self.config.drain_seconds)
+        if announced:
+            await asyncio.sleep(self.config.drain_seconds)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._closed = True
+        self._cancel_restart()
+        for task in (self._task, self._restarter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.speaker.close()
+
+    def _cancel_restart(self) -> None:
+        if self._restarter is not None:
+            self._restarter.cancel()
 
     # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
             waiting = any("hold-down" in s.reason for s in self.vips.values())
+            keyed = any(p.password_file for p in self.config.peers)
+            timeout = 0.25 if waiting else SECRET_POLL if keyed else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), 0.25 if waiting else None)
+                await asyncio.wait_for(self._dirty.wait(), timeout)
             self._dirty.clear()
             try:
-                await self._sync()
+                if keyed and not self.draining and secrets(self.config) != self._secrets:
+                    log.info("BGP: a peer's passwordFile changed: restarting the speaker")
+                    await self._start_speaker()
+                if not await self._sync():
+                    await asyncio.sleep(0.5)  # ExaBGP refused or did not answer: not a spin
+                    self._dirty.set()
             except Exception:  # the loop must outlive any surprise: log, try again soon
                 log.exception("BGP sync failed")
                 await asyncio.sleep(1.0)
                 self._dirty.set()
 
-    async def _sync(self) -> None:
+    async def _sync(self) -> bool:
         async with self._lock:
-            await self._sync_locked()
+            return await self._sync_locked()
 
-    async def _sync_locked(self) -> None:
-        health = servable(self.balancers, self.is_up)
-        routes, self.vips = plan(self.config, health, self.hold, self.clock(),
-                                 draining=self.draining, claimed=self.claimed)
-        if not self.speaker.running:
-            return
+    async def _sync_locked(self) -> bool:
+        """Plan, send every peer's difference at once, record what ExaBGP took; answers
+        False when a command failed (its peer's prefixes are then unknown)."""
+        health = servable_in(self.index, self.is_up)
+        routes, self.vips = self.planner.plan(health, self.hold, self.clock(),
+                                              draining=self.draining)
+        if not self.speaker.ready:
+            return True  # its start announces everything afresh
+        generation = self._generation
         waits = []
         for key, wanted in routes.items():
-            peer = self.peers[key]
+            peer = self.peers.get(key)
+            if peer is None:
+                continue
             have = self.sent.setdefault(key, {})
             desired = {r.prefix: r for r in sorted(wanted)}
-            gone = [r for p, r in have.items() if desired.get(p) != r]
+            withdrawn = [p for p in have if p not in desired]
             new = [r for p, r in desired.items() if have.get(p) != r]
-            withdrawn = [r.prefix for r in gone if r.prefix not in desired]
             commands = [f"neighbor {peer.address} withdraw attributes next-hop self nlri "
-                        f"{' '.join(withdrawn)}"] if withdrawn else []
+                        f"{' '.join(chunk)}" for chunk in _chunks(withdrawn)]
             commands += _grouped(peer.address, new)
-            if commands:
-                waits.append((key, desired, self.speaker.command(commands)))
-        for key, desired, pending in waits:
-            if await pending:
+            if commands:  # written now, all peers at once: acknowledged side by side
+                waits.append((key, have, desired, self.speaker.send(commands)))
+        results = await asyncio.gather(*(acknowledged(futures, self.ack_patience)
+                                         for *_, futures in waits))
+        if generation != self._generation:
+            return True  # a new ExaBGP since: it holds nothing of this, its start re-plans
+        ok = True
+        for (key, have, desired, _), took in zip(waits, results, strict=True):
+            if took:
                 self.sent[key] = desired
             else:
-                self.sent.pop(key, None)  # unknown: resent in full next time
-                self._dirty.set()
+                log.warning("BGP: ExaBGP did not take every command for %s; resending", key)
+                self.sent[key] = _unknown(self.sent.get(key, {}), have, desired)
+                ok = False
+        return ok
 
     # -- speaker events ---------------------------------------------------------------------
     def _by_address(self, event: dict[str, Any]) -> PeerState | None:
@@ -191,40 +273,51 @@ class BgpAnnouncements:
             if state == "up":
                 peer.established += 1
                 peer.last_error = ""
-                self.sent.pop(peer.key, None)  # announce everything afresh on a new session
+                # announce everything afresh on a new session (and withdraw what is not wanted)
+                self.sent[peer.key] = _unknown(self.sent.get(peer.key, {}))
                 self._dirty.set()
-            elif state == "down" and reason and (_CODES.search(reason)
-                                                 or not _CODES.search(peer.last_error)):
+            elif state == "down" and reason and (CODES.search(reason)
+                                                 or not CODES.search(peer.last_error)):
                 # ExaBGP names the NOTIFICATION that ended an attempt ("notification sent
                 # (2,2)"), then often a bare "closing connection" for the next, collided or
                 # refused one: the reason that says why stays until a session comes up.
                 peer.last_error = explain(reason)
         elif kind == "notification":
-            peer.last_error = f"NOTIFICATION: {_notification(event)}"
+            peer.last_error = f"NOTIFICATION: {notification(event)}"
             log.warning("BGP peer %s: %s", peer.key, peer.last_error)
 
-    def _exited(self, reason: str) -> None:
+    def _down(self, reason: str) -> None:
         log.error("BGP speaker stopped: %s", reason)
         for peer in self.peers.values():
             peer.state, peer.last_error = "idle", reason
+        self._generation += 1
         self.sent.clear()
-        if not self._restarting:
-            self._restarting = True
-            asyncio.get_running_loop().create_task(self._restart())
+
+    def _exited(self, reason: str) -> None:
+        """The running ExaBGP exited (the speaker calls this for its current process only)."""
+        self._down(reason)
+        self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        if self._closed or self.draining:
+            return
+        if self._restarter is None or self._restarter.done():
+            self._restarter = asyncio.get_running_loop().create_task(self._restart())
 
     async def _restart(self) -> None:
-        try:
+        """Start ExaBGP again, with backoff, until it runs, unless another start was first."""
+        while not self._closed and not self.draining:
             await asyncio.sleep(self._restart_delay)
             self._restart_delay = min(self._restart_delay * 2, 30.0)
-            await self.speaker.start(self.config)
-            self._restart_delay = 1.0
-            self.changed()
-        except SpeakerError as exc:
-            log.error("BGP speaker restart failed: %s", exc)
-            self._restarting = False
-            self._exited(str(exc))
-            return
-        self._restarting = False
+            async with self._life:
+                if self._closed or self.draining:
+                    return
+                if self.speaker.running:  # set_config (or a secret's change) started one
+                    self._restart_delay = 1.0
+                    return
+                if await self._start_locked():
+                    self._restart_delay = 1.0
+                    return
 
     # -- reporting --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -236,7 +329,8 @@ class BgpAnnouncements:
                 error = f"no session for {now - peer.since:.0f}s: {NOT_UP_HINT}"
             peers.append({"name": peer.key, "address": peer.address, "state": peer.state,
                           "since": round(now - peer.since, 1), "established": peer.established,
-                          "prefixes": len(self.sent.get(peer.key, {}))
+                          "prefixes": sum(r.communities != UNKNOWN for r in
+                                          self.sent.get(peer.key, {}).values())
                           if peer.state == "up" else 0, "lastError": error})
         return {"asn": self.config.my_asn,
                 "routerID": self.speaker.router_id or self.config.identifier,
@@ -260,7 +354,6 @@ class BgpAnnouncements:
         return [p.key for p in self.peers.values() if p.state == "up"]
 
 
-
 async def follow(current: BgpAnnouncements | None, config: BgpConfig | None,
                  desired: list[BalancerConfig], is_up: IsUp) -> BgpAnnouncements | None:
     """Start, re-configure or stop BGP as `config` (the store's section) says, re-plan, and
@@ -280,49 +373,21 @@ async def follow(current: BgpAnnouncements | None, config: BgpConfig | None,
 
 
 def _grouped(address: str, routes: list[Route]) -> list[str]:
-    """One `announce attributes ... nlri P1 P2 ...` per attribute set (ExaBGP's batch form)."""
+    """One `announce attributes ... nlri P1 P2 ...` per attribute set (ExaBGP's batch form)
+    and `MAX_NLRI` prefixes."""
     groups: dict[str, list[str]] = {}
     for r in routes:
         attributes = Route("", r.communities, r.large_communities, r.local_pref).exabgp()
         groups.setdefault(attributes.strip(), []).append(r.prefix)
-    return [f"neighbor {address} announce attributes {attrs} nlri {' '.join(prefixes)}"
-            for attrs, prefixes in groups.items()]
+    return [f"neighbor {address} announce attributes {attrs} nlri {' '.join(chunk)}"
+            for attrs, prefixes in groups.items() for chunk in _chunks(prefixes)]
 
 
-def _notification(event: dict[str, Any]) -> str:
-    body = event.get("notification")
-    if isinstance(body, dict):
-        code, sub = body.get("code"), body.get("subcode")
-        text = body.get("message") or body.get("data") or ""
-        return explain(f"({code},{sub}) {text}".strip())
-    return str(body)
+def _chunks(prefixes: list[str]) -> list[list[str]]:
+    return [prefixes[i:i + MAX_NLRI] for i in range(0, len(prefixes), MAX_NLRI)]
 
 
-NOTIFICATIONS = {
-    (1, 0): "Message Header Error", (2, 0): "OPEN Message Error",
-    (2, 1): "OPEN Message Error: Unsupported Version Number",
-    (2, 2): "OPEN Message Error: Bad Peer AS (myASN here and peerASN there must agree)",
-    (2, 3): "OPEN Message Error: Bad BGP Identifier (routerID)",
-    (2, 4): "OPEN Message Error: Unsupported Optional Parameter",
-    (2, 6): "OPEN Message Error: Unacceptable Hold Time (holdTime)",
-    (2, 7): "OPEN Message Error: Unsupported Capability",
-    (3, 0): "UPDATE Message Error", (4, 0): "Hold Timer Expired",
-    (5, 0): "Finite State Machine Error", (6, 0): "Cease",
-    (6, 1): "Cease: Maximum Number of Prefixes Reached",
-    (6, 2): "Cease: Administrative Shutdown", (6, 3): "Cease: Peer De-configured",
-    (6, 4): "Cease: Administrative Reset", (6, 5): "Cease: Connection Rejected",
-    (6, 6): "Cease: Other Configuration Change",
-    (6, 7): "Cease: Connection Collision Resolution", (6, 8): "Cease: Out of Resources",
-}
-"""RFC 4271 section 4.5 and RFC 4486 names, so a status says what the peer objected to."""
-_CODES = re.compile(r"\((\d+), ?(\d+)\)")
+def _unknown(*tables: dict[str, Route]) -> dict[str, Route]:
+    """Every prefix of `tables`, its fate unknown (see `UNKNOWN`)."""
+    return {p: Route(p, UNKNOWN) for table in tables for p in table}
 
-
-def explain(text: str) -> str:
-    """`notification received (2,2)` -> `... (2,2) OPEN Message Error: Bad Peer AS ...`."""
-    match = _CODES.search(text)
-    if match is None:
-        return text
-    code, sub = int(match.group(1)), int(match.group(2))
-    name = NOTIFICATIONS.get((code, sub)) or NOTIFICATIONS.get((code, 0), "unknown code")
-    return f"{text}: {name}"

@@ -31,8 +31,12 @@ def test_what_a_vip_is_announced_as_is_worked_out_once_per_config(
     calls: list[Any] = []
     for name in ("prefix", "covers"):
         real = getattr(AdvertisementConfig, name)
-        monkeypatch.setattr(AdvertisementConfig, name,
-                            lambda self, vip, _real=real: calls.append(vip) or _real(self, vip))
+
+        def counted(self: AdvertisementConfig, vip: str, _real: Any = real) -> Any:
+            calls.append(vip)
+            return _real(self, vip)
+
+        monkeypatch.setattr(AdvertisementConfig, name, counted)
     again = planner.plan(health, HoldDown(5), 0.0)
     assert calls == []  # was: every VIP's ranges, prefix and communities on every plan
     assert again == first
