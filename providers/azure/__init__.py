@@ -29,6 +29,7 @@ Module map (pure modules marked *):
 - `changes`: one Service's changes to the shared LB (its parts, the pool) and NSG (its rules,
   priorities kept) as pure functions of their bodies; `ArmObject`, the coalescer's store.
 - `public_ips`: ours created, tagged and released; the user's found by name or address.
+- `health`: target counts from one load-balancing rule's health action, on the resync only.
 - `provider`: `AzureProvider` (the Provider protocol over one coalescer per shared object).
 """
 

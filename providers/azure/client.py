@@ -16,6 +16,12 @@ Why each piece:
 - Every HTTP request (each retry and each operation poll) passes one hook: it is counted as
   `<kind>.<verb>` (`loadBalancers.put`, `operations.get`) and waits for a token of its family
   (read, write, operations), so waiting for an operation cannot starve the reads.
+- A load-balancing rule's health (`health`: POST `.../loadBalancingRules/R/health`, counted
+  `loadBalancingRules.health`) is a long-running action whose result ARM serves at its
+  `Location` (`operationResults.get`): it is polled there alone (the Azure-AsyncOperation poll
+  would be a third request for nothing), its requests take tokens of their own family
+  (`health`), so status reads never slow the writes, and it is tried once: a best-effort
+  read that fails is the caller's unknown, not a retry loop.
 - Credentials: `DefaultAzureCredential` (workload identity, the managed identity, the CLI) and
   ARM's own URL; with `azure.endpoint` (the emulator, on loopback only) a static token over
   plain HTTP, which the SDK's bearer policy would refuse.
@@ -52,15 +58,18 @@ OPERATIONS = {
     "subnets": ("subnets", ("virtual_network_name", "subnet_name")),
 }
 _WRITES = {"PUT": "put", "PATCH": "patch", "DELETE": "delete", "POST": "post"}
+HEALTH = "loadBalancingRules.health"
+"""A rule's health action as counted (the ARM emulator's API id too)."""
 
 
 def kind_of(path: str) -> str:
     """`loadBalancers` for `.../providers/Microsoft.Network/loadBalancers/lb`, `operations`
-    for an async-operation or Location poll."""
+    for an Azure-AsyncOperation poll, `operationResults` for a Location poll."""
     parts = [p for p in path.split("/") if p]
     lowered = [p.lower() for p in parts]
-    if "operations" in lowered or "operationresults" in lowered \
-            or "asyncoperations" in " ".join(lowered):
+    if "operationresults" in lowered:
+        return "operationResults"
+    if "operations" in lowered or "asyncoperations" in " ".join(lowered):
         return "operations"
     if "microsoft.network" in lowered:
         rest = parts[lowered.index("microsoft.network") + 1:]
@@ -86,7 +95,7 @@ class ArmClient:
         """HTTP requests sent, by `<kind>.<verb>` (each retry and each operation poll)."""
         self._lock = threading.Lock()
         self._buckets = {f: TokenBucket(float(settings.rate_limits.get(f, 10.0)), sleep=sleep)
-                         for f in ("read", "write", "operations")}
+                         for f in ("read", "write", "operations", "health")}
         self._max_attempts, self._max_seconds = max_attempts, max_seconds
         self._max_wait, self._cap, self._sleep = max_wait, retry_after_cap, sleep
         self._crash_after = os.environ.get(CRASH_ENV, "")
@@ -105,14 +114,25 @@ class ArmClient:
 
     # -- accounting --------------------------------------------------------------------------
     def _on_request(self, request: Any) -> None:
+        self._count(request)
+
+    def _on_health_request(self, request: Any) -> None:
+        """A health read's requests (its POST, its polls in the poller's own thread): the
+        `health` bucket."""
+        self._count(request, "health")
+
+    def _count(self, request: Any, family: str | None = None) -> None:
         http = request.http_request
-        kind = kind_of(urlparse(http.url).path)
+        path = urlparse(http.url).path
+        kind = kind_of(path)
         verb = _WRITES.get(http.method, "get")
-        family = "operations" if kind == "operations" else (
-            "write" if verb != "get" else "read")
+        name = HEALTH if verb == "post" and path.rstrip("/").lower().endswith(
+            "/health") else f"{kind}.{verb}"
+        family = family or ("operations" if kind in ("operations", "operationResults") else (
+            "write" if verb != "get" else "read"))
         self._buckets[family].acquire()
         with self._lock:
-            self.calls[f"{kind}.{verb}"] += 1
+            self.calls[name] += 1
 
     def reset_calls(self) -> Counter[str]:
         with self._lock:
@@ -121,7 +141,7 @@ class ArmClient:
         return out
 
     # -- retries -----------------------------------------------------------------------------
-    def _attempts(self, what: str, do: Callable[[], Any]) -> Any:
+    def _attempts(self, what: str, do: Callable[[], Any], attempts: int | None = None) -> Any:
         import tenacity  # noqa: PLC0415
 
         def once() -> Any:
@@ -150,7 +170,7 @@ class ArmClient:
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, ArmError) and e.retryable),
             wait=wait, sleep=self._sleep, reraise=True,
-            stop=(tenacity.stop_after_attempt(self._max_attempts)
+            stop=(tenacity.stop_after_attempt(attempts or self._max_attempts)
                   | tenacity.stop_after_delay(self._max_seconds)))
         return retrying(once)
 
@@ -213,6 +233,28 @@ class ArmClient:
             if not exc.not_found:
                 raise
         self._crash_hook(f"{kind}.delete")
+
+    def health(self, group: str, load_balancer: str, rule: str) -> dict[str, Any]:
+        """A load-balancing rule's backend health (`LoadBalancerHealthPerRule`'s JSON: `up`,
+        `down`, `loadBalancerBackendAddresses`), waited for at its Location; one attempt,
+        its requests in the `health` family. Raises ArmError (404 for an unknown rule)."""
+        ops = self.sdk.load_balancer_load_balancing_rules
+
+        from azure.core.polling.base_polling import LocationPolling  # noqa: PLC0415
+
+        hook = self._on_health_request  # per call: it replaces the client's hook
+
+        def once() -> Any:
+            polling = _patient_class()(
+                self._polling_interval, lro_algorithms=[LocationPolling()],
+                path_format_arguments={"endpoint": self.sdk._config.base_url},
+                raw_request_hook=hook)
+            poller = ops.begin_health(
+                group, load_balancer, rule, polling=polling, raw_request_hook=hook,
+                cls=lambda response, _model, _headers: response.http_response.json())
+            return poller.result()
+
+        return dict(self._attempts(HEALTH, once, attempts=1))
 
     def _polling(self) -> Any:
         """A poller for one long-running write (they hold state: one per call)."""

@@ -34,10 +34,14 @@ its PUT carries every reference the LB holds:
 Long-running writes answer `Azure-AsyncOperation`, polled at
 `/subscriptions/S/providers/Microsoft.Network/locations/L/operations/ID` ->
 `Microsoft.Network/locations/operations/read` (a subscription-level URL: assign that much at
-the subscription if a resource-group assignment is refused there). `operationResults/read` (the
-`Location` URL a DELETE also answers) is not listed: the SDK polls `Azure-AsyncOperation` when
-both are given, and azure-mgmt-network's deletes ask for no final GET (no `final-state-via:
-location`), so no call reads it; the lifecycle test would see one if that changed.
+the subscription if a resource-group assignment is refused there). The writes never read the
+`Location` URL a DELETE also answers (the SDK polls `Azure-AsyncOperation` when both are given,
+and azure-mgmt-network's deletes ask for no final GET). The resync's target-health read does:
+a rule's health is an action (`Microsoft.Network/loadBalancers/loadBalancingRules/health/
+action`, "Get Health Details of Load Balancing Rule") whose result ARM serves at its
+`Location`, `.../locations/L/operationResults/ID` ->
+`Microsoft.Network/locations/operationResults/read` (subscription-level too), the only URL the
+client polls for it.
 Where an action depends on the Service (internal vs external), it is listed under the call
 anyway: the role must allow both kinds of Service.
 
@@ -88,8 +92,11 @@ CALLS: dict[str, tuple[str, ...]] = {
     # -- the cluster's NSG: lbctl's rules inside it ------------------------------------------
     "networkSecurityGroups.get": (f"{NSG}/read",),
     "networkSecurityGroups.put": (f"{NSG}/write",),
-    # -- polling a write's Azure-AsyncOperation -------------------------------------------------
+    # -- the resync's target counts: one rule's health per Service ---------------------------
+    "loadBalancingRules.health": (f"{LB}/loadBalancingRules/health/action",),
+    # -- polling a write's Azure-AsyncOperation, an action's Location ------------------------
     "operations.get": (f"{NETWORK}/locations/operations/read",),
+    "operationResults.get": (f"{NETWORK}/locations/operationResults/read",),
 }
 """`<kind>.<verb>` (as `ArmClient.calls` and the ARM emulator's call counts spell a request)
 -> the actions it needs, the resource's own first."""

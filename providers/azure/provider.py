@@ -27,14 +27,12 @@ touched); a Service's parts in them are recognised by exact names (`<stem>-<uid3
 public IPs carry the Service's tags. `release` can hand over only the public IP (its tags are
 removed): the frontend lives in lbctl's shared LB, which stays lbctl's.
 
-Target health (`LoadBalancerStatus.targets`) is None, unknown, and `lbctl status` shows "-":
-the LB resource itself carries no probe results, and the one per-backend source in
-azure-mgmt-network, `load_balancer_load_balancing_rules.begin_health` (POST
-`.../loadBalancingRules/{rule}/health`: `up`, `down` and each backend address's state), is a
-long-running action per rule that this provider does not call yet (nor its emulator answer):
-adding it costs a POST and its operation polls per rule on every resync, and a permission
-the role does not list yet. Azure Monitor's health-probe metric (DipAvailability) is the other
-source, outside the network API. No count is guessed.
+Target health (`LoadBalancerStatus.targets`, `lbctl status`'s TARGETS) comes from one
+load-balancing rule's health action per Service (`health`: POST `.../loadBalancingRules/RULE/
+health`, `up` of `up + down`), read on the resync alone (an ensure whose desired state, nodes
+included, is the last one's): creates, changes and node changes report None (unknown, "-"),
+and so does a failed read, which never fails the ensure. A resync costs that POST and its
+Location poll per Service, in a token bucket of their own (`azure.rateLimits.health`).
 """
 
 from __future__ import annotations
@@ -72,6 +70,7 @@ from .client import ArmClient
 from .coalesce import Coalescer
 from .desired import Desired, Parts, desired, pool_addresses
 from .errors import map_error
+from .health import rule_health
 from .public_ips import PublicIps
 from .settings import AzureSettings, parse_settings
 
@@ -164,6 +163,7 @@ class AzureProvider:
                 want = desired(spec, parse_annotations(spec), self.settings)
                 key = _without_nodes(want)
                 last = self._applied.pop(b, None)
+                resync = last is not None and last[0] == key and last[1] == want.pool_addresses
                 if last is not None and last[0] == key and last[1] != want.pool_addresses:
                     # only the nodes changed: the pool alone (folded with the other Services'
                     # identical change into one LB write); a resync, where nothing changed,
@@ -176,10 +176,11 @@ class AzureProvider:
                 self._applied[b] = (key, want.pool_addresses, ip, want.parts)
             except Exception as exc:
                 raise map_error(exc) from exc
+            # the resync alone reads the targets' health (`health`); never fails the ensure
+            targets = rule_health(self.arm, want) if resync else None
         degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ip, ip_mode="VIP"),),
-                                  degraded=degraded or None,
-                                  targets=None,  # unknown: see the module docstring
+                                  degraded=degraded or None, targets=targets,
                                   details=(("loadBalancer", want.load_balancer),
                                            ("frontend", want.parts.frontend["name"])))
 

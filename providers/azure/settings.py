@@ -37,13 +37,19 @@ KEYS = ("subscriptionId", "resourceGroup", "location", "vnetName", "vnetResource
         "subnetName", "securityGroupName", "loadBalancerName", "loadBalancerResourceGroup",
         "endpoint", "rateLimits", "tags", "batchWindowSeconds", "idleTimeoutMinutes")
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
-RATE_FAMILIES = ("read", "write", "operations")
-DEFAULT_RATE_LIMITS: Mapping[str, float] = {"read": 12.0, "write": 8.0, "operations": 10.0}
+RATE_FAMILIES = ("read", "write", "operations", "health")
+DEFAULT_RATE_LIMITS: Mapping[str, float] = {"read": 12.0, "write": 8.0, "operations": 10.0,
+                                            "health": 20.0}
 """ARM throttles per region, subscription and principal with token buckets refilled at 25 reads
 and 10 writes (and 10 deletes) a second (Azure's "request limits and throttling", since 2024):
 lbctl stays under them with its reads and operation polls together (polls are reads to ARM)
 at 22/s and its writes at 8/s. Polls have a bucket of their own so waiting never starves the
-reads that decide what to write."""
+reads that decide what to write. `health`: the requests of the target-health reads, made on a
+resync only (a rule's health POST, which ARM bills as a write, and its Location poll, a read):
+20/s is 10 reads a second, ARM's write refill, spent when lbctl writes nothing (a resync that
+finds no change); should writes coincide, ARM's bucket (200 writes) absorbs them, and a
+throttled health read leaves its counts unknown rather than retrying. A resync of N Services
+spends about N/10 seconds on them."""
 MAX_RATE = 1000.0
 DEFAULT_BATCH_WINDOW = 0.5
 MAX_BATCH_WINDOW = 30.0

@@ -2,14 +2,16 @@
 
 - against the code: every `arm.get / list / put / delete(kind, ...)` in providers/azure (found
   in the syntax tree; a kind held in an attribute or passed as a parameter is followed to the
-  literals its constructors and callers pass), plus the operation poll each write implies, is a
+  literals its constructors and callers pass), plus the operation poll each write implies, and
+  every `arm.health(...)` (a rule's health action and its Location poll), is a
   call of `iam.CALLS`, and the table holds no other call. The one request the code could make
   but never does (`networkSecurityGroups.delete`: the NSG's changes never ask for it) is named
   with its reason and proved unreachable here;
 - against ARM: a whole lifecycle through `AzureProvider` on the ARM emulator (external,
   internal, the user's public IP by address and by name, a node added, observe, list_owned, a
-  release, then every delete) and every `<kind>.<verb>` the emulator counted (and the client
-  counted: the same) must be in the table and among the code's, and the code's calls all seen.
+  release, a resync reading the targets' health, then every delete) and every `<kind>.<verb>`
+  the emulator counted (and the client counted: the same) must be in the table and among the
+  code's, and the code's calls all seen.
   The LB bodies written carried each reference the `join` actions are listed for.
 The list is then the table's actions: nothing without a call that needs it.
 """
@@ -47,9 +49,13 @@ from tests.providers.source_tree import Scopes, SourceTree
 
 SOURCE = Path(iam.__file__).parent
 KINDS = frozenset(OPERATIONS)
-VERBS = {"get": "get", "list": "list", "put": "put", "delete": "delete"}
+VERBS = {"get": "get", "list": "list", "put": "put", "delete": "delete", "health": "health"}
 """`ArmClient`'s request methods -> the verb its counts use."""
+FIXED = {"health": "loadBalancingRules"}
+"""Request methods of one kind, which they do not take as an argument."""
 POLL = "operations.get"
+RESULT = "operationResults.get"
+"""An action's Location poll (the health read's only poll)."""
 ACTION = re.compile(
     r"Microsoft\.Network/([a-z][A-Za-z]*/)+(read|write|delete|[a-z][A-Za-z]*/action)")
 UNREACHABLE = {
@@ -128,6 +134,10 @@ def called() -> dict[str, str]:
         if not (isinstance(func, ast.Attribute) and func.attr in VERBS and _is_arm(func.value)):
             continue
         where = f"{file}:{call.lineno}"
+        if func.attr in FIXED:  # its kind is the method's; its result is at Location
+            out.setdefault(f"{FIXED[func.attr]}.{VERBS[func.attr]}", where)
+            out.setdefault(RESULT, f"{where} (its Location)")
+            continue
         assert call.args, f"{where}: an ARM call without its kind"
         kinds = source.kinds(call.args[0], scopes)
         assert kinds, f"{where}: an ARM call whose kind is unknown"
@@ -143,7 +153,7 @@ def called() -> dict[str, str]:
 def test_the_table_lists_exactly_the_calls_the_code_makes() -> None:
     calls = called()
     assert {"loadBalancers.put", "loadBalancers.get", "networkSecurityGroups.put",
-            "publicIPAddresses.list", POLL} <= set(calls)
+            "publicIPAddresses.list", POLL, "loadBalancingRules.health", RESULT} <= set(calls)
     assert set(UNREACHABLE) <= set(calls), "an exclusion no code path could make: drop it"
     missing = sorted(f"{c} ({calls[c]})" for c in set(calls) - set(iam.CALLS) - set(UNREACHABLE))
     assert not missing, f"called without actions in providers/azure/iam.py: {missing}"
@@ -154,8 +164,8 @@ def test_the_table_lists_exactly_the_calls_the_code_makes() -> None:
 
 @pytest.mark.unit
 def test_the_scan_sees_every_request_path() -> None:
-    """The scan is complete only if requests go through ArmClient's four methods: nothing in
-    providers/azure but client.py touches the SDK, and those four are all that send."""
+    """The scan is complete only if requests go through ArmClient's five methods: nothing in
+    providers/azure but client.py touches the SDK, and those five are all that send."""
     source = Source()
     for name, tree in source.files.items():
         if name == "client.py":
@@ -172,15 +182,19 @@ def test_the_scan_sees_every_request_path() -> None:
 def test_every_call_and_action_is_well_formed() -> None:
     for call, needed in iam.CALLS.items():
         kind, verb = call.split(".")
-        assert (kind in KINDS or call == POLL) and verb in VERBS.values(), call
+        assert (kind in KINDS or kind in FIXED.values() or call in (POLL, RESULT)) \
+            and verb in VERBS.values(), call
         assert needed and all(ACTION.fullmatch(a) for a in needed), call
         assert len(set(needed)) == len(needed), call
         own = needed[0]
-        if call != POLL:
+        if kind in FIXED.values():  # a child's action, checked on the load balancer's child
+            assert own == f"Microsoft.Network/loadBalancers/{kind}/{verb}/action", call
+        elif call not in (POLL, RESULT):
             assert own.startswith(f"Microsoft.Network/{kind}/"), call
             assert own.endswith({"get": "/read", "list": "/read", "put": "/write",
                                  "delete": "/delete"}[verb]), call
-    joins = {a for a in iam.actions() if a.endswith("/action")}
+    joins = {a for a in iam.actions() if a.endswith("/join/action")
+             or a.endswith("/joinLoadBalancer/action")}
     assert joins == {"Microsoft.Network/publicIPAddresses/join/action",
                      "Microsoft.Network/virtualNetworks/subnets/join/action",
                      "Microsoft.Network/virtualNetworks/joinLoadBalancer/action"}
@@ -197,7 +211,9 @@ def test_the_module_prints_the_list_and_a_custom_role() -> None:
     assert {"Microsoft.Network/loadBalancers/write", "Microsoft.Network/loadBalancers/delete",
             "Microsoft.Network/publicIPAddresses/join/action",
             "Microsoft.Network/networkSecurityGroups/write",
-            "Microsoft.Network/locations/operations/read"} <= set(listed)
+            "Microsoft.Network/locations/operations/read",
+            "Microsoft.Network/loadBalancers/loadBalancingRules/health/action",
+            "Microsoft.Network/locations/operationResults/read"} <= set(listed)
     assert "Microsoft.Network/networkSecurityGroups/delete" not in listed
     role = json.loads(subprocess.run([*run, "--role-json"], capture_output=True, text=True,
                                      check=True, cwd=cwd).stdout)
@@ -333,7 +349,8 @@ def test_a_lifecycle_calls_only_what_the_list_allows(emulator: AzureEmulator) ->
         specs = {n: spec(n, **kw) for n, kw in kinds.items()}
         for one in specs.values():
             assert provider.ensure(one).ingress[0].ip
-        assert provider.ensure(specs[3]).ingress[0].ip == theirs["by-address"]  # steady state
+        steady = provider.ensure(specs[3])  # the resync: its targets' health read
+        assert steady.ingress[0].ip == theirs["by-address"] and steady.targets is not None
         before = Counter(emulator.counts())
         external = net.load_balancers.get(world.resource_group,
                                           names.load_balancer(CLUSTER, False)).as_dict()

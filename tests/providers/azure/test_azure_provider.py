@@ -2,7 +2,8 @@
 end to end on the cluster's shared load balancer.
 
 - ensure builds our public IP, the shared LB (frontend, rules, probes, the pool at the nodes)
-  and the NSG rules; a second ensure reads and writes nothing; observe and list_owned find it;
+  and the NSG rules; a second ensure (the resync) writes nothing and reads, besides, one rule's
+  health: the target counts (a create reports none); observe and list_owned find it;
   delete leaves nothing (the LB goes with its last frontend, the public IP after it).
 - 40 Services ensured at once share one LB and cost a handful of LB writes, not 40, and every
   frontend is there; a node change with all of them costs one LB write.
@@ -38,6 +39,7 @@ from providers.spec import (
     LoadBalancerSpec,
     ServiceRef,
     Target,
+    TargetHealth,
 )
 
 pytestmark = pytest.mark.integration
@@ -111,15 +113,19 @@ def test_the_provider_protocol_end_to_end(provider: AzureProvider, emulator: Azu
     status = provider.ensure(spec(world, 1))
     ip = status.ingress[0].ip
     assert ip and status.degraded is None
-    assert status.targets is None  # no health read: unknown, never a guess (provider.py)
+    assert status.targets is None  # a create reads no health: unknown, never a guess
     body = lb(net, world)
     assert frontends(body) == [names.frontend(ref(1).name, ref(1).service.uid)]
     assert pool_ips(body) == {v.ip for v in world.nodes}
     rules = [r.name for r in net.security_rules.list(world.resource_group, world.nsg)]
     assert names.security_rule(ref(1).name, "TCP", "Internet") in rules
     provider.arm.reset_calls()
-    assert provider.ensure(spec(world, 1)).ingress[0].ip == ip
-    assert writes(dict(provider.arm.reset_calls())) == {}  # the steady state reads only
+    steady = provider.ensure(spec(world, 1))
+    assert steady.ingress[0].ip == ip
+    calls = dict(provider.arm.reset_calls())
+    assert writes(calls) == {}  # the steady state reads only
+    assert steady.targets == TargetHealth(3, 3)  # ... and one rule's health (the resync's)
+    assert (calls["loadBalancingRules.health"], calls["operationResults.get"]) == (1, 1)
     observed = provider.observe(ref(1))
     assert observed is not None and observed.ingress[0].ip == ip
     assert [r.service.uid for r in provider.list_owned()] == [ref(1).service.uid]
