@@ -34,7 +34,9 @@ phases.
 3. 100 more (300 in all), then one node added (a VM in the world and its Node): goal one pool
    write in all (one `loadBalancers.put`, nothing else written).
 4. A steady-state resync of the 300 (the drift timer's forced re-ensure, nothing changed):
-   goal 0 writes.
+   goal 0 writes. Each Service's target counts are read here (one load-balancing rule's
+   `health` action and its Location poll: `loadBalancingRules.health`, `operationResults.get`),
+   shown apart: a POST that changes nothing, though ARM bills it against the write budget.
 5. Delete of all 300: wall time until nothing of lbctl's is left in ARM, writes in all.
 
 Rate limits: `--rates` (azure.rateLimits read, write, operations) default to lbctl's defaults
@@ -186,6 +188,11 @@ class Calls(Judged):
                    if api.startswith("loadBalancers.") and api.endswith(WRITE_SUFFIXES))
 
     @property
+    def health(self) -> int:
+        """Rule health actions (POSTs that write nothing: reads here, writes to ARM's budget)."""
+        return self.by_api["loadBalancingRules.health"]
+
+    @property
     def polls(self) -> int:
         return self.by_api["operations.get"] + self.by_api["operationResults.get"]
 
@@ -199,7 +206,9 @@ class Calls(Judged):
         writes = ", ".join(f"{api} {n}" for api, n in sorted(self.by_api.items())
                            if api.endswith(WRITE_SUFFIXES))
         reads = sum(self.by_api.values()) - self.writes - self.polls
-        return (f"{self.writes} writes ({writes or 'none'}), {reads} reads, "
+        health = (f" ({self.health} of them rule health actions, billed by ARM as writes)"
+                  if self.health else "")
+        return (f"{self.writes} writes ({writes or 'none'}), {reads} reads{health}, "
                 f"{self.polls} operation polls")
 
 
