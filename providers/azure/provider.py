@@ -177,7 +177,8 @@ class AzureProvider:
             except Exception as exc:
                 raise map_error(exc) from exc
             # the resync alone reads the targets' health (`health`); never fails the ensure
-            targets = rule_health(self.arm, want) if resync else None
+            targets = rule_health(self.arm, want) \
+                if resync and self.settings.target_health else None
         degraded = "; ".join(f"node {n} is not a backend: {why}" for n, why in want.skipped)
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ip, ip_mode="VIP"),),
                                   degraded=degraded or None, targets=targets,

@@ -30,12 +30,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl.parsing import Problems, matching, rates, section_keys, string_map, within
+from lbctl.parsing import (
+    Problems,
+    boolean,
+    matching,
+    rates,
+    section_keys,
+    string_map,
+    within,
+)
 
 ROOT = "azure"
 KEYS = ("subscriptionId", "resourceGroup", "location", "vnetName", "vnetResourceGroup",
         "subnetName", "securityGroupName", "loadBalancerName", "loadBalancerResourceGroup",
-        "endpoint", "rateLimits", "tags", "batchWindowSeconds", "idleTimeoutMinutes")
+        "endpoint", "rateLimits", "tags", "batchWindowSeconds", "idleTimeoutMinutes",
+        "targetHealth")
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 RATE_FAMILIES = ("read", "write", "operations", "health")
 DEFAULT_RATE_LIMITS: Mapping[str, float] = {"read": 12.0, "write": 8.0, "operations": 10.0,
@@ -109,6 +118,9 @@ class AzureSettings:
     batch_window_seconds: float = DEFAULT_BATCH_WINDOW
     idle_timeout_minutes: int = DEFAULT_IDLE_TIMEOUT
     """Rules' TCP idle timeout unless a Service's annotation says otherwise."""
+    target_health: bool = True
+    """Read one rule's health per Service on the resync (`lbctl status`'s TARGETS); false:
+    no health actions at all (ARM bills each as a write; a resync of N Services costs N)."""
 
     @property
     def vnet_group(self) -> str:
@@ -263,6 +275,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None, *,
                                            DEFAULT_BATCH_WINDOW, False, problems)),
         idle_timeout_minutes=int(_number(raw, "idleTimeoutMinutes", *IDLE_TIMEOUT_RANGE,
                                          DEFAULT_IDLE_TIMEOUT, True, problems)),
+        target_health=boolean(raw, "targetHealth", True, ROOT, problems),
     )
     return settings, problems
 

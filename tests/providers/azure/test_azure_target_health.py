@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -99,6 +100,21 @@ def test_the_resync_reads_one_rule_and_a_create_none(
     assert _calls(emulator, provider.arm) == {**STEADY, HEALTH: 1, RESULT: 1}
     emulator.set_health(node=world.nodes[1].name, state="Up")
     assert provider.ensure(_spec(world)).targets == TargetHealth(3, 3)
+
+
+def test_target_health_false_reads_no_health_at_all(emulator: AzureEmulator,
+                                                    world: World) -> None:
+    settings = replace(_settings(emulator, world), target_health=False)
+    provider = AzureProvider(settings, CLUSTER, StaticView(),
+                             client=ArmClient(settings, polling_interval=0.01, max_wait=0.05))
+    try:
+        provider.ensure(_spec(world))
+        emulator.clear_calls()
+        provider.arm.reset_calls()
+        assert provider.ensure(_spec(world)).targets is None  # the resync ran ...
+        assert _calls(emulator, provider.arm) == STEADY  # ... its reads, no health action
+    finally:
+        provider.close()
 
 
 def test_one_rule_per_service_whatever_its_ports(
