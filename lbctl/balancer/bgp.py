@@ -9,9 +9,8 @@ stall of the loop that carries traffic. It keeps per peer the session state, the
 announced and the last error (a NOTIFICATION such as a wrong ASN, a session that never comes up
 with a wrong TCP-MD5 password), and per VIP whether it is announced and why not; the daemon's
 status, the metrics and, through the provider, the Service's conditions read them. On SIGTERM
-`drain` withdraws everything and waits `drainSeconds` before the listeners close (no wait when
-no session is up: nothing is announced then). If ExaBGP dies it is started again (backoff 1 s ..
-30 s), and everything is announced afresh.
+`drain` withdraws everything and waits `drainSeconds` before the listeners close (none when no
+session is up). A dead ExaBGP is started again (backoff 1-30 s) and everything re-announced.
 
 One ExaBGP at a time, whoever starts it: the first start, a new section (`set_config`), a
 restart after it died, a changed `passwordFile` (its content is read every few seconds; a
@@ -36,6 +35,7 @@ from typing import Any
 
 from lbctl.bgp_config import BgpConfig
 
+from . import bgp_policy
 from .bgp_notifications import CODES, explain, notification
 from .bgp_policy import HoldDown, Planner, Route, VipState, servable_in, target_index
 from .bgp_speaker import Speaker, SpeakerError, acknowledged, secrets
@@ -86,6 +86,7 @@ class BgpAnnouncements:
         self.draining = False
         self.planner = Planner(config)
         self.index = target_index(())
+        self.settle: dict[str, float] = {}
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         """One sync at a time."""
@@ -119,6 +120,7 @@ class BgpAnnouncements:
     def update(self, balancers: list[BalancerConfig]) -> None:
         self.balancers = balancers
         self.index = target_index(balancers)
+        self.settle = bgp_policy.settle_times(balancers)
         self.changed()
 
     def changed(self) -> None:
@@ -194,7 +196,7 @@ class BgpAnnouncements:
     # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            waiting = any("hold-down" in s.reason for s in self.vips.values())
+            waiting = any("before it is announced" in s.reason for s in self.vips.values())
             keyed = any(p.password_file for p in self.config.peers)
             timeout = 0.25 if waiting else SECRET_POLL if keyed else None
             with contextlib.suppress(TimeoutError):
@@ -221,7 +223,7 @@ class BgpAnnouncements:
         False when a command failed (its peer's prefixes are then unknown)."""
         health = servable_in(self.index, self.is_up)
         routes, self.vips = self.planner.plan(health, self.hold, self.clock(),
-                                              draining=self.draining)
+                                              draining=self.draining, settle=self.settle)
         if not self.speaker.ready:
             return True  # its start announces everything afresh
         generation = self._generation

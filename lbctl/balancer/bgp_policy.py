@@ -20,7 +20,7 @@ models on every verdict batch.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lbctl.bgp_config import AdvertisementConfig, BgpConfig, PeerConfig, community
@@ -63,13 +63,23 @@ class HoldDown:
     seconds: float
     withdrawn_at: dict[str, float] = field(default_factory=dict)
     healthy_since: dict[str, float] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)
 
-    def allows(self, vip: str, healthy: bool, now: float) -> tuple[bool, str]:
+    def allows(self, vip: str, healthy: bool, now: float, settle: float = 0.0
+               ) -> tuple[bool, str]:
+        """`settle`: how long a new VIP's targets take to fail their checks if they are dead
+        (targets count as up until checked): a VIP is first announced only after it, so a
+        host that starts, or a Service that is new, never draws traffic to dead targets."""
+        first = self.first_seen.setdefault(vip, now)
         if not healthy:
             self.withdrawn_at[vip] = now
             self.healthy_since.pop(vip, None)
             return False, "no healthy target: withdrawn"
         if vip not in self.withdrawn_at:
+            wait = settle - (now - first)
+            if wait > 0:
+                return False, (f"new: its targets' first checks, {wait:.1f}s before it is "
+                               f"announced")
             return True, "healthy"
         since = self.healthy_since.setdefault(vip, now)
         wait = self.seconds - (now - since)
@@ -83,8 +93,9 @@ class HoldDown:
         less than the hold-down ago is remembered (its count since healthy starts again): one
         that vanishes from the config and comes back must not skip its hold-down."""
         kept = set(keep)
-        for vip in [v for v in self.healthy_since if v not in kept]:
-            del self.healthy_since[vip]
+        for table in (self.healthy_since, self.first_seen):
+            for vip in [v for v in table if v not in kept]:
+                del table[vip]
         for vip, at in list(self.withdrawn_at.items()):
             if vip not in kept and (now is None or now - at >= self.seconds):
                 del self.withdrawn_at[vip]
@@ -97,6 +108,19 @@ TargetIndex = Sequence[tuple[tuple[str, ...], tuple[tuple[str, int], ...]]]
 def target_index(balancers: Iterable[BalancerConfig]) -> TargetIndex:
     return [(b.addresses, tuple((t.address, t.port) for li in b.listeners for t in li.targets))
             for b in balancers]
+
+
+def settle_times(balancers: Iterable[BalancerConfig]) -> dict[str, float]:
+    """VIP -> how long its targets' active checks take to find a dead one (interval x
+    unhealthyThreshold + timeout, the slowest listener's); 0 for listeners not checked."""
+    out: dict[str, float] = {}
+    for b in balancers:
+        slowest = max((li.health_check.interval_seconds * li.health_check.unhealthy_threshold
+                       + li.health_check.timeout_seconds for li in b.listeners
+                       if li.health_check.type != "none"), default=0.0)
+        for vip in b.addresses:
+            out[vip] = max(out.get(vip, 0.0), slowest)
+    return out
 
 
 def servable(balancers: Iterable[BalancerConfig],
@@ -172,7 +196,8 @@ class Planner:
         return _Vip(tuple(routes), to)
 
     def plan(self, health: dict[str, bool], hold: HoldDown, now: float, *,
-             draining: bool = False) -> tuple[dict[str, set[Route]], dict[str, VipState]]:
+             draining: bool = False, settle: Mapping[str, float] | None = None,
+             ) -> tuple[dict[str, set[Route]], dict[str, VipState]]:
         """(peer key -> routes to announce, VIP -> its state) for VIPs claimed by BGP."""
         routes: dict[str, set[Route]] = {p.key: set() for p in self.config.peers}
         states: dict[str, VipState] = {}
@@ -186,7 +211,7 @@ class Planner:
                 info = self._vips[vip] = self._vip(vip)
             if info is None:
                 continue
-            ok, reason = hold.allows(vip, healthy, now)
+            ok, reason = hold.allows(vip, healthy, now, (settle or {}).get(vip, 0.0))
             if draining:
                 ok, reason = False, "draining: withdrawn before the listeners close"
             if info.missing:
@@ -201,9 +226,10 @@ class Planner:
 
 def plan(config: BgpConfig, health: dict[str, bool], hold: HoldDown, now: float, *,
          draining: bool = False, claimed: Callable[[str], bool] = lambda _vip: True,
+         settle: Mapping[str, float] | None = None,
          ) -> tuple[dict[str, set[Route]], dict[str, VipState]]:
     """(peer key -> routes to announce, VIP -> its state) for VIPs `claimed` by BGP."""
-    return Planner(config, claimed).plan(health, hold, now, draining=draining)
+    return Planner(config, claimed).plan(health, hold, now, draining=draining, settle=settle)
 
 
 def claimed_by(config: BgpConfig | None) -> Callable[[str], bool]:

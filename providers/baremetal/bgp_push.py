@@ -27,6 +27,8 @@ from .bgp_settings import BgpSettings, body_for
 from .settings import BalancerDaemon
 
 log = logging.getLogger(__name__)
+NEW = "new:"
+"""How a daemon's reason starts for a VIP waiting out its targets' first checks."""
 Call = Callable[[BalancerDaemon, str, str, "dict[str, Any] | None"], "tuple[int, Any]"]
 
 
@@ -104,6 +106,8 @@ class BgpPusher:
                     seen[name] = view
             if not seen or any(v.get("announced") for v in seen.values()):
                 continue  # not a BGP VIP (or not reported yet), or announced somewhere
+            if all(str(v.get("reason", "")).startswith(NEW) for v in seen.values()):
+                continue  # new: waiting out its targets' first checks, not a problem yet
             why = "; ".join(f"{name}: {view.get('reason') or 'no session up'}"
                             for name, view in sorted(seen.items()))
             out.append(f"VIP {vip} is announced over BGP by no balancer host ({why})")

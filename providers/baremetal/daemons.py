@@ -128,9 +128,10 @@ def _ref(item: dict[str, Any]) -> BalancerRef | None:
 def _summary(item: dict[str, Any]) -> tuple[Any, ...]:
     """What about an instance's report should make the controller look again (a change of
     target counts too: the Service's status shows them)."""
-    status = item.get("status", {})
-    return (item.get("balancer", {}).get("revision"), status.get("serving"),
-            tuple(status.get("problems", ())), report_targets(item))
+    status, bgp = item.get("status", {}), item.get("status", {}).get("bgp") or {}
+    return (item.get("balancer", {}).get("revision"), status.get("serving"),  # + BGP's view
+            tuple(status.get("problems", ())), report_targets(item),
+            tuple(sorted((vip, bool(v.get("announced"))) for vip, v in bgp.items())))
 
 
 def report_targets(item: dict[str, Any]) -> TargetHealth | None:

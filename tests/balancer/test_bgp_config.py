@@ -12,7 +12,7 @@ import ipaddress
 import pytest
 
 from lbctl.balancer.bgp import BgpAnnouncements, explain
-from lbctl.balancer.bgp_policy import HoldDown, Route, plan, servable
+from lbctl.balancer.bgp_policy import HoldDown, Route, plan, servable, settle_times
 from lbctl.balancer.bgp_speaker import SpeakerError, render, router_id
 from lbctl.balancer.model import parse_balancer, parse_file
 from lbctl.bgp_config import community, parse_bgp
@@ -187,3 +187,33 @@ def test_the_router_id_is_the_configs_else_this_hosts_address_towards_the_peer()
         assert str(exc).startswith("routerID: not given")
     else:
         assert ipaddress.ip_address(derived).version == 4 and derived != "10.0.0.1"
+
+
+def test_a_new_vip_waits_until_dead_targets_would_have_failed_their_checks() -> None:
+    """Targets count as up until checked: a VIP is first announced only once its targets'
+    checks could have failed (interval x unhealthyThreshold + timeout), so a host that
+    starts beside others never draws traffic to targets it cannot reach."""
+    checked = parse_balancer({"name": "a", "vip": "10.9.0.1", "listeners": [
+        {"protocol": "TCP", "port": 80, "targets": ["10.1.0.1:30080"], "healthCheck": {
+            "intervalSeconds": 1, "unhealthyThreshold": 3, "timeoutSeconds": 0.5}},
+        {"protocol": "TCP", "port": 81, "targets": ["10.1.0.1:30081"]}]})  # 1 x 2 + 1
+    unchecked = parse_balancer({"name": "b", "vip": "10.9.0.2", "listeners": [
+        {"protocol": "TCP", "port": 80, "targets": ["10.1.0.1:30080"],
+         "healthCheck": {"type": "none"}}]})
+    settle = settle_times([checked, unchecked])
+    assert settle == {"10.9.0.1": 3.5, "10.9.0.2": 0.0}
+    config = parse_bgp({"myASN": 64512, "routerID": "10.0.0.2", "peers": [PEER]})
+    hold = HoldDown(config.hold_down_seconds)
+    health = {"10.9.0.1": True, "10.9.0.2": True}
+
+    def announced(now: float) -> set[str]:
+        routes, _ = plan(config, health, hold, now, settle=settle)
+        return {r.prefix for r in routes["10.0.0.1"]}
+
+    assert announced(0) == {"10.9.0.2/32"}  # nothing to wait for
+    _, states = plan(config, health, hold, 1.0, settle=settle)
+    assert states["10.9.0.1"].reason == "new: its targets' first checks, 2.5s before it is " \
+                                         "announced"
+    assert announced(3.5) == {"10.9.0.1/32", "10.9.0.2/32"}
+    health["10.9.0.1"] = False  # withdrawn for health: the hold-down applies from now on
+    assert announced(4) == {"10.9.0.2/32"}

@@ -30,7 +30,8 @@ def _config(**extra: Any) -> BgpConfig:
 
 
 BALANCER = parse_balancer({"name": "web", "vip": "10.9.0.1", "listeners": [
-    {"port": 80, "targets": ["10.1.0.1:80"]}]})
+    {"port": 80, "targets": ["10.1.0.1:80"], "healthCheck": {"type": "none"}}]})
+"""Unchecked targets: announced at once (checked ones first wait out their checks)."""
 
 
 class FakeSpeaker:

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from lbctl.balancer.bgp_speaker import exabgp_binary
+from lbctl.bgp_config import parse_bgp
 from providers.baremetal import create
+from providers.baremetal.bgp_push import BgpPusher
+from providers.baremetal.bgp_settings import BgpSettings
+from providers.baremetal.daemons import _summary
 from providers.baremetal.settings import parse_settings
 from tests.balancer.bgp_peer import RecordingPeer
 from tests.conftest import wait_for
@@ -129,3 +133,23 @@ def test_pushed_announced_degraded_until_announced_and_withdrawn_on_removal(
         provider.close()
         peer.stop()
         rig.close()
+
+
+def test_a_vip_waiting_out_its_first_checks_is_not_a_problem_and_its_change_is_seen() -> None:
+    pusher = BgpPusher(BgpSettings(parse_bgp({"myASN": 1, "peers": [PEER]}), True),
+                       lambda *_: (200, {}))
+
+    def report(announced: bool, reason: str) -> dict[str, object]:
+        return {"balancer": {"revision": "r"}, "status": {"serving": True, "bgp": {
+            "10.20.0.1": {"announced": announced, "reason": reason, "peers": []}}}}
+
+    new = report(False, "new: its targets' first checks, 2.0s before it is announced")
+    down = report(False, "no healthy target: withdrawn")
+    up = report(True, "healthy")
+    assert pusher.unannounced(("10.20.0.1",), {"lb1": new, "lb2": new}) == []
+    assert pusher.unannounced(("10.20.0.1",), {"lb1": new, "lb2": down}) == [
+        "VIP 10.20.0.1 is announced over BGP by no balancer host (lb1: new: its targets' "
+        "first checks, 2.0s before it is announced; lb2: no healthy target: withdrawn)"]
+    assert pusher.unannounced(("10.20.0.1",), {"lb1": up, "lb2": down}) == []
+    # The poll notifies the controller when a daemon's view of a VIP changes.
+    assert _summary(new) != _summary(up) and _summary(new) == _summary(down)
