@@ -238,3 +238,32 @@ def claimed_by(config: BgpConfig | None) -> Callable[[str], bool]:
         return lambda _vip: False
     advertisements = config.advertisements or (DEFAULT,)
     return lambda vip: any(a.covers(vip) for a in advertisements)
+
+
+# -- ExaBGP's API commands --------------------------------------------------------------------
+MAX_NLRI = 500
+"""Prefixes per API line: ExaBGP drops a command over 1 MiB (`MAX_COMMAND_SIZE`), and a
+shorter line keeps each of its parsing steps short."""
+
+
+def peer_commands(address: str, have: dict[str, Route], desired: dict[str, Route]) -> list[str]:
+    """What turns `have` into `desired` for one peer: withdrawals, then announcements."""
+    gone = [p for p in have if p not in desired]
+    return [f"neighbor {address} withdraw attributes next-hop self nlri {' '.join(chunk)}"
+            for chunk in chunks(gone)] + grouped(
+        address, [r for p, r in desired.items() if have.get(p) != r])
+
+
+def grouped(address: str, routes: list[Route]) -> list[str]:
+    """One `announce attributes ... nlri P1 P2 ...` per attribute set (ExaBGP's batch form)
+    and `MAX_NLRI` prefixes."""
+    groups: dict[str, list[str]] = {}
+    for r in routes:
+        attributes = Route("", r.communities, r.large_communities, r.local_pref).exabgp()
+        groups.setdefault(attributes.strip(), []).append(r.prefix)
+    return [f"neighbor {address} announce attributes {attrs} nlri {' '.join(chunk)}"
+            for attrs, prefixes in groups.items() for chunk in chunks(prefixes)]
+
+
+def chunks(prefixes: list[str]) -> list[list[str]]:
+    return [prefixes[i:i + MAX_NLRI] for i in range(0, len(prefixes), MAX_NLRI)]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lbctl.balancer.bgp import MAX_NLRI, BgpAnnouncements, _grouped
-from lbctl.balancer.bgp_policy import Route
+from lbctl.balancer.bgp import BgpAnnouncements
+from lbctl.balancer.bgp_policy import MAX_NLRI, Route
+from lbctl.balancer.bgp_policy import grouped as _grouped
 from lbctl.balancer.bgp_speaker import exabgp_binary
 from lbctl.balancer.model import parse_balancer
 from lbctl.bgp_config import parse_bgp
